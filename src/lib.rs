@@ -1,0 +1,18 @@
+//! meshplane: a control plane for Envoy service meshes described with AWS App Mesh resources.
+//!
+//! Data flows one way, each stage in its own module:
+//!
+//! ```text
+//! files on disk ──source──▶ documents (file, line, field path)
+//!               ──model───▶ validated MeshModel (or every problem at once)
+//!               ──translate▶ per-node Envoy resources (pure functions)
+//!               ──xds─────▶ versioned snapshot cache ──▶ ADS streams to every Envoy
+//! ```
+//!
+//! `app` wires the stages together and owns reloads; `cli` is the command line.
+#![forbid(unsafe_code)]
+
+pub mod diag;
+pub mod model;
+pub mod source;
+pub mod spec;

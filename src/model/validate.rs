@@ -1,0 +1,972 @@
+//! Every App Mesh rule meshplane checks, reported all at once with file, line and field path.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::{Item, Mesh, MeshModel, Router};
+use crate::diag::{Origin, Problem};
+use crate::source::{Body, Document};
+use crate::spec::{
+    Duration, HeaderMatchMethod, HttpRoute, HttpTimeout, MeshSpec, NodeListener, Protocol,
+    RouteSpec, VirtualNodeSpec, VirtualRouterSpec, VirtualServiceSpec,
+};
+
+const HTTP_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+const HTTP_RETRY_EVENTS: [&str; 4] = [
+    "server-error",
+    "gateway-error",
+    "client-error",
+    "stream-error",
+];
+
+/// Builds the model from loaded documents, or returns every problem found (sorted by file and line).
+pub fn validate(docs: &[Document]) -> Result<MeshModel, Vec<Problem>> {
+    let mut v = Validator {
+        problems: Vec::new(),
+        model: MeshModel::default(),
+    };
+    v.index(docs);
+    v.check(docs);
+    if v.problems.is_empty() {
+        Ok(v.model)
+    } else {
+        v.problems.sort();
+        v.problems.dedup();
+        Err(v.problems)
+    }
+}
+
+struct Validator {
+    problems: Vec<Problem>,
+    model: MeshModel,
+}
+
+fn origin(doc: &Document) -> Origin {
+    Origin {
+        file: doc.file.clone(),
+        line: doc.line(),
+    }
+}
+
+fn n(s: Option<&str>) -> String {
+    s.unwrap_or_default().to_string()
+}
+
+impl Validator {
+    fn push(&mut self, p: Problem) {
+        self.problems.push(p);
+    }
+
+    fn duplicate(&mut self, doc: &Document, what: String, first: &Origin) {
+        self.push(doc.problem(
+            "",
+            format!(
+                "duplicate {what}; first defined at {}:{}",
+                first.file.display(),
+                first.line
+            ),
+        ));
+    }
+
+    /// First pass: put every resource in its place, so references can be checked in any order.
+    fn index(&mut self, docs: &[Document]) {
+        // Meshes first: everything else hangs off them.
+        for doc in docs {
+            if let Body::Mesh(e) = &doc.body {
+                let name = n(e.mesh_name.as_deref());
+                if let Some(m) = self.model.meshes.get(&name) {
+                    let first = m.origin.clone();
+                    self.duplicate(doc, format!("Mesh `{name}`"), &first);
+                    continue;
+                }
+                self.model.meshes.insert(
+                    name.clone(),
+                    Mesh {
+                        name,
+                        spec: e.spec.clone().unwrap_or_default(),
+                        origin: origin(doc),
+                        virtual_services: BTreeMap::new(),
+                        virtual_nodes: BTreeMap::new(),
+                        virtual_routers: BTreeMap::new(),
+                        virtual_gateways: BTreeMap::new(),
+                        gateway_routes: BTreeMap::new(),
+                    },
+                );
+            }
+        }
+        for pass in 0..2 {
+            for doc in docs {
+                let names = doc.names();
+                let mesh_name = n(names.mesh);
+                if matches!(doc.body, Body::Mesh(_)) {
+                    continue;
+                }
+                // Routes and gateway routes go in the second pass, after their parents.
+                let child = matches!(doc.body, Body::Route(_) | Body::GatewayRoute(_));
+                if child != (pass == 1) {
+                    continue;
+                }
+                let Some(mesh) = self.model.meshes.get_mut(&mesh_name) else {
+                    if pass == 0 || child {
+                        self.push(doc.problem(
+                            "meshName",
+                            format!("mesh `{mesh_name}` is not defined (every mesh needs its Mesh document)"),
+                        ));
+                    }
+                    continue;
+                };
+                let o = origin(doc);
+                let dup: Option<(String, Origin)> = match &doc.body {
+                    Body::VirtualService(e) => insert(
+                        &mut mesh.virtual_services,
+                        n(e.virtual_service_name.as_deref()),
+                        e.spec.clone().unwrap_or_default(),
+                        o,
+                        "VirtualService",
+                    ),
+                    Body::VirtualNode(e) => insert(
+                        &mut mesh.virtual_nodes,
+                        n(e.virtual_node_name.as_deref()),
+                        e.spec.clone().unwrap_or_default(),
+                        o,
+                        "VirtualNode",
+                    ),
+                    Body::VirtualGateway(e) => insert(
+                        &mut mesh.virtual_gateways,
+                        n(e.virtual_gateway_name.as_deref()),
+                        e.spec.clone().unwrap_or_default(),
+                        o,
+                        "VirtualGateway",
+                    ),
+                    Body::VirtualRouter(e) => {
+                        let name = n(e.virtual_router_name.as_deref());
+                        if let Some(r) = mesh.virtual_routers.get(&name) {
+                            Some((format!("VirtualRouter `{name}`"), r.origin.clone()))
+                        } else {
+                            mesh.virtual_routers.insert(
+                                name,
+                                Router {
+                                    spec: e.spec.clone().unwrap_or_default(),
+                                    origin: o,
+                                    routes: BTreeMap::new(),
+                                },
+                            );
+                            None
+                        }
+                    }
+                    Body::Route(e) => {
+                        let router = n(e.virtual_router_name.as_deref());
+                        match mesh.virtual_routers.get_mut(&router) {
+                            None => {
+                                let p = doc.problem(
+                                    "virtualRouterName",
+                                    format!("VirtualRouter `{router}` is not defined in mesh `{mesh_name}`"),
+                                );
+                                self.push(p);
+                                None
+                            }
+                            Some(r) => insert(
+                                &mut r.routes,
+                                n(e.route_name.as_deref()),
+                                e.spec.clone().unwrap_or_default(),
+                                o,
+                                &format!("Route in VirtualRouter `{router}`:"),
+                            ),
+                        }
+                    }
+                    Body::GatewayRoute(e) => {
+                        let gw = n(e.virtual_gateway_name.as_deref());
+                        if !mesh.virtual_gateways.contains_key(&gw) {
+                            let p = doc.problem(
+                                "virtualGatewayName",
+                                format!(
+                                    "VirtualGateway `{gw}` is not defined in mesh `{mesh_name}`"
+                                ),
+                            );
+                            self.push(p);
+                            None
+                        } else {
+                            let key = (gw, n(e.gateway_route_name.as_deref()));
+                            if let Some(first) = mesh.gateway_routes.get(&key) {
+                                Some((format!("GatewayRoute `{}`", key.1), first.origin.clone()))
+                            } else {
+                                mesh.gateway_routes.insert(
+                                    key,
+                                    Item {
+                                        spec: e.spec.clone().unwrap_or_default(),
+                                        origin: o,
+                                    },
+                                );
+                                None
+                            }
+                        }
+                    }
+                    Body::Mesh(_) => None,
+                };
+                if let Some((what, first)) = dup {
+                    self.duplicate(doc, what, &first);
+                }
+            }
+        }
+    }
+
+    /// Second pass: field ranges and references.
+    fn check(&mut self, docs: &[Document]) {
+        for doc in docs {
+            let mesh_name = n(doc.names().mesh);
+            let Some(mesh) = self.model.meshes.get(&mesh_name) else {
+                continue;
+            };
+            let mut out = Vec::new();
+            match &doc.body {
+                Body::Mesh(e) => check_mesh(doc, e.spec.as_ref(), &mut out),
+                Body::VirtualService(e) => {
+                    check_service(doc, mesh, &e.spec.clone().unwrap_or_default(), &mut out)
+                }
+                Body::VirtualNode(e) => {
+                    check_node(doc, mesh, &e.spec.clone().unwrap_or_default(), &mut out)
+                }
+                Body::VirtualRouter(e) => {
+                    check_router(doc, &e.spec.clone().unwrap_or_default(), &mut out)
+                }
+                Body::Route(e) => {
+                    let router = n(e.virtual_router_name.as_deref());
+                    if let Some(r) = mesh.virtual_routers.get(&router) {
+                        check_route(
+                            doc,
+                            mesh,
+                            &r.spec,
+                            &e.spec.clone().unwrap_or_default(),
+                            &mut out,
+                        );
+                    }
+                }
+                Body::VirtualGateway(_) | Body::GatewayRoute(_) => {}
+            }
+            self.problems.extend(out);
+        }
+    }
+}
+
+fn insert<T>(
+    map: &mut BTreeMap<String, Item<T>>,
+    name: String,
+    spec: T,
+    origin: Origin,
+    what: &str,
+) -> Option<(String, Origin)> {
+    if let Some(first) = map.get(&name) {
+        return Some((format!("{what} `{name}`"), first.origin.clone()));
+    }
+    map.insert(name, Item { spec, origin });
+    None
+}
+
+fn check_mesh(_doc: &Document, _spec: Option<&MeshSpec>, _out: &mut [Problem]) {
+    // Every Mesh field is an enum, so serde already enforced its values.
+}
+
+fn check_service(doc: &Document, mesh: &Mesh, spec: &VirtualServiceSpec, out: &mut Vec<Problem>) {
+    let Some(p) = &spec.provider else { return };
+    match (&p.virtual_node, &p.virtual_router) {
+        (Some(vn), None) => {
+            if !mesh.virtual_nodes.contains_key(&vn.virtual_node_name) {
+                out.push(doc.problem(
+                    "spec.provider.virtualNode.virtualNodeName",
+                    format!(
+                        "VirtualNode `{}` is not defined in mesh `{}`",
+                        vn.virtual_node_name, mesh.name
+                    ),
+                ));
+            }
+        }
+        (None, Some(vr)) => {
+            if !mesh.virtual_routers.contains_key(&vr.virtual_router_name) {
+                out.push(doc.problem(
+                    "spec.provider.virtualRouter.virtualRouterName",
+                    format!(
+                        "VirtualRouter `{}` is not defined in mesh `{}`",
+                        vr.virtual_router_name, mesh.name
+                    ),
+                ));
+            }
+        }
+        _ => out.push(doc.problem(
+            "spec.provider",
+            "give exactly one of `virtualNode` or `virtualRouter`",
+        )),
+    }
+}
+
+fn range(doc: &Document, path: &str, value: u64, lo: u64, hi: u64, out: &mut Vec<Problem>) {
+    if value < lo || value > hi {
+        out.push(doc.problem(
+            path,
+            format!("{value} is out of range: must be {lo} to {hi}"),
+        ));
+    }
+}
+
+fn check_port(doc: &Document, path: &str, port: u32, out: &mut Vec<Problem>) {
+    range(doc, path, port.into(), 1, 65535, out);
+}
+
+fn check_duration(doc: &Document, path: &str, d: &Duration, min_ms: u64, out: &mut Vec<Problem>) {
+    if d.as_millis() < min_ms {
+        out.push(doc.problem(path, format!("must be at least {min_ms} ms")));
+    }
+}
+
+fn check_node(doc: &Document, mesh: &Mesh, spec: &VirtualNodeSpec, out: &mut Vec<Problem>) {
+    let mut ports = HashMap::new();
+    for (i, l) in spec.listeners.iter().enumerate() {
+        let base = format!("spec.listeners[{i}]");
+        check_port(
+            doc,
+            &format!("{base}.portMapping.port"),
+            l.port_mapping.port,
+            out,
+        );
+        if let Some(first) = ports.insert(l.port_mapping.port, i) {
+            out.push(doc.problem(
+                &format!("{base}.portMapping.port"),
+                format!(
+                    "port {} is already used by spec.listeners[{first}]",
+                    l.port_mapping.port
+                ),
+            ));
+        }
+        check_listener(doc, &base, l, out);
+    }
+    match &spec.service_discovery {
+        None if !spec.listeners.is_empty() => out.push(doc.problem(
+            "spec",
+            "a virtual node with listeners needs `serviceDiscovery`",
+        )),
+        None => {}
+        Some(sd) => {
+            let count = sd.dns.is_some() as u8
+                + sd.aws_cloud_map.is_some() as u8
+                + sd.static_.is_some() as u8;
+            if count != 1 {
+                out.push(doc.problem(
+                    "spec.serviceDiscovery",
+                    "give exactly one of `dns`, `awsCloudMap` or `static`",
+                ));
+            }
+            if let Some(dns) = &sd.dns {
+                if dns.hostname.is_empty() {
+                    out.push(
+                        doc.problem("spec.serviceDiscovery.dns.hostname", "must not be empty"),
+                    );
+                }
+            }
+            if let Some(st) = &sd.static_ {
+                if st.endpoints.is_empty() {
+                    out.push(doc.problem(
+                        "spec.serviceDiscovery.static.endpoints",
+                        "needs at least one endpoint",
+                    ));
+                }
+                for (i, ep) in st.endpoints.iter().enumerate() {
+                    if ep.address.is_empty() {
+                        out.push(doc.problem(
+                            &format!("spec.serviceDiscovery.static.endpoints[{i}].address"),
+                            "must not be empty",
+                        ));
+                    }
+                    if let Some(p) = ep.port {
+                        check_port(
+                            doc,
+                            &format!("spec.serviceDiscovery.static.endpoints[{i}].port"),
+                            p,
+                            out,
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (i, b) in spec.backends.iter().enumerate() {
+        let path = format!("spec.backends[{i}]");
+        let Some(vs) = &b.virtual_service else {
+            out.push(doc.problem(&path, "a backend needs `virtualService`"));
+            continue;
+        };
+        let name = &vs.virtual_service_name;
+        if !mesh.virtual_services.contains_key(name) {
+            out.push(doc.problem(
+                &format!("{path}.virtualService.virtualServiceName"),
+                format!(
+                    "VirtualService `{name}` is not defined in mesh `{}`",
+                    mesh.name
+                ),
+            ));
+        }
+        if !seen.insert(name.clone()) {
+            out.push(doc.problem(&path, format!("duplicate backend `{name}`")));
+        }
+    }
+    if let Some(proxy) = spec.proxy {
+        if let Some(p) = proxy.ingress_port {
+            check_port(doc, "spec.proxy.ingressPort", p, out);
+            let last = p as u64 + spec.listeners.len().saturating_sub(1) as u64;
+            if last > 65535 {
+                out.push(doc.problem(
+                    "spec.proxy.ingressPort",
+                    "ingressPort + number of listeners exceeds 65535",
+                ));
+            }
+        }
+        if let Some(p) = proxy.egress_port {
+            check_port(doc, "spec.proxy.egressPort", p, out);
+        }
+    }
+    let egress = spec.egress_port();
+    if !spec.backends.is_empty()
+        && (0..spec.listeners.len()).any(|i| spec.ingress_port(i) == egress)
+    {
+        out.push(doc.problem(
+            "spec.proxy",
+            format!("egress port {egress} collides with an ingress port"),
+        ));
+    }
+}
+
+fn check_listener(doc: &Document, base: &str, l: &NodeListener, out: &mut Vec<Problem>) {
+    let proto = l.port_mapping.protocol;
+    if let Some(hc) = &l.health_check {
+        let p = format!("{base}.healthCheck");
+        range(
+            doc,
+            &format!("{p}.healthyThreshold"),
+            hc.healthy_threshold.into(),
+            2,
+            10,
+            out,
+        );
+        range(
+            doc,
+            &format!("{p}.unhealthyThreshold"),
+            hc.unhealthy_threshold.into(),
+            2,
+            10,
+            out,
+        );
+        range(
+            doc,
+            &format!("{p}.intervalMillis"),
+            hc.interval_millis,
+            5000,
+            300000,
+            out,
+        );
+        range(
+            doc,
+            &format!("{p}.timeoutMillis"),
+            hc.timeout_millis,
+            2000,
+            60000,
+            out,
+        );
+        if let Some(port) = hc.port {
+            if port != l.port_mapping.port {
+                out.push(doc.problem(
+                    &format!("{p}.port"),
+                    format!("must equal the listener's port {}", l.port_mapping.port),
+                ));
+            }
+        }
+        if hc.path.is_some() && !matches!(hc.protocol, Protocol::Http | Protocol::Http2) {
+            out.push(doc.problem(
+                &format!("{p}.path"),
+                "`path` is only valid for http and http2 health checks",
+            ));
+        }
+        if matches!(hc.protocol, Protocol::Http | Protocol::Http2)
+            && hc.path.as_deref().unwrap_or("").is_empty()
+        {
+            out.push(doc.problem(&format!("{p}.path"), "an http health check needs a `path`"));
+        }
+    }
+    if let Some(od) = &l.outlier_detection {
+        let p = format!("{base}.outlierDetection");
+        range(
+            doc,
+            &format!("{p}.maxServerErrors"),
+            od.max_server_errors,
+            1,
+            u32::MAX.into(),
+            out,
+        );
+        range(
+            doc,
+            &format!("{p}.maxEjectionPercent"),
+            od.max_ejection_percent.into(),
+            0,
+            100,
+            out,
+        );
+        check_duration(doc, &format!("{p}.interval"), &od.interval, 1, out);
+        check_duration(
+            doc,
+            &format!("{p}.baseEjectionDuration"),
+            &od.base_ejection_duration,
+            1,
+            out,
+        );
+    }
+    if let Some(cp) = &l.connection_pool {
+        let p = format!("{base}.connectionPool");
+        let given: Vec<(&str, Protocol)> = [
+            (cp.tcp.is_some(), "tcp", Protocol::Tcp),
+            (cp.http.is_some(), "http", Protocol::Http),
+            (cp.http2.is_some(), "http2", Protocol::Http2),
+            (cp.grpc.is_some(), "grpc", Protocol::Grpc),
+        ]
+        .into_iter()
+        .filter(|g| g.0)
+        .map(|g| (g.1, g.2))
+        .collect();
+        match given.as_slice() {
+            [(name, pr)] if *pr != proto => out.push(doc.problem(
+                &format!("{p}.{name}"),
+                format!(
+                    "connection pool `{name}` does not match the listener protocol `{}`",
+                    proto.as_str()
+                ),
+            )),
+            [_] => {}
+            _ => out.push(doc.problem(&p, "give exactly one of `tcp`, `http`, `http2` or `grpc`")),
+        }
+        let min1 = |v: u32, f: &str, out: &mut Vec<Problem>| {
+            range(doc, &format!("{p}.{f}"), v.into(), 1, u32::MAX.into(), out)
+        };
+        if let Some(t) = &cp.tcp {
+            min1(t.max_connections, "tcp.maxConnections", out);
+        }
+        if let Some(h) = &cp.http {
+            min1(h.max_connections, "http.maxConnections", out);
+            if let Some(m) = h.max_pending_requests {
+                min1(m, "http.maxPendingRequests", out);
+            }
+        }
+        if let Some(h) = &cp.http2 {
+            min1(h.max_requests, "http2.maxRequests", out);
+        }
+        if let Some(h) = &cp.grpc {
+            min1(h.max_requests, "grpc.maxRequests", out);
+        }
+    }
+    if let Some(t) = &l.timeout {
+        let given: Vec<(&str, Protocol)> = [
+            (t.tcp.is_some(), "tcp", Protocol::Tcp),
+            (t.http.is_some(), "http", Protocol::Http),
+            (t.http2.is_some(), "http2", Protocol::Http2),
+            (t.grpc.is_some(), "grpc", Protocol::Grpc),
+        ]
+        .into_iter()
+        .filter(|g| g.0)
+        .map(|g| (g.1, g.2))
+        .collect();
+        match given.as_slice() {
+            [(name, pr)] if *pr != proto => out.push(doc.problem(
+                &format!("{base}.timeout.{name}"),
+                format!(
+                    "timeout `{name}` does not match the listener protocol `{}`",
+                    proto.as_str()
+                ),
+            )),
+            [_] => {}
+            _ => out.push(doc.problem(
+                &format!("{base}.timeout"),
+                "give exactly one of `tcp`, `http`, `http2` or `grpc`",
+            )),
+        }
+    }
+}
+
+fn check_router(doc: &Document, spec: &VirtualRouterSpec, out: &mut Vec<Problem>) {
+    if spec.listeners.is_empty() {
+        out.push(doc.problem(
+            "spec.listeners",
+            "a virtual router needs at least one listener",
+        ));
+    }
+    let mut ports = HashMap::new();
+    for (i, l) in spec.listeners.iter().enumerate() {
+        let path = format!("spec.listeners[{i}].portMapping.port");
+        check_port(doc, &path, l.port_mapping.port, out);
+        if let Some(first) = ports.insert(l.port_mapping.port, i) {
+            out.push(doc.problem(
+                &path,
+                format!(
+                    "port {} is already used by spec.listeners[{first}]",
+                    l.port_mapping.port
+                ),
+            ));
+        }
+    }
+}
+
+fn check_route(
+    doc: &Document,
+    mesh: &Mesh,
+    router: &VirtualRouterSpec,
+    spec: &RouteSpec,
+    out: &mut Vec<Problem>,
+) {
+    if let Some(p) = spec.priority {
+        range(doc, "spec.priority", p.into(), 0, 1000, out);
+    }
+    let kinds: Vec<&str> = [
+        (spec.http_route.is_some(), "httpRoute"),
+        (spec.http2_route.is_some(), "http2Route"),
+        (spec.grpc_route.is_some(), "grpcRoute"),
+        (spec.tcp_route.is_some(), "tcpRoute"),
+    ]
+    .into_iter()
+    .filter(|k| k.0)
+    .map(|k| k.1)
+    .collect();
+    if kinds.len() != 1 {
+        out.push(doc.problem(
+            "spec",
+            "give exactly one of `httpRoute`, `http2Route`, `grpcRoute` or `tcpRoute`",
+        ));
+    }
+    if let Some(r) = &spec.http_route {
+        check_http_route(doc, mesh, router, "spec.httpRoute", r, false, out);
+    }
+    if let Some(r) = &spec.http2_route {
+        check_http_route(doc, mesh, router, "spec.http2Route", r, true, out);
+    }
+}
+
+fn check_http_route(
+    doc: &Document,
+    mesh: &Mesh,
+    router: &VirtualRouterSpec,
+    base: &str,
+    r: &HttpRoute,
+    http2: bool,
+    out: &mut Vec<Problem>,
+) {
+    let m = &r.matcher;
+    let mp = format!("{base}.match");
+    match (&m.prefix, &m.path) {
+        (Some(_), Some(_)) => {
+            out.push(doc.problem(&mp, "give either `prefix` or `path`, not both"))
+        }
+        (None, None) => out.push(doc.problem(&mp, "give one of `prefix` or `path`")),
+        (Some(prefix), None) if !prefix.starts_with('/') => {
+            out.push(doc.problem(&format!("{mp}.prefix"), "must start with `/`"))
+        }
+        (None, Some(path)) => match (&path.exact, &path.regex) {
+            (Some(e), None) if !e.starts_with('/') => {
+                out.push(doc.problem(&format!("{mp}.path.exact"), "must start with `/`"))
+            }
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => out.push(doc.problem(
+                &format!("{mp}.path"),
+                "give exactly one of `exact` or `regex`",
+            )),
+        },
+        _ => {}
+    }
+    if let Some(method) = &m.method {
+        if !HTTP_METHODS.contains(&method.as_str()) {
+            out.push(doc.problem(
+                &format!("{mp}.method"),
+                format!(
+                    "unknown method `{method}`, expected one of {}",
+                    HTTP_METHODS.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(s) = &m.scheme {
+        if !http2 {
+            out.push(doc.problem(
+                &format!("{mp}.scheme"),
+                "`scheme` is only valid in http2Route",
+            ));
+        } else if s != "http" && s != "https" {
+            out.push(doc.problem(&format!("{mp}.scheme"), "must be `http` or `https`"));
+        }
+    }
+    if m.headers.len() > 10 {
+        out.push(doc.problem(&format!("{mp}.headers"), "at most 10 header matches"));
+    }
+    for (i, h) in m.headers.iter().enumerate() {
+        let hp = format!("{mp}.headers[{i}]");
+        if h.name.is_empty() || h.name.len() > 50 {
+            out.push(doc.problem(&format!("{hp}.name"), "must be 1 to 50 characters"));
+        }
+        if let Some(mm) = &h.matcher {
+            check_match_method(doc, &format!("{hp}.match"), mm, out);
+        }
+    }
+    if m.query_parameters.len() > 10 {
+        out.push(doc.problem(
+            &format!("{mp}.queryParameters"),
+            "at most 10 query parameter matches",
+        ));
+    }
+    for (i, q) in m.query_parameters.iter().enumerate() {
+        if q.name.is_empty() {
+            out.push(doc.problem(
+                &format!("{mp}.queryParameters[{i}].name"),
+                "must not be empty",
+            ));
+        }
+        if q.matcher.as_ref().is_some_and(|mm| mm.exact.is_none()) {
+            out.push(doc.problem(&format!("{mp}.queryParameters[{i}].match"), "give `exact`"));
+        }
+    }
+    let router_ports: Vec<u32> = router
+        .listeners
+        .iter()
+        .map(|l| l.port_mapping.port)
+        .collect();
+    match m.port {
+        Some(p) if !router_ports.contains(&p) => out.push(doc.problem(
+            &format!("{mp}.port"),
+            format!(
+                "port {p} is not a listener of the virtual router (listeners: {router_ports:?})"
+            ),
+        )),
+        None if router_ports.len() > 1 => out.push(doc.problem(
+            &format!("{mp}.port"),
+            "required: the virtual router has several listeners",
+        )),
+        _ => {}
+    }
+
+    let targets = &r.action.weighted_targets;
+    let tp = format!("{base}.action.weightedTargets");
+    if targets.is_empty() || targets.len() > 10 {
+        out.push(doc.problem(&tp, "needs 1 to 10 weighted targets"));
+    }
+    for (i, t) in targets.iter().enumerate() {
+        range(
+            doc,
+            &format!("{tp}[{i}].weight"),
+            t.weight.into(),
+            0,
+            100,
+            out,
+        );
+        match mesh.virtual_nodes.get(&t.virtual_node) {
+            None => out.push(doc.problem(
+                &format!("{tp}[{i}].virtualNode"),
+                format!(
+                    "VirtualNode `{}` is not defined in mesh `{}`",
+                    t.virtual_node, mesh.name
+                ),
+            )),
+            Some(vn) => {
+                if vn.spec.listeners.is_empty() {
+                    out.push(doc.problem(
+                        &format!("{tp}[{i}].virtualNode"),
+                        format!(
+                            "VirtualNode `{}` has no listeners to route to",
+                            t.virtual_node
+                        ),
+                    ));
+                } else if vn.spec.listener_index(t.port).is_none() {
+                    let msg = match t.port {
+                        Some(p) => format!(
+                            "VirtualNode `{}` has no listener on port {p}",
+                            t.virtual_node
+                        ),
+                        None => format!(
+                            "required: VirtualNode `{}` has several listeners",
+                            t.virtual_node
+                        ),
+                    };
+                    out.push(doc.problem(&format!("{tp}[{i}].port"), msg));
+                } else if let Some(idx) = vn.spec.listener_index(t.port) {
+                    if vn.spec.listeners[idx].port_mapping.protocol == Protocol::Tcp {
+                        out.push(doc.problem(
+                            &format!("{tp}[{i}]"),
+                            format!(
+                                "an HTTP route cannot target the tcp listener of `{}`",
+                                t.virtual_node
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if !targets.is_empty() && targets.iter().all(|t| t.weight == 0) {
+        out.push(doc.problem(
+            &tp,
+            "all weights are 0: the route would send traffic nowhere",
+        ));
+    }
+    if let Some(rp) = &r.retry_policy {
+        let rpp = format!("{base}.retryPolicy");
+        if rp.http_retry_events.is_empty() && rp.tcp_retry_events.is_empty() {
+            out.push(doc.problem(
+                &rpp,
+                "give at least one of `httpRetryEvents` or `tcpRetryEvents`",
+            ));
+        }
+        if rp.http_retry_events.len() > 25 {
+            out.push(doc.problem(&format!("{rpp}.httpRetryEvents"), "at most 25 events"));
+        }
+        for (i, e) in rp.http_retry_events.iter().enumerate() {
+            if !HTTP_RETRY_EVENTS.contains(&e.as_str()) {
+                out.push(doc.problem(
+                    &format!("{rpp}.httpRetryEvents[{i}]"),
+                    format!(
+                        "unknown event `{e}`, expected one of {}",
+                        HTTP_RETRY_EVENTS.join(", ")
+                    ),
+                ));
+            }
+        }
+        for (i, e) in rp.tcp_retry_events.iter().enumerate() {
+            if e != "connection-error" {
+                out.push(doc.problem(
+                    &format!("{rpp}.tcpRetryEvents[{i}]"),
+                    format!("unknown event `{e}`, expected connection-error"),
+                ));
+            }
+        }
+    }
+    if let Some(t) = &r.timeout {
+        check_timeout(doc, &format!("{base}.timeout"), t, out);
+    }
+}
+
+fn check_timeout(_doc: &Document, _path: &str, _t: &HttpTimeout, _out: &mut [Problem]) {
+    // Durations are non-negative by type and 0 means "disabled"; nothing else to check.
+}
+
+fn check_match_method(doc: &Document, path: &str, m: &HeaderMatchMethod, out: &mut Vec<Problem>) {
+    let given = [
+        m.exact.is_some(),
+        m.prefix.is_some(),
+        m.suffix.is_some(),
+        m.regex.is_some(),
+        m.range.is_some(),
+    ]
+    .into_iter()
+    .filter(|b| *b)
+    .count();
+    if given != 1 {
+        out.push(doc.problem(
+            path,
+            "give exactly one of `exact`, `prefix`, `suffix`, `regex` or `range`",
+        ));
+    }
+    for (name, v) in [
+        ("exact", &m.exact),
+        ("prefix", &m.prefix),
+        ("suffix", &m.suffix),
+        ("regex", &m.regex),
+    ] {
+        if let Some(s) = v {
+            if s.is_empty() || s.len() > 255 {
+                out.push(doc.problem(&format!("{path}.{name}"), "must be 1 to 255 characters"));
+            }
+        }
+    }
+    if let Some(r) = m.range {
+        if r.start >= r.end {
+            out.push(doc.problem(
+                &format!("{path}.range"),
+                "`start` must be less than `end` (end is exclusive)",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::loader::parse_file;
+    use crate::source::LoadOutput;
+    use std::path::Path;
+
+    fn check(text: &str) -> Result<MeshModel, Vec<String>> {
+        let mut out = LoadOutput::default();
+        parse_file(Path::new("m.yaml"), text, &mut out);
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        validate(&out.documents).map_err(|ps| ps.iter().map(|p| p.to_string()).collect())
+    }
+
+    const BASE: &str = "kind: Mesh\nmeshName: demo\n---\nkind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\nspec:\n  listeners: [{portMapping: {port: 80, protocol: http}}]\n  serviceDiscovery: {dns: {hostname: a}}\n---\nkind: VirtualRouter\nmeshName: demo\nvirtualRouterName: r\nspec:\n  listeners: [{portMapping: {port: 80, protocol: http}}]\n";
+
+    #[test]
+    fn a_valid_mesh_builds_a_model() {
+        let text = format!(
+            "{BASE}---\nkind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: x\nspec:\n  httpRoute:\n    match: {{prefix: /}}\n    action: {{weightedTargets: [{{virtualNode: a, weight: 1}}]}}\n"
+        );
+        let model = check(&text).unwrap();
+        let mesh = &model.meshes["demo"];
+        assert_eq!(mesh.virtual_routers["r"].routes.len(), 1);
+        assert_eq!(mesh.virtual_nodes["a"].origin.line, 4);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = format!(
+            "{BASE}---\nkind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: x\nspec:\n  priority: 1001\n  httpRoute:\n    match: {{prefix: nope}}\n    action:\n      weightedTargets:\n        - {{virtualNode: a, weight: 0}}\n        - {{virtualNode: ghost, weight: 0}}\n        - {{virtualNode: a, weight: 101}}\n---\nkind: VirtualService\nmeshName: demo\nvirtualServiceName: s\nspec: {{provider: {{virtualRouter: {{virtualRouterName: missing}}}}}}\n---\nkind: VirtualNode\nmeshName: other\nvirtualNodeName: z\n---\nkind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\n"
+        );
+        let errs = check(&text).unwrap_err();
+        let want = [
+            "m.yaml:22: spec.priority: 1001 is out of range: must be 0 to 1000",
+            "m.yaml:24: spec.httpRoute.match.prefix: must start with `/`",
+            "m.yaml:28: spec.httpRoute.action.weightedTargets[1].virtualNode: VirtualNode `ghost` is not defined in mesh `demo`",
+            "m.yaml:29: spec.httpRoute.action.weightedTargets[2].weight: 101 is out of range: must be 0 to 100",
+            "m.yaml:34: spec.provider.virtualRouter.virtualRouterName: VirtualRouter `missing` is not defined in mesh `demo`",
+            "m.yaml:37: meshName: mesh `other` is not defined (every mesh needs its Mesh document)",
+            "m.yaml:40: duplicate VirtualNode `a`; first defined at m.yaml:4",
+        ];
+        for w in want {
+            assert!(errs.iter().any(|e| e == w), "missing {w:?} in {errs:#?}");
+        }
+        assert_eq!(errs.len(), want.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn all_zero_weights_and_health_check_ranges() {
+        let text = "kind: Mesh\nmeshName: demo\n---\nkind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\nspec:\n  listeners:\n    - portMapping: {port: 80, protocol: http}\n      healthCheck: {healthyThreshold: 1, unhealthyThreshold: 11, intervalMillis: 10, timeoutMillis: 2000, protocol: http, path: /h}\n  serviceDiscovery: {dns: {hostname: a}}\n---\nkind: VirtualRouter\nmeshName: demo\nvirtualRouterName: r\nspec: {listeners: [{portMapping: {port: 80, protocol: http}}]}\n---\nkind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: x\nspec:\n  httpRoute:\n    match: {prefix: /}\n    action: {weightedTargets: [{virtualNode: a, weight: 0}]}\n";
+        let errs = check(text).unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("healthyThreshold: 1 is out of range: must be 2 to 10")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("unhealthyThreshold: 11 is out of range")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("intervalMillis: 10 is out of range: must be 5000 to 300000")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.contains("all weights are 0")),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn backends_must_name_defined_services() {
+        let text = "kind: Mesh\nmeshName: demo\n---\nkind: VirtualNode\nmeshName: demo\nvirtualNodeName: c\nspec:\n  backends:\n    - virtualService: {virtualServiceName: nowhere}\n";
+        let errs = check(text).unwrap_err();
+        assert_eq!(
+            errs,
+            vec!["m.yaml:9: spec.backends[0].virtualService.virtualServiceName: VirtualService `nowhere` is not defined in mesh `demo`"]
+        );
+    }
+}

@@ -1,0 +1,595 @@
+//! Reads every mesh file below a directory into typed App Mesh documents.
+//!
+//! Each YAML document is detected as native (`kind:`) or export form (`virtualNode:` …), deserialized
+//! into the `spec` types, and every unknown field, wrong type and untranslated section is reported
+//! with its file, line and field path. Nothing here checks references or ranges: that is `model`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+use super::lines::{index_documents, LineIndex};
+use crate::diag::Problem;
+use crate::spec::{
+    Envelope, GatewayRouteSpec, Kind, MeshSpec, RouteSpec, VirtualGatewaySpec, VirtualNodeSpec,
+    VirtualRouterSpec, VirtualServiceSpec,
+};
+
+/// A typed resource body, one variant per kind.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Mesh(Envelope<MeshSpec>),
+    VirtualService(Envelope<VirtualServiceSpec>),
+    VirtualNode(Envelope<VirtualNodeSpec>),
+    VirtualRouter(Envelope<VirtualRouterSpec>),
+    Route(Envelope<RouteSpec>),
+    VirtualGateway(Envelope<VirtualGatewaySpec>),
+    GatewayRoute(Envelope<GatewayRouteSpec>),
+}
+
+/// One App Mesh resource as read from disk.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// Path relative to the config directory.
+    pub file: PathBuf,
+    pub kind: Kind,
+    pub body: Body,
+    /// `""` for the native form, `"virtualNode."` (etc.) for the export form: field paths in messages
+    /// are written as the user sees them in the file.
+    pub prefix: String,
+    pub lines: LineIndex,
+}
+
+impl Document {
+    /// A problem about `field` (relative to the resource, e.g. `spec.listeners[0]`).
+    pub fn problem(&self, field: &str, message: impl Into<String>) -> Problem {
+        let path = format!("{}{}", self.prefix, field);
+        Problem {
+            file: self.file.clone(),
+            line: self.lines.line_of(&path),
+            path,
+            message: message.into(),
+        }
+    }
+
+    /// Line where the document's resource starts.
+    pub fn line(&self) -> usize {
+        if self.prefix.is_empty() {
+            self.lines.line_of("kind")
+        } else {
+            self.lines.line_of(self.prefix.trim_end_matches('.'))
+        }
+    }
+
+    /// The name fields of the envelope, whatever the kind.
+    pub fn names(&self) -> Names<'_> {
+        macro_rules! n {
+            ($e:expr) => {
+                Names {
+                    mesh: $e.mesh_name.as_deref(),
+                    virtual_service: $e.virtual_service_name.as_deref(),
+                    virtual_node: $e.virtual_node_name.as_deref(),
+                    virtual_router: $e.virtual_router_name.as_deref(),
+                    route: $e.route_name.as_deref(),
+                    virtual_gateway: $e.virtual_gateway_name.as_deref(),
+                    gateway_route: $e.gateway_route_name.as_deref(),
+                }
+            };
+        }
+        match &self.body {
+            Body::Mesh(e) => n!(e),
+            Body::VirtualService(e) => n!(e),
+            Body::VirtualNode(e) => n!(e),
+            Body::VirtualRouter(e) => n!(e),
+            Body::Route(e) => n!(e),
+            Body::VirtualGateway(e) => n!(e),
+            Body::GatewayRoute(e) => n!(e),
+        }
+    }
+}
+
+/// The name fields of one document.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Names<'a> {
+    pub mesh: Option<&'a str>,
+    pub virtual_service: Option<&'a str>,
+    pub virtual_node: Option<&'a str>,
+    pub virtual_router: Option<&'a str>,
+    pub route: Option<&'a str>,
+    pub virtual_gateway: Option<&'a str>,
+    pub gateway_route: Option<&'a str>,
+}
+
+impl Names<'_> {
+    /// The value of the camelCase name field `field`.
+    pub fn get(&self, field: &str) -> Option<&str> {
+        match field {
+            "meshName" => self.mesh,
+            "virtualServiceName" => self.virtual_service,
+            "virtualNodeName" => self.virtual_node,
+            "virtualRouterName" => self.virtual_router,
+            "routeName" => self.route,
+            "virtualGatewayName" => self.virtual_gateway,
+            "gatewayRouteName" => self.gateway_route,
+            _ => None,
+        }
+    }
+}
+
+/// Everything read from a directory.
+#[derive(Debug, Default)]
+pub struct LoadOutput {
+    pub documents: Vec<Document>,
+    /// Files or documents that could not be read; the mesh is invalid while any exist.
+    pub problems: Vec<Problem>,
+    /// Fields that load but are not translated into Envoy configuration yet.
+    pub warnings: Vec<Problem>,
+    /// The files read, relative to the directory.
+    pub files: Vec<PathBuf>,
+}
+
+/// True for files meshplane reads: `*.yaml`, `*.yml`, `*.json`, not hidden, not editor leftovers.
+pub fn is_mesh_file(relative: &Path) -> bool {
+    let hidden = relative
+        .components()
+        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
+    let ext = relative.extension().and_then(|e| e.to_str()).unwrap_or("");
+    !hidden && matches!(ext, "yaml" | "yml" | "json")
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            problems.push(file_problem(
+                root,
+                dir,
+                format!("cannot read directory: {e}"),
+            ));
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+        if rel
+            .components()
+            .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+        {
+            continue;
+        }
+        // Follow symlinks: config maps and deploy tools swap directories by symlink.
+        match fs::metadata(&path) {
+            Ok(m) if m.is_dir() => collect_files(root, &path, out, problems),
+            Ok(m) if m.is_file() && is_mesh_file(&rel) => out.push(path),
+            _ => {}
+        }
+    }
+}
+
+fn file_problem(root: &Path, path: &Path, message: String) -> Problem {
+    Problem {
+        file: path.strip_prefix(root).unwrap_or(path).to_path_buf(),
+        line: 0,
+        path: String::new(),
+        message,
+    }
+}
+
+/// Reads and parses every mesh file below `root`, in a stable (sorted) order.
+pub fn load_dir(root: &Path) -> LoadOutput {
+    let mut out = LoadOutput::default();
+    let mut files = Vec::new();
+    collect_files(root, root, &mut files, &mut out.problems);
+    files.sort();
+    for path in files {
+        let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+        match fs::read_to_string(&path) {
+            Ok(text) => parse_file(&rel, &text, &mut out),
+            // A file deleted between listing and reading is part of an editor's save; the watcher
+            // will report the next state.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                out.problems
+                    .push(file_problem(root, &path, format!("cannot read file: {e}")))
+            }
+        }
+        out.files.push(rel);
+    }
+    out
+}
+
+/// Parses one file's text into documents, problems and warnings.
+pub fn parse_file(file: &Path, text: &str, out: &mut LoadOutput) {
+    let indexes = index_documents(text);
+    for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let lines = indexes.get(i).cloned().unwrap_or_default();
+        let value = match Value::deserialize(de) {
+            Ok(v) => v,
+            Err(e) => {
+                let line = e.location().map(|l| l.line()).unwrap_or(lines.start());
+                out.problems.push(Problem {
+                    file: file.to_path_buf(),
+                    line,
+                    path: String::new(),
+                    message: format!("YAML syntax error: {e}"),
+                });
+                // The rest of the file cannot be trusted after a syntax error.
+                return;
+            }
+        };
+        if value.is_null() {
+            continue; // empty document, e.g. a trailing `---`
+        }
+        parse_document(file, value, lines, out);
+    }
+}
+
+fn parse_document(file: &Path, value: Value, lines: LineIndex, out: &mut LoadOutput) {
+    let doc_problem = |path: &str, message: String| Problem {
+        file: file.to_path_buf(),
+        line: lines.line_of(path),
+        path: path.to_string(),
+        message,
+    };
+    let Value::Mapping(mut map) = value else {
+        out.problems.push(doc_problem(
+            "",
+            "a document must be a mapping (one App Mesh resource)".into(),
+        ));
+        return;
+    };
+    let (kind, prefix, inner) = if let Some(k) = map.remove("kind") {
+        let name = k.as_str().unwrap_or_default();
+        let Some(kind) = Kind::from_native(name) else {
+            out.problems.push(doc_problem(
+                "kind",
+                format!(
+                    "unknown kind `{}`, expected one of Mesh, VirtualService, VirtualNode, VirtualRouter, Route, VirtualGateway, GatewayRoute",
+                    serde_yaml_ng::to_string(&k).unwrap_or_default().trim()
+                ),
+            ));
+            return;
+        };
+        (kind, String::new(), Value::Mapping(map))
+    } else {
+        let found = map
+            .iter()
+            .find_map(|(k, _)| k.as_str().and_then(Kind::from_export_key));
+        match (found, map.len()) {
+            (Some(kind), 1) => {
+                let inner = map.remove(kind.export_key()).unwrap_or(Value::Null);
+                (kind, format!("{}.", kind.export_key()), inner)
+            }
+            (Some(kind), _) => {
+                let extra: Vec<String> = map
+                    .iter()
+                    .filter_map(|(k, _)| k.as_str())
+                    .filter(|k| *k != kind.export_key())
+                    .map(|k| format!("`{k}`"))
+                    .collect();
+                out.problems.push(doc_problem(
+                    "",
+                    format!(
+                        "export-form document must have only the `{}` key; also found {}",
+                        kind.export_key(),
+                        extra.join(", ")
+                    ),
+                ));
+                return;
+            }
+            (None, _) => {
+                out.problems.push(doc_problem(
+                    "",
+                    "not an App Mesh resource: expected a `kind` field (native form) or one top-level key \
+                     such as `virtualNode` (export form)"
+                        .into(),
+                ));
+                return;
+            }
+        }
+    };
+
+    let mut doc = Document {
+        file: file.to_path_buf(),
+        kind,
+        body: Body::Mesh(empty_envelope()),
+        prefix,
+        lines,
+    };
+    let body = match kind {
+        Kind::Mesh => typed(&doc, inner, out).map(Body::Mesh),
+        Kind::VirtualService => typed(&doc, inner, out).map(Body::VirtualService),
+        Kind::VirtualNode => typed(&doc, inner, out).map(Body::VirtualNode),
+        Kind::VirtualRouter => typed(&doc, inner, out).map(Body::VirtualRouter),
+        Kind::Route => typed(&doc, inner, out).map(Body::Route),
+        Kind::VirtualGateway => typed(&doc, inner, out).map(Body::VirtualGateway),
+        Kind::GatewayRoute => typed(&doc, inner, out).map(Body::GatewayRoute),
+    };
+    let Some(body) = body else { return };
+    doc.body = body;
+    check_names(&doc, out);
+    report_untranslated(&doc, &mut out.warnings);
+    out.documents.push(doc);
+}
+
+fn empty_envelope<S>() -> Envelope<S> {
+    Envelope {
+        mesh_name: None,
+        virtual_service_name: None,
+        virtual_node_name: None,
+        virtual_router_name: None,
+        route_name: None,
+        virtual_gateway_name: None,
+        gateway_route_name: None,
+        spec: None,
+        metadata: None,
+        status: None,
+    }
+}
+
+/// Deserializes into `Envelope<S>`, collecting every unknown field and the first type error.
+fn typed<S: DeserializeOwned>(
+    doc: &Document,
+    inner: Value,
+    out: &mut LoadOutput,
+) -> Option<Envelope<S>> {
+    let mut unknown = Vec::new();
+    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(ignored_path(&p));
+    let result: Result<Envelope<S>, _> =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(inner, &mut on_unknown));
+    for path in unknown {
+        let field = path.rsplit(['.', '[']).next().unwrap_or(&path).to_string();
+        out.problems
+            .push(doc.problem(&path, format!("unknown field `{field}`")));
+    }
+    match result {
+        Ok(env) => Some(env),
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            out.problems
+                .push(doc.problem(&path, e.into_inner().to_string()));
+            None
+        }
+    }
+}
+
+fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match p {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        P::Map { parent, key } => {
+            let base = ignored_path(parent);
+            if base.is_empty() {
+                key.to_string()
+            } else {
+                format!("{base}.{key}")
+            }
+        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            ignored_path(parent)
+        }
+    }
+}
+
+/// Every kind needs exactly its own name fields.
+fn check_names(doc: &Document, out: &mut LoadOutput) {
+    let names = doc.names();
+    let wanted = doc.kind.name_fields();
+    for field in [
+        "meshName",
+        "virtualServiceName",
+        "virtualNodeName",
+        "virtualRouterName",
+        "routeName",
+        "virtualGatewayName",
+        "gatewayRouteName",
+    ] {
+        match (wanted.contains(&field), names.get(field)) {
+            (true, None) => out.problems.push(doc.problem(
+                field,
+                format!("missing field `{field}` (required for {})", doc.kind),
+            )),
+            (true, Some(v)) if v.is_empty() || v.len() > 255 => out
+                .problems
+                .push(doc.problem(field, format!("`{field}` must be 1 to 255 characters"))),
+            (false, Some(_)) => out
+                .problems
+                .push(doc.problem(field, format!("unknown field `{field}` for {}", doc.kind))),
+            _ => {}
+        }
+    }
+}
+
+/// Warn about every field that loads but does not reach Envoy yet, so nothing is silently dropped.
+fn report_untranslated(doc: &Document, warnings: &mut Vec<Problem>) {
+    let mut warn = |field: String, what: &str| {
+        warnings.push(doc.problem(
+            &field,
+            format!("{what} is not translated into Envoy configuration yet; ignored"),
+        ))
+    };
+    match &doc.body {
+        Body::Mesh(e) => {
+            if let Some(sd) = e.spec.as_ref().and_then(|s| s.service_discovery.as_ref()) {
+                if sd.ip_preference.is_some() {
+                    warn(
+                        "spec.serviceDiscovery.ipPreference".into(),
+                        "mesh ipPreference",
+                    );
+                }
+            }
+        }
+        Body::VirtualNode(e) => {
+            let Some(spec) = &e.spec else { return };
+            if spec.logging.is_some() {
+                warn("spec.logging".into(), "access logging");
+            }
+            for (i, l) in spec.listeners.iter().enumerate() {
+                if l.tls.is_some() {
+                    warn(format!("spec.listeners[{i}].tls"), "listener TLS");
+                }
+                if l.port_mapping.protocol == crate::spec::Protocol::Tcp {
+                    warn(
+                        format!("spec.listeners[{i}].portMapping.protocol"),
+                        "a tcp listener",
+                    );
+                }
+            }
+            if let Some(sd) = &spec.service_discovery {
+                if sd.aws_cloud_map.is_some() {
+                    warn(
+                        "spec.serviceDiscovery.awsCloudMap".into(),
+                        "Cloud Map service discovery",
+                    );
+                }
+                if sd.dns.as_ref().is_some_and(|d| d.ip_preference.is_some()) {
+                    warn(
+                        "spec.serviceDiscovery.dns.ipPreference".into(),
+                        "dns ipPreference",
+                    );
+                }
+            }
+            for (i, b) in spec.backends.iter().enumerate() {
+                if b.virtual_service
+                    .as_ref()
+                    .is_some_and(|v| v.client_policy.is_some())
+                {
+                    warn(
+                        format!("spec.backends[{i}].virtualService.clientPolicy"),
+                        "backend client policy (TLS)",
+                    );
+                }
+            }
+            if spec
+                .backend_defaults
+                .as_ref()
+                .is_some_and(|b| b.client_policy.is_some())
+            {
+                warn(
+                    "spec.backendDefaults.clientPolicy".into(),
+                    "backend default client policy (TLS)",
+                );
+            }
+        }
+        Body::Route(e) => {
+            let Some(spec) = &e.spec else { return };
+            if spec.grpc_route.is_some() {
+                warn("spec.grpcRoute".into(), "grpcRoute");
+            }
+            if spec.tcp_route.is_some() {
+                warn("spec.tcpRoute".into(), "tcpRoute");
+            }
+        }
+        Body::VirtualGateway(_) => warn("spec".into(), "VirtualGateway"),
+        Body::GatewayRoute(_) => warn("spec".into(), "GatewayRoute"),
+        Body::VirtualService(_) | Body::VirtualRouter(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> LoadOutput {
+        let mut out = LoadOutput::default();
+        parse_file(Path::new("mesh.yaml"), text, &mut out);
+        out
+    }
+
+    #[test]
+    fn reads_native_and_export_forms_from_one_file() {
+        let out = parse(
+            "kind: Mesh\nmeshName: demo\n---\nvirtualNode:\n  meshName: demo\n  virtualNodeName: a\n  metadata: {arn: x, version: 3}\n  status: {status: ACTIVE}\n  spec:\n    listeners:\n      - portMapping: {port: 8080, protocol: http}\n",
+        );
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        assert_eq!(out.documents.len(), 2);
+        assert_eq!(out.documents[0].kind, Kind::Mesh);
+        assert_eq!(out.documents[1].kind, Kind::VirtualNode);
+        assert_eq!(out.documents[1].prefix, "virtualNode.");
+        assert_eq!(out.documents[1].line(), 4);
+    }
+
+    #[test]
+    fn reports_every_unknown_field_with_line_and_path() {
+        let out = parse(
+            "kind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\nspec:\n  listners: []\n  backends:\n    - virtualService: {virtualServiceName: b, typo: 1}\n",
+        );
+        let msgs: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            msgs,
+            vec![
+                "mesh.yaml:5: spec.listners: unknown field `listners`",
+                "mesh.yaml:7: spec.backends[0].virtualService.typo: unknown field `typo`",
+            ]
+        );
+    }
+
+    #[test]
+    fn reports_wrong_types_with_path() {
+        let out = parse(
+            "virtualNode:\n  meshName: demo\n  virtualNodeName: a\n  spec:\n    listeners:\n      - portMapping:\n          port: eighty\n          protocol: http\n",
+        );
+        assert_eq!(out.problems.len(), 1);
+        let p = &out.problems[0];
+        assert_eq!(p.line, 7);
+        assert_eq!(p.path, "virtualNode.spec.listeners[0].portMapping.port");
+        assert!(p.message.contains("invalid type"), "{}", p.message);
+    }
+
+    #[test]
+    fn unknown_kind_and_missing_names_are_problems() {
+        let out = parse("kind: Gateway\nmeshName: x\n---\nkind: Route\nmeshName: demo\nrouteName: r\nspec: {}\n");
+        let msgs: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            msgs[0].starts_with("mesh.yaml:1: kind: unknown kind `Gateway`"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[1].contains("missing field `virtualRouterName`"),
+            "{msgs:?}"
+        );
+    }
+
+    #[test]
+    fn untranslated_fields_load_with_a_warning() {
+        let out = parse(
+            "kind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: g\nspec:\n  grpcRoute:\n    match: {serviceName: x}\n    action: {weightedTargets: [{virtualNode: a, weight: 1}]}\n---\nkind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec: {listeners: []}\n",
+        );
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        assert_eq!(out.documents.len(), 2);
+        let w: Vec<String> = out.warnings.iter().map(|p| p.to_string()).collect();
+        assert!(
+            w[0].starts_with("mesh.yaml:6: spec.grpcRoute: grpcRoute is not translated"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].starts_with("mesh.yaml:13: spec: VirtualGateway is not translated"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let out = parse("kind: Mesh\nmeshName: [unclosed\n");
+        assert_eq!(out.problems.len(), 1);
+        assert!(out.problems[0].message.starts_with("YAML syntax error"));
+        assert!(out.problems[0].line >= 2);
+    }
+
+    #[test]
+    fn hidden_and_editor_files_are_ignored() {
+        assert!(is_mesh_file(Path::new("a/b.yaml")));
+        assert!(is_mesh_file(Path::new("b.json")));
+        assert!(!is_mesh_file(Path::new(".b.yaml.swp")));
+        assert!(!is_mesh_file(Path::new("b.yaml~")));
+        assert!(!is_mesh_file(Path::new(".git/x.yaml")));
+        assert!(!is_mesh_file(Path::new("b.yaml.bak")));
+        assert!(!is_mesh_file(Path::new("4913")));
+    }
+}
