@@ -12,7 +12,14 @@
 //! `app` wires the stages together and owns reloads; `cli` is the command line.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod app;
+pub mod bootstrap;
+pub mod cli;
 pub mod diag;
 pub mod model;
+pub mod proto;
 pub mod source;
 pub mod spec;
+pub mod translate;
+pub mod xds;

@@ -20,6 +20,7 @@ use crate::spec::{
 
 /// A typed resource body, one variant per kind.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per document; boxing buys nothing
 pub enum Body {
     Mesh(Envelope<MeshSpec>),
     VirtualService(Envelope<VirtualServiceSpec>),

@@ -1,0 +1,335 @@
+//! Wires the pipeline together: load → validate → translate → publish, on start and on every change,
+//! and runs the xDS and admin servers until shutdown.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prost::{Message, Name};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::diag::Problem;
+use crate::model::{self, MeshModel, ProxyId};
+use crate::source;
+use crate::translate::{self, NodeResources};
+use crate::xds::cache::SnapshotCache;
+use crate::xds::server::{AdsService, XdsMetrics};
+use crate::xds::{Resource, Snapshot, TypeSnapshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Watch(#[from] source::watch::WatchError),
+    #[error("config directory {0} does not exist or is not a directory")]
+    NoConfigDir(PathBuf),
+}
+
+/// The result of reading and validating the config directory.
+#[derive(Debug, Clone, Default)]
+pub struct LoadResult {
+    pub files: Vec<PathBuf>,
+    pub problems: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+    pub model: Option<Arc<MeshModel>>,
+}
+
+/// Reads, parses and validates `dir`. Pure apart from reading files.
+pub fn load(dir: &std::path::Path) -> LoadResult {
+    let out = source::load_dir(dir);
+    let mut result = LoadResult {
+        files: out.files,
+        warnings: out.warnings,
+        ..Default::default()
+    };
+    let validated = model::validate(&out.documents);
+    let mut problems = out.problems;
+    match validated {
+        Ok(m) if problems.is_empty() => result.model = Some(Arc::new(m)),
+        Ok(_) => {}
+        Err(p) => problems.extend(p),
+    }
+    problems.sort();
+    result.problems = problems;
+    result
+}
+
+/// Encodes translated resources into per-node snapshots. Identical resources (same name and bytes)
+/// are stored once and shared between nodes.
+pub fn build_snapshots(
+    nodes: &BTreeMap<ProxyId, NodeResources>,
+) -> BTreeMap<String, Arc<Snapshot>> {
+    let mut interned: HashMap<(usize, String, u64), Arc<Resource>> = HashMap::new();
+    let mut out = BTreeMap::new();
+    for (id, res) in nodes {
+        let mut types: [BTreeMap<String, Arc<Resource>>; 4] = Default::default();
+        let mut add = |t: usize, name: &str, any: envoy_types::pb::google::protobuf::Any| {
+            let r = Resource::new(name.to_string(), any);
+            let key = (t, r.name.clone(), r.hash);
+            let shared = interned.entry(key).or_insert_with(|| Arc::new(r)).clone();
+            types[t].insert(name.to_string(), shared);
+        };
+        for c in &res.clusters {
+            add(0, &c.name, pack(c));
+        }
+        for e in &res.endpoints {
+            add(1, &e.cluster_name, pack(e));
+        }
+        for l in &res.listeners {
+            add(2, &l.name, pack(l));
+        }
+        for r in &res.routes {
+            add(3, &r.name, pack(r));
+        }
+        let snapshot = Snapshot {
+            types: types.map(TypeSnapshot::new),
+        };
+        out.insert(id.to_string(), Arc::new(snapshot));
+    }
+    out
+}
+
+fn pack<M: Message + Name>(m: &M) -> envoy_types::pb::google::protobuf::Any {
+    envoy_types::pb::google::protobuf::Any {
+        type_url: M::type_url(),
+        value: m.encode_to_vec(),
+    }
+}
+
+/// Live state shared by the reload loop, the admin API and tests.
+#[derive(Debug, Default)]
+pub struct Status {
+    pub last: LoadResult,
+    /// True once a valid configuration has been published.
+    pub ready: bool,
+    pub reloads: u64,
+    pub reloads_accepted: u64,
+    pub reloads_rejected: u64,
+    /// Nodes that got a new snapshot in the last accepted reload.
+    pub last_changed_nodes: usize,
+    published: BTreeSet<String>,
+}
+
+/// The pipeline from config directory to snapshot cache.
+#[derive(Clone)]
+pub struct Pipeline {
+    pub dir: PathBuf,
+    pub cache: SnapshotCache,
+    pub status: Arc<Mutex<Status>>,
+}
+
+impl Pipeline {
+    pub fn new(dir: PathBuf) -> Pipeline {
+        Pipeline {
+            dir,
+            cache: SnapshotCache::new(),
+            status: Arc::default(),
+        }
+    }
+
+    pub fn status(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Loads the directory and, when valid, publishes every node's snapshot. An invalid directory
+    /// leaves the last good snapshots in place.
+    pub fn reload(&self) -> bool {
+        let started = Instant::now();
+        let result = load(&self.dir);
+        for w in &result.warnings {
+            warn!("{w}");
+        }
+        let Some(model) = result.model.clone() else {
+            error!(
+                problems = result.problems.len(),
+                "configuration rejected; still serving the last good configuration"
+            );
+            for p in &result.problems {
+                error!("{p}");
+            }
+            let mut st = self.status();
+            st.reloads += 1;
+            st.reloads_rejected += 1;
+            st.last = result;
+            return false;
+        };
+        let snapshots = build_snapshots(&translate::translate_all(&model));
+        let keys: BTreeSet<String> = snapshots.keys().cloned().collect();
+        let mut changed = 0;
+        for (key, snap) in snapshots {
+            if self.cache.set(&key, Some(snap)) {
+                changed += 1;
+            }
+        }
+        let mut st = self.status();
+        for gone in st.published.difference(&keys) {
+            if self.cache.set(gone, None) {
+                changed += 1;
+            }
+        }
+        info!(
+            files = result.files.len(),
+            nodes = keys.len(),
+            changed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "configuration loaded"
+        );
+        st.published = keys;
+        st.reloads += 1;
+        st.reloads_accepted += 1;
+        st.ready = true;
+        st.last_changed_nodes = changed;
+        st.last = result;
+        true
+    }
+}
+
+/// Settings of `meshplane serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub config_dir: PathBuf,
+    pub xds_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    /// Quiet time that ends a burst of file events.
+    pub debounce: Duration,
+}
+
+impl ServeConfig {
+    pub fn new(config_dir: PathBuf) -> ServeConfig {
+        ServeConfig {
+            config_dir,
+            xds_listen: ([127, 0, 0, 1], 18000).into(),
+            admin_listen: ([127, 0, 0, 1], 18001).into(),
+            debounce: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A running server; dropping it does not stop it, `shutdown` does.
+pub struct Server {
+    pub xds_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub pipeline: Pipeline,
+    pub metrics: Arc<XdsMetrics>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl Server {
+    /// Loads the configuration, binds both listeners and starts serving.
+    pub async fn start(cfg: ServeConfig) -> Result<Server, AppError> {
+        if !cfg.config_dir.is_dir() {
+            return Err(AppError::NoConfigDir(cfg.config_dir));
+        }
+        let pipeline = Pipeline::new(cfg.config_dir.clone());
+        // Watch before the first load so no edit slips between the two.
+        let (watcher, mut changes) =
+            source::watch::watch(&cfg.config_dir, cfg.debounce, cfg.debounce * 10)?;
+        let p = pipeline.clone();
+        let _ = tokio::task::spawn_blocking(move || p.reload()).await;
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let p = pipeline.clone();
+        let mut stop = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = crate::xds::server::stopped(&mut stop) => break,
+                    c = changes.recv() => {
+                        if c.is_none() { break; }
+                        let p = p.clone();
+                        let _ = tokio::task::spawn_blocking(move || p.reload()).await;
+                    }
+                }
+            }
+        }));
+
+        let xds_listener =
+            TcpListener::bind(cfg.xds_listen)
+                .await
+                .map_err(|source| AppError::Bind {
+                    addr: cfg.xds_listen,
+                    source,
+                })?;
+        let xds_addr = xds_listener.local_addr().map_err(|source| AppError::Bind {
+            addr: cfg.xds_listen,
+            source,
+        })?;
+        let node_key: crate::xds::server::NodeKeyFn =
+            Arc::new(|id: &str| ProxyId::parse(id).map(|p| p.to_string()));
+        let admin_pipeline = pipeline.clone();
+        let ads = AdsService::new(pipeline.cache.clone(), node_key, shutdown_rx.clone());
+        let metrics = ads.metrics.clone();
+        let mut stop = shutdown_rx.clone();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(xds_listener);
+        tasks.push(tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(Duration::from_secs(30)))
+                .add_service(ads.into_server())
+                .add_service(crate::proto::AdminService::server(admin_pipeline))
+                .serve_with_incoming_shutdown(incoming, async move {
+                    crate::xds::server::stopped(&mut stop).await;
+                })
+                .await;
+            if let Err(e) = result {
+                error!(error = %e, "xDS server failed");
+            }
+        }));
+
+        let admin_listener = TcpListener::bind(cfg.admin_listen)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: cfg.admin_listen,
+                source,
+            })?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .map_err(|source| AppError::Bind {
+                addr: cfg.admin_listen,
+                source,
+            })?;
+        let router = crate::admin::router(pipeline.clone(), metrics.clone());
+        let mut stop = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let result = axum::serve(admin_listener, router)
+                .with_graceful_shutdown(async move {
+                    crate::xds::server::stopped(&mut stop).await;
+                })
+                .await;
+            if let Err(e) = result {
+                error!(error = %e, "admin server failed");
+            }
+        }));
+        info!(%xds_addr, %admin_addr, dir = %cfg.config_dir.display(), "meshplane serving");
+        Ok(Server {
+            xds_addr,
+            admin_addr,
+            pipeline,
+            metrics,
+            shutdown,
+            tasks,
+            _watcher: watcher,
+        })
+    }
+
+    /// Stops watching, closes every stream and waits for all tasks to end.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

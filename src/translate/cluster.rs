@@ -1,0 +1,264 @@
+//! Clusters and endpoints: the local app behind a sidecar (ingress) and the nodes it calls (egress).
+
+use std::collections::HashMap;
+
+use envoy_types::pb::envoy::config::cluster::v3::{
+    circuit_breakers::Thresholds, cluster, CircuitBreakers, Cluster, OutlierDetection,
+};
+use envoy_types::pb::envoy::config::core::v3::{
+    health_check, HealthCheck, Http2ProtocolOptions, RoutingPriority,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
+};
+use envoy_types::pb::envoy::extensions::clusters::dynamic_forward_proxy::v3::{
+    cluster_config, ClusterConfig,
+};
+use envoy_types::pb::envoy::extensions::common::dynamic_forward_proxy::v3::DnsCacheConfig;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    http_protocol_options, HttpProtocolOptions,
+};
+
+use super::util::{ads, any, millis, secs, socket, u32v};
+use super::{mesh_node, naming, Target};
+use crate::model::Mesh;
+use crate::spec::{DnsResponseType, NodeListener, Protocol};
+
+/// App Mesh leaves circuit breakers wide open unless a connection pool says otherwise.
+const UNLIMITED: u32 = 2_147_483_647;
+/// App Mesh's connect timeout for mesh clusters.
+const CONNECT_TIMEOUT_MS: u64 = 1000;
+
+/// Name of the DNS cache shared by the allow-all cluster and the egress forward-proxy filter.
+pub const DNS_CACHE: &str = "meshplane_egress_dns_cache";
+
+fn thresholds(max_connections: u32, max_pending: u32, max_requests: u32) -> CircuitBreakers {
+    CircuitBreakers {
+        thresholds: vec![Thresholds {
+            priority: RoutingPriority::Default as i32,
+            max_connections: u32v(max_connections),
+            max_pending_requests: u32v(max_pending),
+            max_requests: u32v(max_requests),
+            max_retries: u32v(UNLIMITED),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn load_assignment(name: &str, endpoints: &[(String, u32)]) -> ClusterLoadAssignment {
+    ClusterLoadAssignment {
+        cluster_name: name.to_string(),
+        endpoints: vec![LocalityLbEndpoints {
+            lb_endpoints: endpoints
+                .iter()
+                .map(|(addr, port)| LbEndpoint {
+                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                        address: Some(socket(addr, *port)),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// HTTP/2 towards the upstream for http2 and grpc listeners.
+fn protocol_options(proto: Protocol) -> HashMap<String, envoy_types::pb::google::protobuf::Any> {
+    let mut m = HashMap::new();
+    if proto.is_h2() {
+        let opts = HttpProtocolOptions {
+            upstream_protocol_options: Some(http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+                http_protocol_options::ExplicitHttpConfig {
+                    protocol_config: Some(
+                        http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
+                            Http2ProtocolOptions::default(),
+                        ),
+                    ),
+                },
+            )),
+            ..Default::default()
+        };
+        m.insert(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
+            any(&opts),
+        );
+    }
+    m
+}
+
+/// The local app: `127.0.0.1:<portMapping.port>`, guarded by the listener's connection pool.
+pub fn ingress_cluster(mesh: &Mesh, node: &str, l: &NodeListener) -> Cluster {
+    let pm = l.port_mapping;
+    let name = naming::ingress_cluster(&mesh.name, node, pm.protocol, pm.port);
+    let pool = l.connection_pool.as_ref();
+    let (conns, pending, requests) = match pool {
+        Some(p) if p.tcp.is_some() => (
+            p.tcp.as_ref().map_or(UNLIMITED, |t| t.max_connections),
+            UNLIMITED,
+            UNLIMITED,
+        ),
+        Some(p) if p.http.is_some() => {
+            let h = p.http.as_ref();
+            (
+                h.map_or(UNLIMITED, |h| h.max_connections),
+                h.and_then(|h| h.max_pending_requests).unwrap_or(UNLIMITED),
+                UNLIMITED,
+            )
+        }
+        Some(p) => {
+            let r = p
+                .http2
+                .as_ref()
+                .or(p.grpc.as_ref())
+                .map_or(UNLIMITED, |r| r.max_requests);
+            (UNLIMITED, UNLIMITED, r)
+        }
+        None => (UNLIMITED, UNLIMITED, UNLIMITED),
+    };
+    Cluster {
+        name: name.clone(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32,
+        )),
+        connect_timeout: Some(millis(CONNECT_TIMEOUT_MS)),
+        load_assignment: Some(load_assignment(
+            &name,
+            &[("127.0.0.1".to_string(), pm.port)],
+        )),
+        circuit_breakers: Some(thresholds(conns, pending, requests)),
+        typed_extension_protocol_options: protocol_options(pm.protocol),
+        ..Default::default()
+    }
+}
+
+/// A client's view of one listener of another node, with that listener's health check and outlier
+/// detection (App Mesh runs both on the client side). Static discovery comes with its endpoints,
+/// which are served over EDS.
+pub fn egress_cluster(mesh: &Mesh, target: &Target) -> (Cluster, Option<ClusterLoadAssignment>) {
+    let Some(node) = mesh_node(mesh, &target.node) else {
+        // The validator guarantees targets exist; an empty cluster keeps the function total.
+        return (
+            Cluster {
+                name: target.node.clone(),
+                ..Default::default()
+            },
+            None,
+        );
+    };
+    let spec = &node.spec;
+    let l = &spec.listeners[target.listener];
+    let pm = l.port_mapping;
+    let name = naming::egress_cluster(&mesh.name, &target.node, pm.protocol, pm.port);
+    let ingress_port = spec.ingress_port(target.listener);
+    let mut c = Cluster {
+        name: name.clone(),
+        connect_timeout: Some(millis(CONNECT_TIMEOUT_MS)),
+        circuit_breakers: Some(thresholds(UNLIMITED, UNLIMITED, UNLIMITED)),
+        typed_extension_protocol_options: protocol_options(pm.protocol),
+        ..Default::default()
+    };
+    let mut cla = None;
+    let sd = spec.service_discovery.as_ref();
+    if let Some(dns) = sd.and_then(|s| s.dns.as_ref()) {
+        let t = match dns.response_type {
+            Some(DnsResponseType::Endpoints) => cluster::DiscoveryType::StrictDns,
+            _ => cluster::DiscoveryType::LogicalDns,
+        };
+        c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(t as i32));
+        c.load_assignment = Some(load_assignment(
+            &name,
+            &[(dns.hostname.clone(), ingress_port)],
+        ));
+    } else if let Some(st) = sd.and_then(|s| s.static_.as_ref()) {
+        c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Eds as i32,
+        ));
+        c.eds_cluster_config = Some(cluster::EdsClusterConfig {
+            eds_config: Some(ads()),
+            service_name: String::new(),
+        });
+        let eps: Vec<(String, u32)> = st
+            .endpoints
+            .iter()
+            .map(|e| (e.address.clone(), e.port.unwrap_or(ingress_port)))
+            .collect();
+        cla = Some(load_assignment(&name, &eps));
+    }
+    if let Some(hc) = &l.health_check {
+        let checker = match hc.protocol {
+            Protocol::Http | Protocol::Http2 => {
+                health_check::HealthChecker::HttpHealthCheck(health_check::HttpHealthCheck {
+                    path: hc.path.clone().unwrap_or_else(|| "/".into()),
+                    codec_client_type: if hc.protocol == Protocol::Http2 {
+                        envoy_types::pb::envoy::r#type::v3::CodecClientType::Http2 as i32
+                    } else {
+                        envoy_types::pb::envoy::r#type::v3::CodecClientType::Http1 as i32
+                    },
+                    ..Default::default()
+                })
+            }
+            Protocol::Grpc => health_check::HealthChecker::GrpcHealthCheck(
+                health_check::GrpcHealthCheck::default(),
+            ),
+            Protocol::Tcp => {
+                health_check::HealthChecker::TcpHealthCheck(health_check::TcpHealthCheck::default())
+            }
+        };
+        c.health_checks = vec![HealthCheck {
+            timeout: Some(millis(hc.timeout_millis)),
+            interval: Some(millis(hc.interval_millis)),
+            unhealthy_threshold: u32v(hc.unhealthy_threshold),
+            healthy_threshold: u32v(hc.healthy_threshold),
+            health_checker: Some(checker),
+            ..Default::default()
+        }];
+    }
+    if let Some(od) = &l.outlier_detection {
+        c.outlier_detection = Some(OutlierDetection {
+            consecutive_5xx: u32v(od.max_server_errors.min(u32::MAX as u64) as u32),
+            interval: Some(millis(od.interval.as_millis())),
+            base_ejection_time: Some(millis(od.base_ejection_duration.as_millis())),
+            max_ejection_percent: u32v(od.max_ejection_percent),
+            ..Default::default()
+        });
+    }
+    (c, cla)
+}
+
+/// Unmatched egress under ALLOW_ALL: forwarded to whatever host the request names, resolved by DNS.
+pub fn allow_all_cluster(mesh: &str) -> Cluster {
+    let cfg = ClusterConfig {
+        cluster_implementation_specifier: Some(
+            cluster_config::ClusterImplementationSpecifier::DnsCacheConfig(dns_cache()),
+        ),
+        ..Default::default()
+    };
+    Cluster {
+        name: naming::allow_all_cluster(mesh),
+        connect_timeout: Some(millis(CONNECT_TIMEOUT_MS)),
+        lb_policy: cluster::LbPolicy::ClusterProvided as i32,
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::ClusterType(
+            cluster::CustomClusterType {
+                name: "envoy.clusters.dynamic_forward_proxy".into(),
+                typed_config: Some(any(&cfg)),
+            },
+        )),
+        circuit_breakers: Some(thresholds(UNLIMITED, UNLIMITED, UNLIMITED)),
+        ..Default::default()
+    }
+}
+
+pub fn dns_cache() -> DnsCacheConfig {
+    DnsCacheConfig {
+        name: DNS_CACHE.into(),
+        dns_lookup_family:
+            envoy_types::pb::envoy::config::cluster::v3::cluster::DnsLookupFamily::V4Preferred
+                as i32,
+        host_ttl: Some(secs(300)),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,120 @@
+//! Validated mesh model → Envoy v3 resources for one sidecar. Pure functions, no I/O, no gRPC.
+//!
+//! Sidecar layout (PRODUCT.md §2): listener *i* of a virtual node accepts mesh traffic on
+//! `0.0.0.0:ingressPort+i` and hands it to the app on `127.0.0.1:<port>`; the app sends outbound traffic
+//! to `127.0.0.1:egressPort`, routed by Host header to the node's backend virtual services.
+
+mod cluster;
+mod listener;
+pub mod naming;
+mod route;
+mod util;
+
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+
+use crate::model::{Mesh, MeshModel, ProxyId, ProxyKind};
+use crate::spec::EgressFilterType;
+
+/// Everything one sidecar receives, each list sorted by resource name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeResources {
+    pub clusters: Vec<Cluster>,
+    pub endpoints: Vec<ClusterLoadAssignment>,
+    pub listeners: Vec<Listener>,
+    pub routes: Vec<RouteConfiguration>,
+}
+
+/// Translates every virtual node of every mesh.
+pub fn translate_all(model: &MeshModel) -> BTreeMap<ProxyId, NodeResources> {
+    let mut out = BTreeMap::new();
+    for mesh in model.meshes.values() {
+        for name in mesh.virtual_nodes.keys() {
+            let id = ProxyId {
+                mesh: mesh.name.clone(),
+                kind: ProxyKind::VirtualNode,
+                name: name.clone(),
+            };
+            if let Some(r) = translate_node(model, &id) {
+                out.insert(id, r);
+            }
+        }
+    }
+    out
+}
+
+/// The resources for one proxy, or `None` when the model does not define it. Virtual gateways are
+/// loaded but not translated yet, so they get `None` too.
+pub fn translate_node(model: &MeshModel, id: &ProxyId) -> Option<NodeResources> {
+    let mesh = model.meshes.get(&id.mesh)?;
+    if id.kind != ProxyKind::VirtualNode {
+        return None;
+    }
+    let node = mesh.virtual_nodes.get(&id.name)?;
+    let spec = &node.spec;
+    let mut res = NodeResources::default();
+
+    // Ingress: one listener, local-app cluster and route table per App Mesh listener.
+    for (i, l) in spec.listeners.iter().enumerate() {
+        res.clusters
+            .push(cluster::ingress_cluster(mesh, &id.name, l));
+        let (listener, route) = listener::ingress(mesh, &id.name, spec, i, l);
+        res.listeners.push(listener);
+        res.routes.extend(route);
+    }
+
+    // Egress: a virtual host per backend service, clusters for every node those services reach.
+    let allow_all = mesh
+        .spec
+        .egress_filter
+        .as_ref()
+        .is_some_and(|f| f.kind == EgressFilterType::AllowAll);
+    if !spec.backends.is_empty() || allow_all {
+        let backends: Vec<&str> = spec
+            .backends
+            .iter()
+            .filter_map(|b| b.virtual_service.as_ref())
+            .map(|v| v.virtual_service_name.as_str())
+            .collect();
+        let table = route::egress_table(mesh, spec.egress_port(), &backends, allow_all);
+        for target in &table.targets {
+            let (c, cla) = cluster::egress_cluster(mesh, target);
+            res.clusters.push(c);
+            res.endpoints.extend(cla);
+        }
+        if allow_all {
+            res.clusters.push(cluster::allow_all_cluster(&mesh.name));
+        }
+        res.listeners
+            .push(listener::egress(spec.egress_port(), allow_all));
+        res.routes.push(table.config);
+    }
+
+    res.clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    res.clusters.dedup_by(|a, b| a.name == b.name);
+    res.endpoints
+        .sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
+    res.endpoints
+        .dedup_by(|a, b| a.cluster_name == b.cluster_name);
+    res.listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    res.routes.sort_by(|a, b| a.name.cmp(&b.name));
+    Some(res)
+}
+
+/// A (virtual node, listener) pair some route sends traffic to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Target {
+    pub node: String,
+    pub listener: usize,
+}
+
+pub(crate) fn mesh_node<'a>(
+    mesh: &'a Mesh,
+    name: &str,
+) -> Option<&'a crate::model::Item<crate::spec::VirtualNodeSpec>> {
+    mesh.virtual_nodes.get(name)
+}

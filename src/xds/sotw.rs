@@ -1,0 +1,339 @@
+//! The state-of-the-world protocol state of one ADS stream, as a pure state machine.
+//!
+//! Requests go in (`on_request`), responses come out (`responses`) given the node's current
+//! snapshot. Rules (xds-protocol.md §1): one unacknowledged response per type; a request whose nonce
+//! is not the latest we sent is stale and ignored; a NACK keeps the version it rejected from being
+//! resent; EDS is answered again after every CDS push; listeners and routes wait until clusters and
+//! endpoints are settled (make-before-break); names requested but missing are remembered.
+
+use std::collections::BTreeSet;
+
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+
+use super::{type_index, Snapshot, TYPE_ORDER};
+
+const CDS: usize = 0;
+const EDS: usize = 1;
+const LDS: usize = 2;
+
+/// What a request meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestKind {
+    /// First request for a type on this stream.
+    Initial,
+    /// Acknowledges the version we sent.
+    Ack { version: String },
+    /// Rejects the version we sent; Envoy's message.
+    Nack { version: String, message: String },
+    /// Carries a nonce other than the latest we sent: ignored.
+    Stale,
+    /// A type this server does not serve.
+    UnknownType,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TypeState {
+    requested: bool,
+    /// Legacy wildcard (no names ever given) or an explicit `*`.
+    wildcard: bool,
+    names: BTreeSet<String>,
+    names_changed: bool,
+    /// Once any name was requested, an empty list means "nothing", not wildcard (xds-protocol §1.11).
+    ever_named: bool,
+    sent_version: Option<String>,
+    nonce: Option<String>,
+    awaiting_ack: bool,
+    /// Send even if the version is unchanged (EDS after a CDS push).
+    force: bool,
+    pub acked_version: Option<String>,
+    /// Version and Envoy's message of the last NACK, cleared by the next ACK.
+    pub nack: Option<(String, String)>,
+}
+
+impl TypeState {
+    pub fn sent_version(&self) -> Option<&str> {
+        self.sent_version.as_deref()
+    }
+}
+
+/// SotW state of one stream.
+#[derive(Debug, Default)]
+pub struct SotwState {
+    pub types: [TypeState; 4],
+    next_nonce: u64,
+}
+
+impl SotwState {
+    pub fn new() -> SotwState {
+        SotwState::default()
+    }
+
+    pub fn on_request(&mut self, req: &DiscoveryRequest) -> RequestKind {
+        let Some(t) = type_index(&req.type_url) else {
+            return RequestKind::UnknownType;
+        };
+        let st = &mut self.types[t];
+        let kind = if req.response_nonce.is_empty() {
+            RequestKind::Initial
+        } else if st.nonce.as_deref() != Some(req.response_nonce.as_str()) {
+            return RequestKind::Stale;
+        } else if let Some(err) = &req.error_detail {
+            let version = st.sent_version.clone().unwrap_or_default();
+            st.nack = Some((version.clone(), err.message.clone()));
+            RequestKind::Nack {
+                version,
+                message: err.message.clone(),
+            }
+        } else {
+            st.acked_version = Some(req.version_info.clone());
+            st.nack = None;
+            RequestKind::Ack {
+                version: req.version_info.clone(),
+            }
+        };
+        st.awaiting_ack = false;
+        st.requested = true;
+        let explicit: BTreeSet<String> = req
+            .resource_names
+            .iter()
+            .filter(|n| *n != "*")
+            .cloned()
+            .collect();
+        let wildcard = req.resource_names.iter().any(|n| n == "*")
+            || (req.resource_names.is_empty() && !st.ever_named && (t == CDS || t == LDS));
+        st.ever_named |= !req.resource_names.is_empty();
+        if wildcard != st.wildcard || explicit != st.names {
+            st.wildcard = wildcard;
+            st.names = explicit;
+            st.names_changed = true;
+        }
+        if kind == RequestKind::Initial {
+            // A new stream (or a client that lost its state) needs an answer even at the same version.
+            st.sent_version = None;
+        }
+        kind
+    }
+
+    /// The responses to send now, in make-before-break order.
+    pub fn responses(&mut self, snapshot: Option<&Snapshot>) -> Vec<DiscoveryResponse> {
+        let Some(snap) = snapshot else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (t, type_url) in TYPE_ORDER.iter().enumerate() {
+            // Listeners and routes wait until clusters and endpoints are settled, so a route never
+            // points at a cluster Envoy does not have yet.
+            if t > EDS
+                && self.types[..t]
+                    .iter()
+                    .any(|s| s.awaiting_ack || (s.force && s.requested))
+            {
+                break;
+            }
+            let st = &self.types[t];
+            if !st.requested || st.awaiting_ack {
+                continue;
+            }
+            // EDS goes after Envoy has taken the clusters it belongs to.
+            if t == EDS && self.types[CDS].awaiting_ack {
+                continue;
+            }
+            let ts = &snap.types[t];
+            let changed = st.sent_version.as_deref() != Some(ts.version.as_str());
+            if !(changed || st.names_changed || st.force) {
+                continue;
+            }
+            let resources = ts
+                .resources
+                .iter()
+                .filter(|(name, _)| st.wildcard || st.names.contains(*name))
+                .map(|(_, r)| r.any.clone())
+                .collect();
+            self.next_nonce += 1;
+            let nonce = self.next_nonce.to_string();
+            let st = &mut self.types[t];
+            st.sent_version = Some(ts.version.clone());
+            st.nonce = Some(nonce.clone());
+            st.awaiting_ack = true;
+            st.names_changed = false;
+            st.force = false;
+            out.push(DiscoveryResponse {
+                version_info: ts.version.clone(),
+                resources,
+                type_url: type_url.to_string(),
+                nonce,
+                ..Default::default()
+            });
+            if t == CDS {
+                // Envoy finishes warming an updated cluster only on a fresh EDS response.
+                self.types[EDS].force = true;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Resource, TypeSnapshot};
+    use super::*;
+    use envoy_types::pb::google::protobuf::Any;
+    use envoy_types::pb::google::rpc::Status;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    fn snap(clusters: &[&str], eps: &[&str], listeners: &[&str], routes: &[&str]) -> Snapshot {
+        let ts = |names: &[&str], t: usize| {
+            let m: BTreeMap<String, Arc<Resource>> = names
+                .iter()
+                .map(|n| {
+                    let any = Any {
+                        type_url: TYPE_ORDER[t].into(),
+                        value: n.as_bytes().to_vec(),
+                    };
+                    (n.to_string(), Arc::new(Resource::new(n.to_string(), any)))
+                })
+                .collect();
+            TypeSnapshot::new(m)
+        };
+        Snapshot {
+            types: [ts(clusters, 0), ts(eps, 1), ts(listeners, 2), ts(routes, 3)],
+        }
+    }
+
+    fn req(t: usize, names: &[&str], version: &str, nonce: &str) -> DiscoveryRequest {
+        DiscoveryRequest {
+            type_url: TYPE_ORDER[t].into(),
+            resource_names: names.iter().map(|s| s.to_string()).collect(),
+            version_info: version.into(),
+            response_nonce: nonce.into(),
+            ..Default::default()
+        }
+    }
+
+    fn nack(t: usize, nonce: &str) -> DiscoveryRequest {
+        DiscoveryRequest {
+            error_detail: Some(Status {
+                code: 3,
+                message: "bad".into(),
+                details: vec![],
+            }),
+            ..req(t, &[], "", nonce)
+        }
+    }
+
+    #[test]
+    fn initial_request_gets_everything_and_ack_gets_nothing() {
+        let s = snap(&["a", "b"], &["a"], &["l"], &["r"]);
+        let mut st = SotwState::new();
+        assert_eq!(st.on_request(&req(0, &[], "", "")), RequestKind::Initial);
+        let out = st.responses(Some(&s));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].resources.len(), 2);
+        let v = out[0].version_info.clone();
+        assert!(matches!(
+            st.on_request(&req(0, &[], &v, &out[0].nonce)),
+            RequestKind::Ack { .. }
+        ));
+        assert!(st.responses(Some(&s)).is_empty());
+    }
+
+    #[test]
+    fn stale_nonce_is_ignored() {
+        let s = snap(&["a"], &[], &[], &[]);
+        let mut st = SotwState::new();
+        st.on_request(&req(0, &[], "", ""));
+        let first = st.responses(Some(&s));
+        assert_eq!(
+            st.on_request(&req(0, &["x"], "", "999")),
+            RequestKind::Stale
+        );
+        // Still awaiting the ACK of the first response: nothing more goes out.
+        assert!(st.responses(Some(&s)).is_empty());
+        assert!(matches!(
+            st.on_request(&req(0, &[], &first[0].version_info, &first[0].nonce)),
+            RequestKind::Ack { .. }
+        ));
+    }
+
+    #[test]
+    fn nack_is_not_resent_until_the_version_changes() {
+        let s1 = snap(&["a"], &[], &[], &[]);
+        let mut st = SotwState::new();
+        st.on_request(&req(0, &[], "", ""));
+        let out = st.responses(Some(&s1));
+        let kind = st.on_request(&nack(0, &out[0].nonce));
+        assert!(matches!(kind, RequestKind::Nack { .. }));
+        assert!(
+            st.responses(Some(&s1)).is_empty(),
+            "the rejected version must not be resent"
+        );
+        let s2 = snap(&["a", "b"], &[], &[], &[]);
+        assert_eq!(st.responses(Some(&s2)).len(), 1);
+    }
+
+    #[test]
+    fn eds_is_answered_again_after_a_cds_push() {
+        let s1 = snap(&["a"], &["a"], &[], &[]);
+        let mut st = SotwState::new();
+        st.on_request(&req(0, &[], "", ""));
+        let c = st.responses(Some(&s1));
+        st.on_request(&req(0, &[], &c[0].version_info, &c[0].nonce));
+        st.on_request(&req(1, &["a"], "", ""));
+        let e = st.responses(Some(&s1));
+        assert_eq!(e.len(), 1);
+        st.on_request(&req(1, &["a"], &e[0].version_info, &e[0].nonce));
+        // Cluster changes, endpoints do not.
+        let mut s2 = snap(&["a"], &["a"], &[], &[]);
+        s2.types[0] = snap(&["a", "z"], &[], &[], &[]).types[0].clone();
+        let c2 = st.responses(Some(&s2));
+        assert_eq!(
+            c2.len(),
+            1,
+            "only CDS goes out; EDS waits until Envoy has the clusters"
+        );
+        st.on_request(&req(0, &[], &c2[0].version_info, &c2[0].nonce));
+        let e2 = st.responses(Some(&s2));
+        assert_eq!(e2.len(), 1, "EDS re-sent at the same version after CDS");
+        assert_eq!(e2[0].type_url, TYPE_ORDER[1]);
+    }
+
+    #[test]
+    fn listeners_wait_for_clusters_to_be_acknowledged() {
+        let s = snap(&["a"], &[], &["l"], &["r"]);
+        let mut st = SotwState::new();
+        st.on_request(&req(0, &[], "", ""));
+        st.on_request(&req(2, &[], "", ""));
+        let out = st.responses(Some(&s));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].type_url, TYPE_ORDER[0]);
+        st.on_request(&req(0, &[], &out[0].version_info, &out[0].nonce));
+        // EDS is forced after CDS but not subscribed yet, so listeners may go.
+        let out = st.responses(Some(&s));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].type_url, TYPE_ORDER[2]);
+    }
+
+    #[test]
+    fn missing_names_are_remembered_and_sent_when_they_appear() {
+        let s1 = snap(&[], &[], &[], &[]);
+        let mut st = SotwState::new();
+        st.on_request(&req(3, &["r"], "", ""));
+        let out = st.responses(Some(&s1));
+        assert_eq!(out.len(), 1);
+        assert!(out[0].resources.is_empty());
+        st.on_request(&req(3, &["r"], &out[0].version_info, &out[0].nonce));
+        let s2 = snap(&[], &[], &[], &["r", "other"]);
+        let out = st.responses(Some(&s2));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].resources.len(), 1, "only the requested name");
+    }
+
+    #[test]
+    fn unknown_node_gets_nothing_until_its_snapshot_appears() {
+        let mut st = SotwState::new();
+        st.on_request(&req(0, &[], "", ""));
+        assert!(st.responses(None).is_empty());
+        assert_eq!(st.responses(Some(&snap(&["a"], &[], &[], &[]))).len(), 1);
+    }
+}
