@@ -8,7 +8,9 @@ use meshplane::translate::translate_all;
 
 fn check(mesh_dir: &Path, golden_dir: &Path) {
     let result = meshplane::app::load(mesh_dir);
-    let model = result.model.unwrap_or_else(|| panic!("{} is invalid: {:#?}", mesh_dir.display(), result.problems));
+    let model = result
+        .model
+        .unwrap_or_else(|| panic!("{} is invalid: {:#?}", mesh_dir.display(), result.problems));
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let nodes = translate_all(&model);
     assert!(!nodes.is_empty());
@@ -20,10 +22,18 @@ fn check(mesh_dir: &Path, golden_dir: &Path) {
             std::fs::write(&file, &text).unwrap();
             continue;
         }
-        let want = std::fs::read_to_string(&file)
-            .unwrap_or_else(|_| panic!("missing golden file {}; run with UPDATE_GOLDEN=1", file.display()));
+        let want = std::fs::read_to_string(&file).unwrap_or_else(|_| {
+            panic!(
+                "missing golden file {}; run with UPDATE_GOLDEN=1",
+                file.display()
+            )
+        });
         if want != text {
-            let line = want.lines().zip(text.lines()).position(|(a, b)| a != b).unwrap_or(0);
+            let line = want
+                .lines()
+                .zip(text.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
             panic!(
                 "{} differs from the translation at line {}:\n  golden: {:?}\n  now:    {:?}\nrun with UPDATE_GOLDEN=1 and review the diff",
                 file.display(),
@@ -41,12 +51,18 @@ fn root() -> &'static Path {
 
 #[test]
 fn demo_example() {
-    check(&root().join("examples/demo"), &root().join("tests/golden/demo"));
+    check(
+        &root().join("examples/demo"),
+        &root().join("tests/golden/demo"),
+    );
 }
 
 #[test]
 fn every_http_feature() {
-    check(&root().join("tests/golden/features/mesh"), &root().join("tests/golden/features"));
+    check(
+        &root().join("tests/golden/features/mesh"),
+        &root().join("tests/golden/features"),
+    );
 }
 
 #[test]

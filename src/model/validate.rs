@@ -425,7 +425,13 @@ fn check_node(doc: &Document, mesh: &Mesh, spec: &VirtualNodeSpec, out: &mut Vec
         }
     }
     let egress = spec.egress_port();
-    if !spec.backends.is_empty()
+    let allow_all = mesh
+        .spec
+        .egress_filter
+        .as_ref()
+        .is_some_and(|f| f.kind == crate::spec::EgressFilterType::AllowAll);
+    // The egress listener exists when there is somewhere to go: backends, or anywhere (ALLOW_ALL).
+    if (!spec.backends.is_empty() || allow_all)
         && (0..spec.listeners.len()).any(|i| spec.ingress_port(i) == egress)
     {
         out.push(doc.problem(

@@ -438,7 +438,7 @@ fn report_untranslated(doc: &Document, warnings: &mut Vec<Problem>) {
                 if l.port_mapping.protocol == crate::spec::Protocol::Tcp {
                     warn(
                         format!("spec.listeners[{i}].portMapping.protocol"),
-                        "a tcp listener",
+                        "egress to a tcp listener (tcpRoute, tcp backends)",
                     );
                 }
             }
