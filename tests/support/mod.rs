@@ -1,6 +1,8 @@
 //! Shared test helpers: a mesh directory, an in-process meshplane, and a minimal Rust ADS client.
 #![allow(dead_code)]
 
+pub mod envoy;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

