@@ -10,11 +10,15 @@ use std::collections::BTreeSet;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
-use super::{type_index, Snapshot, TYPE_ORDER};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{type_index, Resource, Snapshot, TYPE_ORDER};
 
 const CDS: usize = 0;
 const EDS: usize = 1;
 const LDS: usize = 2;
+const RDS: usize = 3;
 
 /// What a request meant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +65,8 @@ impl TypeState {
 pub struct SotwState {
     pub types: [TypeState; 4],
     next_nonce: u64,
+    /// The clusters Envoy was last sent, so removals can wait until nothing routes to them.
+    sent_clusters: BTreeMap<String, Arc<Resource>>,
 }
 
 impl SotwState {
@@ -143,22 +149,52 @@ impl SotwState {
             if !(changed || st.names_changed || st.force) {
                 continue;
             }
-            let resources = ts
+            let mut version = ts.version.clone();
+            let mut selected: BTreeMap<String, Arc<Resource>> = ts
                 .resources
                 .iter()
                 .filter(|(name, _)| st.wildcard || st.names.contains(*name))
-                .map(|(_, r)| r.any.clone())
+                .map(|(n, r)| (n.clone(), r.clone()))
                 .collect();
+            if t == CDS {
+                // Make-before-break for removals: while listeners or routes still have to move off a
+                // cluster, keep serving it; drop it once they are acknowledged at their new versions.
+                let dependents_pending = [LDS, RDS].iter().any(|&d| {
+                    let ds = &self.types[d];
+                    ds.requested
+                        && ds.sent_version.as_deref() != Some(snap.types[d].version.as_str())
+                });
+                if dependents_pending {
+                    let kept: Vec<(String, Arc<Resource>)> = self
+                        .sent_clusters
+                        .iter()
+                        .filter(|(n, _)| !selected.contains_key(*n))
+                        .map(|(n, r)| (n.clone(), r.clone()))
+                        .collect();
+                    if !kept.is_empty() {
+                        version = format!("{}+{}", ts.version, kept.len());
+                        if st.sent_version.as_deref() == Some(version.as_str())
+                            && !st.names_changed
+                            && !st.force
+                        {
+                            continue; // already sent this transitional set
+                        }
+                        selected.extend(kept);
+                    }
+                }
+                self.sent_clusters = selected.clone();
+            }
+            let resources = selected.values().map(|r| r.any.clone()).collect();
             self.next_nonce += 1;
             let nonce = self.next_nonce.to_string();
             let st = &mut self.types[t];
-            st.sent_version = Some(ts.version.clone());
+            st.sent_version = Some(version.clone());
             st.nonce = Some(nonce.clone());
             st.awaiting_ack = true;
             st.names_changed = false;
             st.force = false;
             out.push(DiscoveryResponse {
-                version_info: ts.version.clone(),
+                version_info: version,
                 resources,
                 type_url: type_url.to_string(),
                 nonce,
@@ -312,6 +348,46 @@ mod tests {
         let out = st.responses(Some(&s));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].type_url, TYPE_ORDER[2]);
+    }
+
+    #[test]
+    fn removed_clusters_go_last() {
+        let s1 = snap(&["a", "b"], &[], &["l"], &["r1"]);
+        let mut st = SotwState::new();
+        st.on_request(&req(0, &[], "", ""));
+        st.on_request(&req(2, &[], "", ""));
+        st.on_request(&req(3, &["r1"], "", ""));
+        let mut ack_all = |st: &mut SotwState, snap: &Snapshot| -> Vec<(String, usize)> {
+            let mut sent = Vec::new();
+            loop {
+                let out = st.responses(Some(snap));
+                if out.is_empty() {
+                    return sent;
+                }
+                for r in out {
+                    sent.push((r.type_url.clone(), r.resources.len()));
+                    let t = type_index(&r.type_url).unwrap();
+                    let names: Vec<&str> = if t == 3 { vec!["r1"] } else { vec![] };
+                    st.on_request(&req(t, &names, &r.version_info, &r.nonce));
+                }
+            }
+        };
+        ack_all(&mut st, &s1);
+        // Cluster b goes away and the route changes with it.
+        let s2 = snap(&["a"], &[], &["l"], &["r1"]);
+        let mut s2 = s2;
+        s2.types[3] = snap(&[], &[], &[], &["r1", "r1"]).types[3].clone();
+        s2.types[3].version = "new-routes".into();
+        let sent = ack_all(&mut st, &s2);
+        let types: Vec<(&str, usize)> = sent
+            .iter()
+            .map(|(t, n)| (t.rsplit('.').next().unwrap(), *n))
+            .collect();
+        assert_eq!(
+            types,
+            vec![("Cluster", 2), ("RouteConfiguration", 1), ("Cluster", 1)],
+            "b stays until the routes moved off it"
+        );
     }
 
     #[test]
