@@ -357,7 +357,7 @@ mod tests {
         st.on_request(&req(0, &[], "", ""));
         st.on_request(&req(2, &[], "", ""));
         st.on_request(&req(3, &["r1"], "", ""));
-        let mut ack_all = |st: &mut SotwState, snap: &Snapshot| -> Vec<(String, usize)> {
+        let ack_all = |st: &mut SotwState, snap: &Snapshot| -> Vec<(String, usize)> {
             let mut sent = Vec::new();
             loop {
                 let out = st.responses(Some(snap));
