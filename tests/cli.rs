@@ -1,0 +1,149 @@
+//! The command line of PRODUCT.md §4, run as a real process.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn meshplane() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_meshplane"))
+}
+
+#[test]
+fn validate_accepts_the_example_and_lists_every_problem_otherwise() {
+    let ok = meshplane()
+        .args(["validate", "examples/demo"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+
+    let dir = MeshDir::copy_of(&repo_path("examples/demo"));
+    let text = dir
+        .read("router.yaml")
+        .replace("weight: 90", "weight: 900")
+        .replace("priority: 100", "priority: 5000");
+    dir.write("router.yaml", &text);
+    dir.write(
+        "broken.yaml",
+        "kind: VirtualNode\nmeshName: demo\nvirtualNodeName: x\nspec:\n  listners: []\n",
+    );
+    let out = meshplane()
+        .arg("validate")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "broken.yaml:5: spec.listners: unknown field `listners`",
+        "router.yaml:16: route.spec.priority: 5000 is out of range: must be 0 to 1000",
+        "router.yaml:21: route.spec.httpRoute.action.weightedTargets[0].weight: 900 is out of range: must be 0 to 100",
+        "3 problem(s)",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn bootstrap_prints_an_envoy_bootstrap() {
+    let out = meshplane()
+        .args([
+            "bootstrap",
+            "--node-id",
+            "mesh/demo/virtualNode/frontend",
+            "--xds",
+            "127.0.0.1:18000",
+            "--admin-port",
+            "9901",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let y: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        y["node"]["id"].as_str(),
+        Some("mesh/demo/virtualNode/frontend")
+    );
+    assert_eq!(
+        y["admin"]["address"]["socket_address"]["port_value"].as_u64(),
+        Some(9901)
+    );
+
+    let bad = meshplane()
+        .args([
+            "bootstrap",
+            "--node-id",
+            "frontend",
+            "--xds",
+            "127.0.0.1:18000",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("mesh/<mesh>/virtualNode/<name>"));
+}
+
+#[tokio::test]
+async fn serve_stops_cleanly_on_sigterm_with_streams_open() {
+    let xds = support::envoy::free_port();
+    let admin = support::envoy::free_port();
+    let mut child = meshplane()
+        .args(["serve", "--config", "examples/demo"])
+        .args([
+            "--xds-listen",
+            &format!("127.0.0.1:{xds}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], xds).into();
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) =
+        support::envoy::http_get(([127, 0, 0, 1], admin).into(), "127.0.0.1", "/readyz", &[])
+            .await
+            .unwrap();
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    let mut c = AdsClient::connect(addr, "mesh/demo/virtualNode/frontend").await;
+    c.request(CDS, &[], "", "").await;
+    let _ = c.recv().await;
+
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "meshplane did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        c.closed_within(Duration::from_secs(5)).await,
+        "the open stream was not closed"
+    );
+}
