@@ -18,7 +18,7 @@ use crate::model::{self, MeshModel, ProxyId};
 use crate::source;
 use crate::translate::{self, NodeResources};
 use crate::xds::cache::SnapshotCache;
-use crate::xds::server::{AdsService, XdsMetrics};
+use crate::xds::server::{Registry, XdsMetrics, XdsService};
 use crate::xds::{Resource, Snapshot, TypeSnapshot};
 
 #[derive(Debug, thiserror::Error)]
@@ -221,6 +221,7 @@ pub struct Server {
     pub admin_addr: SocketAddr,
     pub pipeline: Pipeline,
     pub metrics: Arc<XdsMetrics>,
+    pub registry: Arc<Registry>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     _watcher: notify::RecommendedWatcher,
@@ -271,14 +272,16 @@ impl Server {
         let node_key: crate::xds::server::NodeKeyFn =
             Arc::new(|id: &str| ProxyId::parse(id).map(|p| p.to_string()));
         let admin_pipeline = pipeline.clone();
-        let ads = AdsService::new(pipeline.cache.clone(), node_key, shutdown_rx.clone());
-        let metrics = ads.metrics.clone();
+        let xds = XdsService::new(pipeline.cache.clone(), node_key, shutdown_rx.clone());
+        let metrics = xds.metrics.clone();
+        let registry = xds.registry.clone();
         let mut stop = shutdown_rx.clone();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(xds_listener);
         tasks.push(tokio::spawn(async move {
-            let result = tonic::transport::Server::builder()
-                .http2_keepalive_interval(Some(Duration::from_secs(30)))
-                .add_service(ads.into_server())
+            let builder = tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(Duration::from_secs(30)));
+            let result = xds
+                .add_to(builder)
                 .add_service(crate::proto::AdminService::server(admin_pipeline))
                 .serve_with_incoming_shutdown(incoming, async move {
                     crate::xds::server::stopped(&mut stop).await;
@@ -319,6 +322,7 @@ impl Server {
             admin_addr,
             pipeline,
             metrics,
+            registry,
             shutdown,
             tasks,
             _watcher: watcher,

@@ -2,6 +2,7 @@
 //! state-of-the-world ADS protocol. Nothing here knows about App Mesh; nodes are opaque keys.
 
 pub mod cache;
+pub mod delta;
 pub mod server;
 pub mod sotw;
 

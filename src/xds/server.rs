@@ -1,15 +1,32 @@
-//! The ADS gRPC service: one task per stream, fed by the stream's requests and its node's snapshot
-//! channel. A stream only ever waits on its own Envoy; publishing never waits on any stream.
+//! The xDS gRPC services: ADS and the per-type CDS/EDS/LDS/RDS services, each in state-of-the-world
+//! and delta flavours, all fed by the same snapshot cache. One task per stream, driven by the
+//! stream's requests and its node's snapshot channel: a stream only ever waits on its own Envoy, and
+//! publishing never waits on any stream.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::cluster::v3::cluster_discovery_service_server::{
+    ClusterDiscoveryService, ClusterDiscoveryServiceServer,
+};
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
     AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
 };
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use envoy_types::pb::envoy::service::endpoint::v3::endpoint_discovery_service_server::{
+    EndpointDiscoveryService, EndpointDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::listener::v3::listener_discovery_service_server::{
+    ListenerDiscoveryService, ListenerDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::route::v3::route_discovery_service_server::{
+    RouteDiscoveryService, RouteDiscoveryServiceServer,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -18,8 +35,9 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::cache::{SnapshotCache, SnapshotRx};
+use super::delta::DeltaState;
 use super::sotw::{RequestKind, SotwState};
-use super::{type_index, type_short};
+use super::{type_index, type_short, Snapshot, CLUSTER, ENDPOINT, LISTENER, ROUTE};
 
 /// Resolves once `shutdown` turns true (or its sender is gone).
 pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
@@ -35,51 +53,212 @@ pub struct XdsMetrics {
     pub streams_open: AtomicU64,
     pub streams_total: AtomicU64,
     pub responses: AtomicU64,
+    pub response_bytes: AtomicU64,
     pub acks: AtomicU64,
     pub nacks: AtomicU64,
     pub stale: AtomicU64,
 }
 
+/// What one stream has sent and Envoy has said, per type.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TypeStatus {
+    pub requested: bool,
+    pub sent: Option<String>,
+    pub acked: Option<String>,
+    /// Version and Envoy's message of the last NACK, until the next ACK.
+    pub nack: Option<(String, String)>,
+}
+
+/// A connected stream, for status reports.
+#[derive(Debug, Clone)]
+pub struct StreamInfo {
+    pub id: u64,
+    pub node_id: String,
+    /// Cache key of the node, when the id names one.
+    pub node_key: Option<String>,
+    pub peer: String,
+    /// `ADS`, `ADS delta`, `CDS`, `CDS delta`, ...
+    pub mode: String,
+    pub connected_at: SystemTime,
+    pub types: [TypeStatus; 4],
+}
+
+/// Every open stream, by id. Each stream task owns its entry and removes it when it ends.
+#[derive(Debug, Default)]
+pub struct Registry {
+    streams: Mutex<BTreeMap<u64, StreamInfo>>,
+    next_id: AtomicU64,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, StreamInfo>> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn list(&self) -> Vec<StreamInfo> {
+        self.lock().values().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A protocol flavour: the request/response types and the state machine that maps one to the other.
+pub trait Protocol: Default + Send + 'static {
+    type Req: Send + 'static;
+    type Resp: Send + 'static;
+    const DELTA: bool;
+    fn node(req: &Self::Req) -> Option<&Node>;
+    fn type_url(req: &mut Self::Req) -> &mut String;
+    fn nonce(req: &Self::Req) -> &str;
+    fn on_request(&mut self, req: &Self::Req) -> RequestKind;
+    fn responses(&mut self, snap: Option<&Snapshot>) -> Vec<Self::Resp>;
+    /// Type URL, version and resource count of a response, for logs and metrics.
+    fn describe(resp: &Self::Resp) -> (&str, &str, usize, usize);
+    fn status(&self, t: usize) -> TypeStatus;
+}
+
+impl Protocol for SotwState {
+    type Req = DiscoveryRequest;
+    type Resp = DiscoveryResponse;
+    const DELTA: bool = false;
+    fn node(req: &DiscoveryRequest) -> Option<&Node> {
+        req.node.as_ref()
+    }
+    fn type_url(req: &mut DiscoveryRequest) -> &mut String {
+        &mut req.type_url
+    }
+    fn nonce(req: &DiscoveryRequest) -> &str {
+        &req.response_nonce
+    }
+    fn on_request(&mut self, req: &DiscoveryRequest) -> RequestKind {
+        SotwState::on_request(self, req)
+    }
+    fn responses(&mut self, snap: Option<&Snapshot>) -> Vec<DiscoveryResponse> {
+        SotwState::responses(self, snap)
+    }
+    fn describe(r: &DiscoveryResponse) -> (&str, &str, usize, usize) {
+        let bytes = r.resources.iter().map(|a| a.value.len()).sum();
+        (&r.type_url, &r.version_info, r.resources.len(), bytes)
+    }
+    fn status(&self, t: usize) -> TypeStatus {
+        let s = &self.types[t];
+        TypeStatus {
+            requested: s.requested(),
+            sent: s.sent_version().map(str::to_owned),
+            acked: s.acked_version.clone(),
+            nack: s.nack.clone(),
+        }
+    }
+}
+
+impl Protocol for DeltaState {
+    type Req = DeltaDiscoveryRequest;
+    type Resp = DeltaDiscoveryResponse;
+    const DELTA: bool = true;
+    fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
+        req.node.as_ref()
+    }
+    fn type_url(req: &mut DeltaDiscoveryRequest) -> &mut String {
+        &mut req.type_url
+    }
+    fn nonce(req: &DeltaDiscoveryRequest) -> &str {
+        &req.response_nonce
+    }
+    fn on_request(&mut self, req: &DeltaDiscoveryRequest) -> RequestKind {
+        DeltaState::on_request(self, req)
+    }
+    fn responses(&mut self, snap: Option<&Snapshot>) -> Vec<DeltaDiscoveryResponse> {
+        DeltaState::responses(self, snap)
+    }
+    fn describe(r: &DeltaDiscoveryResponse) -> (&str, &str, usize, usize) {
+        let bytes = r
+            .resources
+            .iter()
+            .filter_map(|x| x.resource.as_ref())
+            .map(|a| a.value.len())
+            .sum();
+        (
+            &r.type_url,
+            &r.system_version_info,
+            r.resources.len() + r.removed_resources.len(),
+            bytes,
+        )
+    }
+    fn status(&self, t: usize) -> TypeStatus {
+        let s = &self.types[t];
+        TypeStatus {
+            requested: s.requested(),
+            sent: s.sent_version().map(str::to_owned),
+            acked: s.acked_version.clone(),
+            nack: s.nack.clone(),
+        }
+    }
+}
+
+/// The xDS server: every service shares the cache, the node-id mapping, the metrics and the registry.
 #[derive(Clone)]
-pub struct AdsService {
+pub struct XdsService {
     cache: SnapshotCache,
     node_key: NodeKeyFn,
     shutdown: watch::Receiver<bool>,
     pub metrics: Arc<XdsMetrics>,
-}
-
-impl AdsService {
-    pub fn new(
-        cache: SnapshotCache,
-        node_key: NodeKeyFn,
-        shutdown: watch::Receiver<bool>,
-    ) -> AdsService {
-        AdsService {
-            cache,
-            node_key,
-            shutdown,
-            metrics: Arc::default(),
-        }
-    }
-
-    pub fn into_server(self) -> AggregatedDiscoveryServiceServer<AdsService> {
-        AggregatedDiscoveryServiceServer::new(self)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(usize::MAX)
-    }
+    pub registry: Arc<Registry>,
 }
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsService {
-    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
-    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+enum Event<R> {
+    Request(Box<R>),
+    Snapshot,
+    End,
+}
 
-    async fn stream_aggregated_resources(
+impl XdsService {
+    pub fn new(
+        cache: SnapshotCache,
+        node_key: NodeKeyFn,
+        shutdown: watch::Receiver<bool>,
+    ) -> XdsService {
+        XdsService {
+            cache,
+            node_key,
+            shutdown,
+            metrics: Arc::default(),
+            registry: Arc::default(),
+        }
+    }
+
+    /// Adds every xDS service to a tonic router.
+    pub fn add_to(self, server: tonic::transport::Server) -> tonic::transport::server::Router {
+        const MAX: usize = 64 << 20;
+        let mut server = server;
+        server
+            .add_service(
+                AggregatedDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(MAX),
+            )
+            .add_service(
+                ClusterDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(MAX),
+            )
+            .add_service(
+                EndpointDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(MAX),
+            )
+            .add_service(
+                ListenerDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(MAX),
+            )
+            .add_service(RouteDiscoveryServiceServer::new(self).max_decoding_message_size(MAX))
+    }
+
+    fn open<P: Protocol>(
         &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        request: Request<Streaming<P::Req>>,
+        only: Option<&'static str>,
+    ) -> ResponseStream<P::Resp> {
         let peer = request
             .remote_addr()
             .map(|a| a.to_string())
@@ -87,41 +266,50 @@ impl AggregatedDiscoveryService for AdsService {
         let inbound = request.into_inner();
         // Small: a stream that does not read holds at most this many responses, then its task waits.
         let (tx, rx) = mpsc::channel(4);
+        let mode = match (only, P::DELTA) {
+            (None, false) => "ADS".to_string(),
+            (None, true) => "ADS delta".to_string(),
+            (Some(t), delta) => {
+                let short = type_index(t).map(type_short).unwrap_or("?");
+                if delta {
+                    format!("{short} delta")
+                } else {
+                    short.to_string()
+                }
+            }
+        };
+        let span = info_span!("xds", %peer, %mode, node = tracing::field::Empty);
         let this = self.clone();
-        let span = info_span!("ads", peer = %peer, node = tracing::field::Empty);
-        tokio::spawn(async move { this.run_sotw(inbound, tx).await }.instrument(span));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        tokio::spawn(
+            async move { this.run::<P>(inbound, tx, only, peer, mode).await }.instrument(span),
+        );
+        Box::pin(ReceiverStream::new(rx))
     }
 
-    async fn delta_aggregated_resources(
-        &self,
-        _request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Err(Status::unimplemented(
-            "incremental (delta) xDS is not served yet; configure Envoy with api_type: GRPC",
-        ))
-    }
-}
-
-enum Event {
-    Request(Box<DiscoveryRequest>),
-    Snapshot,
-    End,
-}
-
-impl AdsService {
-    async fn run_sotw(
+    async fn run<P: Protocol>(
         self,
-        mut inbound: Streaming<DiscoveryRequest>,
-        tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+        mut inbound: Streaming<P::Req>,
+        tx: mpsc::Sender<Result<P::Resp, Status>>,
+        only: Option<&'static str>,
+        peer: String,
+        mode: String,
     ) {
         let m = self.metrics.clone();
         m.streams_open.fetch_add(1, Ordering::Relaxed);
         m.streams_total.fetch_add(1, Ordering::Relaxed);
+        let id = self.registry.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut info = StreamInfo {
+            id,
+            node_id: String::new(),
+            node_key: None,
+            peer,
+            mode,
+            connected_at: SystemTime::now(),
+            types: Default::default(),
+        };
         let mut shutdown = self.shutdown.clone();
-        let mut state = SotwState::new();
+        let mut state = P::default();
         let mut snapshots: Option<SnapshotRx> = None;
-        let mut node_id = String::new();
         loop {
             let event = tokio::select! {
                 _ = stopped(&mut shutdown) => Event::End,
@@ -146,10 +334,10 @@ impl AdsService {
             match event {
                 Event::End => break,
                 Event::Snapshot => {}
-                Event::Request(req) => {
+                Event::Request(mut req) => {
                     if snapshots.is_none() {
                         // The node is only guaranteed on a stream's first request.
-                        let Some(node) = req.node.as_ref() else {
+                        let Some(node) = P::node(&req) else {
                             let _ = tx
                                 .send(Err(Status::invalid_argument(
                                     "the first request must carry a node",
@@ -157,11 +345,12 @@ impl AdsService {
                                 .await;
                             break;
                         };
-                        node_id = node.id.clone();
-                        tracing::Span::current().record("node", node_id.as_str());
-                        match (self.node_key)(&node_id) {
+                        info.node_id = node.id.clone();
+                        tracing::Span::current().record("node", info.node_id.as_str());
+                        info.node_key = (self.node_key)(&info.node_id);
+                        match &info.node_key {
                             Some(key) => {
-                                snapshots = Some(self.cache.subscribe(&key));
+                                snapshots = Some(self.cache.subscribe(key));
                                 info!("stream opened");
                             }
                             None => {
@@ -169,16 +358,27 @@ impl AdsService {
                                 snapshots = Some(watch::channel(None).1);
                             }
                         }
+                        self.registry.lock().insert(id, info.clone());
                     }
-                    if req.type_url.is_empty() {
-                        let _ = tx
-                            .send(Err(Status::invalid_argument(
-                                "type URL is required for ADS",
-                            )))
-                            .await;
-                        break;
+                    let type_url = P::type_url(&mut req);
+                    match only {
+                        Some(t) if type_url.is_empty() => *type_url = t.to_string(),
+                        Some(t) if type_url != t => {
+                            let msg = format!("this service serves {t}, not {type_url}");
+                            let _ = tx.send(Err(Status::invalid_argument(msg))).await;
+                            break;
+                        }
+                        None if type_url.is_empty() => {
+                            let _ = tx
+                                .send(Err(Status::invalid_argument(
+                                    "type URL is required for ADS",
+                                )))
+                                .await;
+                            break;
+                        }
+                        _ => {}
                     }
-                    let t = type_index(&req.type_url).map(type_short).unwrap_or("?");
+                    let t = type_index(type_url).map(type_short).unwrap_or("?");
                     match state.on_request(&req) {
                         RequestKind::Ack { version } => {
                             m.acks.fetch_add(1, Ordering::Relaxed);
@@ -190,38 +390,178 @@ impl AdsService {
                         }
                         RequestKind::Stale => {
                             m.stale.fetch_add(1, Ordering::Relaxed);
-                            debug!(r#type = t, nonce = %req.response_nonce, "stale nonce ignored");
-                            continue;
+                            debug!(r#type = t, nonce = %P::nonce(&req), "stale nonce");
+                            // SotW ignores the request; delta has already applied its subscription change.
+                            if !P::DELTA {
+                                continue;
+                            }
                         }
                         RequestKind::UnknownType => {
-                            debug!(type_url = %req.type_url, "type not served");
+                            debug!(r#type = t, "type not served");
                             continue;
                         }
-                        RequestKind::Initial => {
-                            debug!(r#type = t, names = req.resource_names.len(), "subscribed")
-                        }
+                        RequestKind::Initial => debug!(r#type = t, "subscribed"),
                     }
                 }
             }
             let snap = snapshots
                 .as_mut()
                 .and_then(|rx| rx.borrow_and_update().clone());
-            for resp in state.responses(snap.as_deref()) {
-                debug!(r#type = type_index(&resp.type_url).map(type_short).unwrap_or("?"), version = %resp.version_info, resources = resp.resources.len(), "push");
+            let responses = state.responses(snap.as_deref());
+            let mut closed = false;
+            for resp in responses {
+                let (type_url, version, count, bytes) = P::describe(&resp);
+                debug!(r#type = type_index(type_url).map(type_short).unwrap_or("?"), %version, resources = count, "push");
                 m.responses.fetch_add(1, Ordering::Relaxed);
+                m.response_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
                 // Waiting here only delays this stream; stop waiting on shutdown.
                 tokio::select! {
-                    r = tx.send(Ok(resp)) => if r.is_err() { break },
-                    _ = stopped(&mut shutdown) => break,
+                    r = tx.send(Ok(resp)) => if r.is_err() { closed = true; break },
+                    _ = stopped(&mut shutdown) => { closed = true; break },
                 }
             }
-            if tx.is_closed() || *shutdown.borrow() {
+            if info.node_key.is_some() || !info.node_id.is_empty() {
+                let types: [TypeStatus; 4] = std::array::from_fn(|t| state.status(t));
+                if types != info.types {
+                    info.types = types;
+                    if let Some(e) = self.registry.lock().get_mut(&id) {
+                        e.types = info.types.clone();
+                    }
+                }
+            }
+            if closed || tx.is_closed() {
                 break;
             }
         }
+        self.registry.lock().remove(&id);
         m.streams_open.fetch_sub(1, Ordering::Relaxed);
-        if !node_id.is_empty() {
+        if !info.node_id.is_empty() {
             info!("stream closed");
         }
     }
+
+    /// Unary fetch: the node's current resources of one type (all, or the requested names).
+    fn fetch(
+        &self,
+        req: DiscoveryRequest,
+        type_url: &'static str,
+    ) -> Result<Response<DiscoveryResponse>, Status> {
+        let node = req
+            .node
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("a fetch must carry a node"))?;
+        let key = (self.node_key)(&node.id)
+            .ok_or_else(|| Status::not_found("node id does not name a mesh node"))?;
+        let snap = self
+            .cache
+            .get(&key)
+            .ok_or_else(|| Status::unavailable("no configuration for this node yet"))?;
+        let t = type_index(type_url).unwrap_or(0);
+        let ts = &snap.types[t];
+        let resources = ts
+            .resources
+            .iter()
+            .filter(|(n, _)| req.resource_names.is_empty() || req.resource_names.contains(n))
+            .map(|(_, r)| r.any.clone())
+            .collect();
+        Ok(Response::new(DiscoveryResponse {
+            version_info: ts.version.clone(),
+            resources,
+            type_url: type_url.into(),
+            ..Default::default()
+        }))
+    }
 }
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for XdsService {
+    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        Ok(Response::new(self.open::<SotwState>(request, None)))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        Ok(Response::new(self.open::<DeltaState>(request, None)))
+    }
+}
+
+/// Implements one per-type discovery service (SotW stream, delta stream, fetch) over the shared cache.
+macro_rules! per_type_service {
+    ($trait:ident, $type_url:expr, $sotw_ty:ident, $sotw:ident, $delta_ty:ident, $delta:ident, $fetch:ident) => {
+        #[tonic::async_trait]
+        impl $trait for XdsService {
+            type $sotw_ty = ResponseStream<DiscoveryResponse>;
+            type $delta_ty = ResponseStream<DeltaDiscoveryResponse>;
+
+            async fn $sotw(
+                &self,
+                request: Request<Streaming<DiscoveryRequest>>,
+            ) -> Result<Response<Self::$sotw_ty>, Status> {
+                Ok(Response::new(
+                    self.open::<SotwState>(request, Some($type_url)),
+                ))
+            }
+
+            async fn $delta(
+                &self,
+                request: Request<Streaming<DeltaDiscoveryRequest>>,
+            ) -> Result<Response<Self::$delta_ty>, Status> {
+                Ok(Response::new(
+                    self.open::<DeltaState>(request, Some($type_url)),
+                ))
+            }
+
+            async fn $fetch(
+                &self,
+                request: Request<DiscoveryRequest>,
+            ) -> Result<Response<DiscoveryResponse>, Status> {
+                self.fetch(request.into_inner(), $type_url)
+            }
+        }
+    };
+}
+
+per_type_service!(
+    ClusterDiscoveryService,
+    CLUSTER,
+    StreamClustersStream,
+    stream_clusters,
+    DeltaClustersStream,
+    delta_clusters,
+    fetch_clusters
+);
+per_type_service!(
+    EndpointDiscoveryService,
+    ENDPOINT,
+    StreamEndpointsStream,
+    stream_endpoints,
+    DeltaEndpointsStream,
+    delta_endpoints,
+    fetch_endpoints
+);
+per_type_service!(
+    ListenerDiscoveryService,
+    LISTENER,
+    StreamListenersStream,
+    stream_listeners,
+    DeltaListenersStream,
+    delta_listeners,
+    fetch_listeners
+);
+per_type_service!(
+    RouteDiscoveryService,
+    ROUTE,
+    StreamRoutesStream,
+    stream_routes,
+    DeltaRoutesStream,
+    delta_routes,
+    fetch_routes
+);

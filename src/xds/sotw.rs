@@ -58,6 +58,10 @@ impl TypeState {
     pub fn sent_version(&self) -> Option<&str> {
         self.sent_version.as_deref()
     }
+
+    pub fn requested(&self) -> bool {
+        self.requested
+    }
 }
 
 /// SotW state of one stream.

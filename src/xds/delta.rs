@@ -1,0 +1,430 @@
+//! The incremental (delta) xDS protocol state of one stream, as a pure state machine.
+//!
+//! Per resource, we remember the version the client has (or that we told it a name does not
+//! exist), and send only what differs. Rules (xds-protocol.md §1): subscription changes are honoured
+//! even with a stale nonce; wildcard is `*` or the legacy empty first request; names in
+//! `resource_names_subscribe` are sent even if we think the client has them;
+//! `initial_resource_versions` on reconnect means only what differs goes out; deleted and unknown
+//! subscribed names go in `removed_resources`. Ordering and flow control match the SotW machine:
+//! one unacknowledged response per type, EDS after CDS, listeners and routes after both, and removed
+//! clusters only once listeners and routes have moved off them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
+};
+
+use super::sotw::RequestKind;
+use super::{type_index, Snapshot, TYPE_ORDER};
+
+const CDS: usize = 0;
+const EDS: usize = 1;
+const LDS: usize = 2;
+const RDS: usize = 3;
+
+/// The version of one resource: its content hash.
+pub fn resource_version(hash: u64) -> String {
+    format!("{hash:016x}")
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeltaTypeState {
+    requested: bool,
+    wildcard: bool,
+    names: BTreeSet<String>,
+    /// What the client has: name → version, or `None` once told the name does not exist.
+    known: HashMap<String, Option<String>>,
+    nonce: Option<String>,
+    awaiting_ack: bool,
+    /// The type snapshot version this stream last fully caught up with (nothing held back).
+    synced: Option<String>,
+    pub acked_version: Option<String>,
+    pub nack: Option<(String, String)>,
+    sent_version: Option<String>,
+}
+
+impl DeltaTypeState {
+    pub fn sent_version(&self) -> Option<&str> {
+        self.sent_version.as_deref()
+    }
+
+    pub fn requested(&self) -> bool {
+        self.requested
+    }
+
+    fn interested(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct DeltaState {
+    pub types: [DeltaTypeState; 4],
+    next_nonce: u64,
+}
+
+impl DeltaState {
+    pub fn new() -> DeltaState {
+        DeltaState::default()
+    }
+
+    pub fn on_request(&mut self, req: &DeltaDiscoveryRequest) -> RequestKind {
+        let Some(t) = type_index(&req.type_url) else {
+            return RequestKind::UnknownType;
+        };
+        let st = &mut self.types[t];
+        let first = !st.requested;
+        st.requested = true;
+        if first {
+            for (name, version) in &req.initial_resource_versions {
+                st.known.insert(name.clone(), Some(version.clone()));
+            }
+            if req.resource_names_subscribe.is_empty()
+                && req.resource_names_unsubscribe.is_empty()
+                && (t == CDS || t == LDS)
+            {
+                st.wildcard = true; // legacy wildcard
+            }
+        }
+        // Subscription changes count whatever the nonce says.
+        for name in &req.resource_names_subscribe {
+            if name == "*" {
+                st.wildcard = true;
+                continue;
+            }
+            st.names.insert(name.clone());
+            if !(first && req.initial_resource_versions.contains_key(name)) {
+                st.known.remove(name); // must be sent even if we think the client has it
+            }
+        }
+        for name in &req.resource_names_unsubscribe {
+            if name == "*" {
+                st.wildcard = false;
+                let names = &st.names;
+                st.known.retain(|n, _| names.contains(n));
+                continue;
+            }
+            st.names.remove(name);
+            // The client dropped it. Still covered by wildcard: it will be sent again.
+            st.known.remove(name);
+        }
+        if req.response_nonce.is_empty() {
+            return RequestKind::Initial;
+        }
+        if st.nonce.as_deref() != Some(req.response_nonce.as_str()) {
+            return RequestKind::Stale;
+        }
+        st.awaiting_ack = false;
+        let version = st.sent_version.clone().unwrap_or_default();
+        match &req.error_detail {
+            Some(err) => {
+                st.nack = Some((version.clone(), err.message.clone()));
+                RequestKind::Nack {
+                    version,
+                    message: err.message.clone(),
+                }
+            }
+            None => {
+                st.acked_version = Some(version.clone());
+                st.nack = None;
+                RequestKind::Ack { version }
+            }
+        }
+    }
+
+    pub fn responses(&mut self, snapshot: Option<&Snapshot>) -> Vec<DeltaDiscoveryResponse> {
+        let Some(snap) = snapshot else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (t, type_url) in TYPE_ORDER.iter().enumerate() {
+            if t > EDS && self.types[..t].iter().any(|s| s.awaiting_ack) {
+                break;
+            }
+            if !self.types[t].requested || self.types[t].awaiting_ack {
+                continue;
+            }
+            if t == EDS && self.types[CDS].awaiting_ack {
+                continue;
+            }
+            let ts = &snap.types[t];
+            // Removed clusters (and their endpoints) wait while listeners or routes still have
+            // changes to take.
+            let hold_removals = (t == CDS || t == EDS)
+                && [LDS, RDS].iter().any(|&d| {
+                    let ds = &self.types[d];
+                    ds.requested && ds.synced.as_deref() != Some(snap.types[d].version.as_str())
+                });
+            let st = &self.types[t];
+            let mut resources = Vec::new();
+            let mut updated = Vec::new();
+            for (name, r) in &ts.resources {
+                if !st.interested(name) {
+                    continue;
+                }
+                let v = resource_version(r.hash);
+                if st.known.get(name) != Some(&Some(v.clone())) {
+                    updated.push((name.clone(), Some(v.clone())));
+                    resources.push(DeltaResource {
+                        name: name.clone(),
+                        version: v,
+                        resource: Some(r.any.clone()),
+                        ..Default::default()
+                    });
+                }
+            }
+            let mut removed = Vec::new();
+            let mut held = false;
+            for (name, v) in &st.known {
+                if v.is_some() && !ts.resources.contains_key(name) {
+                    if hold_removals {
+                        held = true;
+                    } else {
+                        removed.push(name.clone());
+                    }
+                }
+            }
+            // Subscribed names that do not exist are reported once as removed.
+            for name in &st.names {
+                if !ts.resources.contains_key(name) && !st.known.contains_key(name) {
+                    removed.push(name.clone());
+                }
+            }
+            removed.sort();
+            removed.dedup();
+            let st = &mut self.types[t];
+            if !held {
+                st.synced = Some(ts.version.clone());
+            }
+            if resources.is_empty() && removed.is_empty() {
+                continue;
+            }
+            for (name, v) in updated {
+                st.known.insert(name, v);
+            }
+            for name in &removed {
+                if st.names.contains(name) {
+                    st.known.insert(name.clone(), None);
+                } else {
+                    st.known.remove(name);
+                }
+            }
+            self.next_nonce += 1;
+            let nonce = self.next_nonce.to_string();
+            st.nonce = Some(nonce.clone());
+            st.awaiting_ack = true;
+            st.sent_version = Some(ts.version.clone());
+            if t == CDS {
+                // Updated clusters finish warming only on fresh endpoints: forget what EDS sent for them.
+                let eds = &mut self.types[EDS];
+                for r in &resources {
+                    eds.known.remove(&r.name);
+                }
+            }
+            out.push(DeltaDiscoveryResponse {
+                system_version_info: ts.version.clone(),
+                resources,
+                type_url: type_url.to_string(),
+                removed_resources: removed,
+                nonce,
+                ..Default::default()
+            });
+        }
+        out
+    }
+}
+
+/// Client versions, for status output and tests.
+pub fn known_versions(st: &DeltaTypeState) -> BTreeMap<String, Option<String>> {
+    st.known
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Resource, TypeSnapshot};
+    use super::*;
+    use envoy_types::pb::google::protobuf::Any;
+    use envoy_types::pb::google::rpc::Status;
+    use std::sync::Arc;
+
+    fn ts(items: &[(&str, &str)], t: usize) -> TypeSnapshot {
+        TypeSnapshot::new(
+            items
+                .iter()
+                .map(|(n, body)| {
+                    let any = Any {
+                        type_url: TYPE_ORDER[t].into(),
+                        value: body.as_bytes().to_vec(),
+                    };
+                    (n.to_string(), Arc::new(Resource::new(n.to_string(), any)))
+                })
+                .collect(),
+        )
+    }
+
+    fn snap(
+        c: &[(&str, &str)],
+        e: &[(&str, &str)],
+        l: &[(&str, &str)],
+        r: &[(&str, &str)],
+    ) -> Snapshot {
+        Snapshot {
+            types: [ts(c, 0), ts(e, 1), ts(l, 2), ts(r, 3)],
+        }
+    }
+
+    fn req(t: usize, sub: &[&str], unsub: &[&str], nonce: &str) -> DeltaDiscoveryRequest {
+        DeltaDiscoveryRequest {
+            type_url: TYPE_ORDER[t].into(),
+            resource_names_subscribe: sub.iter().map(|s| s.to_string()).collect(),
+            resource_names_unsubscribe: unsub.iter().map(|s| s.to_string()).collect(),
+            response_nonce: nonce.into(),
+            ..Default::default()
+        }
+    }
+
+    fn names(r: &DeltaDiscoveryResponse) -> Vec<&str> {
+        r.resources.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    #[test]
+    fn wildcard_then_only_changes() {
+        let mut st = DeltaState::new();
+        st.on_request(&req(0, &[], &[], ""));
+        let out = st.responses(Some(&snap(&[("a", "1"), ("b", "1")], &[], &[], &[])));
+        assert_eq!(names(&out[0]), ["a", "b"]);
+        st.on_request(&req(0, &[], &[], &out[0].nonce));
+        let out = st.responses(Some(&snap(&[("a", "2"), ("b", "1")], &[], &[], &[])));
+        assert_eq!(names(&out[0]), ["a"], "only the changed resource");
+        st.on_request(&req(0, &[], &[], &out[0].nonce));
+        let out = st.responses(Some(&snap(&[("a", "2")], &[], &[], &[])));
+        assert!(out[0].resources.is_empty());
+        assert_eq!(out[0].removed_resources, ["b"]);
+    }
+
+    #[test]
+    fn explicit_star_and_mixed_subscriptions() {
+        let s = snap(&[], &[], &[], &[("r1", "1"), ("r2", "1"), ("r3", "1")]);
+        let mut st = DeltaState::new();
+        st.on_request(&req(3, &["r1"], &[], ""));
+        let out = st.responses(Some(&s));
+        assert_eq!(names(&out[0]), ["r1"]);
+        st.on_request(&req(3, &["*"], &[], &out[0].nonce));
+        let out = st.responses(Some(&s));
+        assert_eq!(names(&out[0]), ["r2", "r3"], "wildcard adds the rest");
+        // Unsubscribing an explicit name still covered by wildcard sends it again.
+        st.on_request(&req(3, &[], &["r1"], &out[0].nonce));
+        let out = st.responses(Some(&s));
+        assert_eq!(names(&out[0]), ["r1"]);
+    }
+
+    #[test]
+    fn unknown_subscribed_names_are_removed_once_and_sent_when_they_appear() {
+        let mut st = DeltaState::new();
+        st.on_request(&req(1, &["x"], &[], ""));
+        let out = st.responses(Some(&snap(&[], &[], &[], &[])));
+        assert_eq!(out[0].removed_resources, ["x"]);
+        st.on_request(&req(1, &[], &[], &out[0].nonce));
+        assert!(
+            st.responses(Some(&snap(&[], &[], &[], &[]))).is_empty(),
+            "said once"
+        );
+        let out = st.responses(Some(&snap(&[], &[("x", "1")], &[], &[])));
+        assert_eq!(names(&out[0]), ["x"]);
+    }
+
+    #[test]
+    fn reconnect_with_initial_versions_sends_only_what_differs() {
+        let s = snap(&[("a", "1"), ("b", "1")], &[], &[], &[]);
+        let mut first = DeltaState::new();
+        first.on_request(&req(0, &[], &[], ""));
+        let out = first.responses(Some(&s));
+        let a_version = out[0].resources[0].version.clone();
+        let mut st = DeltaState::new();
+        let mut r = req(0, &[], &[], "");
+        r.initial_resource_versions.insert("a".into(), a_version);
+        r.initial_resource_versions
+            .insert("gone".into(), "v0".into());
+        st.on_request(&r);
+        let out = st.responses(Some(&s));
+        assert_eq!(names(&out[0]), ["b"]);
+        assert_eq!(out[0].removed_resources, ["gone"]);
+    }
+
+    #[test]
+    fn subscription_changes_count_even_with_a_stale_nonce() {
+        let s = snap(&[], &[("a", "1"), ("b", "1")], &[], &[]);
+        let mut st = DeltaState::new();
+        st.on_request(&req(1, &["a"], &[], ""));
+        let out = st.responses(Some(&s));
+        assert_eq!(
+            st.on_request(&req(1, &["b"], &[], "stale")),
+            RequestKind::Stale
+        );
+        st.on_request(&req(1, &[], &[], &out[0].nonce));
+        let out = st.responses(Some(&s));
+        assert_eq!(names(&out[0]), ["b"]);
+    }
+
+    #[test]
+    fn nack_is_not_resent() {
+        let s = snap(&[("a", "1")], &[], &[], &[]);
+        let mut st = DeltaState::new();
+        st.on_request(&req(0, &[], &[], ""));
+        let out = st.responses(Some(&s));
+        let mut n = req(0, &[], &[], &out[0].nonce);
+        n.error_detail = Some(Status {
+            code: 3,
+            message: "no".into(),
+            details: vec![],
+        });
+        assert!(matches!(st.on_request(&n), RequestKind::Nack { .. }));
+        assert!(st.responses(Some(&s)).is_empty());
+    }
+
+    #[test]
+    fn updated_clusters_get_fresh_endpoints_and_removed_clusters_wait_for_routes() {
+        let mut st = DeltaState::new();
+        st.on_request(&req(0, &[], &[], ""));
+        st.on_request(&req(1, &["a", "b"], &[], ""));
+        st.on_request(&req(3, &["r"], &[], ""));
+        let s1 = snap(
+            &[("a", "1"), ("b", "1")],
+            &[("a", "e"), ("b", "e")],
+            &[],
+            &[("r", "uses a,b")],
+        );
+        let mut settle = |st: &mut DeltaState, s: &Snapshot| {
+            let mut log = Vec::new();
+            loop {
+                let out = st.responses(Some(s));
+                if out.is_empty() {
+                    return log;
+                }
+                for r in out {
+                    let t = type_index(&r.type_url).unwrap();
+                    log.push((t, names(&r).join(","), r.removed_resources.join(",")));
+                    st.on_request(&req(t, &[], &[], &r.nonce));
+                }
+            }
+        };
+        settle(&mut st, &s1);
+        // Cluster a changes, b is dropped, the route moves off b; endpoints unchanged.
+        let s2 = snap(&[("a", "2")], &[("a", "e")], &[], &[("r", "uses a")]);
+        let log = settle(&mut st, &s2);
+        assert_eq!(
+            log,
+            vec![
+                (0, "a".to_string(), "".to_string()),
+                (1, "a".to_string(), "".to_string()),
+                (3, "r".to_string(), "".to_string()),
+                (0, "".to_string(), "b".to_string()),
+                (1, "".to_string(), "b".to_string()),
+            ]
+        );
+    }
+}
