@@ -19,7 +19,7 @@ use crate::source;
 use crate::translate::{self, NodeResources};
 use crate::xds::cache::SnapshotCache;
 use crate::xds::server::{Registry, XdsMetrics, XdsService};
-use crate::xds::{Resource, Snapshot, TypeSnapshot};
+use crate::xds::{Resource, Snapshot, SourceMode, TypeSnapshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -91,12 +91,33 @@ pub fn build_snapshots(
         for r in &res.routes {
             add(3, &r.name, pack(r));
         }
-        let snapshot = Snapshot {
-            types: types.map(TypeSnapshot::new),
-        };
+        let snapshot = Snapshot::new(types.map(TypeSnapshot::new));
         out.insert(id.to_string(), Arc::new(snapshot));
     }
     out
+}
+
+/// Builds the variant of an ADS snapshot for Envoys on per-type services.
+pub fn per_type_variant(snap: &Snapshot, mode: SourceMode) -> Snapshot {
+    let delta = mode == SourceMode::PerTypeDelta;
+    let types = std::array::from_fn(|t| {
+        let resources = snap.types[t]
+            .resources
+            .iter()
+            .map(|(name, r)| {
+                let r = match (
+                    mode,
+                    translate::sources::for_per_type_services(&r.any, delta),
+                ) {
+                    (SourceMode::Ads, _) | (_, None) => r.clone(),
+                    (_, Some(any)) => Arc::new(Resource::new(name.clone(), any)),
+                };
+                (name.clone(), r)
+            })
+            .collect();
+        TypeSnapshot::new(resources)
+    });
+    Snapshot::new(types)
 }
 
 fn pack<M: Message + Name>(m: &M) -> envoy_types::pb::google::protobuf::Any {
@@ -272,7 +293,12 @@ impl Server {
         let node_key: crate::xds::server::NodeKeyFn =
             Arc::new(|id: &str| ProxyId::parse(id).map(|p| p.to_string()));
         let admin_pipeline = pipeline.clone();
-        let xds = XdsService::new(pipeline.cache.clone(), node_key, shutdown_rx.clone());
+        let xds = XdsService::new(
+            pipeline.cache.clone(),
+            node_key,
+            Arc::new(per_type_variant),
+            shutdown_rx.clone(),
+        );
         let metrics = xds.metrics.clone();
         let registry = xds.registry.clone();
         let mut stop = shutdown_rx.clone();

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::app::{self, ServeConfig, Server};
-use crate::bootstrap::{self, BootstrapParams};
+use crate::bootstrap::{self, BootstrapParams, XdsMode};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +49,9 @@ pub enum Command {
         /// Envoy admin port (bound on 127.0.0.1).
         #[arg(long, default_value_t = 9901)]
         admin_port: u16,
+        /// xDS transport: ADS or one stream per type, state of the world or delta.
+        #[arg(long, value_enum, default_value_t = XdsMode::Ads)]
+        mode: XdsMode,
     },
 }
 
@@ -90,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             node_id,
             xds,
             admin_port,
+            mode,
         } => {
             if crate::model::ProxyId::parse(&node_id).is_none() {
                 anyhow::bail!("node id `{node_id}` must be mesh/<mesh>/virtualNode/<name>, mesh/<mesh>/virtualGateway/<name> or an App Mesh ARN");
@@ -99,6 +103,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!(
                 "{}",
                 bootstrap::render(&BootstrapParams {
+                    mode,
                     node_id,
                     xds_host,
                     xds_port,

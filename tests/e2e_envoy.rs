@@ -6,6 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use meshplane::bootstrap::XdsMode;
 use support::envoy::{free_port, http_get, Envoy, Upstream};
 use support::*;
 
@@ -255,10 +256,87 @@ fn canary_weights(dump: &str) -> Option<(u32, u32)> {
     None
 }
 
+/// The scenarios share the machine's two cores; running them one at a time keeps timings honest.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn canary_routing_retries_and_live_edits_through_real_envoy() {
+async fn ads_sotw_canary_routing_retries_and_live_edits() {
+    scenario(XdsMode::Ads).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ads_delta_canary_routing_retries_and_live_edits() {
+    scenario(XdsMode::AdsDelta).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_type_sotw_canary_routing_retries_and_live_edits() {
+    scenario(XdsMode::Xds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_type_delta_canary_routing_retries_and_live_edits() {
+    scenario(XdsMode::XdsDelta).await;
+}
+
+/// Names of the dynamic resources in one section of Envoy's `/config_dump`, found at `pointer`
+/// inside each entry.
+async fn dumped_names(envoy: &Envoy, resource: &str, pointer: &str) -> Vec<String> {
+    let body = envoy
+        .admin_get(&format!("/config_dump?resource={resource}"))
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut names: Vec<String> = v["configs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            c.pointer(pointer)
+                .and_then(|n| n.as_str())
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Envoy's `/config_dump` holds exactly the clusters, listeners and routes meshplane served the node.
+async fn assert_dump_matches_served(
+    server: &meshplane::app::Server,
+    envoy: &Envoy,
+    node_key: &str,
+) {
+    let snap = server
+        .pipeline
+        .cache
+        .get(node_key)
+        .expect("node has a snapshot");
+    let served: Vec<Vec<String>> = (0..4)
+        .map(|t| snap.types[t].resources.keys().cloned().collect())
+        .collect();
+    let started = Instant::now();
+    loop {
+        let dumped = vec![
+            dumped_names(envoy, "dynamic_active_clusters", "/cluster/name").await,
+            served[1].clone(), // endpoints are checked through traffic, not the dump
+            dumped_names(envoy, "dynamic_listeners", "/active_state/listener/name").await,
+            dumped_names(envoy, "dynamic_route_configs", "/route_config/name").await,
+        ];
+        if dumped == served {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "Envoy's config_dump never matched what meshplane served:\n dumped {dumped:?}\n served {served:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn scenario(mode: XdsMode) {
+    let _serial = SERIAL.lock().await;
     let envoy = support::envoy::envoy_bin();
-    println!("envoy: {}", envoy.display());
+    println!("== xDS mode {mode:?}; envoy: {}", envoy.display());
     let p = Ports {
         client_egress: free_port(),
         v1_app: free_port(),
@@ -279,13 +357,32 @@ async fn canary_routing_retries_and_live_edits_through_real_envoy() {
     dir.write("router.yaml", &router_yaml);
     let server = start(dir.path()).await;
     let work = tempfile::tempdir().unwrap();
-    let client = Envoy::start("mesh/e2e/virtualNode/client", server.xds_addr, work.path()).await;
-    let _e1 = Envoy::start("mesh/e2e/virtualNode/v1", server.xds_addr, work.path()).await;
-    let _e2 = Envoy::start("mesh/e2e/virtualNode/v2", server.xds_addr, work.path()).await;
-    let _ef = Envoy::start(
+    let client = Envoy::start_with(
+        "mesh/e2e/virtualNode/client",
+        server.xds_addr,
+        work.path(),
+        mode,
+    )
+    .await;
+    let _e1 = Envoy::start_with(
+        "mesh/e2e/virtualNode/v1",
+        server.xds_addr,
+        work.path(),
+        mode,
+    )
+    .await;
+    let _e2 = Envoy::start_with(
+        "mesh/e2e/virtualNode/v2",
+        server.xds_addr,
+        work.path(),
+        mode,
+    )
+    .await;
+    let _ef = Envoy::start_with(
         "arn:aws:appmesh:eu-west-1:111122223333:mesh/e2e/virtualNode/flaky",
         server.xds_addr,
         work.path(),
+        mode,
     )
     .await;
     let egress: std::net::SocketAddr = ([127, 0, 0, 1], p.client_egress).into();
@@ -310,6 +407,14 @@ async fn canary_routing_retries_and_live_edits_through_real_envoy() {
     // 90/10 canary, measured.
     let n = 2000;
     let (_, v2) = split(egress, "svc.e2e.local", "/", &[], n).await;
+    assert_dump_matches_served(&server, &client, "mesh/e2e/virtualNode/client").await;
+    let modes: Vec<String> = server
+        .registry
+        .list()
+        .iter()
+        .map(|s| s.mode.clone())
+        .collect();
+    println!("streams open: {modes:?}");
     assert_share("canary 90/10, share to v2", v2, n, 0.10);
     // The Host header may carry the router's port.
     let (_, v2) = split(egress, "svc.e2e.local:80", "/", &[], 400).await;
@@ -359,6 +464,7 @@ async fn canary_routing_retries_and_live_edits_through_real_envoy() {
     println!("file save -> Envoy applied (config_dump), ms: {ms:?} (includes 50 ms debounce)");
     let (_, v2) = split(egress, "svc.e2e.local", "/", &[], n).await;
     assert_share("after edit to 50/50, share to v2", v2, n, 0.50);
+    assert_dump_matches_served(&server, &client, "mesh/e2e/virtualNode/client").await;
 
     // An invalid edit changes nothing for Envoy.
     let before = client.routes_dump().await;

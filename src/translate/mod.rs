@@ -8,6 +8,7 @@ mod cluster;
 mod listener;
 pub mod naming;
 mod route;
+pub mod sources;
 mod util;
 
 use std::collections::BTreeMap;

@@ -272,9 +272,7 @@ mod tests {
         l: &[(&str, &str)],
         r: &[(&str, &str)],
     ) -> Snapshot {
-        Snapshot {
-            types: [ts(c, 0), ts(e, 1), ts(l, 2), ts(r, 3)],
-        }
+        Snapshot::new([ts(c, 0), ts(e, 1), ts(l, 2), ts(r, 3)])
     }
 
     fn req(t: usize, sub: &[&str], unsub: &[&str], nonce: &str) -> DeltaDiscoveryRequest {
@@ -398,7 +396,7 @@ mod tests {
             &[],
             &[("r", "uses a,b")],
         );
-        let mut settle = |st: &mut DeltaState, s: &Snapshot| {
+        let settle = |st: &mut DeltaState, s: &Snapshot| {
             let mut log = Vec::new();
             loop {
                 let out = st.responses(Some(s));

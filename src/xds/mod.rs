@@ -73,13 +73,51 @@ impl TypeSnapshot {
     }
 }
 
+/// How an Envoy fetches the resources other resources point at (a cluster's endpoints, a listener's
+/// routes): over its ADS stream, or over a per-type stream in SotW or delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceMode {
+    Ads,
+    PerTypeSotw,
+    PerTypeDelta,
+}
+
+/// Rewrites a snapshot built for ADS into one whose config sources point at per-type services.
+/// Supplied by the layer that knows the resources; the xDS layer only picks and caches variants.
+pub type VariantFn = Arc<dyn Fn(&Snapshot, SourceMode) -> Snapshot + Send + Sync>;
+
 /// Everything one node is served, per type in [`TYPE_ORDER`].
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub types: [TypeSnapshot; 4],
+    /// Per-type-service variants, built on first use by a per-type stream and shared after that.
+    variants: [std::sync::OnceLock<Arc<Snapshot>>; 2],
+}
+
+impl PartialEq for Snapshot {
+    fn eq(&self, other: &Snapshot) -> bool {
+        self.types == other.types
+    }
 }
 
 impl Snapshot {
+    pub fn new(types: [TypeSnapshot; 4]) -> Snapshot {
+        Snapshot {
+            types,
+            variants: Default::default(),
+        }
+    }
+
+    /// The snapshot as a stream of `mode` must see it.
+    pub fn for_mode(self: &Arc<Self>, mode: SourceMode, make: &VariantFn) -> Arc<Snapshot> {
+        let slot = match mode {
+            SourceMode::Ads => return self.clone(),
+            SourceMode::PerTypeSotw => &self.variants[0],
+            SourceMode::PerTypeDelta => &self.variants[1],
+        };
+        slot.get_or_init(|| Arc::new(make(self, mode))).clone()
+    }
+
     /// The per-type versions, e.g. for status output.
     pub fn versions(&self) -> [&str; 4] {
         [

@@ -37,7 +37,9 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use super::cache::{SnapshotCache, SnapshotRx};
 use super::delta::DeltaState;
 use super::sotw::{RequestKind, SotwState};
-use super::{type_index, type_short, Snapshot, CLUSTER, ENDPOINT, LISTENER, ROUTE};
+use super::{
+    type_index, type_short, Snapshot, SourceMode, VariantFn, CLUSTER, ENDPOINT, LISTENER, ROUTE,
+};
 
 /// Resolves once `shutdown` turns true (or its sender is gone).
 pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
@@ -206,6 +208,7 @@ impl Protocol for DeltaState {
 pub struct XdsService {
     cache: SnapshotCache,
     node_key: NodeKeyFn,
+    variant: VariantFn,
     shutdown: watch::Receiver<bool>,
     pub metrics: Arc<XdsMetrics>,
     pub registry: Arc<Registry>,
@@ -223,11 +226,13 @@ impl XdsService {
     pub fn new(
         cache: SnapshotCache,
         node_key: NodeKeyFn,
+        variant: VariantFn,
         shutdown: watch::Receiver<bool>,
     ) -> XdsService {
         XdsService {
             cache,
             node_key,
+            variant,
             shutdown,
             metrics: Arc::default(),
             registry: Arc::default(),
@@ -404,9 +409,18 @@ impl XdsService {
                     }
                 }
             }
-            let snap = snapshots
+            let mut snap = snapshots
                 .as_mut()
                 .and_then(|rx| rx.borrow_and_update().clone());
+            // Per-type streams see resources whose references point at per-type services.
+            if only.is_some() {
+                let mode = if P::DELTA {
+                    SourceMode::PerTypeDelta
+                } else {
+                    SourceMode::PerTypeSotw
+                };
+                snap = snap.map(|s| s.for_mode(mode, &self.variant));
+            }
             let responses = state.responses(snap.as_deref());
             let mut closed = false;
             for resp in responses {
@@ -455,7 +469,8 @@ impl XdsService {
         let snap = self
             .cache
             .get(&key)
-            .ok_or_else(|| Status::unavailable("no configuration for this node yet"))?;
+            .ok_or_else(|| Status::unavailable("no configuration for this node yet"))?
+            .for_mode(SourceMode::PerTypeSotw, &self.variant);
         let t = type_index(type_url).unwrap_or(0);
         let ts = &snap.types[t];
         let resources = ts

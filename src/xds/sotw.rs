@@ -236,9 +236,7 @@ mod tests {
                 .collect();
             TypeSnapshot::new(m)
         };
-        Snapshot {
-            types: [ts(clusters, 0), ts(eps, 1), ts(listeners, 2), ts(routes, 3)],
-        }
+        Snapshot::new([ts(clusters, 0), ts(eps, 1), ts(listeners, 2), ts(routes, 3)])
     }
 
     fn req(t: usize, names: &[&str], version: &str, nonce: &str) -> DiscoveryRequest {

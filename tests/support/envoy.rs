@@ -57,6 +57,15 @@ pub struct Envoy {
 
 impl Envoy {
     pub async fn start(node_id: &str, xds: SocketAddr, work: &Path) -> Envoy {
+        Envoy::start_with(node_id, xds, work, meshplane::bootstrap::XdsMode::Ads).await
+    }
+
+    pub async fn start_with(
+        node_id: &str,
+        xds: SocketAddr,
+        work: &Path,
+        mode: meshplane::bootstrap::XdsMode,
+    ) -> Envoy {
         use std::os::unix::process::CommandExt;
         let safe = node_id.replace('/', "_");
         let bootstrap = work.join(format!("{safe}.yaml"));
@@ -64,6 +73,7 @@ impl Envoy {
         let log = work.join(format!("{safe}.log"));
         let _ = std::fs::remove_file(&admin_path);
         let yaml = meshplane::bootstrap::render(&meshplane::bootstrap::BootstrapParams {
+            mode,
             node_id: node_id.into(),
             xds_host: xds.ip().to_string(),
             xds_port: xds.port(),
