@@ -217,3 +217,86 @@ pub fn names_of(resp: &DiscoveryResponse) -> Vec<String> {
         })
         .collect()
 }
+
+/// A bare-bones delta ADS client.
+pub struct DeltaClient {
+    tx: mpsc::Sender<envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest>,
+    rx: Streaming<envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse>,
+    node: Node,
+    first: bool,
+}
+
+pub type DeltaReq = envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
+pub type DeltaResp = envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse;
+
+impl DeltaClient {
+    pub async fn connect(addr: std::net::SocketAddr, node_id: &str) -> DeltaClient {
+        let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{addr}"))
+            .await
+            .expect("connect");
+        let (tx, rx) = mpsc::channel(16);
+        let stream = client
+            .delta_aggregated_resources(ReceiverStream::new(rx))
+            .await
+            .expect("open stream")
+            .into_inner();
+        DeltaClient {
+            tx,
+            rx: stream,
+            node: Node {
+                id: node_id.into(),
+                ..Default::default()
+            },
+            first: true,
+        }
+    }
+
+    pub async fn send(&mut self, mut req: DeltaReq) {
+        if self.first {
+            req.node = Some(self.node.clone());
+            self.first = false;
+        }
+        self.tx.send(req).await.expect("send request");
+    }
+
+    pub async fn request(
+        &mut self,
+        type_url: &str,
+        subscribe: &[&str],
+        unsubscribe: &[&str],
+        nonce: &str,
+    ) {
+        self.send(DeltaReq {
+            type_url: type_url.into(),
+            resource_names_subscribe: subscribe.iter().map(|s| s.to_string()).collect(),
+            resource_names_unsubscribe: unsubscribe.iter().map(|s| s.to_string()).collect(),
+            response_nonce: nonce.into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    pub async fn ack(&mut self, resp: &DeltaResp) {
+        let (t, n) = (resp.type_url.clone(), resp.nonce.clone());
+        self.request(&t, &[], &[], &n).await
+    }
+
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<DeltaResp> {
+        match tokio::time::timeout(wait, self.rx.message()).await {
+            Ok(Ok(Some(r))) => Some(r),
+            Ok(Ok(None)) => None,
+            Ok(Err(status)) => panic!("stream failed: {status}"),
+            Err(_) => None,
+        }
+    }
+
+    pub async fn recv(&mut self) -> DeltaResp {
+        self.recv_within(Duration::from_secs(10))
+            .await
+            .expect("a response within 10 s")
+    }
+}
+
+pub fn delta_names(resp: &DeltaResp) -> Vec<String> {
+    resp.resources.iter().map(|r| r.name.clone()).collect()
+}
