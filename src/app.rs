@@ -163,8 +163,8 @@ impl Pipeline {
     }
 
     /// Loads the directory and, when valid, publishes every node's snapshot. An invalid directory
-    /// leaves the last good snapshots in place.
-    pub fn reload(&self) -> bool {
+    /// leaves the last good snapshots in place. `origin` is when the change was first seen.
+    pub fn reload(&self, origin: Option<Instant>) -> bool {
         let started = Instant::now();
         let result = load(&self.dir);
         for w in &result.warnings {
@@ -188,8 +188,14 @@ impl Pipeline {
         let keys: BTreeSet<String> = snapshots.keys().cloned().collect();
         let mut changed = 0;
         for (key, snap) in snapshots {
-            if self.cache.set(&key, Some(snap)) {
+            let old = self.cache.get(&key);
+            let mut snap = Arc::unwrap_or_clone(snap);
+            // Only file changes start the convergence clock; the initial load has no origin.
+            snap.origin = origin;
+            let snap = Arc::new(snap);
+            if self.cache.set(&key, Some(snap.clone())) {
                 changed += 1;
+                log_changes(&key, old.as_deref(), &snap, changed);
             }
         }
         let mut st = self.status();
@@ -212,6 +218,44 @@ impl Pipeline {
         st.last_changed_nodes = changed;
         st.last = result;
         true
+    }
+}
+
+/// Logs what a reload changed for one node: resources added, changed and removed per type. The
+/// first nodes are logged at info, the rest at debug, so a mesh-wide edit does not flood the log.
+fn log_changes(node: &str, old: Option<&Snapshot>, new: &Snapshot, nth: usize) {
+    let mut parts = Vec::new();
+    for (t, ts) in new.types.iter().enumerate() {
+        let before = old.map(|o| &o.types[t].resources);
+        let added = ts
+            .resources
+            .keys()
+            .filter(|k| before.is_none_or(|b| !b.contains_key(*k)))
+            .count();
+        let changed = ts
+            .resources
+            .iter()
+            .filter(|(k, r)| {
+                before
+                    .and_then(|b| b.get(*k))
+                    .is_some_and(|o| o.hash != r.hash)
+            })
+            .count();
+        let removed = before.map_or(0, |b| {
+            b.keys().filter(|k| !ts.resources.contains_key(*k)).count()
+        });
+        if added + changed + removed > 0 {
+            parts.push(format!(
+                "{} +{added} ~{changed} -{removed}",
+                crate::xds::type_short(t)
+            ));
+        }
+    }
+    let summary = parts.join(", ");
+    if nth <= 20 {
+        info!(node, changes = %summary, "node updated");
+    } else {
+        tracing::debug!(node, changes = %summary, "node updated");
     }
 }
 
@@ -259,7 +303,7 @@ impl Server {
         let (watcher, mut changes) =
             source::watch::watch(&cfg.config_dir, cfg.debounce, cfg.debounce * 10)?;
         let p = pipeline.clone();
-        let _ = tokio::task::spawn_blocking(move || p.reload()).await;
+        let _ = tokio::task::spawn_blocking(move || p.reload(None)).await;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -271,9 +315,9 @@ impl Server {
                 tokio::select! {
                     _ = crate::xds::server::stopped(&mut stop) => break,
                     c = changes.recv() => {
-                        if c.is_none() { break; }
+                        let Some(origin) = c else { break };
                         let p = p.clone();
-                        let _ = tokio::task::spawn_blocking(move || p.reload()).await;
+                        let _ = tokio::task::spawn_blocking(move || p.reload(Some(origin))).await;
                     }
                 }
             }
@@ -330,7 +374,7 @@ impl Server {
                 addr: cfg.admin_listen,
                 source,
             })?;
-        let router = crate::admin::router(pipeline.clone(), metrics.clone());
+        let router = crate::admin::router(pipeline.clone(), metrics.clone(), registry.clone());
         let mut stop = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
             let result = axum::serve(admin_listener, router)

@@ -8,7 +8,7 @@ use meshplane::cli::{init_tracing, run, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_json);
+    init_tracing(cli.log_json, cli.log_level.as_deref());
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

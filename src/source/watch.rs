@@ -23,15 +23,22 @@ pub enum WatchError {
     },
 }
 
-/// Watches `dir` and sends `()` on the returned channel once per debounced burst of relevant events.
-/// The watcher stops when the returned guard is dropped.
+/// Watches `dir` and sends, once per debounced burst of relevant events, the time the burst's first
+/// event was seen (the moment of the save, for convergence metrics). The watcher stops when the
+/// returned guard is dropped.
 pub fn watch(
     dir: &Path,
     quiet: Duration,
     max_wait: Duration,
-) -> Result<(notify::RecommendedWatcher, mpsc::Receiver<()>), WatchError> {
+) -> Result<
+    (
+        notify::RecommendedWatcher,
+        mpsc::Receiver<std::time::Instant>,
+    ),
+    WatchError,
+> {
     let root = dir.to_path_buf();
-    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<()>();
+    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<std::time::Instant>();
     let filter_root = root.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let relevant = match res {
@@ -43,7 +50,7 @@ pub fn watch(
             Err(_) => true,
         };
         if relevant {
-            let _ = raw_tx.send(());
+            let _ = raw_tx.send(std::time::Instant::now());
         }
     })
     .map_err(|source| WatchError::Watch {
@@ -60,18 +67,18 @@ pub fn watch(
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
         // Ends when the watcher (and with it raw_tx) is dropped.
-        while raw_rx.recv().await.is_some() {
+        while let Some(first) = raw_rx.recv().await {
             let deadline = Instant::now() + max_wait;
             loop {
                 let until = (Instant::now() + quiet).min(deadline);
                 match tokio::time::timeout_at(until, raw_rx.recv()).await {
-                    Ok(Some(())) if Instant::now() < deadline => continue,
+                    Ok(Some(_)) if Instant::now() < deadline => continue,
                     Ok(None) => return,
                     _ => break,
                 }
             }
             // A full channel already holds a pending reload, which will read the newest files.
-            if tx.try_send(()).is_err() && tx.is_closed() {
+            if tx.try_send(first).is_err() && tx.is_closed() {
                 return;
             }
         }

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod delta;
+pub mod metrics;
 pub mod server;
 pub mod sotw;
 
@@ -90,6 +91,9 @@ pub type VariantFn = Arc<dyn Fn(&Snapshot, SourceMode) -> Snapshot + Send + Sync
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub types: [TypeSnapshot; 4],
+    /// When the change that produced this snapshot was first seen (the file save), for convergence
+    /// metrics.
+    pub origin: Option<std::time::Instant>,
     /// Per-type-service variants, built on first use by a per-type stream and shared after that.
     variants: [std::sync::OnceLock<Arc<Snapshot>>; 2],
 }
@@ -104,6 +108,7 @@ impl Snapshot {
     pub fn new(types: [TypeSnapshot; 4]) -> Snapshot {
         Snapshot {
             types,
+            origin: None,
             variants: Default::default(),
         }
     }
@@ -115,7 +120,12 @@ impl Snapshot {
             SourceMode::PerTypeSotw => &self.variants[0],
             SourceMode::PerTypeDelta => &self.variants[1],
         };
-        slot.get_or_init(|| Arc::new(make(self, mode))).clone()
+        slot.get_or_init(|| {
+            let mut v = make(self, mode);
+            v.origin = self.origin;
+            Arc::new(v)
+        })
+        .clone()
     }
 
     /// The per-type versions, e.g. for status output.

@@ -49,17 +49,7 @@ pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 /// Maps an Envoy node id to its cache key; `None` means the id cannot name any node.
 pub type NodeKeyFn = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
-/// Counters for the admin API and tests.
-#[derive(Debug, Default)]
-pub struct XdsMetrics {
-    pub streams_open: AtomicU64,
-    pub streams_total: AtomicU64,
-    pub responses: AtomicU64,
-    pub response_bytes: AtomicU64,
-    pub acks: AtomicU64,
-    pub nacks: AtomicU64,
-    pub stale: AtomicU64,
-}
+pub use super::metrics::XdsMetrics;
 
 /// What one stream has sent and Envoy has said, per type.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -83,6 +73,8 @@ pub struct StreamInfo {
     pub mode: String,
     pub connected_at: SystemTime,
     pub types: [TypeStatus; 4],
+    /// The versions this stream should converge to (its view of the node's snapshot).
+    pub current: [Option<String>; 4],
 }
 
 /// Every open stream, by id. Each stream task owns its entry and removes it when it ends.
@@ -311,7 +303,11 @@ impl XdsService {
             mode,
             connected_at: SystemTime::now(),
             types: Default::default(),
+            current: Default::default(),
         };
+        // Per type, the last version whose convergence time was recorded, so each counts once.
+        let mut converged: [Option<String>; 4] = Default::default();
+        let mut view: Option<Arc<Snapshot>> = None;
         let mut shutdown = self.shutdown.clone();
         let mut state = P::default();
         let mut snapshots: Option<SnapshotRx> = None;
@@ -383,18 +379,30 @@ impl XdsService {
                         }
                         _ => {}
                     }
-                    let t = type_index(type_url).map(type_short).unwrap_or("?");
+                    let ti = type_index(type_url);
+                    let t = ti.map(type_short).unwrap_or("?");
                     match state.on_request(&req) {
                         RequestKind::Ack { version } => {
-                            m.acks.fetch_add(1, Ordering::Relaxed);
+                            XdsMetrics::count(&m.acks, &m.acks_by_type, ti, 1);
                             debug!(r#type = t, %version, "ACK");
+                            if let (Some(ti), Some(v)) = (ti, view.as_ref()) {
+                                let acked = state.status(ti).acked;
+                                if acked.as_deref() == Some(v.types[ti].version.as_str())
+                                    && converged[ti] != acked
+                                {
+                                    if let Some(origin) = v.origin {
+                                        m.convergence.observe(origin.elapsed());
+                                    }
+                                    converged[ti] = acked;
+                                }
+                            }
                         }
                         RequestKind::Nack { version, message } => {
-                            m.nacks.fetch_add(1, Ordering::Relaxed);
+                            XdsMetrics::count(&m.nacks, &m.nacks_by_type, ti, 1);
                             warn!(r#type = t, %version, error = %message, "Envoy rejected the configuration (NACK); it keeps its last accepted version");
                         }
                         RequestKind::Stale => {
-                            m.stale.fetch_add(1, Ordering::Relaxed);
+                            XdsMetrics::count(&m.stale, &m.stale_by_type, ti, 1);
                             debug!(r#type = t, nonce = %P::nonce(&req), "stale nonce");
                             // SotW ignores the request; delta has already applied its subscription change.
                             if !P::DELTA {
@@ -422,12 +430,16 @@ impl XdsService {
                 snap = snap.map(|s| s.for_mode(mode, &self.variant));
             }
             let responses = state.responses(snap.as_deref());
+            let current: [Option<String>; 4] =
+                std::array::from_fn(|t| snap.as_ref().map(|s| s.types[t].version.clone()));
+            view = snap;
             let mut closed = false;
             for resp in responses {
                 let (type_url, version, count, bytes) = P::describe(&resp);
                 debug!(r#type = type_index(type_url).map(type_short).unwrap_or("?"), %version, resources = count, "push");
-                m.responses.fetch_add(1, Ordering::Relaxed);
-                m.response_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                let ti = type_index(type_url);
+                XdsMetrics::count(&m.responses, &m.responses_by_type, ti, 1);
+                XdsMetrics::count(&m.response_bytes, &m.bytes_by_type, ti, bytes as u64);
                 // Waiting here only delays this stream; stop waiting on shutdown.
                 tokio::select! {
                     r = tx.send(Ok(resp)) => if r.is_err() { closed = true; break },
@@ -436,10 +448,12 @@ impl XdsService {
             }
             if info.node_key.is_some() || !info.node_id.is_empty() {
                 let types: [TypeStatus; 4] = std::array::from_fn(|t| state.status(t));
-                if types != info.types {
+                if types != info.types || current != info.current {
                     info.types = types;
+                    info.current = current;
                     if let Some(e) = self.registry.lock().get_mut(&id) {
                         e.types = info.types.clone();
+                        e.current = info.current.clone();
                     }
                 }
             }

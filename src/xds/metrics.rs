@@ -1,0 +1,95 @@
+//! Counters and the convergence histogram of the xDS layer, read by the admin API.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the convergence histogram buckets.
+pub const CONVERGENCE_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A fixed-bucket histogram of durations, lock-free.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; CONVERGENCE_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (i, le) in CONVERGENCE_BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bucket (`le`), the total count and the sum in seconds.
+    pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
+        let buckets = CONVERGENCE_BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(le, c)| (*le, c.load(Ordering::Relaxed)))
+            .collect();
+        (
+            buckets,
+            self.count.load(Ordering::Relaxed),
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        )
+    }
+}
+
+/// Per resource type, indexed like `TYPE_ORDER`.
+pub type PerType = [AtomicU64; 4];
+
+#[derive(Debug, Default)]
+pub struct XdsMetrics {
+    pub streams_open: AtomicU64,
+    pub streams_total: AtomicU64,
+    /// Totals over all types.
+    pub responses: AtomicU64,
+    pub response_bytes: AtomicU64,
+    pub acks: AtomicU64,
+    pub nacks: AtomicU64,
+    pub stale: AtomicU64,
+    pub responses_by_type: PerType,
+    pub bytes_by_type: PerType,
+    pub acks_by_type: PerType,
+    pub nacks_by_type: PerType,
+    pub stale_by_type: PerType,
+    /// From the file change that produced a version to Envoy's ACK of it.
+    pub convergence: Histogram,
+}
+
+impl XdsMetrics {
+    pub fn count(total: &AtomicU64, per_type: &PerType, t: Option<usize>, n: u64) {
+        total.fetch_add(n, Ordering::Relaxed);
+        if let Some(t) = t.filter(|t| *t < 4) {
+            per_type[t].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_millis(40));
+        h.observe(Duration::from_secs(60));
+        let (b, count, sum) = h.snapshot();
+        assert_eq!(b[0], (0.005, 1));
+        assert_eq!(b[3], (0.05, 2));
+        assert_eq!(b[11], (30.0, 2));
+        assert_eq!(count, 3);
+        assert!((sum - 60.043).abs() < 1e-6);
+    }
+}

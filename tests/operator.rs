@@ -1,0 +1,313 @@
+//! Operator experience against real Envoy: the admin API (`/healthz`, `/readyz`, `/metrics`,
+//! `/proxies`, `/nodes`, `/resources`, `/load`) and the `status` / `config` commands, through a
+//! configuration Envoy accepts, one only Envoy can reject (NACK), and the fix.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use meshplane::admin::{LoadReport, ProxyReport, SyncState};
+use support::envoy::{free_port, http_get, Envoy, Upstream};
+use support::*;
+
+fn mesh(client_egress: u16, app: u16, ingress: u16, regex: &str) -> String {
+    format!(
+        r#"kind: Mesh
+meshName: ops
+---
+kind: VirtualNode
+meshName: ops
+virtualNodeName: client
+spec:
+  backends: [{{virtualService: {{virtualServiceName: api.ops.local}}}}]
+  proxy: {{egressPort: {client_egress}}}
+---
+kind: VirtualNode
+meshName: ops
+virtualNodeName: api
+spec:
+  listeners: [{{portMapping: {{port: {app}, protocol: http}}}}]
+  serviceDiscovery: {{static: {{endpoints: [{{address: 127.0.0.1}}]}}}}
+  proxy: {{ingressPort: {ingress}}}
+---
+kind: VirtualService
+meshName: ops
+virtualServiceName: api.ops.local
+spec: {{provider: {{virtualRouter: {{virtualRouterName: api}}}}}}
+---
+kind: VirtualRouter
+meshName: ops
+virtualRouterName: api
+spec: {{listeners: [{{portMapping: {{port: 80, protocol: http}}}}]}}
+---
+kind: Route
+meshName: ops
+virtualRouterName: api
+routeName: items
+spec:
+  priority: 1
+  httpRoute:
+    match: {{path: {{regex: '{regex}'}}}}
+    action: {{weightedTargets: [{{virtualNode: api, weight: 1}}]}}
+---
+kind: Route
+meshName: ops
+virtualRouterName: api
+routeName: rest
+spec:
+  priority: 2
+  httpRoute:
+    match: {{prefix: /}}
+    action: {{weightedTargets: [{{virtualNode: api, weight: 1}}]}}
+"#
+    )
+}
+
+const GOOD_REGEX: &str = "^/items/[0-9]+$";
+/// Valid RE2 and valid App Mesh, but its compiled program is far beyond Envoy's default limit of 100:
+/// only Envoy can judge it, and it rejects the route table (NACK).
+const HUGE_REGEX: &str =
+    "^/(alpha|beta|gamma|delta|epsilon){1,12}/[a-z0-9]{8,32}(-[a-z0-9]{4,16}){2,6}$";
+
+async fn get_json<T: serde::de::DeserializeOwned>(admin: std::net::SocketAddr, path: &str) -> T {
+    let (status, body) = http_get(admin, "127.0.0.1", path, &[]).await.unwrap();
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+async fn wait_for_state(
+    admin: std::net::SocketAddr,
+    node: &str,
+    t: &str,
+    want: SyncState,
+) -> ProxyReport {
+    let started = Instant::now();
+    loop {
+        let proxies: Vec<ProxyReport> = get_json(admin, "/proxies").await;
+        if let Some(p) = proxies.iter().find(|p| p.node_id == node) {
+            if p.types[t].state == want {
+                return p.clone();
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{node} {t} never became {want:?}: {proxies:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs the CLI off the runtime's threads: the in-process server must keep answering meanwhile.
+async fn cli(args: &[&str]) -> (i32, String) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_meshplane"))
+            .args(&args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_goes_synced_nacked_synced_with_real_envoy() {
+    let (egress, app, ingress) = (free_port(), free_port(), free_port());
+    let _api = Upstream::start(app, "v1", 0).await;
+    let dir = MeshDir::new();
+    dir.write("mesh.yaml", &mesh(egress, app, ingress, GOOD_REGEX));
+    let server = start(dir.path()).await;
+    let admin = server.admin_addr;
+    let admin_s = admin.to_string();
+
+    // Liveness and readiness.
+    assert_eq!(
+        http_get(admin, "x", "/healthz", &[]).await.unwrap(),
+        (200, "ok\n".into())
+    );
+    assert_eq!(
+        http_get(admin, "x", "/readyz", &[]).await.unwrap(),
+        (200, "ready\n".into())
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let client = Envoy::start("mesh/ops/virtualNode/client", server.xds_addr, work.path()).await;
+    let _api_envoy = Envoy::start("mesh/ops/virtualNode/api", server.xds_addr, work.path()).await;
+    let node = "mesh/ops/virtualNode/client";
+    for t in ["CDS", "EDS", "LDS", "RDS"] {
+        if t != "EDS" {
+            wait_for_state(admin, node, t, SyncState::Synced).await;
+        }
+    }
+    let p = wait_for_state(admin, node, "RDS", SyncState::Synced).await;
+    assert_eq!(
+        (
+            p.mesh.as_deref(),
+            p.node.as_deref(),
+            p.mode.as_str(),
+            p.known
+        ),
+        (Some("ops"), Some("client"), "ADS", true)
+    );
+    let egress_addr: std::net::SocketAddr = ([127, 0, 0, 1], egress).into();
+    assert_eq!(
+        http_get(egress_addr, "api.ops.local", "/items/42", &[])
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+
+    let (code, table) = cli(&["status", "--admin", &admin_s]).await;
+    assert_eq!(code, 0, "{table}");
+    assert!(table.contains("configuration: valid"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(node) && l.contains("SYNCED")),
+        "{table}"
+    );
+
+    // A configuration only Envoy can judge: Envoy NACKs the route table and keeps the old one.
+    let before = client.routes_dump().await;
+    dir.write("mesh.yaml", &mesh(egress, app, ingress, HUGE_REGEX));
+    let p = wait_for_state(admin, node, "RDS", SyncState::Nacked).await;
+    let msg = p.types["RDS"].nack.clone().unwrap_or_default();
+    println!("Envoy's NACK: {msg}");
+    assert!(msg.to_lowercase().contains("program size"), "{msg}");
+    assert_eq!(
+        client.routes_dump().await,
+        before,
+        "Envoy keeps its last accepted routes"
+    );
+    assert_eq!(
+        http_get(egress_addr, "api.ops.local", "/items/42", &[])
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    let (code, table) = cli(&["status", "--admin", &admin_s]).await;
+    assert_eq!(code, 1, "a NACKED proxy makes `status` fail:\n{table}");
+    assert!(
+        table.contains("NACKED") && table.contains("program size"),
+        "{table}"
+    );
+    let (code, json) = cli(&["status", "--admin", &admin_s, "--output", "json"]).await;
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(v["proxies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["types"]["RDS"]["state"] == "NACKED"));
+
+    // The fix is picked up and the proxy is in sync again.
+    dir.write(
+        "mesh.yaml",
+        &mesh(egress, app, ingress, "^/items/[0-9]{1,6}$"),
+    );
+    wait_for_state(admin, node, "RDS", SyncState::Synced).await;
+    assert_eq!(cli(&["status", "--admin", &admin_s]).await.0, 0);
+
+    // What the node was served, as tables and as JSON.
+    let (code, out) = cli(&["config", node, "--admin", &admin_s]).await;
+    assert_eq!(code, 0, "{out}");
+    for want in [
+        "LISTENER",
+        "lds_egress_127.0.0.1_",
+        "rds_egress_http_",
+        "api.ops.local",
+        "regex ^/items/[0-9]{1,6}$",
+        "cds_egress_ops_api_http_",
+        "EDS",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    let (code, out) = cli(&["config", node, "--admin", &admin_s, "--output", "json"]).await;
+    assert_eq!(code, 0);
+    let view: meshplane::inspect::NodeView = serde_json::from_str(&out).unwrap();
+    assert_eq!(view.clusters.len(), 1);
+    assert_eq!(
+        view.endpoints[0].endpoints,
+        vec![format!("127.0.0.1:{ingress}")]
+    );
+    assert_eq!(
+        cli(&["config", "mesh/ops/virtualNode/nobody", "--admin", &admin_s])
+            .await
+            .0,
+        1
+    );
+
+    // Metrics.
+    let (_, metrics) = http_get(admin, "x", "/metrics", &[]).await.unwrap();
+    for want in [
+        "meshplane_connected_proxies{mode=\"ADS\"} 2",
+        "meshplane_xds_nacks_total{type=\"RDS\"} 1",
+        "meshplane_reloads_total{result=\"accepted\"} 3",
+        "meshplane_config_valid 1",
+        "meshplane_convergence_seconds_bucket{le=\"+Inf\"}",
+        "# TYPE meshplane_convergence_seconds histogram",
+    ] {
+        assert!(metrics.contains(want), "missing {want:?} in:\n{metrics}");
+    }
+    let count: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("meshplane_convergence_seconds_count "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(count >= 1.0, "convergence observed for the accepted edit: {count}");
+    println!(
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("meshplane_convergence"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    // Nodes and the load result.
+    let nodes: Vec<serde_json::Value> = get_json(admin, "/nodes").await;
+    assert_eq!(nodes.len(), 2);
+    let load: LoadReport = get_json(admin, "/load").await;
+    assert!(load.valid && load.problems.is_empty());
+    drop(client);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_invalid_directory_is_not_ready_and_reports_its_problems() {
+    let dir = MeshDir::new();
+    dir.write(
+        "bad.yaml",
+        "kind: VirtualNode\nmeshName: nowhere\nvirtualNodeName: x\n",
+    );
+    let server = start(dir.path()).await;
+    let admin = server.admin_addr;
+    let (status, _) = http_get(admin, "x", "/readyz", &[]).await.unwrap();
+    assert_eq!(status, 503);
+    let load: LoadReport = get_json(admin, "/load").await;
+    assert!(!load.valid);
+    assert_eq!(
+        load.problems[0].to_string(),
+        "bad.yaml:2: meshName: mesh `nowhere` is not defined (every mesh needs its Mesh document)"
+    );
+    let (code, out) = cli(&["status", "--admin", &admin.to_string()]).await;
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("INVALID") && out.contains("bad.yaml:2"),
+        "{out}"
+    );
+    let (_, metrics) = http_get(admin, "x", "/metrics", &[]).await.unwrap();
+    assert!(
+        metrics.contains("meshplane_config_valid 0")
+            && metrics.contains("meshplane_config_errors 1"),
+        "{metrics}"
+    );
+    server.shutdown().await;
+}
