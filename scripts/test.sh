@@ -17,6 +17,15 @@ if [ -z "${MESHPLANE_ENVOY:-}" ]; then
 fi
 "$MESHPLANE_ENVOY" --version
 
+# docker-compose (Debian's package) validates docker-compose.yml; there is no Docker engine here.
+if ! command -v docker-compose >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) >/dev/null
+  else
+    echo "note: docker-compose not installed; the compose file check runs without it" >&2
+  fi
+fi
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked

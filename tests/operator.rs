@@ -261,7 +261,10 @@ async fn status_goes_synced_nacked_synced_with_real_envoy() {
         .find_map(|l| l.strip_prefix("meshplane_convergence_seconds_count "))
         .and_then(|v| v.parse().ok())
         .unwrap();
-    assert!(count >= 1.0, "convergence observed for the accepted edit: {count}");
+    assert!(
+        count >= 1.0,
+        "convergence observed for the accepted edit: {count}"
+    );
     println!(
         "{}",
         metrics
