@@ -74,6 +74,23 @@ pub enum Command {
         #[arg(long, short, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Write a deterministic synthetic mesh (for benchmarks and load tests) into DIR.
+    Generate {
+        dir: PathBuf,
+        /// Services (each: two versions, a router with a canary route, a virtual service).
+        #[arg(long, default_value_t = 100)]
+        services: usize,
+        /// Client virtual nodes.
+        #[arg(long, default_value_t = 800)]
+        clients: usize,
+        /// Backends per client (always including svc-0).
+        #[arg(long, default_value_t = 5)]
+        backends: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Simulate many Envoys against any xDS server and measure convergence (see PERFORMANCE.md).
+    Load(crate::loadgen::LoadOptions),
     /// Run the example mesh locally: meshplane, real Envoy sidecars and example services on
     /// 127.0.0.1, with traffic and a live view of the canary split. Ctrl-C stops everything.
     Demo {
@@ -159,6 +176,38 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { admin, output } => status(&admin, output),
+        Command::Generate {
+            dir,
+            services,
+            clients,
+            backends,
+            seed,
+        } => {
+            let p = crate::synth::SynthParams {
+                services,
+                clients,
+                backends,
+                seed,
+            };
+            crate::synth::write(&dir, &p).with_context(|| format!("writing {}", dir.display()))?;
+            println!(
+                "{}: {} virtual nodes ({services} services x 2 versions + {clients} clients)",
+                dir.display(),
+                p.nodes()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Load(opts) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(crate::loadgen::run(opts))?;
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Config {
             node_id,
             admin,

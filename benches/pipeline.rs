@@ -1,0 +1,92 @@
+//! Benchmarks of each pipeline stage at 100, 1,000 and 10,000 virtual nodes (synthetic meshes from
+//! `meshplane::synth`): load + validate, translate, snapshot building (encoding + interning), and
+//! encoding one node's full SotW response set. Run with `cargo bench`; see PERFORMANCE.md.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use divan::Bencher;
+use meshplane::synth::{self, SynthParams};
+
+fn main() {
+    divan::main();
+}
+
+const SIZES: [usize; 3] = [100, 1_000, 10_000];
+
+/// One generated directory per size, made once per process.
+fn mesh_dir(nodes: usize) -> PathBuf {
+    static DIRS: OnceLock<std::sync::Mutex<std::collections::HashMap<usize, PathBuf>>> =
+        OnceLock::new();
+    let dirs = DIRS.get_or_init(Default::default);
+    let mut dirs = dirs.lock().unwrap();
+    dirs.entry(nodes)
+        .or_insert_with(|| {
+            let dir = std::env::temp_dir()
+                .join(format!("meshplane-bench-{nodes}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            synth::write(&dir, &SynthParams::for_nodes(nodes, 1)).unwrap();
+            dir
+        })
+        .clone()
+}
+
+#[divan::bench(args = SIZES, sample_count = 5)]
+fn load_and_validate(bencher: Bencher, nodes: usize) {
+    let dir = mesh_dir(nodes);
+    bencher.bench(|| meshplane::app::load(&dir));
+}
+
+#[divan::bench(args = SIZES, sample_count = 5)]
+fn translate(bencher: Bencher, nodes: usize) {
+    let model = meshplane::app::load(&mesh_dir(nodes)).model.unwrap();
+    bencher.bench(|| meshplane::translate::translate_all(&model));
+}
+
+#[divan::bench(args = SIZES, sample_count = 5)]
+fn build_snapshots(bencher: Bencher, nodes: usize) {
+    let model = meshplane::app::load(&mesh_dir(nodes)).model.unwrap();
+    let translated = meshplane::translate::translate_all(&model);
+    bencher.bench(|| meshplane::app::build_snapshots(&translated));
+}
+
+#[divan::bench(args = SIZES, sample_count = 5)]
+fn full_reload(bencher: Bencher, nodes: usize) {
+    let dir = mesh_dir(nodes);
+    bencher.bench(|| {
+        let p = meshplane::app::Pipeline::new(dir.clone());
+        p.reload(None)
+    });
+}
+
+#[divan::bench(args = SIZES, sample_count = 20)]
+fn encode_node_responses(bencher: Bencher, nodes: usize) {
+    use prost::Message;
+    let model = meshplane::app::load(&mesh_dir(nodes)).model.unwrap();
+    let snaps = meshplane::app::build_snapshots(&meshplane::translate::translate_all(&model));
+    let snap = snaps
+        .get("mesh/synth/virtualNode/client-0")
+        .unwrap()
+        .clone();
+    bencher.bench(|| {
+        let mut st = meshplane::xds::sotw::SotwState::new();
+        let mut bytes = 0;
+        for t in meshplane::xds::TYPE_ORDER {
+            st.on_request(
+                &envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest {
+                    type_url: t.into(),
+                    resource_names: snap.types[meshplane::xds::type_index(t).unwrap()]
+                        .resources
+                        .keys()
+                        .cloned()
+                        .collect(),
+                    ..Default::default()
+                },
+            );
+        }
+        for r in st.responses(Some(&snap)) {
+            bytes += r.encode_to_vec().len();
+        }
+        bytes
+    });
+}
