@@ -90,3 +90,53 @@ fn encode_node_responses(bencher: Bencher, nodes: usize) {
         bytes
     });
 }
+
+/// The one-route edit path: a reload after `svc-0`'s route changed (a service every client calls,
+/// so every client's route table is rebuilt).
+#[divan::bench(args = SIZES, sample_count = 5)]
+fn edit_shared_route(bencher: Bencher, nodes: usize) {
+    let dir = mesh_dir(nodes);
+    let p = meshplane::app::Pipeline::new(dir.clone());
+    p.reload(None);
+    let mut step = 0;
+    bencher.bench_local(|| {
+        step += 1;
+        synth::edit_weights(&dir, step).unwrap();
+        p.reload(None)
+    });
+}
+
+/// A one-route edit of an ordinary service (called by a few clients).
+#[divan::bench(args = SIZES, sample_count = 5)]
+fn edit_one_service_route(bencher: Bencher, nodes: usize) {
+    let dir = mesh_dir(nodes);
+    let p = meshplane::app::Pipeline::new(dir.clone());
+    p.reload(None);
+    let file = dir.join("svc-1.yaml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let mut step = 0;
+    bencher.bench_local(|| {
+        step += 1;
+        let retries = if step % 2 == 0 {
+            "maxRetries: 2"
+        } else {
+            "maxRetries: 3"
+        };
+        std::fs::write(&file, original.replace("maxRetries: 2", retries)).unwrap();
+        p.reload(None)
+    });
+}
+
+/// Reading and parsing only (no validation), for the cost split of `load_and_validate`.
+#[divan::bench(args = SIZES, sample_count = 5)]
+fn parse_only(bencher: Bencher, nodes: usize) {
+    let dir = mesh_dir(nodes);
+    bencher.bench(|| meshplane::source::load_dir(&dir));
+}
+
+/// Validation only, on parsed documents.
+#[divan::bench(args = SIZES, sample_count = 5)]
+fn validate_only(bencher: Bencher, nodes: usize) {
+    let docs = meshplane::source::load_dir(&mesh_dir(nodes)).documents;
+    bencher.bench(|| meshplane::model::validate(&docs).is_ok());
+}

@@ -39,6 +39,8 @@ pub enum AppError {
 #[derive(Debug, Clone, Default)]
 pub struct LoadResult {
     pub files: Vec<PathBuf>,
+    /// The parsed documents (shared with the parse cache).
+    pub documents: Vec<Arc<source::Document>>,
     pub problems: Vec<Problem>,
     pub warnings: Vec<Problem>,
     pub model: Option<Arc<MeshModel>>,
@@ -46,7 +48,12 @@ pub struct LoadResult {
 
 /// Reads, parses and validates `dir`. Pure apart from reading files.
 pub fn load(dir: &std::path::Path) -> LoadResult {
-    let out = source::load_dir(dir);
+    load_with(dir, &mut source::loader::ParseCache::default())
+}
+
+/// Like [`load`], parsing only the files that changed since the previous call with `cache`.
+pub fn load_with(dir: &std::path::Path, cache: &mut source::loader::ParseCache) -> LoadResult {
+    let out = source::loader::load_dir_cached(dir, cache);
     let mut result = LoadResult {
         files: out.files,
         warnings: out.warnings,
@@ -61,6 +68,7 @@ pub fn load(dir: &std::path::Path) -> LoadResult {
     }
     problems.sort();
     result.problems = problems;
+    result.documents = out.documents;
     result
 }
 
@@ -69,32 +77,109 @@ pub fn load(dir: &std::path::Path) -> LoadResult {
 pub fn build_snapshots(
     nodes: &BTreeMap<ProxyId, NodeResources>,
 ) -> BTreeMap<String, Arc<Snapshot>> {
-    let mut interned: HashMap<(usize, String, u64), Arc<Resource>> = HashMap::new();
-    let mut out = BTreeMap::new();
-    for (id, res) in nodes {
-        let mut types: [BTreeMap<String, Arc<Resource>>; 4] = Default::default();
-        let mut add = |t: usize, name: &str, any: envoy_types::pb::google::protobuf::Any| {
-            let r = Resource::new(name.to_string(), any);
-            let key = (t, r.name.clone(), r.hash);
-            let shared = interned.entry(key).or_insert_with(|| Arc::new(r)).clone();
-            types[t].insert(name.to_string(), shared);
-        };
-        for c in &res.clusters {
-            add(0, &c.name, pack(c));
-        }
-        for e in &res.endpoints {
-            add(1, &e.cluster_name, pack(e));
-        }
-        for l in &res.listeners {
-            add(2, &l.name, pack(l));
-        }
-        for r in &res.routes {
-            add(3, &r.name, pack(r));
-        }
-        let snapshot = Snapshot::new(types.map(TypeSnapshot::new));
-        out.insert(id.to_string(), Arc::new(snapshot));
+    let mut interned = HashMap::new();
+    nodes
+        .iter()
+        .map(|(id, res)| (id.to_string(), Arc::new(encode_node(res, &mut interned))))
+        .collect()
+}
+
+type Interned = HashMap<(usize, String, u64), Arc<Resource>>;
+
+/// Encodes one node's resources, sharing identical ones through `interned`.
+fn encode_node(res: &NodeResources, interned: &mut Interned) -> Snapshot {
+    let mut types: [BTreeMap<String, Arc<Resource>>; 4] = Default::default();
+    let mut add = |t: usize, name: &str, any: envoy_types::pb::google::protobuf::Any| {
+        let r = Resource::new(name.to_string(), any);
+        let key = (t, r.name.clone(), r.hash);
+        let shared = interned.entry(key).or_insert_with(|| Arc::new(r)).clone();
+        types[t].insert(name.to_string(), shared);
+    };
+    for c in &res.clusters {
+        add(0, &c.name, pack(c));
     }
-    out
+    for e in &res.endpoints {
+        add(1, &e.cluster_name, pack(e));
+    }
+    for l in &res.listeners {
+        add(2, &l.name, pack(l));
+    }
+    for r in &res.routes {
+        add(3, &r.name, pack(r));
+    }
+    Snapshot::new(types.map(TypeSnapshot::new))
+}
+
+/// A node's new snapshot and the entities it was built from.
+pub struct Built {
+    pub id: ProxyId,
+    pub snapshot: Snapshot,
+    pub deps: Vec<String>,
+}
+
+/// Translates and encodes the given nodes on every core. Nodes are independent, so each thread
+/// works through its share with its own intern table and nothing is held across nodes but the
+/// encoded bytes.
+pub fn build_nodes(model: &MeshModel, ids: &[ProxyId]) -> Vec<Built> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(ids.len().div_ceil(64))
+        .max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = ids
+            .chunks(ids.len().div_ceil(threads).max(1))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut interned = Interned::new();
+                    chunk
+                        .iter()
+                        .filter_map(|id| {
+                            let res = translate::translate_node(model, id)?;
+                            Some(Built {
+                                id: id.clone(),
+                                snapshot: encode_node(&res, &mut interned),
+                                deps: translate::dependencies(model, id),
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// Every virtual node of the model.
+fn all_nodes(model: &MeshModel) -> Vec<ProxyId> {
+    model
+        .meshes
+        .values()
+        .flat_map(|m| {
+            m.virtual_nodes.keys().map(|n| ProxyId {
+                mesh: m.name.clone(),
+                kind: crate::model::ProxyKind::VirtualNode,
+                name: n.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Per entity, the identities (pointers) of the documents that define it: equal lists mean the
+/// entity is unchanged, because unchanged files keep their parsed documents.
+fn entity_identities(docs: &[Arc<source::Document>]) -> HashMap<String, Vec<usize>> {
+    let mut m: HashMap<String, Vec<usize>> = HashMap::new();
+    for d in docs {
+        m.entry(d.entity_key())
+            .or_default()
+            .push(Arc::as_ptr(d) as usize);
+    }
+    for v in m.values_mut() {
+        v.sort_unstable();
+    }
+    m
 }
 
 /// Builds the variant of an ADS snapshot for Envoys on per-type services.
@@ -138,7 +223,13 @@ pub struct Status {
     pub reloads_rejected: u64,
     /// Nodes that got a new snapshot in the last accepted reload.
     pub last_changed_nodes: usize,
+    /// Nodes rebuilt by the last accepted reload (all of them, or only those an edit touched).
+    pub last_rebuilt_nodes: usize,
     published: BTreeSet<String>,
+    /// Per published node, the entities it was built from.
+    deps: HashMap<String, Vec<String>>,
+    /// Document identities per entity at the last accepted reload.
+    entities: HashMap<String, Vec<usize>>,
 }
 
 /// The pipeline from config directory to snapshot cache.
@@ -147,6 +238,8 @@ pub struct Pipeline {
     pub dir: PathBuf,
     pub cache: SnapshotCache,
     pub status: Arc<Mutex<Status>>,
+    /// Parsed files of the previous reload; also serialises reloads.
+    parsed: Arc<Mutex<source::loader::ParseCache>>,
 }
 
 impl Pipeline {
@@ -155,6 +248,7 @@ impl Pipeline {
             dir,
             cache: SnapshotCache::new(),
             status: Arc::default(),
+            parsed: Arc::default(),
         }
     }
 
@@ -166,7 +260,8 @@ impl Pipeline {
     /// leaves the last good snapshots in place. `origin` is when the change was first seen.
     pub fn reload(&self, origin: Option<Instant>) -> bool {
         let started = Instant::now();
-        let result = load(&self.dir);
+        let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        let result = load_with(&self.dir, &mut parsed);
         for w in &result.warnings {
             warn!("{w}");
         }
@@ -184,12 +279,49 @@ impl Pipeline {
             st.last = result;
             return false;
         };
-        let snapshots = build_snapshots(&translate::translate_all(&model));
-        let keys: BTreeSet<String> = snapshots.keys().cloned().collect();
+        let identities = entity_identities(&result.documents);
+        let all = all_nodes(&model);
+        let (prev_deps, prev_entities, was_ready) = {
+            let mut st = self.status();
+            (
+                std::mem::take(&mut st.deps),
+                std::mem::take(&mut st.entities),
+                st.ready,
+            )
+        };
+        // Rebuild only the nodes an edit can have touched: those depending on a changed entity, and
+        // new ones. The first load (or one after a rejected state) rebuilds everything.
+        let ids: Vec<ProxyId> = if was_ready && !prev_entities.is_empty() {
+            let changed: std::collections::HashSet<&String> = identities
+                .iter()
+                .filter(|(k, v)| prev_entities.get(*k) != Some(*v))
+                .map(|(k, _)| k)
+                .chain(
+                    prev_entities
+                        .keys()
+                        .filter(|k| !identities.contains_key(*k)),
+                )
+                .collect();
+            all.iter()
+                .filter(|id| match prev_deps.get(&id.to_string()) {
+                    Some(deps) => deps.iter().any(|d| changed.contains(d)),
+                    None => true,
+                })
+                .cloned()
+                .collect()
+        } else {
+            all.clone()
+        };
+        let rebuilt = ids.len();
+        let built = build_nodes(&model, &ids);
+        let keys: BTreeSet<String> = all.iter().map(|id| id.to_string()).collect();
+        let mut deps = prev_deps;
+        deps.retain(|k, _| keys.contains(k));
         let mut changed = 0;
-        for (key, snap) in snapshots {
+        for b in built {
+            let key = b.id.to_string();
             let old = self.cache.get(&key);
-            let mut snap = Arc::unwrap_or_clone(snap);
+            let mut snap = b.snapshot;
             // Only file changes start the convergence clock; the initial load has no origin.
             snap.origin = origin;
             let snap = Arc::new(snap);
@@ -197,8 +329,12 @@ impl Pipeline {
                 changed += 1;
                 log_changes(&key, old.as_deref(), &snap, changed);
             }
+            deps.insert(key, b.deps);
         }
         let mut st = self.status();
+        st.deps = deps;
+        st.entities = identities;
+        st.last_rebuilt_nodes = rebuilt;
         for gone in st.published.difference(&keys) {
             if self.cache.set(gone, None) {
                 changed += 1;
@@ -207,6 +343,7 @@ impl Pipeline {
         info!(
             files = result.files.len(),
             nodes = keys.len(),
+            rebuilt,
             changed,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "configuration loaded"

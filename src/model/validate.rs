@@ -1,6 +1,7 @@
 //! Every App Mesh rule meshplane checks, reported all at once with file, line and field path.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::{Item, Mesh, MeshModel, Router};
 use crate::diag::{Origin, Problem};
@@ -21,7 +22,7 @@ const HTTP_RETRY_EVENTS: [&str; 4] = [
 ];
 
 /// Builds the model from loaded documents, or returns every problem found (sorted by file and line).
-pub fn validate(docs: &[Document]) -> Result<MeshModel, Vec<Problem>> {
+pub fn validate(docs: &[Arc<Document>]) -> Result<MeshModel, Vec<Problem>> {
     let mut v = Validator {
         problems: Vec::new(),
         model: MeshModel::default(),
@@ -70,7 +71,7 @@ impl Validator {
     }
 
     /// First pass: put every resource in its place, so references can be checked in any order.
-    fn index(&mut self, docs: &[Document]) {
+    fn index(&mut self, docs: &[Arc<Document>]) {
         // Meshes first: everything else hangs off them.
         for doc in docs {
             if let Body::Mesh(e) = &doc.body {
@@ -212,7 +213,7 @@ impl Validator {
     }
 
     /// Second pass: field ranges and references.
-    fn check(&mut self, docs: &[Document]) {
+    fn check(&mut self, docs: &[Arc<Document>]) {
         for doc in docs {
             let mesh_name = n(doc.names().mesh);
             let Some(mesh) = self.model.meshes.get(&mesh_name) else {

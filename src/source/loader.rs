@@ -4,8 +4,10 @@
 //! into the `spec` types, and every unknown field, wrong type and untranslated section is reported
 //! with its file, line and field path. Nothing here checks references or ranges: that is `model`.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -63,6 +65,25 @@ impl Document {
         } else {
             self.lines.line_of(self.prefix.trim_end_matches('.'))
         }
+    }
+
+    /// The model entity this document defines or belongs to (routes belong to their router), in the
+    /// form of [`crate::translate::entity_key`].
+    pub fn entity_key(&self) -> String {
+        let n = self.names();
+        let mesh = n.mesh.unwrap_or_default();
+        let (kind, name) = match self.kind {
+            Kind::Mesh => (Kind::Mesh, mesh),
+            Kind::VirtualService => (Kind::VirtualService, n.virtual_service.unwrap_or_default()),
+            Kind::VirtualNode => (Kind::VirtualNode, n.virtual_node.unwrap_or_default()),
+            Kind::VirtualRouter | Kind::Route => {
+                (Kind::VirtualRouter, n.virtual_router.unwrap_or_default())
+            }
+            Kind::VirtualGateway | Kind::GatewayRoute => {
+                (Kind::VirtualGateway, n.virtual_gateway.unwrap_or_default())
+            }
+        };
+        crate::translate::entity_key(kind, mesh, name)
     }
 
     /// The name fields of the envelope, whatever the kind.
@@ -123,7 +144,8 @@ impl Names<'_> {
 /// Everything read from a directory.
 #[derive(Debug, Default)]
 pub struct LoadOutput {
-    pub documents: Vec<Document>,
+    /// Shared with the parse cache: an unchanged file is not parsed (or copied) again.
+    pub documents: Vec<Arc<Document>>,
     /// Files or documents that could not be read; the mesh is invalid while any exist.
     pub problems: Vec<Problem>,
     /// Fields that load but are not translated into Envoy configuration yet.
@@ -182,24 +204,104 @@ fn file_problem(root: &Path, path: &Path, message: String) -> Problem {
 
 /// Reads and parses every mesh file below `root`, in a stable (sorted) order.
 pub fn load_dir(root: &Path) -> LoadOutput {
+    load_dir_cached(root, &mut ParseCache::default())
+}
+
+/// What one file parsed into, keyed by a hash of its content.
+#[derive(Debug, Clone, Default)]
+struct ParsedFile {
+    hash: u64,
+    documents: Vec<Arc<Document>>,
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+/// Parsed files from the previous load: a reload parses only the files whose content changed.
+#[derive(Debug, Default)]
+pub struct ParseCache {
+    files: HashMap<PathBuf, ParsedFile>,
+}
+
+/// Like [`load_dir`], reusing `cache` for files whose content is unchanged.
+pub fn load_dir_cached(root: &Path, cache: &mut ParseCache) -> LoadOutput {
     let mut out = LoadOutput::default();
     let mut files = Vec::new();
     collect_files(root, root, &mut files, &mut out.problems);
     files.sort();
+    // Read everything, then parse the changed files on every core.
+    let mut reads = Vec::with_capacity(files.len());
     for path in files {
         let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-        match fs::read_to_string(&path) {
-            Ok(text) => parse_file(&rel, &text, &mut out),
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
             // A file deleted between listing and reading is part of an editor's save; the watcher
             // will report the next state.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
                 out.problems
-                    .push(file_problem(root, &path, format!("cannot read file: {e}")))
+                    .push(file_problem(root, &path, format!("cannot read file: {e}")));
+                out.files.push(rel);
+                continue;
             }
-        }
+        };
+        let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+        let cached = cache.files.remove(&rel).filter(|p| p.hash == hash);
+        reads.push((rel, text, hash, cached));
+    }
+    let todo: Vec<usize> = reads
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.3.is_none())
+        .map(|(i, _)| i)
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(todo.len().div_ceil(8))
+        .max(1);
+    let parsed_new: Vec<(usize, ParsedFile)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = todo
+            .chunks(todo.len().div_ceil(threads).max(1))
+            .map(|chunk| {
+                let reads = &reads;
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|&i| {
+                            let (rel, text, hash, _) = &reads[i];
+                            let mut one = LoadOutput::default();
+                            parse_file(rel, text, &mut one);
+                            (
+                                i,
+                                ParsedFile {
+                                    hash: *hash,
+                                    documents: one.documents,
+                                    problems: one.problems,
+                                    warnings: one.warnings,
+                                },
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut parsed_new: HashMap<usize, ParsedFile> = parsed_new.into_iter().collect();
+    let mut next = HashMap::with_capacity(reads.len());
+    for (i, (rel, _text, _hash, cached)) in reads.into_iter().enumerate() {
+        let Some(parsed) = cached.or_else(|| parsed_new.remove(&i)) else {
+            continue;
+        };
+        out.documents.extend(parsed.documents.iter().cloned());
+        out.problems.extend(parsed.problems.iter().cloned());
+        out.warnings.extend(parsed.warnings.iter().cloned());
+        next.insert(rel.clone(), parsed);
         out.files.push(rel);
     }
+    cache.files = next;
     out
 }
 
@@ -314,7 +416,7 @@ fn parse_document(file: &Path, value: Value, lines: LineIndex, out: &mut LoadOut
     doc.body = body;
     check_names(&doc, out);
     report_untranslated(&doc, &mut out.warnings);
-    out.documents.push(doc);
+    out.documents.push(Arc::new(doc));
 }
 
 fn empty_envelope<S>() -> Envelope<S> {

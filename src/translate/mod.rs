@@ -106,6 +106,78 @@ pub fn translate_node(model: &MeshModel, id: &ProxyId) -> Option<NodeResources> 
     Some(res)
 }
 
+/// Identifies a model entity a node's translation reads: `VirtualNode/<mesh>/<name>`, ... Routes count
+/// as part of their router (`VirtualRouter/<mesh>/<router>`).
+pub fn entity_key(kind: crate::spec::Kind, mesh: &str, name: &str) -> String {
+    format!("{kind}/{mesh}/{name}")
+}
+
+/// Every entity whose change can change `id`'s resources, so a reload can rebuild only the nodes an
+/// edit touches.
+pub fn dependencies(model: &MeshModel, id: &ProxyId) -> Vec<String> {
+    use crate::spec::Kind;
+    let mut deps = vec![entity_key(Kind::Mesh, &id.mesh, &id.mesh)];
+    let Some(mesh) = model.meshes.get(&id.mesh) else {
+        return deps;
+    };
+    let node_kind = match id.kind {
+        ProxyKind::VirtualNode => Kind::VirtualNode,
+        ProxyKind::VirtualGateway => Kind::VirtualGateway,
+    };
+    deps.push(entity_key(node_kind, &id.mesh, &id.name));
+    let Some(node) = mesh.virtual_nodes.get(&id.name) else {
+        return deps;
+    };
+    for b in node
+        .spec
+        .backends
+        .iter()
+        .filter_map(|b| b.virtual_service.as_ref())
+    {
+        deps.push(entity_key(
+            Kind::VirtualService,
+            &id.mesh,
+            &b.virtual_service_name,
+        ));
+        let Some(vs) = mesh.virtual_services.get(&b.virtual_service_name) else {
+            continue;
+        };
+        let Some(p) = &vs.spec.provider else { continue };
+        if let Some(vn) = &p.virtual_node {
+            deps.push(entity_key(
+                Kind::VirtualNode,
+                &id.mesh,
+                &vn.virtual_node_name,
+            ));
+        }
+        if let Some(vr) = &p.virtual_router {
+            deps.push(entity_key(
+                Kind::VirtualRouter,
+                &id.mesh,
+                &vr.virtual_router_name,
+            ));
+            if let Some(r) = mesh.virtual_routers.get(&vr.virtual_router_name) {
+                for route in r.routes.values() {
+                    let http = route
+                        .spec
+                        .http_route
+                        .as_ref()
+                        .or(route.spec.http2_route.as_ref());
+                    for t in http
+                        .map(|h| h.action.weighted_targets.as_slice())
+                        .unwrap_or_default()
+                    {
+                        deps.push(entity_key(Kind::VirtualNode, &id.mesh, &t.virtual_node));
+                    }
+                }
+            }
+        }
+    }
+    deps.sort();
+    deps.dedup();
+    deps
+}
+
 /// A (virtual node, listener) pair some route sends traffic to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Target {
