@@ -40,7 +40,8 @@ fn incremental_reloads_match_full_rebuilds() {
 
     let svc7 = dir.path().join("svc-7.yaml");
     let clients0 = dir.path().join("clients/clients-00000.yaml");
-    let edits: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Edit<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let edits: Vec<Edit> = vec![
         (
             "shared route weights",
             Box::new(|| synth::edit_weights(dir.path(), 1).unwrap()),
