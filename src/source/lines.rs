@@ -4,6 +4,8 @@
 //! event-level pass records the line of every key and sequence item.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
@@ -144,6 +146,98 @@ pub fn index_documents(text: &str) -> Vec<LineIndex> {
     c.docs
 }
 
+/// A file's text and, built only when a message needs a line, its per-document line indexes.
+/// Most loads report nothing, so most files never pay for the index.
+#[derive(Debug)]
+pub struct FileLines {
+    text: Arc<str>,
+    index: OnceLock<Vec<LineIndex>>,
+}
+
+impl FileLines {
+    pub fn new(text: &str) -> Arc<FileLines> {
+        Arc::new(FileLines {
+            text: text.into(),
+            index: OnceLock::new(),
+        })
+    }
+}
+
+/// The lines of one document of a file.
+#[derive(Debug, Clone)]
+pub struct DocLines {
+    file: Arc<FileLines>,
+    doc: usize,
+    first_key: usize,
+}
+
+impl DocLines {
+    pub fn new(file: Arc<FileLines>, doc: usize, first_key: usize) -> DocLines {
+        DocLines {
+            file,
+            doc,
+            first_key,
+        }
+    }
+
+    /// Line of `path`, or of its closest recorded ancestor, or of the document's first key.
+    pub fn line_of(&self, path: &str) -> usize {
+        if path.is_empty() {
+            return self.first_key;
+        }
+        let index = self
+            .file
+            .index
+            .get_or_init(|| index_documents(&self.file.text));
+        index.get(self.doc).map_or(self.first_key, |ix| {
+            let l = ix.line_of(path);
+            if l == ix.start() && !ix.lines.contains_key(path) {
+                self.first_key.max(l)
+            } else {
+                l
+            }
+        })
+    }
+
+    /// Line of the document's first key: where the resource starts.
+    pub fn start(&self) -> usize {
+        self.first_key
+    }
+}
+
+/// For each YAML document of `text` (as a YAML parser splits them), the line of its first content
+/// line. A cheap scan: no parsing.
+pub fn first_key_lines(text: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    // The open document: the line it started on and its first content line, if any yet.
+    let mut current: Option<(usize, Option<usize>)> = None;
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let t = line.trim_end();
+        if t.starts_with("---") && (t.len() == 3 || t[3..].starts_with(char::is_whitespace)) {
+            if let Some((start, content)) = current.take() {
+                out.push(content.unwrap_or(start));
+            }
+            let rest = t[3..].trim();
+            current = Some((n, (!rest.is_empty() && !rest.starts_with('#')).then_some(n)));
+            continue;
+        }
+        let content = !t.trim().is_empty()
+            && !t.trim_start().starts_with('#')
+            && !t.starts_with('%')
+            && t != "...";
+        match &mut current {
+            None if content => current = Some((n, Some(n))),
+            Some((_, slot @ None)) if content => *slot = Some(n),
+            _ => {}
+        }
+    }
+    if let Some((start, content)) = current {
+        out.push(content.unwrap_or(start));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +259,19 @@ mod tests {
         // Unknown paths fall back to the nearest ancestor.
         assert_eq!(d.line_of("spec.listeners[0].portMapping.nope"), 4);
         assert_eq!(docs[1].line_of("kind"), 9);
+        assert_eq!(first_key_lines(text), vec![1, 9]);
+    }
+
+    #[test]
+    fn first_key_lines_follow_document_markers() {
+        assert_eq!(
+            first_key_lines("# c\n---\n\nkind: A\n---\nkind: B\n"),
+            vec![4, 6]
+        );
+        assert_eq!(
+            first_key_lines("kind: A\n--- # x\n# only a comment\n---\nkind: C\n"),
+            vec![1, 2, 5]
+        );
+        assert_eq!(first_key_lines("{\"kind\": \"Mesh\"}"), vec![1]);
     }
 }

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-use super::lines::{index_documents, LineIndex};
+use super::lines::{first_key_lines, DocLines, FileLines};
 use crate::diag::Problem;
 use crate::spec::{
     Envelope, GatewayRouteSpec, Kind, MeshSpec, RouteSpec, VirtualGatewaySpec, VirtualNodeSpec,
@@ -43,7 +43,7 @@ pub struct Document {
     /// `""` for the native form, `"virtualNode."` (etc.) for the export form: field paths in messages
     /// are written as the user sees them in the file.
     pub prefix: String,
-    pub lines: LineIndex,
+    pub lines: DocLines,
 }
 
 impl Document {
@@ -60,11 +60,7 @@ impl Document {
 
     /// Line where the document's resource starts.
     pub fn line(&self) -> usize {
-        if self.prefix.is_empty() {
-            self.lines.line_of("kind")
-        } else {
-            self.lines.line_of(self.prefix.trim_end_matches('.'))
-        }
+        self.lines.start()
     }
 
     /// The model entity this document defines or belongs to (routes belong to their router), in the
@@ -307,9 +303,10 @@ pub fn load_dir_cached(root: &Path, cache: &mut ParseCache) -> LoadOutput {
 
 /// Parses one file's text into documents, problems and warnings.
 pub fn parse_file(file: &Path, text: &str, out: &mut LoadOutput) {
-    let indexes = index_documents(text);
+    let file_lines = FileLines::new(text);
+    let starts = first_key_lines(text);
     for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let lines = indexes.get(i).cloned().unwrap_or_default();
+        let lines = DocLines::new(file_lines.clone(), i, starts.get(i).copied().unwrap_or(1));
         let value = match Value::deserialize(de) {
             Ok(v) => v,
             Err(e) => {
@@ -331,7 +328,7 @@ pub fn parse_file(file: &Path, text: &str, out: &mut LoadOutput) {
     }
 }
 
-fn parse_document(file: &Path, value: Value, lines: LineIndex, out: &mut LoadOutput) {
+fn parse_document(file: &Path, value: Value, lines: DocLines, out: &mut LoadOutput) {
     let doc_problem = |path: &str, message: String| Problem {
         file: file.to_path_buf(),
         line: lines.line_of(path),
