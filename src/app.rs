@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::route::v3::VirtualHost;
 use prost::{Message, Name};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -77,37 +80,117 @@ pub fn load_with(dir: &std::path::Path, cache: &mut source::loader::ParseCache) 
 pub fn build_snapshots(
     nodes: &BTreeMap<ProxyId, NodeResources>,
 ) -> BTreeMap<String, Arc<Snapshot>> {
-    let mut interned = HashMap::new();
+    let mut enc = Encoder::default();
     nodes
         .iter()
-        .map(|(id, res)| (id.to_string(), Arc::new(encode_node(res, &mut interned))))
+        .map(|(id, res)| (id.to_string(), Arc::new(enc.node(res))))
         .collect()
 }
 
-type Interned = HashMap<(usize, String, u64), Arc<Resource>>;
+/// Encodes nodes' resources, each shared part once: a cluster or virtual host that several nodes
+/// hold through the same `Arc` is encoded the first time and its bytes reused. The maps keep those
+/// `Arc`s alive, so an address is never reused for something else while it is a key.
+#[derive(Default)]
+pub struct Encoder {
+    clusters: HashMap<
+        usize,
+        (
+            Arc<envoy_types::pb::envoy::config::cluster::v3::Cluster>,
+            Arc<Resource>,
+        ),
+    >,
+    endpoints: HashMap<
+        usize,
+        (
+            Arc<envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment>,
+            Arc<Resource>,
+        ),
+    >,
+    vhosts: HashMap<
+        usize,
+        (
+            Arc<envoy_types::pb::envoy::config::route::v3::VirtualHost>,
+            Vec<u8>,
+        ),
+    >,
+    interned: HashMap<(usize, String, u64), Arc<Resource>>,
+}
 
-/// Encodes one node's resources, sharing identical ones through `interned`.
-fn encode_node(res: &NodeResources, interned: &mut Interned) -> Snapshot {
-    let mut types: [BTreeMap<String, Arc<Resource>>; 4] = Default::default();
-    let mut add = |t: usize, name: &str, any: envoy_types::pb::google::protobuf::Any| {
+impl Encoder {
+    fn intern(
+        &mut self,
+        t: usize,
+        name: &str,
+        any: envoy_types::pb::google::protobuf::Any,
+    ) -> Arc<Resource> {
         let r = Resource::new(name.to_string(), any);
-        let key = (t, r.name.clone(), r.hash);
-        let shared = interned.entry(key).or_insert_with(|| Arc::new(r)).clone();
-        types[t].insert(name.to_string(), shared);
-    };
-    for c in &res.clusters {
-        add(0, &c.name, pack(c));
+        self.interned
+            .entry((t, r.name.clone(), r.hash))
+            .or_insert_with(|| Arc::new(r))
+            .clone()
     }
-    for e in &res.endpoints {
-        add(1, &e.cluster_name, pack(e));
+
+    /// A route table's `RouteConfiguration` bytes, built from per-virtual-host bytes. Identical to
+    /// prost's encoding: field 1 (name), then each field-2 virtual host, in order.
+    fn route_table(&mut self, rt: &translate::RouteTable) -> Vec<u8> {
+        use prost::encoding::{encode_key, encode_varint, WireType};
+        let mut buf = Vec::new();
+        if !rt.name.is_empty() {
+            prost::encoding::string::encode(1, &rt.name, &mut buf);
+        }
+        for vh in &rt.virtual_hosts {
+            let (_, bytes) = self
+                .vhosts
+                .entry(Arc::as_ptr(vh) as usize)
+                .or_insert_with(|| (vh.clone(), vh.encode_to_vec()));
+            encode_key(2, WireType::LengthDelimited, &mut buf);
+            encode_varint(bytes.len() as u64, &mut buf);
+            buf.extend_from_slice(bytes);
+        }
+        buf
     }
-    for l in &res.listeners {
-        add(2, &l.name, pack(l));
+
+    pub fn node(&mut self, res: &NodeResources) -> Snapshot {
+        let mut types: [BTreeMap<String, Arc<Resource>>; 4] = Default::default();
+        for c in &res.clusters {
+            let key = Arc::as_ptr(c) as usize;
+            let r = match self.clusters.get(&key) {
+                Some((_, r)) => r.clone(),
+                None => {
+                    let r = self.intern(0, &c.name, pack(&**c));
+                    self.clusters.insert(key, (c.clone(), r.clone()));
+                    r
+                }
+            };
+            types[0].insert(c.name.clone(), r);
+        }
+        for e in &res.endpoints {
+            let key = Arc::as_ptr(e) as usize;
+            let r = match self.endpoints.get(&key) {
+                Some((_, r)) => r.clone(),
+                None => {
+                    let r = self.intern(1, &e.cluster_name, pack(&**e));
+                    self.endpoints.insert(key, (e.clone(), r.clone()));
+                    r
+                }
+            };
+            types[1].insert(e.cluster_name.clone(), r);
+        }
+        for l in &res.listeners {
+            let r = self.intern(2, &l.name, pack(l));
+            types[2].insert(l.name.clone(), r);
+        }
+        for rt in &res.routes {
+            let value = self.route_table(rt);
+            let any = envoy_types::pb::google::protobuf::Any {
+                type_url: envoy_types::pb::envoy::config::route::v3::RouteConfiguration::type_url(),
+                value,
+            };
+            let r = self.intern(3, &rt.name, any);
+            types[3].insert(rt.name.clone(), r);
+        }
+        Snapshot::new(types.map(TypeSnapshot::new))
     }
-    for r in &res.routes {
-        add(3, &r.name, pack(r));
-    }
-    Snapshot::new(types.map(TypeSnapshot::new))
 }
 
 /// A node's new snapshot and the entities it was built from.
@@ -130,14 +213,15 @@ pub fn build_nodes(model: &MeshModel, ids: &[ProxyId]) -> Vec<Built> {
             .chunks(ids.len().div_ceil(threads).max(1))
             .map(|chunk| {
                 scope.spawn(move || {
-                    let mut interned = Interned::new();
+                    let mut memo = translate::Memo::default();
+                    let mut enc = Encoder::default();
                     chunk
                         .iter()
                         .filter_map(|id| {
-                            let res = translate::translate_node(model, id)?;
+                            let res = translate::translate_node_with(model, id, &mut memo)?;
                             Some(Built {
                                 id: id.clone(),
-                                snapshot: encode_node(&res, &mut interned),
+                                snapshot: enc.node(&res),
                                 deps: translate::dependencies(model, id),
                             })
                         })
@@ -541,6 +625,59 @@ impl Server {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_tables_encode_exactly_like_prost() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/features/mesh");
+        let model = load(&dir).model.expect("valid");
+        let mut enc = Encoder::default();
+        let mut tables = 0;
+        for res in translate::translate_all(&model).values() {
+            for rt in &res.routes {
+                assert_eq!(
+                    enc.route_table(rt),
+                    rt.to_proto().encode_to_vec(),
+                    "{}",
+                    rt.name
+                );
+                tables += 1;
+            }
+        }
+        assert!(tables >= 4);
+    }
+
+    #[test]
+    fn parallel_memoized_build_equals_one_by_one_translation() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::synth::write(
+            dir.path(),
+            &crate::synth::SynthParams {
+                services: 10,
+                clients: 300,
+                backends: 4,
+                seed: 3,
+            },
+        )
+        .unwrap();
+        let model = load(dir.path()).model.expect("valid");
+        let separate = build_snapshots(&translate::translate_all(&model));
+        let built = build_nodes(&model, &all_nodes(&model));
+        assert_eq!(built.len(), separate.len());
+        for b in built {
+            assert_eq!(
+                b.snapshot.versions(),
+                separate[&b.id.to_string()].versions(),
+                "{}",
+                b.id
+            );
         }
     }
 }

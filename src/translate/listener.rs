@@ -2,7 +2,6 @@
 
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::http::dynamic_forward_proxy::v3::{
     filter_config, FilterConfig as DfpFilterConfig,
 };
@@ -89,7 +88,7 @@ pub fn ingress(
     spec: &VirtualNodeSpec,
     index: usize,
     l: &NodeListener,
-) -> (Listener, Option<RouteConfiguration>) {
+) -> (Listener, Option<route::RouteTable>) {
     let pm = l.port_mapping;
     let port = spec.ingress_port(index);
     let cluster = naming::ingress_cluster(&mesh.name, node, pm.protocol, pm.port);

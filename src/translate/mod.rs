@@ -11,24 +11,38 @@ mod route;
 pub mod sources;
 mod util;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 
 use crate::model::{Mesh, MeshModel, ProxyId, ProxyKind};
 use crate::spec::EgressFilterType;
 
-/// Everything one sidecar receives, each list sorted by resource name.
+pub use route::RouteTable;
+
+/// Everything one sidecar receives, each list sorted by resource name. Parts that are the same for
+/// many nodes (another node's cluster, a backend service's virtual hosts) are shared, not copied.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeResources {
-    pub clusters: Vec<Cluster>,
-    pub endpoints: Vec<ClusterLoadAssignment>,
+    pub clusters: Vec<Arc<Cluster>>,
+    pub endpoints: Vec<Arc<ClusterLoadAssignment>>,
     pub listeners: Vec<Listener>,
-    pub routes: Vec<RouteConfiguration>,
+    pub routes: Vec<RouteTable>,
 }
+
+/// Results shared between the nodes translated in one pass: a backend service's virtual hosts and
+/// a target's cluster are computed once, however many clients use them.
+#[derive(Debug, Default)]
+pub struct Memo {
+    hosts: HashMap<(String, String), Arc<route::ServiceHosts>>,
+    clusters: HashMap<(String, Target), SharedCluster>,
+}
+
+/// A target's cluster and, for static discovery, its endpoints.
+type SharedCluster = (Arc<Cluster>, Option<Arc<ClusterLoadAssignment>>);
 
 /// Translates every virtual node of every mesh.
 pub fn translate_all(model: &MeshModel) -> BTreeMap<ProxyId, NodeResources> {
@@ -51,6 +65,15 @@ pub fn translate_all(model: &MeshModel) -> BTreeMap<ProxyId, NodeResources> {
 /// The resources for one proxy, or `None` when the model does not define it. Virtual gateways are
 /// loaded but not translated yet, so they get `None` too.
 pub fn translate_node(model: &MeshModel, id: &ProxyId) -> Option<NodeResources> {
+    translate_node_with(model, id, &mut Memo::default())
+}
+
+/// [`translate_node`], reusing (and filling) `memo` for parts shared between nodes.
+pub fn translate_node_with(
+    model: &MeshModel,
+    id: &ProxyId,
+    memo: &mut Memo,
+) -> Option<NodeResources> {
     let mesh = model.meshes.get(&id.mesh)?;
     if id.kind != ProxyKind::VirtualNode {
         return None;
@@ -62,7 +85,7 @@ pub fn translate_node(model: &MeshModel, id: &ProxyId) -> Option<NodeResources> 
     // Ingress: one listener, local-app cluster and route table per App Mesh listener.
     for (i, l) in spec.listeners.iter().enumerate() {
         res.clusters
-            .push(cluster::ingress_cluster(mesh, &id.name, l));
+            .push(Arc::new(cluster::ingress_cluster(mesh, &id.name, l)));
         let (listener, route) = listener::ingress(mesh, &id.name, spec, i, l);
         res.listeners.push(listener);
         res.routes.extend(route);
@@ -81,18 +104,45 @@ pub fn translate_node(model: &MeshModel, id: &ProxyId) -> Option<NodeResources> 
             .filter_map(|b| b.virtual_service.as_ref())
             .map(|v| v.virtual_service_name.as_str())
             .collect();
-        let table = route::egress_table(mesh, spec.egress_port(), &backends, allow_all);
-        for target in &table.targets {
-            let (c, cla) = cluster::egress_cluster(mesh, target);
+        let mut sorted = backends.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut hosts = Vec::new();
+        let mut targets = std::collections::BTreeSet::new();
+        for vs in sorted {
+            let key = (mesh.name.clone(), vs.to_string());
+            let sh = memo
+                .hosts
+                .entry(key)
+                .or_insert_with(|| Arc::new(route::service_hosts(mesh, vs)))
+                .clone();
+            hosts.extend(sh.hosts.iter().cloned());
+            targets.extend(sh.targets.iter().cloned());
+        }
+        if allow_all {
+            hosts.push(Arc::new(route::allow_all_host(mesh)));
+            res.clusters
+                .push(Arc::new(cluster::allow_all_cluster(&mesh.name)));
+        }
+        for target in targets {
+            let key = (mesh.name.clone(), target);
+            let (c, cla) = memo
+                .clusters
+                .entry(key)
+                .or_insert_with_key(|(_, t)| {
+                    let (c, cla) = cluster::egress_cluster(mesh, t);
+                    (Arc::new(c), cla.map(Arc::new))
+                })
+                .clone();
             res.clusters.push(c);
             res.endpoints.extend(cla);
         }
-        if allow_all {
-            res.clusters.push(cluster::allow_all_cluster(&mesh.name));
-        }
         res.listeners
             .push(listener::egress(spec.egress_port(), allow_all));
-        res.routes.push(table.config);
+        res.routes.push(RouteTable {
+            name: naming::egress_routes(spec.egress_port()),
+            virtual_hosts: hosts,
+        });
     }
 
     res.clusters.sort_by(|a, b| a.name.cmp(&b.name));
@@ -179,7 +229,7 @@ pub fn dependencies(model: &MeshModel, id: &ProxyId) -> Vec<String> {
 }
 
 /// A (virtual node, listener) pair some route sends traffic to.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Target {
     pub node: String,
     pub listener: usize,

@@ -14,6 +14,8 @@ use envoy_types::pb::envoy::r#type::v3::Int64Range;
 
 use super::util::{any, millis, u32v};
 use super::{naming, Target};
+use std::sync::Arc;
+
 use crate::model::{Item, Mesh};
 use crate::spec::{HttpRetryPolicy, HttpRoute, HttpTimeout, NodeListener, RouteSpec};
 
@@ -66,15 +68,15 @@ fn weighted(
 }
 
 /// The inbound table of one listener: everything to the local app, with the listener's timeouts.
-pub fn ingress_table(name: String, cluster: String, l: &NodeListener) -> RouteConfiguration {
+pub fn ingress_table(name: String, cluster: String, l: &NodeListener) -> RouteTable {
     let t = l
         .timeout
         .as_ref()
         .and_then(|t| t.http.as_ref().or(t.http2.as_ref()).or(t.grpc.as_ref()));
     let (per_request, idle) = timeouts(t);
-    RouteConfiguration {
+    RouteTable {
         name,
-        virtual_hosts: vec![VirtualHost {
+        virtual_hosts: vec![Arc::new(VirtualHost {
             name: "ingress".into(),
             domains: vec!["*".into()],
             routes: vec![Route {
@@ -89,143 +91,147 @@ pub fn ingress_table(name: String, cluster: String, l: &NodeListener) -> RouteCo
                 ..Default::default()
             }],
             ..Default::default()
-        }],
-        ..Default::default()
+        })],
     }
 }
 
-/// The outbound table and the (node, listener) targets its routes send traffic to.
-pub struct EgressTable {
-    pub config: RouteConfiguration,
+/// A route table whose virtual hosts may be shared with other nodes' tables (a backend service's
+/// virtual host is the same for every client that calls it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteTable {
+    pub name: String,
+    pub virtual_hosts: Vec<Arc<VirtualHost>>,
+}
+
+impl RouteTable {
+    pub fn to_proto(&self) -> RouteConfiguration {
+        RouteConfiguration {
+            name: self.name.clone(),
+            virtual_hosts: self.virtual_hosts.iter().map(|v| (**v).clone()).collect(),
+            ..Default::default()
+        }
+    }
+}
+
+/// The virtual hosts of one backend virtual service and the (node, listener) targets they route to.
+#[derive(Debug, Default)]
+pub struct ServiceHosts {
+    pub hosts: Vec<Arc<VirtualHost>>,
     pub targets: BTreeSet<Target>,
 }
 
-pub fn egress_table(
-    mesh: &Mesh,
-    egress_port: u32,
-    backends: &[&str],
-    allow_all: bool,
-) -> EgressTable {
+/// The egress virtual hosts for clients of `vs_name`: one per port clients dial.
+pub fn service_hosts(mesh: &Mesh, vs_name: &str) -> ServiceHosts {
     let mut targets = BTreeSet::new();
     let mut hosts = Vec::new();
-    let mut sorted: Vec<&str> = backends.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    for vs_name in sorted {
-        let Some(vs) = mesh.virtual_services.get(vs_name) else {
-            continue;
-        };
-        let provider = vs.spec.provider.as_ref();
-        // (port clients dial, routes for that port)
-        let mut ports: Vec<(u32, Vec<Route>)> = Vec::new();
-        if let Some(vn) = provider.and_then(|p| p.virtual_node.as_ref()) {
-            if let Some(node) = mesh.virtual_nodes.get(&vn.virtual_node_name) {
-                for (i, l) in node.spec.listeners.iter().enumerate() {
-                    if !l.port_mapping.protocol.is_http_family() {
+    let Some(vs) = mesh.virtual_services.get(vs_name) else {
+        return ServiceHosts::default();
+    };
+    let provider = vs.spec.provider.as_ref();
+    // (port clients dial, routes for that port)
+    let mut ports: Vec<(u32, Vec<Route>)> = Vec::new();
+    if let Some(vn) = provider.and_then(|p| p.virtual_node.as_ref()) {
+        if let Some(node) = mesh.virtual_nodes.get(&vn.virtual_node_name) {
+            for (i, l) in node.spec.listeners.iter().enumerate() {
+                if !l.port_mapping.protocol.is_http_family() {
+                    continue;
+                }
+                let cluster = naming::egress_cluster(
+                    &mesh.name,
+                    &vn.virtual_node_name,
+                    l.port_mapping.protocol,
+                    l.port_mapping.port,
+                );
+                targets.insert(Target {
+                    node: vn.virtual_node_name.clone(),
+                    listener: i,
+                });
+                let route = Route {
+                    name: vs_name.to_string(),
+                    r#match: Some(prefix_match("/")),
+                    action: Some(weighted(
+                        vec![(cluster, 100)],
+                        None,
+                        Some(default_retry_policy()),
+                    )),
+                    ..Default::default()
+                };
+                ports.push((l.port_mapping.port, vec![route]));
+            }
+        }
+    } else if let Some(vr) = provider.and_then(|p| p.virtual_router.as_ref()) {
+        if let Some(router) = mesh.virtual_routers.get(&vr.virtual_router_name) {
+            let mut routes: Vec<(&String, &Item<RouteSpec>)> = router.routes.iter().collect();
+            // Lower priority value first; routes without a priority after all that have one.
+            routes.sort_by_key(|(name, r)| {
+                (r.spec.priority.map_or(u64::MAX, u64::from), (*name).clone())
+            });
+            for l in &router.spec.listeners {
+                let port = l.port_mapping.port;
+                let mut out = Vec::new();
+                for (name, r) in &routes {
+                    let Some(http) = r.spec.http_route.as_ref().or(r.spec.http2_route.as_ref())
+                    else {
+                        continue;
+                    };
+                    if http.matcher.port.is_some_and(|p| p != port) {
                         continue;
                     }
-                    let cluster = naming::egress_cluster(
-                        &mesh.name,
-                        &vn.virtual_node_name,
-                        l.port_mapping.protocol,
-                        l.port_mapping.port,
-                    );
-                    targets.insert(Target {
-                        node: vn.virtual_node_name.clone(),
-                        listener: i,
-                    });
-                    let route = Route {
-                        name: vs_name.to_string(),
-                        r#match: Some(prefix_match("/")),
-                        action: Some(weighted(
-                            vec![(cluster, 100)],
-                            None,
-                            Some(default_retry_policy()),
-                        )),
-                        ..Default::default()
-                    };
-                    ports.push((l.port_mapping.port, vec![route]));
+                    out.push(http_route(mesh, name, http, &mut targets));
                 }
+                ports.push((port, out));
             }
-        } else if let Some(vr) = provider.and_then(|p| p.virtual_router.as_ref()) {
-            if let Some(router) = mesh.virtual_routers.get(&vr.virtual_router_name) {
-                let mut routes: Vec<(&String, &Item<RouteSpec>)> = router.routes.iter().collect();
-                // Lower priority value first; routes without a priority after all that have one.
-                routes.sort_by_key(|(name, r)| {
-                    (r.spec.priority.map_or(u64::MAX, u64::from), (*name).clone())
-                });
-                for l in &router.spec.listeners {
-                    let port = l.port_mapping.port;
-                    let mut out = Vec::new();
-                    for (name, r) in &routes {
-                        let Some(http) = r.spec.http_route.as_ref().or(r.spec.http2_route.as_ref())
-                        else {
-                            continue;
-                        };
-                        if http.matcher.port.is_some_and(|p| p != port) {
-                            continue;
-                        }
-                        out.push(http_route(mesh, name, http, &mut targets));
-                    }
-                    ports.push((port, out));
-                }
-            }
-        }
-        if ports.is_empty() {
-            // No provider (or nothing HTTP behind it): the name resolves but has no routes, as in App Mesh.
-            hosts.push(VirtualHost {
-                name: vs_name.to_string(),
-                domains: vec![vs_name.to_string()],
-                ..Default::default()
-            });
-            continue;
-        }
-        let single = ports.len() == 1;
-        for (i, (port, routes)) in ports.into_iter().enumerate() {
-            let mut domains = Vec::new();
-            if i == 0 {
-                domains.push(vs_name.to_string());
-            }
-            domains.push(format!("{vs_name}:{port}"));
-            let name = if single {
-                vs_name.to_string()
-            } else {
-                format!("{vs_name}:{port}")
-            };
-            hosts.push(VirtualHost {
-                name,
-                domains,
-                routes,
-                ..Default::default()
-            });
         }
     }
-    if allow_all {
-        hosts.push(VirtualHost {
+    if ports.is_empty() {
+        // No provider (or nothing HTTP behind it): the name resolves but has no routes, as in App Mesh.
+        hosts.push(Arc::new(VirtualHost {
+            name: vs_name.to_string(),
+            domains: vec![vs_name.to_string()],
+            ..Default::default()
+        }));
+        return ServiceHosts { hosts, targets };
+    }
+    let single = ports.len() == 1;
+    for (i, (port, routes)) in ports.into_iter().enumerate() {
+        let mut domains = Vec::new();
+        if i == 0 {
+            domains.push(vs_name.to_string());
+        }
+        domains.push(format!("{vs_name}:{port}"));
+        let name = if single {
+            vs_name.to_string()
+        } else {
+            format!("{vs_name}:{port}")
+        };
+        hosts.push(Arc::new(VirtualHost {
+            name,
+            domains,
+            routes,
+            ..Default::default()
+        }));
+    }
+    ServiceHosts { hosts, targets }
+}
+
+/// The catch-all virtual host of a mesh whose egress filter is ALLOW_ALL.
+pub fn allow_all_host(mesh: &Mesh) -> VirtualHost {
+    VirtualHost {
+        name: "mesh-allow-all".into(),
+        domains: vec!["*".into()],
+        routes: vec![Route {
             name: "mesh-allow-all".into(),
-            domains: vec!["*".into()],
-            routes: vec![Route {
-                name: "mesh-allow-all".into(),
-                r#match: Some(prefix_match("/")),
-                action: Some(route::Action::Route(RouteAction {
-                    cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
-                        naming::allow_all_cluster(&mesh.name),
-                    )),
-                    timeout: Some(millis(DEFAULT_PER_REQUEST_MS)),
-                    ..Default::default()
-                })),
+            r#match: Some(prefix_match("/")),
+            action: Some(route::Action::Route(RouteAction {
+                cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
+                    naming::allow_all_cluster(&mesh.name),
+                )),
+                timeout: Some(millis(DEFAULT_PER_REQUEST_MS)),
                 ..Default::default()
-            }],
+            })),
             ..Default::default()
-        });
-    }
-    EgressTable {
-        config: RouteConfiguration {
-            name: naming::egress_routes(egress_port),
-            virtual_hosts: hosts,
-            ..Default::default()
-        },
-        targets,
+        }],
+        ..Default::default()
     }
 }
 
