@@ -8,6 +8,10 @@ use std::sync::OnceLock;
 use divan::Bencher;
 use meshplane::synth::{self, SynthParams};
 
+/// The allocator the `meshplane` binary uses, so the numbers match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     divan::main();
 }

@@ -194,7 +194,7 @@ impl Encoder {
 pub struct Built {
     pub id: ProxyId,
     pub snapshot: Snapshot,
-    pub deps: Vec<String>,
+    pub deps: Vec<u64>,
 }
 
 /// Translates and encodes the given nodes on every core. Nodes are independent, so each thread
@@ -250,8 +250,8 @@ fn all_nodes(model: &MeshModel) -> Vec<ProxyId> {
 
 /// Per entity, the identities (pointers) of the documents that define it: equal lists mean the
 /// entity is unchanged, because unchanged files keep their parsed documents.
-fn entity_identities(docs: &[Arc<source::Document>]) -> HashMap<String, Vec<usize>> {
-    let mut m: HashMap<String, Vec<usize>> = HashMap::new();
+fn entity_identities(docs: &[Arc<source::Document>]) -> HashMap<u64, Vec<usize>> {
+    let mut m: HashMap<u64, Vec<usize>> = HashMap::new();
     for d in docs {
         m.entry(d.entity_key())
             .or_default()
@@ -308,9 +308,9 @@ pub struct Status {
     pub last_rebuilt_nodes: usize,
     published: BTreeSet<String>,
     /// Per published node, the entities it was built from.
-    deps: HashMap<String, Vec<String>>,
+    deps: HashMap<String, Vec<u64>>,
     /// Document identities per entity at the last accepted reload.
-    entities: HashMap<String, Vec<usize>>,
+    entities: HashMap<u64, Vec<usize>>,
 }
 
 /// The pipeline from config directory to snapshot cache.
@@ -373,7 +373,7 @@ impl Pipeline {
         // Rebuild only the nodes an edit can have touched: those depending on a changed entity, and
         // new ones. The first load (or one after a rejected state) rebuilds everything.
         let ids: Vec<ProxyId> = if was_ready && !prev_entities.is_empty() {
-            let changed: std::collections::HashSet<&String> = identities
+            let changed: std::collections::HashSet<&u64> = identities
                 .iter()
                 .filter(|(k, v)| prev_entities.get(*k) != Some(*v))
                 .map(|(k, _)| k)
@@ -442,6 +442,9 @@ impl Pipeline {
 /// Logs what a reload changed for one node: resources added, changed and removed per type. The
 /// first nodes are logged at info, the rest at debug, so a mesh-wide edit does not flood the log.
 fn log_changes(node: &str, old: Option<&Snapshot>, new: &Snapshot, nth: usize) {
+    if nth > 20 && !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
     let mut parts = Vec::new();
     for (t, ts) in new.types.iter().enumerate() {
         let before = old.map(|o| &o.types[t].resources);

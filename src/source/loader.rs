@@ -65,7 +65,7 @@ impl Document {
 
     /// The model entity this document defines or belongs to (routes belong to their router), in the
     /// form of [`crate::translate::entity_key`].
-    pub fn entity_key(&self) -> String {
+    pub fn entity_key(&self) -> u64 {
         let n = self.names();
         let mesh = n.mesh.unwrap_or_default();
         let (kind, name) = match self.kind {

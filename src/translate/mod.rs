@@ -156,15 +156,21 @@ pub fn translate_node_with(
     Some(res)
 }
 
-/// Identifies a model entity a node's translation reads: `VirtualNode/<mesh>/<name>`, ... Routes count
-/// as part of their router (`VirtualRouter/<mesh>/<router>`).
-pub fn entity_key(kind: crate::spec::Kind, mesh: &str, name: &str) -> String {
-    format!("{kind}/{mesh}/{name}")
+/// Identifies a model entity a node's translation reads: a hash of its kind, mesh and name. Routes
+/// count as part of their router. A hash rather than a string: every node records a dozen of these.
+pub fn entity_key(kind: crate::spec::Kind, mesh: &str, name: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(kind.native().as_bytes());
+    h.update(&[0]);
+    h.update(mesh.as_bytes());
+    h.update(&[0]);
+    h.update(name.as_bytes());
+    h.digest()
 }
 
 /// Every entity whose change can change `id`'s resources, so a reload can rebuild only the nodes an
 /// edit touches.
-pub fn dependencies(model: &MeshModel, id: &ProxyId) -> Vec<String> {
+pub fn dependencies(model: &MeshModel, id: &ProxyId) -> Vec<u64> {
     use crate::spec::Kind;
     let mut deps = vec![entity_key(Kind::Mesh, &id.mesh, &id.mesh)];
     let Some(mesh) = model.meshes.get(&id.mesh) else {
