@@ -151,6 +151,7 @@ pub struct LoadReport {
     pub nacks: u64,
     pub reconnects: u64,
     pub server_rss_kib: Option<u64>,
+    /// Server RSS growth from before the first connection until all converged, per client.
     pub server_rss_per_client_kib: Option<f64>,
     pub server_cpu_seconds: Option<f64>,
 }
@@ -456,6 +457,8 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, LoadError> {
     }
     let converged = shared.converged.load(Ordering::Relaxed);
     let all_converged_ms = start.elapsed().as_secs_f64() * 1000.0;
+    // Memory per client is read here, before edits leave freed-but-unreturned pages behind.
+    let usage_converged = opts.server_pid.and_then(proc_usage);
 
     let mut edits = Vec::new();
     let editing = opts.edit_dir.is_some() || opts.edit_cmd.is_some();
@@ -524,7 +527,7 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, LoadError> {
         nacks: shared.nacks.load(Ordering::Relaxed),
         reconnects: shared.reconnects.load(Ordering::Relaxed),
         server_rss_kib: usage_after.map(|u| u.0),
-        server_rss_per_client_kib: match (usage_before, usage_after) {
+        server_rss_per_client_kib: match (usage_before, usage_converged) {
             (Some(b), Some(a)) => Some((a.0 as f64 - b.0 as f64) / opts.clients as f64),
             _ => None,
         },
