@@ -201,36 +201,19 @@ pub struct Built {
 /// works through its share with its own intern table and nothing is held across nodes but the
 /// encoded bytes.
 pub fn build_nodes(model: &MeshModel, ids: &[ProxyId]) -> Vec<Built> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(ids.len().div_ceil(64))
-        .max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = ids
-            .chunks(ids.len().div_ceil(threads).max(1))
-            .map(|chunk| {
-                scope.spawn(move || {
-                    let mut memo = translate::Memo::default();
-                    let mut enc = Encoder::default();
-                    chunk
-                        .iter()
-                        .filter_map(|id| {
-                            let res = translate::translate_node_with(model, id, &mut memo)?;
-                            Some(Built {
-                                id: id.clone(),
-                                snapshot: enc.node(&res),
-                                deps: translate::dependencies(model, id),
-                            })
-                        })
-                        .collect::<Vec<_>>()
-                })
+    crate::par::map_chunks(
+        ids,
+        64,
+        || (translate::Memo::default(), Encoder::default()),
+        |(memo, enc), id| {
+            let res = translate::translate_node_with(model, id, memo)?;
+            Some(Built {
+                id: id.clone(),
+                snapshot: enc.node(&res),
+                deps: translate::dependencies(model, id),
             })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
+        },
+    )
 }
 
 /// Every virtual node of the model.

@@ -21,6 +21,7 @@ pub mod diag;
 pub mod inspect;
 pub mod loadgen;
 pub mod model;
+pub mod par;
 pub mod proto;
 pub mod source;
 pub mod spec;

@@ -250,41 +250,25 @@ pub fn load_dir_cached(root: &Path, cache: &mut ParseCache) -> LoadOutput {
         .filter(|(_, r)| r.3.is_none())
         .map(|(i, _)| i)
         .collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(todo.len().div_ceil(8))
-        .max(1);
-    let parsed_new: Vec<(usize, ParsedFile)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = todo
-            .chunks(todo.len().div_ceil(threads).max(1))
-            .map(|chunk| {
-                let reads = &reads;
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|&i| {
-                            let (rel, text, hash, _) = &reads[i];
-                            let mut one = LoadOutput::default();
-                            parse_file(rel, text, &mut one);
-                            (
-                                i,
-                                ParsedFile {
-                                    hash: *hash,
-                                    documents: one.documents,
-                                    problems: one.problems,
-                                    warnings: one.warnings,
-                                },
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
+    let parsed_new: Vec<(usize, ParsedFile)> = crate::par::map_chunks(
+        &todo,
+        8,
+        || (),
+        |_, &i| {
+            let (rel, text, hash, _) = &reads[i];
+            let mut one = LoadOutput::default();
+            parse_file(rel, text, &mut one);
+            Some((
+                i,
+                ParsedFile {
+                    hash: *hash,
+                    documents: one.documents,
+                    problems: one.problems,
+                    warnings: one.warnings,
+                },
+            ))
+        },
+    );
     let mut parsed_new: HashMap<usize, ParsedFile> = parsed_new.into_iter().collect();
     let mut next = HashMap::with_capacity(reads.len());
     for (i, (rel, _text, _hash, cached)) in reads.into_iter().enumerate() {
