@@ -49,8 +49,13 @@ impl DeltaTypeState {
         self.sent_version.as_deref()
     }
 
-    pub fn requested(&self) -> bool {
-        self.requested
+    pub fn status(&self) -> super::TypeStatus {
+        super::TypeStatus {
+            requested: self.requested,
+            sent: self.sent_version.clone(),
+            acked: self.acked_version.clone(),
+            nack: self.nack.clone(),
+        }
     }
 
     fn interested(&self, name: &str) -> bool {

@@ -35,6 +35,16 @@ pub fn type_short(index: usize) -> &'static str {
         .unwrap_or("?")
 }
 
+/// What one stream has sent and Envoy has said, for one type (status reports).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TypeStatus {
+    pub requested: bool,
+    pub sent: Option<String>,
+    pub acked: Option<String>,
+    /// Version and Envoy's message of the last NACK, until the next ACK.
+    pub nack: Option<(String, String)>,
+}
+
 /// One encoded resource. Encoded once and shared (by `Arc`) by every node and stream that gets it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resource {

@@ -51,15 +51,7 @@ pub type NodeKeyFn = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 pub use super::metrics::XdsMetrics;
 
-/// What one stream has sent and Envoy has said, per type.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TypeStatus {
-    pub requested: bool,
-    pub sent: Option<String>,
-    pub acked: Option<String>,
-    /// Version and Envoy's message of the last NACK, until the next ACK.
-    pub nack: Option<(String, String)>,
-}
+pub use super::TypeStatus;
 
 /// A connected stream, for status reports.
 #[derive(Debug, Clone)]
@@ -141,13 +133,7 @@ impl Protocol for SotwState {
         (&r.type_url, &r.version_info, r.resources.len(), bytes)
     }
     fn status(&self, t: usize) -> TypeStatus {
-        let s = &self.types[t];
-        TypeStatus {
-            requested: s.requested(),
-            sent: s.sent_version().map(str::to_owned),
-            acked: s.acked_version.clone(),
-            nack: s.nack.clone(),
-        }
+        self.types[t].status()
     }
 }
 
@@ -185,13 +171,7 @@ impl Protocol for DeltaState {
         )
     }
     fn status(&self, t: usize) -> TypeStatus {
-        let s = &self.types[t];
-        TypeStatus {
-            requested: s.requested(),
-            sent: s.sent_version().map(str::to_owned),
-            acked: s.acked_version.clone(),
-            nack: s.nack.clone(),
-        }
+        self.types[t].status()
     }
 }
 

@@ -59,8 +59,13 @@ impl TypeState {
         self.sent_version.as_deref()
     }
 
-    pub fn requested(&self) -> bool {
-        self.requested
+    pub fn status(&self) -> super::TypeStatus {
+        super::TypeStatus {
+            requested: self.requested,
+            sent: self.sent_version.clone(),
+            acked: self.acked_version.clone(),
+            nack: self.nack.clone(),
+        }
     }
 }
 
