@@ -495,3 +495,58 @@ async fn scenario(mode: XdsMode) {
     );
     server.shutdown().await;
 }
+
+/// Mesh `egressFilter: ALLOW_ALL`: a host that is not a backend is still reachable through the
+/// egress port (dynamic forward proxy), while DROP_ALL (every other test here) answers 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_all_egress_reaches_hosts_outside_the_mesh() {
+    let _serial = SERIAL.lock().await;
+    let (egress, outside) = (free_port(), free_port());
+    let _outside = Upstream::start(outside, "v1", 0).await;
+    let dir = MeshDir::new();
+    dir.write(
+        "mesh.yaml",
+        &format!(
+            "kind: Mesh\nmeshName: open\nspec: {{egressFilter: {{type: ALLOW_ALL}}}}\n---\nkind: VirtualNode\nmeshName: open\nvirtualNodeName: app\nspec:\n  proxy: {{egressPort: {egress}}}\n"
+        ),
+    );
+    let server = start(dir.path()).await;
+    let work = tempfile::tempdir().unwrap();
+    let _app = Envoy::start("mesh/open/virtualNode/app", server.xds_addr, work.path()).await;
+    let egress_addr: std::net::SocketAddr = ([127, 0, 0, 1], egress).into();
+    let host = format!("127.0.0.1:{outside}");
+    let started = Instant::now();
+    loop {
+        match http_get(egress_addr, &host, "/", &[]).await {
+            Ok((200, body)) => {
+                assert_eq!(body, "v1");
+                break;
+            }
+            other => assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "never forwarded: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Switching the mesh to DROP_ALL removes the catch-all: the same request now gets 404.
+    dir.write(
+        "mesh.yaml",
+        &dir.read("mesh.yaml").replace("ALLOW_ALL", "DROP_ALL"),
+    );
+    let started = Instant::now();
+    loop {
+        let (status, _) = http_get(egress_addr, &host, "/", &[])
+            .await
+            .unwrap_or((0, String::new()));
+        if status == 404 || status == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "DROP_ALL never took effect (status {status})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.shutdown().await;
+}
