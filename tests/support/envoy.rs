@@ -38,21 +38,31 @@ pub fn envoy_bin() -> PathBuf {
     );
 }
 
-/// A free TCP port on 127.0.0.1, never the same twice in one test process: Envoy listeners use
-/// SO_REUSEPORT, so two sidecars handed the same port would silently share it.
+/// A free TCP port for a test listener, never the same twice in one test process, and below the
+/// kernel's ephemeral range (32768 and up): Envoy's admin listeners (port 0) and outbound connections
+/// take ephemeral ports, and Envoy listeners use SO_REUSEPORT, so a collision would be silent.
 pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        if !given.contains(&port) {
-            given.push(port);
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const HIGH: u32 = 32_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Spread processes over the range so test binaries run back to back do not reuse ports in TIME_WAIT.
+    let _ = NEXT.compare_exchange(
+        0,
+        LOW + (std::process::id() * 37) % (HIGH - LOW),
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..(HIGH - LOW) {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = (LOW + (n - LOW) % (HIGH - LOW)) as u16;
+        let free = std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free {
             return port;
         }
     }
+    panic!("no free port between {LOW} and {HIGH}");
 }
 
 /// One Envoy process, stopped (by PID) when dropped.
