@@ -7,8 +7,8 @@ use super::{Item, Mesh, MeshModel, Router};
 use crate::diag::{Origin, Problem};
 use crate::source::{Body, Document};
 use crate::spec::{
-    Duration, HeaderMatchMethod, HttpRoute, HttpTimeout, MeshSpec, NodeListener, Protocol,
-    RouteSpec, VirtualNodeSpec, VirtualRouterSpec, VirtualServiceSpec,
+    Duration, HeaderMatchMethod, HttpRoute, NodeListener, Protocol, RouteSpec, VirtualNodeSpec,
+    VirtualRouterSpec, VirtualServiceSpec,
 };
 
 const HTTP_METHODS: [&str; 9] = [
@@ -221,7 +221,8 @@ impl Validator {
             };
             let mut out = Vec::new();
             match &doc.body {
-                Body::Mesh(e) => check_mesh(doc, e.spec.as_ref(), &mut out),
+                // Every Mesh field is an enum, so serde already enforced its values.
+                Body::Mesh(_) => {}
                 Body::VirtualService(e) => {
                     check_service(doc, mesh, &e.spec.clone().unwrap_or_default(), &mut out)
                 }
@@ -262,10 +263,6 @@ fn insert<T>(
     }
     map.insert(name, Item { spec, origin });
     None
-}
-
-fn check_mesh(_doc: &Document, _spec: Option<&MeshSpec>, _out: &mut [Problem]) {
-    // Every Mesh field is an enum, so serde already enforced its values.
 }
 
 fn check_service(doc: &Document, mesh: &Mesh, spec: &VirtualServiceSpec, out: &mut Vec<Problem>) {
@@ -846,13 +843,7 @@ fn check_http_route(
             }
         }
     }
-    if let Some(t) = &r.timeout {
-        check_timeout(doc, &format!("{base}.timeout"), t, out);
-    }
-}
-
-fn check_timeout(_doc: &Document, _path: &str, _t: &HttpTimeout, _out: &mut [Problem]) {
-    // Durations are non-negative by type and 0 means "disabled"; nothing else to check.
+    // Timeouts are non-negative by type and 0 means "disabled": nothing to check.
 }
 
 fn check_match_method(doc: &Document, path: &str, m: &HeaderMatchMethod, out: &mut Vec<Problem>) {

@@ -9,7 +9,7 @@
 //! one unacknowledged response per type, EDS after CDS, listeners and routes after both, and removed
 //! clusters only once listeners and routes have moved off them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
@@ -45,10 +45,6 @@ pub struct DeltaTypeState {
 }
 
 impl DeltaTypeState {
-    pub fn sent_version(&self) -> Option<&str> {
-        self.sent_version.as_deref()
-    }
-
     pub fn status(&self) -> super::TypeStatus {
         super::TypeStatus {
             requested: self.requested,
@@ -238,14 +234,6 @@ impl DeltaState {
         }
         out
     }
-}
-
-/// Client versions, for status output and tests.
-pub fn known_versions(st: &DeltaTypeState) -> BTreeMap<String, Option<String>> {
-    st.known
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
 }
 
 #[cfg(test)]

@@ -55,10 +55,6 @@ pub struct TypeState {
 }
 
 impl TypeState {
-    pub fn sent_version(&self) -> Option<&str> {
-        self.sent_version.as_deref()
-    }
-
     pub fn status(&self) -> super::TypeStatus {
         super::TypeStatus {
             requested: self.requested,

@@ -89,6 +89,15 @@ pub async fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool
     }
 }
 
+/// The next message of a response stream, or None if none arrives within `wait` (or it ends).
+async fn next_within<T>(rx: &mut Streaming<T>, wait: Duration) -> Option<T> {
+    match tokio::time::timeout(wait, rx.message()).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(status)) => panic!("stream failed: {status}"),
+        Err(_) => None,
+    }
+}
+
 /// A bare-bones ADS client that speaks the wire protocol the way Envoy does.
 pub struct AdsClient {
     tx: mpsc::Sender<DiscoveryRequest>,
@@ -167,12 +176,7 @@ impl AdsClient {
 
     /// The next response, or None if none arrives within `wait`.
     pub async fn recv_within(&mut self, wait: Duration) -> Option<DiscoveryResponse> {
-        match tokio::time::timeout(wait, self.rx.message()).await {
-            Ok(Ok(Some(r))) => Some(r),
-            Ok(Ok(None)) => None,
-            Ok(Err(status)) => panic!("stream failed: {status}"),
-            Err(_) => None,
-        }
+        next_within(&mut self.rx, wait).await
     }
 
     pub async fn recv(&mut self) -> DiscoveryResponse {
@@ -282,12 +286,7 @@ impl DeltaClient {
     }
 
     pub async fn recv_within(&mut self, wait: Duration) -> Option<DeltaResp> {
-        match tokio::time::timeout(wait, self.rx.message()).await {
-            Ok(Ok(Some(r))) => Some(r),
-            Ok(Ok(None)) => None,
-            Ok(Err(status)) => panic!("stream failed: {status}"),
-            Err(_) => None,
-        }
+        next_within(&mut self.rx, wait).await
     }
 
     pub async fn recv(&mut self) -> DeltaResp {
