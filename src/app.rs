@@ -1,7 +1,7 @@
 //! Wires the pipeline together: load → validate → translate → publish, on start and on every change,
 //! and runs the xDS and admin servers until shutdown.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+use crate::build::{Builder, Built};
 use crate::diag::Problem;
 use crate::model::{self, MeshModel, ProxyId};
 use crate::source;
@@ -39,6 +40,9 @@ pub enum AppError {
 #[derive(Debug, Clone, Default)]
 pub struct LoadResult {
     pub files: Vec<PathBuf>,
+    /// Files read and parsed by this load (the rest were unchanged).
+    pub files_read: usize,
+    pub files_parsed: usize,
     /// The parsed documents (shared with the parse cache).
     pub documents: Vec<Arc<source::Document>>,
     pub problems: Vec<Problem>,
@@ -56,6 +60,8 @@ pub fn load_with(dir: &std::path::Path, cache: &mut source::loader::ParseCache) 
     let out = source::loader::load_dir_cached(dir, cache);
     let mut result = LoadResult {
         files: out.files,
+        files_read: out.files_read,
+        files_parsed: out.files_parsed,
         warnings: out.warnings,
         ..Default::default()
     };
@@ -190,30 +196,9 @@ impl Encoder {
     }
 }
 
-/// A node's new snapshot and the entities it was built from.
-pub struct Built {
-    pub id: ProxyId,
-    pub snapshot: Snapshot,
-    pub deps: Vec<u64>,
-}
-
-/// Translates and encodes the given nodes on every core. Nodes are independent, so each thread
-/// works through its share with its own intern table and nothing is held across nodes but the
-/// encoded bytes.
+/// Translates and encodes the given nodes from scratch, on every core.
 pub fn build_nodes(model: &MeshModel, ids: &[ProxyId]) -> Vec<Built> {
-    crate::par::map_chunks(
-        ids,
-        64,
-        || (translate::Memo::default(), Encoder::default()),
-        |(memo, enc), id| {
-            let res = translate::translate_node_with(model, id, memo)?;
-            Some(Built {
-                id: id.clone(),
-                snapshot: enc.node(&res),
-                deps: translate::dependencies(model, id),
-            })
-        },
-    )
+    Builder::default().build(model, ids)
 }
 
 /// Every virtual node of the model.
@@ -302,8 +287,8 @@ pub struct Pipeline {
     pub dir: PathBuf,
     pub cache: SnapshotCache,
     pub status: Arc<Mutex<Status>>,
-    /// Parsed files of the previous reload; also serialises reloads.
-    parsed: Arc<Mutex<source::loader::ParseCache>>,
+    /// Parsed files and encoded parts of the previous reload; also serialises reloads.
+    parsed: Arc<Mutex<(source::loader::ParseCache, Builder)>>,
 }
 
 impl Pipeline {
@@ -324,8 +309,10 @@ impl Pipeline {
     /// leaves the last good snapshots in place. `origin` is when the change was first seen.
     pub fn reload(&self, origin: Option<Instant>) -> bool {
         let started = Instant::now();
-        let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
-        let result = load_with(&self.dir, &mut parsed);
+        let mut guard = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        let (parsed, builder) = &mut *guard;
+        let result = load_with(&self.dir, parsed);
+        let loaded = started.elapsed();
         for w in &result.warnings {
             warn!("{w}");
         }
@@ -356,16 +343,18 @@ impl Pipeline {
         // Rebuild only the nodes an edit can have touched: those depending on a changed entity, and
         // new ones. The first load (or one after a rejected state) rebuilds everything.
         let ids: Vec<ProxyId> = if was_ready && !prev_entities.is_empty() {
-            let changed: std::collections::HashSet<&u64> = identities
+            let changed: HashSet<u64> = identities
                 .iter()
                 .filter(|(k, v)| prev_entities.get(*k) != Some(*v))
-                .map(|(k, _)| k)
+                .map(|(k, _)| *k)
                 .chain(
                     prev_entities
                         .keys()
-                        .filter(|k| !identities.contains_key(*k)),
+                        .filter(|k| !identities.contains_key(*k))
+                        .copied(),
                 )
                 .collect();
+            builder.invalidate(&changed);
             all.iter()
                 .filter(|id| match prev_deps.get(&id.to_string()) {
                     Some(deps) => deps.iter().any(|d| changed.contains(d)),
@@ -374,10 +363,13 @@ impl Pipeline {
                 .cloned()
                 .collect()
         } else {
+            builder.clear();
             all.clone()
         };
         let rebuilt = ids.len();
-        let built = build_nodes(&model, &ids);
+        let build_started = Instant::now();
+        let built = builder.build(&model, &ids);
+        let build_time = build_started.elapsed();
         let keys: BTreeSet<String> = all.iter().map(|id| id.to_string()).collect();
         let mut deps = prev_deps;
         deps.retain(|k, _| keys.contains(k));
@@ -406,10 +398,14 @@ impl Pipeline {
         }
         info!(
             files = result.files.len(),
+            read = result.files_read,
+            parsed = result.files_parsed,
             nodes = keys.len(),
             rebuilt,
             changed,
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            load_ms = loaded.as_secs_f64() * 1e3,
+            build_ms = build_time.as_secs_f64() * 1e3,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "configuration loaded"
         );
         st.published = keys;

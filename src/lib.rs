@@ -6,6 +6,7 @@
 //! files on disk ──source──▶ documents (file, line, field path)
 //!               ──model───▶ validated MeshModel (or every problem at once)
 //!               ──translate▶ per-node Envoy resources (pure functions)
+//!               ──build───▶ per-node encoded snapshots (parts cached across reloads)
 //!               ──xds─────▶ versioned snapshot cache ──▶ ADS streams to every Envoy
 //! ```
 //!
@@ -15,6 +16,7 @@
 pub mod admin;
 pub mod app;
 pub mod bootstrap;
+pub mod build;
 pub mod cli;
 pub mod demo;
 pub mod diag;

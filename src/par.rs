@@ -1,8 +1,10 @@
 //! Splitting independent work over the machine's cores (parsing files, rebuilding nodes).
 
-/// Maps `items` in order, on up to one scoped thread per core. Each thread takes a contiguous chunk
-/// (at least `min_chunk` items, so small jobs stay on one thread) and its own state from `init`, for
-/// per-thread caches. A panic in a worker is re-raised here, never swallowed.
+/// Maps `items` in order on the process-wide worker pool (one thread per core). Each worker takes
+/// contiguous chunks (at least `min_chunk` items, so small jobs stay on one thread) and its own state
+/// from `init`, for per-chunk caches. The pool's threads live as long as the process, so their
+/// allocator heaps stay warm between reloads instead of being torn down and faulted in afresh.
+/// A panic in a worker is re-raised here, never swallowed.
 pub fn map_chunks<T, S, R>(
     items: &[T],
     min_chunk: usize,
@@ -13,27 +15,25 @@ where
     T: Sync,
     R: Send,
 {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    use rayon::prelude::*;
+    let cores = rayon::current_num_threads();
     let threads = cores.min(items.len().div_ceil(min_chunk.max(1))).max(1);
     let chunk = items.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| {
-                let (init, f) = (&init, &f);
-                scope.spawn(move || {
-                    let mut state = init();
-                    part.iter()
-                        .filter_map(|item| f(&mut state, item))
-                        .collect::<Vec<R>>()
-                })
-            })
+    if threads == 1 {
+        let mut state = init();
+        return items
+            .iter()
+            .filter_map(|item| f(&mut state, item))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
+    }
+    let parts: Vec<Vec<R>> = items
+        .par_chunks(chunk)
+        .map(|part| {
+            let mut state = init();
+            part.iter().filter_map(|item| f(&mut state, item)).collect()
+        })
+        .collect();
+    parts.into_iter().flatten().collect()
 }
 
 #[cfg(test)]

@@ -77,6 +77,35 @@ fn incremental_reloads_match_full_rebuilds() {
             }),
         ),
         (
+            "a target node's listener port (its clients' clusters and hosts)",
+            Box::new(|| {
+                let t = std::fs::read_to_string(&svc7).unwrap();
+                std::fs::write(
+                    &svc7,
+                    t.replacen(
+                        "{port: 8080, protocol: http}",
+                        "{port: 9090, protocol: http}",
+                        1,
+                    ),
+                )
+                .unwrap();
+            }),
+        ),
+        (
+            "a service's provider switched from its router to one node",
+            Box::new(|| {
+                let t = std::fs::read_to_string(&svc7).unwrap();
+                std::fs::write(
+                    &svc7,
+                    t.replace(
+                        "{provider: {virtualRouter: {virtualRouterName: svc-7}}}",
+                        "{provider: {virtualNode: {virtualNodeName: svc-7-v2}}}",
+                    ),
+                )
+                .unwrap();
+            }),
+        ),
+        (
             "a new client",
             Box::new(|| {
                 std::fs::write(
@@ -103,4 +132,12 @@ fn incremental_reloads_match_full_rebuilds() {
         println!("{what}: rebuilt {rebuilt} of {} nodes", params.nodes());
         assert!(rebuilt < params.nodes(), "{what}: rebuilt everything");
     }
+
+    // A mesh-wide change touches every node, and every cached part must go with it.
+    let mesh = dir.path().join("mesh.yaml");
+    let t = std::fs::read_to_string(&mesh).unwrap();
+    std::fs::write(&mesh, t.replace("DROP_ALL", "ALLOW_ALL")).unwrap();
+    assert!(p.reload(None), "egress filter: reload rejected");
+    assert_eq!(versions(&p), full(dir.path()), "egress filter");
+    assert_eq!(p.status().last_rebuilt_nodes, params.nodes());
 }

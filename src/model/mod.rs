@@ -6,6 +6,7 @@
 mod validate;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::diag::Origin;
 use crate::spec::{
@@ -22,7 +23,8 @@ pub const DEFAULT_EGRESS_PORT: u32 = 15001;
 /// A resource with the place it was defined.
 #[derive(Debug, Clone)]
 pub struct Item<T> {
-    pub spec: T,
+    /// Shared with the parsed document it came from (building the model copies no specs).
+    pub spec: Arc<T>,
     pub origin: Origin,
 }
 
@@ -35,7 +37,7 @@ pub struct MeshModel {
 #[derive(Debug, Clone)]
 pub struct Mesh {
     pub name: String,
-    pub spec: MeshSpec,
+    pub spec: Arc<MeshSpec>,
     pub origin: Origin,
     pub virtual_services: BTreeMap<String, Item<VirtualServiceSpec>>,
     pub virtual_nodes: BTreeMap<String, Item<VirtualNodeSpec>>,
@@ -47,7 +49,7 @@ pub struct Mesh {
 
 #[derive(Debug, Clone)]
 pub struct Router {
-    pub spec: VirtualRouterSpec,
+    pub spec: Arc<VirtualRouterSpec>,
     pub origin: Origin,
     pub routes: BTreeMap<String, Item<RouteSpec>>,
 }

@@ -212,49 +212,61 @@ impl Validator {
         }
     }
 
-    /// Second pass: field ranges and references.
+    /// Second pass: field ranges and references. Each document is checked on its own against the
+    /// finished model, so the pass runs on every core.
     fn check(&mut self, docs: &[Arc<Document>]) {
-        for doc in docs {
-            let mesh_name = n(doc.names().mesh);
-            let Some(mesh) = self.model.meshes.get(&mesh_name) else {
-                continue;
-            };
-            let mut out = Vec::new();
-            match &doc.body {
-                // Every Mesh field is an enum, so serde already enforced its values.
-                Body::Mesh(_) => {}
-                Body::VirtualService(e) => {
-                    check_service(doc, mesh, &e.spec.clone().unwrap_or_default(), &mut out)
+        use rayon::prelude::*;
+        let model = &self.model;
+        let found: Vec<Problem> = docs
+            .par_iter()
+            .with_min_len(64)
+            .flat_map_iter(|doc| {
+                let mut out = Vec::new();
+                check_document(model, doc, &mut out);
+                out
+            })
+            .collect();
+        self.problems.extend(found);
+    }
+}
+
+fn check_document(model: &MeshModel, doc: &Document, out: &mut Vec<Problem>) {
+    let mesh_name = n(doc.names().mesh);
+    let Some(mesh) = model.meshes.get(&mesh_name) else {
+        return;
+    };
+    match &doc.body {
+        // Every Mesh field is an enum, so serde already enforced its values.
+        Body::Mesh(_) => {}
+        Body::VirtualService(e) => match &e.spec {
+            Some(s) => check_service(doc, mesh, s, out),
+            None => check_service(doc, mesh, &Default::default(), out),
+        },
+        Body::VirtualNode(e) => match &e.spec {
+            Some(s) => check_node(doc, mesh, s, out),
+            None => check_node(doc, mesh, &Default::default(), out),
+        },
+        Body::VirtualRouter(e) => match &e.spec {
+            Some(s) => check_router(doc, s, out),
+            None => check_router(doc, &Default::default(), out),
+        },
+        Body::Route(e) => {
+            let router = n(e.virtual_router_name.as_deref());
+            if let Some(r) = mesh.virtual_routers.get(&router) {
+                match &e.spec {
+                    Some(s) => check_route(doc, mesh, &r.spec, s, out),
+                    None => check_route(doc, mesh, &r.spec, &Default::default(), out),
                 }
-                Body::VirtualNode(e) => {
-                    check_node(doc, mesh, &e.spec.clone().unwrap_or_default(), &mut out)
-                }
-                Body::VirtualRouter(e) => {
-                    check_router(doc, &e.spec.clone().unwrap_or_default(), &mut out)
-                }
-                Body::Route(e) => {
-                    let router = n(e.virtual_router_name.as_deref());
-                    if let Some(r) = mesh.virtual_routers.get(&router) {
-                        check_route(
-                            doc,
-                            mesh,
-                            &r.spec,
-                            &e.spec.clone().unwrap_or_default(),
-                            &mut out,
-                        );
-                    }
-                }
-                Body::VirtualGateway(_) | Body::GatewayRoute(_) => {}
             }
-            self.problems.extend(out);
         }
+        Body::VirtualGateway(_) | Body::GatewayRoute(_) => {}
     }
 }
 
 fn insert<T>(
     map: &mut BTreeMap<String, Item<T>>,
     name: String,
-    spec: T,
+    spec: Arc<T>,
     origin: Origin,
     what: &str,
 ) -> Option<(String, Origin)> {

@@ -146,8 +146,12 @@ pub struct LoadOutput {
     pub problems: Vec<Problem>,
     /// Fields that load but are not translated into Envoy configuration yet.
     pub warnings: Vec<Problem>,
-    /// The files read, relative to the directory.
+    /// The mesh files found, relative to the directory.
     pub files: Vec<PathBuf>,
+    /// How many of them had to be read (the others were unchanged since the last load).
+    pub files_read: usize,
+    /// How many of them had to be parsed (read and with new content).
+    pub files_parsed: usize,
 }
 
 /// True for files meshplane reads: `*.yaml`, `*.yml`, `*.json`, not hidden, not editor leftovers.
@@ -207,6 +211,9 @@ pub fn load_dir(root: &Path) -> LoadOutput {
 #[derive(Debug, Clone, Default)]
 struct ParsedFile {
     hash: u64,
+    /// The file's metadata when it was read, if it can stand for the content: then an identical
+    /// stamp later means the file was not touched and need not be read again.
+    stamp: Option<Stamp>,
     documents: Vec<Arc<Document>>,
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
@@ -218,16 +225,61 @@ pub struct ParseCache {
     files: HashMap<PathBuf, ParsedFile>,
 }
 
-/// Like [`load_dir`], reusing `cache` for files whose content is unchanged.
+/// What identifies one version of a file without reading it: size, modification and change times
+/// and inode (an atomic rename-over gives a new inode even within one clock tick).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: std::time::SystemTime,
+    #[cfg(unix)]
+    ino: u64,
+    #[cfg(unix)]
+    ctime: (i64, i64),
+}
+
+/// How close to the read a modification may be before its stamp is not trusted: a write in the same
+/// clock tick as the read (coarse timestamps on some file systems) could leave the stamp unchanged.
+/// Such files are read again on the next reload, as git does with "racily clean" entries.
+const RACY: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Option<Stamp> {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        Some(Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok()?,
+            #[cfg(unix)]
+            ino: meta.ino(),
+            #[cfg(unix)]
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+
+    /// This stamp, if the file was last modified well before `read_at`.
+    fn settled(self, read_at: std::time::SystemTime) -> Option<Stamp> {
+        (self.modified + RACY < read_at).then_some(self)
+    }
+}
+
+/// Like [`load_dir`], reusing `cache` for files whose content is unchanged: files whose metadata is
+/// unchanged are not even read, the others are read and hashed, and only changed content is parsed.
 pub fn load_dir_cached(root: &Path, cache: &mut ParseCache) -> LoadOutput {
     let mut out = LoadOutput::default();
     let mut files = Vec::new();
     collect_files(root, root, &mut files, &mut out.problems);
     files.sort();
-    // Read everything, then parse the changed files on every core.
+    // Read what may have changed, then parse the changed files on every core.
+    let read_at = std::time::SystemTime::now();
     let mut reads = Vec::with_capacity(files.len());
     for path in files {
         let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+        let stamp = fs::metadata(&path).ok().as_ref().and_then(Stamp::of);
+        if stamp.is_some() && cache.files.get(&rel).is_some_and(|p| p.stamp == stamp) {
+            let hit = cache.files.remove(&rel);
+            reads.push((rel, String::new(), 0, hit, None));
+            continue;
+        }
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
             // A file deleted between listing and reading is part of an editor's save; the watcher
@@ -240,9 +292,15 @@ pub fn load_dir_cached(root: &Path, cache: &mut ParseCache) -> LoadOutput {
                 continue;
             }
         };
+        out.files_read += 1;
         let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
-        let cached = cache.files.remove(&rel).filter(|p| p.hash == hash);
-        reads.push((rel, text, hash, cached));
+        let stamp = stamp.and_then(|s| s.settled(read_at));
+        let cached = cache
+            .files
+            .remove(&rel)
+            .filter(|p| p.hash == hash)
+            .map(|p| ParsedFile { stamp, ..p });
+        reads.push((rel, text, hash, cached, stamp));
     }
     let todo: Vec<usize> = reads
         .iter()
@@ -250,18 +308,20 @@ pub fn load_dir_cached(root: &Path, cache: &mut ParseCache) -> LoadOutput {
         .filter(|(_, r)| r.3.is_none())
         .map(|(i, _)| i)
         .collect();
+    out.files_parsed = todo.len();
     let parsed_new: Vec<(usize, ParsedFile)> = crate::par::map_chunks(
         &todo,
         8,
         || (),
         |_, &i| {
-            let (rel, text, hash, _) = &reads[i];
+            let (rel, text, hash, _, stamp) = &reads[i];
             let mut one = LoadOutput::default();
             parse_file(rel, text, &mut one);
             Some((
                 i,
                 ParsedFile {
                     hash: *hash,
+                    stamp: *stamp,
                     documents: one.documents,
                     problems: one.problems,
                     warnings: one.warnings,
@@ -271,7 +331,7 @@ pub fn load_dir_cached(root: &Path, cache: &mut ParseCache) -> LoadOutput {
     );
     let mut parsed_new: HashMap<usize, ParsedFile> = parsed_new.into_iter().collect();
     let mut next = HashMap::with_capacity(reads.len());
-    for (i, (rel, _text, _hash, cached)) in reads.into_iter().enumerate() {
+    for (i, (rel, _text, _hash, cached, _stamp)) in reads.into_iter().enumerate() {
         let Some(parsed) = cached.or_else(|| parsed_new.remove(&i)) else {
             continue;
         };
@@ -664,6 +724,38 @@ mod tests {
         assert_eq!(out.problems.len(), 1);
         assert!(out.problems[0].message.starts_with("YAML syntax error"));
         assert!(out.problems[0].line >= 2);
+    }
+
+    #[test]
+    fn unchanged_files_are_not_read_again_but_every_write_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mesh.yaml");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let write = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            let f = std::fs::File::options().write(true).open(&file).unwrap();
+            f.set_modified(old).unwrap();
+        };
+        write("kind: Mesh\nmeshName: aaaa\n");
+        let mut cache = ParseCache::default();
+        let first = load_dir_cached(dir.path(), &mut cache);
+        assert_eq!((first.files_read, first.files_parsed), (1, 1));
+        let again = load_dir_cached(dir.path(), &mut cache);
+        assert_eq!((again.files_read, again.files_parsed), (0, 0));
+        assert_eq!(again.documents.len(), 1);
+
+        // Same size, same modification time: the change time still tells.
+        write("kind: Mesh\nmeshName: bbbb\n");
+        let edited = load_dir_cached(dir.path(), &mut cache);
+        assert_eq!((edited.files_read, edited.files_parsed), (1, 1));
+        assert_eq!(edited.documents[0].names().mesh, Some("bbbb"));
+
+        // A file modified just now is read again until its time is safely in the past.
+        std::fs::write(&file, "kind: Mesh\nmeshName: cccc\n").unwrap();
+        let fresh = load_dir_cached(dir.path(), &mut cache);
+        assert_eq!((fresh.files_read, fresh.files_parsed), (1, 1));
+        let racy = load_dir_cached(dir.path(), &mut cache);
+        assert_eq!((racy.files_read, racy.files_parsed), (1, 0));
     }
 
     #[test]

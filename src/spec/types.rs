@@ -14,7 +14,7 @@ pub struct Envelope<S> {
     pub route_name: Option<String>,
     pub virtual_gateway_name: Option<String>,
     pub gateway_route_name: Option<String>,
-    pub spec: Option<S>,
+    pub spec: Option<std::sync::Arc<S>>,
     /// `aws appmesh describe-*` output carries these; App Mesh owns them, so they are ignored.
     pub metadata: Option<Value>,
     pub status: Option<Value>,

@@ -33,13 +33,18 @@ impl SnapshotCache {
 
     /// Publishes `snapshot` for `node`; returns true when it differs from what the node had.
     pub fn set(&self, node: &str, snapshot: Option<Arc<Snapshot>>) -> bool {
+        // The replaced snapshot is dropped after the lock is released: freeing a large snapshot
+        // must not hold up streams looking up their node.
+        let mut replaced = None;
         let mut nodes = self.lock();
-        match nodes.get(node) {
+        let changed = match nodes.get(node) {
             Some(tx) => tx.send_if_modified(|cur| {
-                let versions =
-                    |s: &Option<Arc<Snapshot>>| s.as_ref().map(|s| s.versions().map(str::to_owned));
-                if versions(cur) != versions(&snapshot) {
-                    *cur = snapshot;
+                let same = match (&*cur, &snapshot) {
+                    (Some(a), Some(b)) => a.versions() == b.versions(),
+                    (a, b) => a.is_none() && b.is_none(),
+                };
+                if !same {
+                    replaced = std::mem::replace(cur, snapshot);
                     true
                 } else {
                     false
@@ -50,7 +55,10 @@ impl SnapshotCache {
                 nodes.insert(node.to_string(), watch::channel(snapshot).0);
                 changed
             }
-        }
+        };
+        drop(nodes);
+        drop(replaced);
+        changed
     }
 
     /// The current snapshot of `node`, if any.

@@ -1,0 +1,298 @@
+//! Incremental encoding of per-node snapshots. Owns the caches of encoded parts that survive between
+//! reloads — a node's own resources, a backend service's virtual hosts, a target's cluster — and
+//! drops exactly the parts built from an entity that changed, so an edit of one route re-encodes
+//! that route's virtual hosts once and then only reassembles the route tables that include them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use envoy_types::pb::google::protobuf::Any;
+use prost::{Message, Name};
+
+use crate::model::{MeshModel, ProxyId};
+use crate::translate::{self, Target};
+use crate::xds::{Resource, Snapshot, TypeSnapshot};
+
+/// A node's new snapshot and the entities it was built from.
+pub struct Built {
+    pub id: ProxyId,
+    pub snapshot: Snapshot,
+    pub deps: Vec<u64>,
+}
+
+/// A node's own resources, encoded ([`translate::translate_own`]).
+struct Own {
+    clusters: Vec<Arc<Resource>>,
+    listeners: Vec<Arc<Resource>>,
+    routes: Vec<Arc<Resource>>,
+    egress: Option<EgressFrame>,
+    deps: [u64; 2],
+}
+
+/// The node-specific frame of the egress route table; the backends' hosts go between its parts.
+struct EgressFrame {
+    name: String,
+    backends: Vec<String>,
+    /// The encoded catch-all host (ALLOW_ALL), appended after the backends' hosts.
+    tail: Vec<u8>,
+}
+
+/// A backend service as every client sees it: its virtual hosts, each encoded as a field-2 entry of
+/// a `RouteConfiguration`, and the clusters of the targets they route to.
+struct Service {
+    hosts: Vec<u8>,
+    upstreams: Vec<Arc<Upstream>>,
+    deps: Vec<u64>,
+}
+
+/// A target's encoded cluster and, for static discovery, its endpoints.
+struct Upstream {
+    cluster: Arc<Resource>,
+    endpoints: Option<Arc<Resource>>,
+    deps: [u64; 2],
+}
+
+/// Encoded parts kept across reloads. Every entry records the entities it was built from; a reload
+/// calls [`Builder::invalidate`] with the entities that changed before [`Builder::build`].
+#[derive(Default)]
+pub struct Builder {
+    own: HashMap<ProxyId, Arc<Own>>,
+    /// Per mesh, per virtual service.
+    services: HashMap<String, HashMap<String, Arc<Service>>>,
+    /// Per mesh, per target. A service depends on all its targets' nodes, so dropping a service
+    /// whenever one of its upstreams would be stale keeps this cache a pure sharing device; its
+    /// entries are dropped with the same rule.
+    upstreams: HashMap<String, HashMap<Target, Arc<Upstream>>>,
+}
+
+impl Builder {
+    /// Forgets everything (a first load, or one after a rejected configuration).
+    pub fn clear(&mut self) {
+        *self = Builder::default();
+    }
+
+    /// Drops every part built from one of the `changed` entities.
+    pub fn invalidate(&mut self, changed: &HashSet<u64>) {
+        let hit = |deps: &[u64]| deps.iter().any(|d| changed.contains(d));
+        self.own.retain(|_, o| !hit(&o.deps));
+        for m in self.services.values_mut() {
+            m.retain(|_, s| !hit(&s.deps));
+        }
+        for m in self.upstreams.values_mut() {
+            m.retain(|_, u| !hit(&u.deps));
+        }
+    }
+
+    /// Builds the snapshots of `ids` (skipping ids the model does not translate), reusing every
+    /// cached part and filling the caches with the parts it had to make. Work is spread over all
+    /// cores; the per-node assembly only concatenates and hashes already-encoded bytes.
+    pub fn build(&mut self, model: &MeshModel, ids: &[ProxyId]) -> Vec<Built> {
+        // 1. Nodes' own parts.
+        let missing: Vec<&ProxyId> = ids
+            .iter()
+            .filter(|id| !self.own.contains_key(*id))
+            .collect();
+        let made = crate::par::map_chunks(&missing, 64, Interner::default, |intern, id| {
+            let own = translate::translate_own(model, id)?;
+            Some(((*id).clone(), Arc::new(encode_own(own, intern, id))))
+        });
+        self.own.extend(made);
+
+        // 2. Backend services the nodes call, with their targets' clusters.
+        let mut wanted: Vec<(&str, &str)> = Vec::new();
+        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        for id in ids {
+            let Some(frame) = self.own.get(id).and_then(|o| o.egress.as_ref()) else {
+                continue;
+            };
+            let known = self.services.get(&id.mesh);
+            for vs in &frame.backends {
+                if known.is_some_and(|m| m.contains_key(vs)) {
+                    continue;
+                }
+                if seen.insert((id.mesh.as_str(), vs.as_str())) {
+                    wanted.push((id.mesh.as_str(), vs.as_str()));
+                }
+            }
+        }
+        let hosts = crate::par::map_chunks(
+            &wanted,
+            16,
+            || (),
+            |_, (mesh, vs)| {
+                let m = model.meshes.get(*mesh)?;
+                let sh = translate::service_hosts(m, vs);
+                let mut bytes = Vec::new();
+                for h in &sh.hosts {
+                    prost::encoding::message::encode(2, &**h, &mut bytes);
+                }
+                let deps = translate::service_dependencies(m, vs);
+                Some((mesh.to_string(), vs.to_string(), bytes, sh.targets, deps))
+            },
+        );
+        let mut targets: Vec<(&str, &Target)> = Vec::new();
+        let mut seen: HashSet<(&str, &Target)> = HashSet::new();
+        for (mesh, _, _, ts, _) in &hosts {
+            let known = self.upstreams.get(mesh);
+            for t in ts {
+                if !known.is_some_and(|m| m.contains_key(t)) && seen.insert((mesh, t)) {
+                    targets.push((mesh, t));
+                }
+            }
+        }
+        let made = crate::par::map_chunks(
+            &targets,
+            16,
+            || (),
+            |_, (mesh, t)| {
+                let m = model.meshes.get(*mesh)?;
+                let (c, cla) = translate::target_cluster(m, t);
+                let up = Upstream {
+                    cluster: Arc::new(Resource::new(c.name.clone(), pack(&c))),
+                    endpoints: cla
+                        .map(|e| Arc::new(Resource::new(e.cluster_name.clone(), pack(&e)))),
+                    deps: translate::own_dependencies(&ProxyId {
+                        mesh: mesh.to_string(),
+                        kind: crate::model::ProxyKind::VirtualNode,
+                        name: t.node.clone(),
+                    }),
+                };
+                Some((mesh.to_string(), (*t).clone(), Arc::new(up)))
+            },
+        );
+        for (mesh, t, up) in made {
+            self.upstreams.entry(mesh).or_default().insert(t, up);
+        }
+        for (mesh, vs, hosts, ts, deps) in hosts {
+            let known = self.upstreams.get(&mesh);
+            let upstreams = ts
+                .iter()
+                .filter_map(|t| known.and_then(|m| m.get(t)).cloned())
+                .collect();
+            let svc = Service {
+                hosts,
+                upstreams,
+                deps,
+            };
+            self.services
+                .entry(mesh)
+                .or_default()
+                .insert(vs, Arc::new(svc));
+        }
+
+        // 3. Every node: its own parts plus its backends' shared parts.
+        let this = &*self;
+        crate::par::map_chunks(ids, 64, || (), |_, id| this.assemble(id))
+    }
+
+    fn assemble(&self, id: &ProxyId) -> Option<Built> {
+        let own = self.own.get(id)?;
+        let by_name = |rs: &[Arc<Resource>]| -> BTreeMap<String, Arc<Resource>> {
+            rs.iter().map(|r| (r.name.clone(), r.clone())).collect()
+        };
+        let mut clusters = by_name(&own.clusters);
+        let mut endpoints = BTreeMap::new();
+        let listeners = by_name(&own.listeners);
+        let mut routes = by_name(&own.routes);
+        let mut deps = own.deps.to_vec();
+        if let Some(frame) = &own.egress {
+            let services: Vec<&Service> = frame
+                .backends
+                .iter()
+                .filter_map(|vs| self.services.get(&id.mesh)?.get(vs).map(|s| &**s))
+                .collect();
+            let len = services.iter().map(|s| s.hosts.len()).sum::<usize>()
+                + frame.tail.len()
+                + frame.name.len()
+                + 8;
+            // A `RouteConfiguration`: field 1 (name), then the field-2 virtual hosts in order.
+            let mut value = Vec::with_capacity(len);
+            if !frame.name.is_empty() {
+                prost::encoding::string::encode(1, &frame.name, &mut value);
+            }
+            for s in &services {
+                value.extend_from_slice(&s.hosts);
+                deps.extend_from_slice(&s.deps);
+                for u in &s.upstreams {
+                    clusters
+                        .entry(u.cluster.name.clone())
+                        .or_insert_with(|| u.cluster.clone());
+                    if let Some(e) = &u.endpoints {
+                        endpoints.entry(e.name.clone()).or_insert_with(|| e.clone());
+                    }
+                }
+            }
+            value.extend_from_slice(&frame.tail);
+            let any = Any {
+                type_url: envoy_types::pb::envoy::config::route::v3::RouteConfiguration::type_url(),
+                value,
+            };
+            routes.insert(
+                frame.name.clone(),
+                Arc::new(Resource::new(frame.name.clone(), any)),
+            );
+        }
+        deps.sort_unstable();
+        deps.dedup();
+        Some(Built {
+            id: id.clone(),
+            snapshot: Snapshot::new(
+                [clusters, endpoints, listeners, routes].map(TypeSnapshot::new),
+            ),
+            deps,
+        })
+    }
+}
+
+/// Shares identical resources (same name and bytes, such as the egress listener of every node on the
+/// same port) between the nodes one worker encodes.
+#[derive(Default)]
+struct Interner(HashMap<(String, u64), Arc<Resource>>);
+
+impl Interner {
+    fn intern(&mut self, name: &str, any: Any) -> Arc<Resource> {
+        let r = Resource::new(name.to_string(), any);
+        self.0
+            .entry((r.name.clone(), r.hash))
+            .or_insert_with(|| Arc::new(r))
+            .clone()
+    }
+}
+
+fn encode_own(own: translate::OwnResources, intern: &mut Interner, id: &ProxyId) -> Own {
+    let routes = own
+        .routes
+        .iter()
+        .map(|rt| intern.intern(&rt.name, pack(&rt.to_proto())))
+        .collect();
+    Own {
+        clusters: own
+            .clusters
+            .iter()
+            .map(|c| intern.intern(&c.name, pack(c)))
+            .collect(),
+        listeners: own
+            .listeners
+            .iter()
+            .map(|l| intern.intern(&l.name, pack(l)))
+            .collect(),
+        routes,
+        egress: own.egress.map(|e| EgressFrame {
+            name: e.name,
+            backends: e.backends,
+            tail: e.allow_all_host.map_or_else(Vec::new, |h| {
+                let mut b = Vec::new();
+                prost::encoding::message::encode(2, &*h, &mut b);
+                b
+            }),
+        }),
+        deps: translate::own_dependencies(id),
+    }
+}
+
+pub(crate) fn pack<M: Message + Name>(m: &M) -> Any {
+    Any {
+        type_url: M::type_url(),
+        value: m.encode_to_vec(),
+    }
+}
