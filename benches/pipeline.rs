@@ -30,6 +30,9 @@ fn mesh_dir(nodes: usize) -> PathBuf {
                 .join(format!("meshplane-bench-{nodes}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             synth::write(&dir, &SynthParams::for_nodes(nodes, 1)).unwrap();
+            // Files younger than 2 s are re-read on every reload (see `source::loader`); let them
+            // settle so the benchmarks time the steady state.
+            std::thread::sleep(std::time::Duration::from_millis(2100));
             dir
         })
         .clone()

@@ -1,7 +1,7 @@
 //! Wires the pipeline together: load → validate → translate → publish, on start and on every change,
 //! and runs the xDS and admin servers until shutdown.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -52,12 +52,19 @@ pub struct LoadResult {
 
 /// Reads, parses and validates `dir`. Pure apart from reading files.
 pub fn load(dir: &std::path::Path) -> LoadResult {
-    load_with(dir, &mut source::loader::ParseCache::default())
+    load_with(dir, &mut LoadCache::default())
 }
 
-/// Like [`load`], parsing only the files that changed since the previous call with `cache`.
-pub fn load_with(dir: &std::path::Path, cache: &mut source::loader::ParseCache) -> LoadResult {
-    let out = source::loader::load_dir_cached(dir, cache);
+/// What [`load_with`] keeps between calls: parsed files and per-document check results.
+#[derive(Default)]
+pub struct LoadCache {
+    parsed: source::loader::ParseCache,
+    checked: model::CheckCache,
+}
+
+/// Like [`load`], parsing and checking only what changed since the previous call with `cache`.
+pub fn load_with(dir: &std::path::Path, cache: &mut LoadCache) -> LoadResult {
+    let out = source::loader::load_dir_cached(dir, &mut cache.parsed);
     let mut result = LoadResult {
         files: out.files,
         files_read: out.files_read,
@@ -65,7 +72,7 @@ pub fn load_with(dir: &std::path::Path, cache: &mut source::loader::ParseCache) 
         warnings: out.warnings,
         ..Default::default()
     };
-    let validated = model::validate(&out.documents);
+    let validated = model::validate_with(&out.documents, &mut cache.checked);
     let mut problems = out.problems;
     match validated {
         Ok(m) if problems.is_empty() => result.model = Some(Arc::new(m)),
@@ -216,21 +223,6 @@ fn all_nodes(model: &MeshModel) -> Vec<ProxyId> {
         .collect()
 }
 
-/// Per entity, the identities (pointers) of the documents that define it: equal lists mean the
-/// entity is unchanged, because unchanged files keep their parsed documents.
-fn entity_identities(docs: &[Arc<source::Document>]) -> HashMap<u64, Vec<usize>> {
-    let mut m: HashMap<u64, Vec<usize>> = HashMap::new();
-    for d in docs {
-        m.entry(d.entity_key())
-            .or_default()
-            .push(Arc::as_ptr(d) as usize);
-    }
-    for v in m.values_mut() {
-        v.sort_unstable();
-    }
-    m
-}
-
 /// Builds the variant of an ADS snapshot for Envoys on per-type services.
 pub fn per_type_variant(snap: &Snapshot, mode: SourceMode) -> Snapshot {
     let delta = mode == SourceMode::PerTypeDelta;
@@ -274,11 +266,10 @@ pub struct Status {
     pub last_changed_nodes: usize,
     /// Nodes rebuilt by the last accepted reload (all of them, or only those an edit touched).
     pub last_rebuilt_nodes: usize,
-    published: BTreeSet<String>,
-    /// Per published node, the entities it was built from.
-    deps: HashMap<String, Vec<u64>>,
+    /// Per published node (by its entity key), its id and the entities it was built from.
+    deps: HashMap<u64, (ProxyId, Vec<u64>)>,
     /// Document identities per entity at the last accepted reload.
-    entities: HashMap<u64, Vec<usize>>,
+    entities: HashMap<u64, u64>,
 }
 
 /// The pipeline from config directory to snapshot cache.
@@ -288,7 +279,7 @@ pub struct Pipeline {
     pub cache: SnapshotCache,
     pub status: Arc<Mutex<Status>>,
     /// Parsed files and encoded parts of the previous reload; also serialises reloads.
-    parsed: Arc<Mutex<(source::loader::ParseCache, Builder)>>,
+    parsed: Arc<Mutex<(LoadCache, Builder)>>,
 }
 
 impl Pipeline {
@@ -330,9 +321,19 @@ impl Pipeline {
             st.last = result;
             return false;
         };
-        let identities = entity_identities(&result.documents);
-        let all = all_nodes(&model);
-        let (prev_deps, prev_entities, was_ready) = {
+        let identities = model::entity_identities(&result.documents);
+        // Every virtual node, by entity key: cheap to hash and compare, unlike a `ProxyId`.
+        let all: Vec<(u64, &str, &str)> = model
+            .meshes
+            .values()
+            .flat_map(|m| {
+                m.virtual_nodes.keys().map(|n| {
+                    let key = crate::spec::entity_key(crate::spec::Kind::VirtualNode, &m.name, n);
+                    (key, m.name.as_str(), n.as_str())
+                })
+            })
+            .collect();
+        let (mut deps, prev_entities, was_ready) = {
             let mut st = self.status();
             (
                 std::mem::take(&mut st.deps),
@@ -343,7 +344,7 @@ impl Pipeline {
         // Rebuild only the nodes an edit can have touched: those depending on a changed entity, and
         // new ones. The first load (or one after a rejected state) rebuilds everything.
         let ids: Vec<ProxyId> = if was_ready && !prev_entities.is_empty() {
-            let changed: HashSet<u64> = identities
+            let mut changed: Vec<u64> = identities
                 .iter()
                 .filter(|(k, v)| prev_entities.get(*k) != Some(*v))
                 .map(|(k, _)| *k)
@@ -354,53 +355,66 @@ impl Pipeline {
                         .copied(),
                 )
                 .collect();
-            builder.invalidate(&changed);
+            changed.sort_unstable();
+            let changed_set: HashSet<u64> = changed.iter().copied().collect();
+            builder.invalidate(&changed_set);
+            // An edit changes a handful of entities: probing each node's sorted dependencies for
+            // those few beats hashing every dependency of every node.
+            let touches = |node_deps: &[u64]| {
+                if changed.len() <= 16 {
+                    changed.iter().any(|c| node_deps.binary_search(c).is_ok())
+                } else {
+                    node_deps.iter().any(|d| changed_set.contains(d))
+                }
+            };
             all.iter()
-                .filter(|id| match prev_deps.get(&id.to_string()) {
-                    Some(deps) => deps.iter().any(|d| changed.contains(d)),
-                    None => true,
-                })
-                .cloned()
+                .filter(|(key, _, _)| deps.get(key).is_none_or(|(_, d)| touches(d)))
+                .map(|(_, mesh, name)| ProxyId::virtual_node(mesh, name))
                 .collect()
         } else {
             builder.clear();
-            all.clone()
+            all_nodes(&model)
         };
         let rebuilt = ids.len();
         let build_started = Instant::now();
         let built = builder.build(&model, &ids);
         let build_time = build_started.elapsed();
-        let keys: BTreeSet<String> = all.iter().map(|id| id.to_string()).collect();
-        let mut deps = prev_deps;
-        deps.retain(|k, _| keys.contains(k));
         let mut changed = 0;
+        // Replaced snapshots are freed on the worker pool, not between two nodes' publications.
+        let mut replaced = Vec::with_capacity(built.len());
         for b in built {
-            let key = b.id.to_string();
-            let old = self.cache.get(&key);
             let mut snap = b.snapshot;
             // Only file changes start the convergence clock; the initial load has no origin.
             snap.origin = origin;
             let snap = Arc::new(snap);
-            if self.cache.set(&key, Some(snap.clone())) {
+            if let Some(old) = self.cache.replace(&b.key, Some(snap.clone())) {
                 changed += 1;
-                log_changes(&key, old.as_deref(), &snap, changed);
+                log_changes(&b.key, old.as_deref(), &snap, changed);
+                replaced.extend(old);
             }
-            deps.insert(key, b.deps);
+            deps.insert(b.entity, (b.id, b.deps));
         }
+        let live: HashSet<u64> = all.iter().map(|(key, _, _)| *key).collect();
+        deps.retain(|key, (id, _)| {
+            if live.contains(key) {
+                return true;
+            }
+            if let Some(old) = self.cache.replace(&id.to_string(), None) {
+                changed += 1;
+                replaced.extend(old);
+            }
+            false
+        });
+        rayon::spawn(move || drop(replaced));
         let mut st = self.status();
         st.deps = deps;
         st.entities = identities;
         st.last_rebuilt_nodes = rebuilt;
-        for gone in st.published.difference(&keys) {
-            if self.cache.set(gone, None) {
-                changed += 1;
-            }
-        }
         info!(
             files = result.files.len(),
             read = result.files_read,
             parsed = result.files_parsed,
-            nodes = keys.len(),
+            nodes = all.len(),
             rebuilt,
             changed,
             load_ms = loaded.as_secs_f64() * 1e3,
@@ -408,7 +422,6 @@ impl Pipeline {
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "configuration loaded"
         );
-        st.published = keys;
         st.reloads += 1;
         st.reloads_accepted += 1;
         st.ready = true;

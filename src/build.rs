@@ -16,6 +16,10 @@ use crate::xds::{Resource, Snapshot, TypeSnapshot};
 /// A node's new snapshot and the entities it was built from.
 pub struct Built {
     pub id: ProxyId,
+    /// The node's key in the snapshot cache (`id` as a string).
+    pub key: String,
+    /// The node's own entity key ([`translate::own_dependencies`]).
+    pub entity: u64,
     pub snapshot: Snapshot,
     pub deps: Vec<u64>,
 }
@@ -236,6 +240,8 @@ impl Builder {
         deps.dedup();
         Some(Built {
             id: id.clone(),
+            key: id.to_string(),
+            entity: own.deps[1],
             snapshot: Snapshot::new(
                 [clusters, endpoints, listeners, routes].map(TypeSnapshot::new),
             ),

@@ -14,7 +14,7 @@ use crate::spec::{
     VirtualServiceSpec,
 };
 
-pub use validate::validate;
+pub use validate::{entity_identities, validate, validate_with, CheckCache};
 
 /// Default proxy ports of PRODUCT.md §2.
 pub const DEFAULT_INGRESS_PORT: u32 = 15000;
@@ -96,6 +96,14 @@ pub struct ProxyId {
 }
 
 impl ProxyId {
+    pub fn virtual_node(mesh: &str, name: &str) -> ProxyId {
+        ProxyId {
+            mesh: mesh.to_string(),
+            kind: ProxyKind::VirtualNode,
+            name: name.to_string(),
+        }
+    }
+
     pub fn parse(node_id: &str) -> Option<ProxyId> {
         // ARN form: arn:aws:appmesh:<region>:<account>:mesh/<mesh>/virtualNode/<name>
         let resource = if node_id.starts_with("arn:") {

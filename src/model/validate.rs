@@ -1,11 +1,12 @@
 //! Every App Mesh rule meshplane checks, reported all at once with file, line and field path.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{Item, Mesh, MeshModel, Router};
 use crate::diag::{Origin, Problem};
 use crate::source::{Body, Document};
+use crate::spec::{entity_key, Kind};
 use crate::spec::{
     Duration, HeaderMatchMethod, HttpRoute, NodeListener, Protocol, RouteSpec, VirtualNodeSpec,
     VirtualRouterSpec, VirtualServiceSpec,
@@ -23,12 +24,44 @@ const HTTP_RETRY_EVENTS: [&str; 4] = [
 
 /// Builds the model from loaded documents, or returns every problem found (sorted by file and line).
 pub fn validate(docs: &[Arc<Document>]) -> Result<MeshModel, Vec<Problem>> {
+    validate_with(docs, &mut CheckCache::default())
+}
+
+/// The per-document check results of the previous validation. A document is checked again only if
+/// it is new (changed files are parsed into new documents) or one of the entities its checks read
+/// (its mesh, the services, nodes or router it refers to) was defined by a changed document; the
+/// model itself is always rebuilt, so duplicates and missing parents are always found.
+#[derive(Default)]
+pub struct CheckCache {
+    results: CheckResults,
+    /// Per entity, a combined identity of the documents that define it.
+    entities: HashMap<u64, u64>,
+}
+
+/// Problems found per document, by document identity; the `Arc` keeps the identity from being
+/// reused while the entry exists.
+type CheckResults = HashMap<usize, (Arc<Document>, Vec<Problem>)>;
+
+/// Like [`validate`], re-checking only what can have changed since the last call with `cache`.
+pub fn validate_with(
+    docs: &[Arc<Document>],
+    cache: &mut CheckCache,
+) -> Result<MeshModel, Vec<Problem>> {
     let mut v = Validator {
         problems: Vec::new(),
         model: MeshModel::default(),
     };
     v.index(docs);
-    v.check(docs);
+    let entities = entity_identities(docs);
+    let mut changed: HashSet<u64> = entities
+        .iter()
+        .filter(|(k, id)| cache.entities.get(*k) != Some(*id))
+        .map(|(k, _)| *k)
+        .collect();
+    changed.extend(cache.entities.keys().filter(|k| !entities.contains_key(*k)));
+    let results = v.check(docs, &cache.results, &changed);
+    cache.results = results;
+    cache.entities = entities;
     if v.problems.is_empty() {
         Ok(v.model)
     } else {
@@ -36,6 +69,30 @@ pub fn validate(docs: &[Arc<Document>]) -> Result<MeshModel, Vec<Problem>> {
         v.problems.dedup();
         Err(v.problems)
     }
+}
+
+/// Per entity, an identity of the set of documents defining it: equal values mean the entity is
+/// unchanged, because unchanged files keep their parsed documents. Summing hashed addresses needs
+/// no allocation and ignores order.
+pub fn entity_identities(docs: &[Arc<Document>]) -> HashMap<u64, u64> {
+    let mut m: HashMap<u64, u64> = HashMap::with_capacity(docs.len());
+    for d in docs {
+        let id = xxhash_rust::xxh3::xxh3_64(&(Arc::as_ptr(d) as usize).to_le_bytes());
+        let e = m.entry(d.entity_key()).or_default();
+        *e = e.wrapping_add(id);
+    }
+    m
+}
+
+/// Whether a check of `doc` reads one of the `changed` entities: its mesh, its own entity, or one
+/// it refers to.
+fn reads_changed(doc: &Document, changed: &HashSet<u64>, changed_meshes: &HashSet<&str>) -> bool {
+    if changed.is_empty() {
+        return false;
+    }
+    changed.contains(&doc.entity_key())
+        || doc.references().iter().any(|r| changed.contains(r))
+        || changed_meshes.contains(doc.names().mesh.unwrap_or_default())
 }
 
 struct Validator {
@@ -99,7 +156,7 @@ impl Validator {
         for pass in 0..2 {
             for doc in docs {
                 let names = doc.names();
-                let mesh_name = n(names.mesh);
+                let mesh_name = names.mesh.unwrap_or_default();
                 if matches!(doc.body, Body::Mesh(_)) {
                     continue;
                 }
@@ -108,7 +165,7 @@ impl Validator {
                 if child != (pass == 1) {
                     continue;
                 }
-                let Some(mesh) = self.model.meshes.get_mut(&mesh_name) else {
+                let Some(mesh) = self.model.meshes.get_mut(mesh_name) else {
                     if pass == 0 || child {
                         self.push(doc.problem(
                             "meshName",
@@ -213,26 +270,47 @@ impl Validator {
     }
 
     /// Second pass: field ranges and references. Each document is checked on its own against the
-    /// finished model, so the pass runs on every core.
-    fn check(&mut self, docs: &[Arc<Document>]) {
+    /// finished model, so the pass runs on every core; a document whose previous result still
+    /// holds (see [`CheckCache`]) is not checked again. Returns the results for the next pass.
+    fn check(
+        &mut self,
+        docs: &[Arc<Document>],
+        previous: &CheckResults,
+        changed: &HashSet<u64>,
+    ) -> CheckResults {
         use rayon::prelude::*;
         let model = &self.model;
-        let found: Vec<Problem> = docs
+        // Every document reads its mesh (defined, changed or gone).
+        let meshes: HashSet<&str> = docs.iter().filter_map(|d| d.names().mesh).collect();
+        let changed_meshes: HashSet<&str> = meshes
+            .into_iter()
+            .filter(|m| changed.contains(&entity_key(Kind::Mesh, m, m)))
+            .collect();
+        let results: Vec<_> = docs
             .par_iter()
             .with_min_len(64)
-            .flat_map_iter(|doc| {
+            .map(|doc| {
+                let key = Arc::as_ptr(doc) as usize;
+                if let Some((_, found)) = previous.get(&key) {
+                    if !reads_changed(doc, changed, &changed_meshes) {
+                        return (key, (doc.clone(), found.clone()));
+                    }
+                }
                 let mut out = Vec::new();
                 check_document(model, doc, &mut out);
-                out
+                (key, (doc.clone(), out))
             })
             .collect();
-        self.problems.extend(found);
+        for (_, (_, found)) in &results {
+            self.problems.extend(found.iter().cloned());
+        }
+        results.into_iter().collect()
     }
 }
 
 fn check_document(model: &MeshModel, doc: &Document, out: &mut Vec<Problem>) {
-    let mesh_name = n(doc.names().mesh);
-    let Some(mesh) = model.meshes.get(&mesh_name) else {
+    let mesh_name = doc.names().mesh.unwrap_or_default();
+    let Some(mesh) = model.meshes.get(mesh_name) else {
         return;
     };
     match &doc.body {
@@ -912,6 +990,122 @@ mod tests {
     }
 
     const BASE: &str = "kind: Mesh\nmeshName: demo\n---\nkind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\nspec:\n  listeners: [{portMapping: {port: 80, protocol: http}}]\n  serviceDiscovery: {dns: {hostname: a}}\n---\nkind: VirtualRouter\nmeshName: demo\nvirtualRouterName: r\nspec:\n  listeners: [{portMapping: {port: 80, protocol: http}}]\n";
+
+    /// Each "file" parsed on its own, so unchanged files keep their documents across steps, as
+    /// with the loader's parse cache.
+    fn parse_files(
+        files: &[(&str, String)],
+        keep: &mut HashMap<String, Vec<Arc<Document>>>,
+    ) -> Vec<Arc<Document>> {
+        let mut docs = Vec::new();
+        for (name, text) in files {
+            let key = format!("{name}\0{text}");
+            let parsed = keep.entry(key).or_insert_with(|| {
+                let mut out = LoadOutput::default();
+                parse_file(Path::new(name), text, &mut out);
+                assert!(out.problems.is_empty(), "{:?}", out.problems);
+                out.documents
+            });
+            docs.extend(parsed.iter().cloned());
+        }
+        docs
+    }
+
+    #[test]
+    fn cached_checks_follow_changes_to_what_a_document_refers_to() {
+        let node = |listeners: &str| {
+            format!("kind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\nspec:\n  listeners: {listeners}\n  serviceDiscovery: {{dns: {{hostname: a}}}}\n  backends: [{{virtualService: {{virtualServiceName: s}}}}]\n")
+        };
+        let mesh = "kind: Mesh\nmeshName: demo\n".to_string();
+        let router = "kind: VirtualRouter\nmeshName: demo\nvirtualRouterName: r\nspec:\n  listeners: [{portMapping: {port: 80, protocol: http}}]\n".to_string();
+        let route = "kind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: x\nspec:\n  httpRoute:\n    match: {prefix: /}\n    action: {weightedTargets: [{virtualNode: a, weight: 1}]}\n".to_string();
+        let service = "kind: VirtualService\nmeshName: demo\nvirtualServiceName: s\nspec: {provider: {virtualRouter: {virtualRouterName: r}}}\n".to_string();
+        let with = "[{portMapping: {port: 80, protocol: http}}]";
+        let steps: Vec<Vec<(&str, String)>> = vec![
+            vec![
+                ("mesh", mesh.clone()),
+                ("node", node(with)),
+                ("router", router.clone()),
+                ("route", route.clone()),
+                ("service", service.clone()),
+            ],
+            // The route's file is unchanged, but the node it targets lost its listener.
+            vec![
+                ("mesh", mesh.clone()),
+                ("node", node("[]")),
+                ("router", router.clone()),
+                ("route", route.clone()),
+                ("service", service.clone()),
+            ],
+            vec![
+                ("mesh", mesh.clone()),
+                ("node", node(with)),
+                ("router", router.clone()),
+                ("route", route.clone()),
+                ("service", service.clone()),
+            ],
+            // The node's file is unchanged, but the service it calls is gone.
+            vec![
+                ("mesh", mesh.clone()),
+                ("node", node(with)),
+                ("router", router.clone()),
+                ("route", route.clone()),
+            ],
+            // The service's file is unchanged, but its router is gone (with its route).
+            vec![
+                ("mesh", mesh.clone()),
+                ("node", node(with)),
+                ("service", service.clone()),
+            ],
+            vec![
+                ("mesh", mesh.clone()),
+                ("node", node(with)),
+                ("router", router.clone()),
+                ("route", route.clone()),
+                ("service", service.clone()),
+            ],
+        ];
+        let mut steps = steps;
+        // A problem found while the mesh exists must not outlive the mesh.
+        steps.push(vec![
+            ("mesh", mesh.clone()),
+            ("node", node("[]")),
+            ("router", router.clone()),
+            ("route", route.clone()),
+            ("service", service.clone()),
+        ]);
+        steps.push(vec![
+            ("node", node("[]")),
+            ("router", router.clone()),
+            ("route", route.clone()),
+            ("service", service.clone()),
+        ]);
+        steps.push(vec![
+            ("mesh", mesh.clone()),
+            ("node", node(with)),
+            ("router", router.clone()),
+            ("route", route.clone()),
+            ("service", service.clone()),
+        ]);
+        let mut keep = HashMap::new();
+        let mut cache = CheckCache::default();
+        let mut outcomes = Vec::new();
+        for (i, files) in steps.iter().enumerate() {
+            let docs = parse_files(files, &mut keep);
+            let cached = validate_with(&docs, &mut cache)
+                .map(|_| ())
+                .map_err(|p| p.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+            let fresh = validate(&docs)
+                .map(|_| ())
+                .map_err(|p| p.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+            assert_eq!(cached, fresh, "step {i}");
+            outcomes.push(cached.is_ok());
+        }
+        assert_eq!(
+            outcomes,
+            [true, false, true, false, false, true, false, false, true]
+        );
+    }
 
     #[test]
     fn a_valid_mesh_builds_a_model() {

@@ -44,6 +44,10 @@ pub struct Document {
     /// are written as the user sees them in the file.
     pub prefix: String,
     pub lines: DocLines,
+    /// [`Document::entity_key`] and [`Document::references`], computed once when the file is parsed:
+    /// every reload asks for them, and unchanged files are not parsed again.
+    entity: u64,
+    references: Vec<u64>,
 }
 
 impl Document {
@@ -64,8 +68,18 @@ impl Document {
     }
 
     /// The model entity this document defines or belongs to (routes belong to their router), in the
-    /// form of [`crate::translate::entity_key`].
+    /// form of [`crate::spec::entity_key`].
     pub fn entity_key(&self) -> u64 {
+        self.entity
+    }
+
+    /// The other entities this document names: a service's provider, a node's backend services, a
+    /// route's target nodes (as [`crate::spec::entity_key`]s).
+    pub fn references(&self) -> &[u64] {
+        &self.references
+    }
+
+    fn compute_entity_key(&self) -> u64 {
         let n = self.names();
         let mesh = n.mesh.unwrap_or_default();
         let (kind, name) = match self.kind {
@@ -79,7 +93,7 @@ impl Document {
                 (Kind::VirtualGateway, n.virtual_gateway.unwrap_or_default())
             }
         };
-        crate::translate::entity_key(kind, mesh, name)
+        crate::spec::entity_key(kind, mesh, name)
     }
 
     /// The name fields of the envelope, whatever the kind.
@@ -443,6 +457,8 @@ fn parse_document(file: &Path, value: Value, lines: DocLines, out: &mut LoadOutp
         body: Body::Mesh(empty_envelope()),
         prefix,
         lines,
+        entity: 0,
+        references: Vec::new(),
     };
     let body = match kind {
         Kind::Mesh => typed(&doc, inner, out).map(Body::Mesh),
@@ -455,9 +471,63 @@ fn parse_document(file: &Path, value: Value, lines: DocLines, out: &mut LoadOutp
     };
     let Some(body) = body else { return };
     doc.body = body;
+    doc.entity = doc.compute_entity_key();
+    doc.references = compute_references(&doc);
     check_names(&doc, out);
     report_untranslated(&doc, &mut out.warnings);
     out.documents.push(Arc::new(doc));
+}
+
+fn compute_references(doc: &Document) -> Vec<u64> {
+    use crate::spec::entity_key;
+    let mesh = doc.names().mesh.unwrap_or_default();
+    let mut refs = Vec::new();
+    match &doc.body {
+        Body::VirtualService(e) => {
+            if let Some(p) = e.spec.as_ref().and_then(|s| s.provider.as_ref()) {
+                if let Some(vn) = &p.virtual_node {
+                    refs.push(entity_key(Kind::VirtualNode, mesh, &vn.virtual_node_name));
+                }
+                if let Some(vr) = &p.virtual_router {
+                    refs.push(entity_key(
+                        Kind::VirtualRouter,
+                        mesh,
+                        &vr.virtual_router_name,
+                    ));
+                }
+            }
+        }
+        Body::VirtualNode(e) => {
+            for b in e.spec.iter().flat_map(|s| &s.backends) {
+                if let Some(vs) = &b.virtual_service {
+                    refs.push(entity_key(
+                        Kind::VirtualService,
+                        mesh,
+                        &vs.virtual_service_name,
+                    ));
+                }
+            }
+        }
+        Body::Route(e) => {
+            for h in e
+                .spec
+                .iter()
+                .flat_map(|s| [s.http_route.as_ref(), s.http2_route.as_ref()])
+                .flatten()
+            {
+                for t in &h.action.weighted_targets {
+                    refs.push(entity_key(Kind::VirtualNode, mesh, &t.virtual_node));
+                }
+            }
+        }
+        Body::Mesh(_)
+        | Body::VirtualRouter(_)
+        | Body::VirtualGateway(_)
+        | Body::GatewayRoute(_) => {}
+    }
+    refs.sort_unstable();
+    refs.dedup();
+    refs
 }
 
 fn empty_envelope<S>() -> Envelope<S> {

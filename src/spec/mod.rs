@@ -83,3 +83,16 @@ impl std::fmt::Display for Kind {
         f.write_str(self.native())
     }
 }
+
+/// Identifies a model entity (for change tracking by validation and translation): a hash of its
+/// kind, mesh and name. Routes count as part of their router, gateway routes of their gateway. A
+/// hash rather than a string: every node records a dozen of these.
+pub fn entity_key(kind: Kind, mesh: &str, name: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(kind.native().as_bytes());
+    h.update(&[0]);
+    h.update(mesh.as_bytes());
+    h.update(&[0]);
+    h.update(name.as_bytes());
+    h.digest()
+}

@@ -210,17 +210,7 @@ pub fn translate_node_with(
     Some(res)
 }
 
-/// Identifies a model entity a node's translation reads: a hash of its kind, mesh and name. Routes
-/// count as part of their router. A hash rather than a string: every node records a dozen of these.
-pub fn entity_key(kind: crate::spec::Kind, mesh: &str, name: &str) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(kind.native().as_bytes());
-    h.update(&[0]);
-    h.update(mesh.as_bytes());
-    h.update(&[0]);
-    h.update(name.as_bytes());
-    h.digest()
-}
+pub use crate::spec::entity_key;
 
 /// Every entity whose change can change `id`'s resources, so a reload can rebuild only the nodes an
 /// edit touches.

@@ -33,32 +33,39 @@ impl SnapshotCache {
 
     /// Publishes `snapshot` for `node`; returns true when it differs from what the node had.
     pub fn set(&self, node: &str, snapshot: Option<Arc<Snapshot>>) -> bool {
-        // The replaced snapshot is dropped after the lock is released: freeing a large snapshot
-        // must not hold up streams looking up their node.
-        let mut replaced = None;
+        self.replace(node, snapshot).is_some()
+    }
+
+    /// Publishes `snapshot` for `node` when it differs from what the node had, and then returns
+    /// what it replaced. The replaced snapshot goes back to the caller, so freeing it never
+    /// happens under the lock streams take to find their node.
+    pub fn replace(
+        &self,
+        node: &str,
+        snapshot: Option<Arc<Snapshot>>,
+    ) -> Option<Option<Arc<Snapshot>>> {
         let mut nodes = self.lock();
-        let changed = match nodes.get(node) {
-            Some(tx) => tx.send_if_modified(|cur| {
-                let same = match (&*cur, &snapshot) {
-                    (Some(a), Some(b)) => a.versions() == b.versions(),
-                    (a, b) => a.is_none() && b.is_none(),
-                };
-                if !same {
-                    replaced = std::mem::replace(cur, snapshot);
-                    true
-                } else {
-                    false
-                }
-            }),
+        match nodes.get(node) {
+            Some(tx) => {
+                let mut replaced = None;
+                tx.send_if_modified(|cur| {
+                    let same = match (&*cur, &snapshot) {
+                        (Some(a), Some(b)) => a.versions() == b.versions(),
+                        (a, b) => a.is_none() && b.is_none(),
+                    };
+                    if !same {
+                        replaced = Some(std::mem::replace(cur, snapshot));
+                    }
+                    !same
+                });
+                replaced
+            }
             None => {
                 let changed = snapshot.is_some();
                 nodes.insert(node.to_string(), watch::channel(snapshot).0);
-                changed
+                changed.then_some(None)
             }
-        };
-        drop(nodes);
-        drop(replaced);
-        changed
+        }
     }
 
     /// The current snapshot of `node`, if any.
