@@ -493,6 +493,20 @@ impl ServeConfig {
     }
 }
 
+/// Binds the xDS listener with a deep accept queue: after a control-plane restart every Envoy
+/// reconnects at once, and connections beyond a short queue would have their SYNs dropped and
+/// retried a second later. The kernel caps the depth at `net.core.somaxconn`.
+fn bind_xds(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(65_535)
+}
+
 /// A running server; dropping it does not stop it, `shutdown` does.
 pub struct Server {
     pub xds_addr: SocketAddr,
@@ -536,13 +550,10 @@ impl Server {
             }
         }));
 
-        let xds_listener =
-            TcpListener::bind(cfg.xds_listen)
-                .await
-                .map_err(|source| AppError::Bind {
-                    addr: cfg.xds_listen,
-                    source,
-                })?;
+        let xds_listener = bind_xds(cfg.xds_listen).map_err(|source| AppError::Bind {
+            addr: cfg.xds_listen,
+            source,
+        })?;
         let xds_addr = xds_listener.local_addr().map_err(|source| AppError::Bind {
             addr: cfg.xds_listen,
             source,
@@ -559,7 +570,18 @@ impl Server {
         let metrics = xds.metrics.clone();
         let registry = xds.registry.clone();
         let mut stop = shutdown_rx.clone();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(xds_listener);
+        // Responses and ACKs are small writes: without TCP_NODELAY, Nagle's algorithm holds one
+        // back until the peer's delayed ACK (up to 40 ms). The listener is ours, not tonic's, so
+        // tonic's own nodelay setting does not reach these sockets.
+        let incoming = tokio_stream::StreamExt::map(
+            tokio_stream::wrappers::TcpListenerStream::new(xds_listener),
+            |conn| {
+                if let Ok(stream) = &conn {
+                    let _ = stream.set_nodelay(true);
+                }
+                conn
+            },
+        );
         tasks.push(tokio::spawn(async move {
             let builder = tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(Duration::from_secs(30)));

@@ -375,11 +375,16 @@ async fn run_delta(channel: Channel, node: Node, p: &mut Progress) -> Result<(),
     Ok(())
 }
 
+/// Envoy's default HTTP/2 stream and connection window (256 MiB).
+const ENVOY_WINDOW: u32 = 256 * 1024 * 1024;
+
 pub async fn run(opts: LoadOptions) -> Result<LoadReport, LoadError> {
     let endpoint = Endpoint::from_shared(format!("http://{}", opts.xds))
         .map_err(|_| LoadError::Address(opts.xds.clone()))?
         .tcp_nodelay(true)
-        .http2_adaptive_window(true);
+        // Envoy's defaults for its xDS connection: large fixed windows, no BDP pings.
+        .initial_stream_window_size(ENVOY_WINDOW)
+        .initial_connection_window_size(ENVOY_WINDOW);
     let shared = Arc::new(Shared::default());
     let start = Instant::now();
     let usage_before = opts.server_pid.and_then(proc_usage);

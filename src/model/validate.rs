@@ -71,15 +71,15 @@ pub fn validate_with(
     }
 }
 
-/// Per entity, an identity of the set of documents defining it: equal values mean the entity is
-/// unchanged, because unchanged files keep their parsed documents. Summing hashed addresses needs
-/// no allocation and ignores order.
+/// Per entity, an identity of the documents defining it: equal values mean the entity is
+/// unchanged. Built from the documents' content hashes, so re-parsing a file for an edit of one of
+/// its documents leaves the others' entities unchanged. Summing needs no allocation and ignores
+/// order (two identical duplicates still differ from one).
 pub fn entity_identities(docs: &[Arc<Document>]) -> HashMap<u64, u64> {
     let mut m: HashMap<u64, u64> = HashMap::with_capacity(docs.len());
     for d in docs {
-        let id = xxhash_rust::xxh3::xxh3_64(&(Arc::as_ptr(d) as usize).to_le_bytes());
         let e = m.entry(d.entity_key()).or_default();
-        *e = e.wrapping_add(id);
+        *e = e.wrapping_add(xxhash_rust::xxh3::xxh3_64(&d.content_hash().to_le_bytes()));
     }
     m
 }

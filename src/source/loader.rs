@@ -48,6 +48,7 @@ pub struct Document {
     /// every reload asks for them, and unchanged files are not parsed again.
     entity: u64,
     references: Vec<u64>,
+    content: u64,
 }
 
 impl Document {
@@ -77,6 +78,12 @@ impl Document {
     /// route's target nodes (as [`crate::spec::entity_key`]s).
     pub fn references(&self) -> &[u64] {
         &self.references
+    }
+
+    /// A hash of the document's content: a file edited elsewhere is parsed again, and its other
+    /// documents come out with new identities but the same content hashes.
+    pub fn content_hash(&self) -> u64 {
+        self.content
     }
 
     fn compute_entity_key(&self) -> u64 {
@@ -387,6 +394,12 @@ pub fn parse_file(file: &Path, text: &str, out: &mut LoadOutput) {
 }
 
 fn parse_document(file: &Path, value: Value, lines: DocLines, out: &mut LoadOutput) {
+    let content = {
+        use std::hash::{Hash, Hasher};
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        value.hash(&mut h);
+        h.finish()
+    };
     let doc_problem = |path: &str, message: String| Problem {
         file: file.to_path_buf(),
         line: lines.line_of(path),
@@ -459,6 +472,7 @@ fn parse_document(file: &Path, value: Value, lines: DocLines, out: &mut LoadOutp
         lines,
         entity: 0,
         references: Vec::new(),
+        content,
     };
     let body = match kind {
         Kind::Mesh => typed(&doc, inner, out).map(Body::Mesh),

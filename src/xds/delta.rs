@@ -23,11 +23,6 @@ const EDS: usize = 1;
 const LDS: usize = 2;
 const RDS: usize = 3;
 
-/// The version of one resource: its content hash.
-pub fn resource_version(hash: u64) -> String {
-    format!("{hash:016x}")
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct DeltaTypeState {
     requested: bool,
@@ -39,6 +34,10 @@ pub struct DeltaTypeState {
     awaiting_ack: bool,
     /// The type snapshot version this stream last fully caught up with (nothing held back).
     synced: Option<String>,
+    /// Subscriptions or what the client holds changed since `synced`: compare resource by
+    /// resource even if the snapshot version is the same. Without this flag, every stream would
+    /// diff every type on every change of any one type.
+    dirty: bool,
     pub acked_version: Option<String>,
     pub nack: Option<(String, String)>,
     sent_version: Option<String>,
@@ -77,6 +76,12 @@ impl DeltaState {
         let st = &mut self.types[t];
         let first = !st.requested;
         st.requested = true;
+        if first
+            || !req.resource_names_subscribe.is_empty()
+            || !req.resource_names_unsubscribe.is_empty()
+        {
+            st.dirty = true;
+        }
         if first {
             for (name, version) in &req.initial_resource_versions {
                 st.known.insert(name.clone(), Some(version.clone()));
@@ -150,6 +155,10 @@ impl DeltaState {
                 continue;
             }
             let ts = &snap.types[t];
+            if !self.types[t].dirty && self.types[t].synced.as_deref() == Some(ts.version.as_str())
+            {
+                continue;
+            }
             // Removed clusters (and their endpoints) wait while listeners or routes still have
             // changes to take.
             let hold_removals = (t == CDS || t == EDS)
@@ -164,12 +173,11 @@ impl DeltaState {
                 if !st.interested(name) {
                     continue;
                 }
-                let v = resource_version(r.hash);
-                if st.known.get(name) != Some(&Some(v.clone())) {
-                    updated.push((name.clone(), Some(v.clone())));
+                if st.known.get(name).map(Option::as_deref) != Some(Some(r.version.as_str())) {
+                    updated.push((name.clone(), Some(r.version.clone())));
                     resources.push(DeltaResource {
                         name: name.clone(),
-                        version: v,
+                        version: r.version.clone(),
                         resource: Some(r.any.clone()),
                         ..Default::default()
                     });
@@ -197,6 +205,7 @@ impl DeltaState {
             let st = &mut self.types[t];
             if !held {
                 st.synced = Some(ts.version.clone());
+                st.dirty = false;
             }
             if resources.is_empty() && removed.is_empty() {
                 continue;
@@ -222,6 +231,7 @@ impl DeltaState {
                 for r in &resources {
                     eds.known.remove(&r.name);
                 }
+                eds.dirty = true;
             }
             out.push(DeltaDiscoveryResponse {
                 system_version_info: ts.version.clone(),

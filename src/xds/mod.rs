@@ -52,12 +52,19 @@ pub struct Resource {
     pub any: Any,
     /// Content hash of the encoded bytes.
     pub hash: u64,
+    /// The hash as the per-resource version delta xDS sends, formatted once for every stream.
+    pub version: String,
 }
 
 impl Resource {
     pub fn new(name: String, any: Any) -> Resource {
         let hash = xxhash_rust::xxh3::xxh3_64(&any.value);
-        Resource { name, any, hash }
+        Resource {
+            name,
+            any,
+            hash,
+            version: format!("{hash:016x}"),
+        }
     }
 }
 
