@@ -67,6 +67,9 @@ pub struct Builder {
     /// whenever one of its upstreams would be stale keeps this cache a pure sharing device; its
     /// entries are dropped with the same rule.
     upstreams: HashMap<String, HashMap<Target, Arc<Upstream>>>,
+    /// Per node (by entity key), the type snapshots it was last given: a rebuild whose resources
+    /// of a type are the very same `Arc`s reuses the type snapshot instead of making an equal one.
+    last: HashMap<u64, [Arc<TypeSnapshot>; 4]>,
 }
 
 impl Builder {
@@ -79,6 +82,7 @@ impl Builder {
     pub fn invalidate(&mut self, changed: &HashSet<u64>) {
         let hit = |deps: &[u64]| deps.iter().any(|d| changed.contains(d));
         self.own.retain(|_, o| !hit(&o.deps));
+        self.last.retain(|node, _| !changed.contains(node));
         for m in self.services.values_mut() {
             m.retain(|_, s| !hit(&s.deps));
         }
@@ -186,7 +190,11 @@ impl Builder {
 
         // 3. Every node: its own parts plus its backends' shared parts.
         let this = &*self;
-        crate::par::map_chunks(ids, 64, || (), |_, id| this.assemble(id))
+        let built = crate::par::map_chunks(ids, 64, || (), |_, id| this.assemble(id));
+        for b in &built {
+            self.last.insert(b.entity, b.snapshot.types.clone());
+        }
+        built
     }
 
     fn assemble(&self, id: &ProxyId) -> Option<Built> {
@@ -238,13 +246,28 @@ impl Builder {
         }
         deps.sort_unstable();
         deps.dedup();
+        let last = self.last.get(&own.deps[1]);
+        let mut t = 0;
+        let types = [clusters, endpoints, listeners, routes].map(|resources| {
+            let same = last.map(|l| &l[t]).filter(|prev| {
+                prev.resources.len() == resources.len()
+                    && prev
+                        .resources
+                        .iter()
+                        .zip(&resources)
+                        .all(|((pn, pr), (n, r))| Arc::ptr_eq(pr, r) && pn == n)
+            });
+            t += 1;
+            match same {
+                Some(prev) => prev.clone(),
+                None => Arc::new(TypeSnapshot::new(resources)),
+            }
+        });
         Some(Built {
             id: id.clone(),
             key: id.to_string(),
             entity: own.deps[1],
-            snapshot: Snapshot::new(
-                [clusters, endpoints, listeners, routes].map(TypeSnapshot::new),
-            ),
+            snapshot: Snapshot::from_shared(types),
             deps,
         })
     }

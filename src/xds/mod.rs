@@ -107,7 +107,8 @@ pub type VariantFn = Arc<dyn Fn(&Snapshot, SourceMode) -> Snapshot + Send + Sync
 /// Everything one node is served, per type in [`TYPE_ORDER`].
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    pub types: [TypeSnapshot; 4],
+    /// Shared: a node's new snapshot keeps the types an edit did not change.
+    pub types: [Arc<TypeSnapshot>; 4],
     /// When the change that produced this snapshot was first seen (the file save), for convergence
     /// metrics.
     pub origin: Option<std::time::Instant>,
@@ -123,6 +124,10 @@ impl PartialEq for Snapshot {
 
 impl Snapshot {
     pub fn new(types: [TypeSnapshot; 4]) -> Snapshot {
+        Snapshot::from_shared(types.map(Arc::new))
+    }
+
+    pub fn from_shared(types: [Arc<TypeSnapshot>; 4]) -> Snapshot {
         Snapshot {
             types,
             origin: None,

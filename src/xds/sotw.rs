@@ -380,7 +380,7 @@ mod tests {
         let s2 = snap(&["a"], &[], &["l"], &["r1"]);
         let mut s2 = s2;
         s2.types[3] = snap(&[], &[], &[], &["r1", "r1"]).types[3].clone();
-        s2.types[3].version = "new-routes".into();
+        Arc::make_mut(&mut s2.types[3]).version = "new-routes".into();
         let sent = ack_all(&mut st, &s2);
         let types: Vec<(&str, usize)> = sent
             .iter()
