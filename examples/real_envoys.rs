@@ -99,7 +99,7 @@ async fn main() {
     };
     while acked(&server.metrics) < n as u64 {
         assert!(
-            started.elapsed() < Duration::from_secs(120),
+            started.elapsed() < Duration::from_secs(400),
             "not all Envoys got their routes"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;

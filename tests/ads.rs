@@ -289,3 +289,36 @@ async fn admin_grpc_status_reports_nodes_and_problems() {
     assert_eq!(st.nodes.len(), 3);
     server.shutdown().await;
 }
+
+/// The aggregated service is served by meshplane's own gRPC glue (small codec buffers): a method it
+/// does not have must still get gRPC's UNIMPLEMENTED, as the generated server would answer.
+#[tokio::test]
+async fn unknown_ads_method_is_unimplemented() {
+    let dir = demo();
+    let server = support::start(dir.path()).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.xds_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/envoy.service.discovery.v3.AggregatedDiscoveryService/NoSuchMethod",
+    );
+    let status = grpc
+        .unary(
+            tonic::Request::new(
+                envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest::default(),
+            ),
+            path,
+            tonic_prost::ProstCodec::<
+                envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest,
+                envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse,
+            >::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unimplemented);
+    server.shutdown().await;
+}

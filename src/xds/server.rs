@@ -13,9 +13,7 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::cluster::v3::cluster_discovery_service_server::{
     ClusterDiscoveryService, ClusterDiscoveryServiceServer,
 };
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
-    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-};
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
@@ -216,9 +214,7 @@ impl XdsService {
         const MAX: usize = 64 << 20;
         let mut server = server;
         server
-            .add_service(
-                AggregatedDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(MAX),
-            )
+            .add_service(super::grpc::AdsServer::new(self.clone()))
             .add_service(
                 ClusterDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(MAX),
             )
