@@ -357,7 +357,7 @@ impl Pipeline {
                 .collect();
             changed.sort_unstable();
             let changed_set: HashSet<u64> = changed.iter().copied().collect();
-            builder.invalidate(&changed_set);
+            builder.invalidate(&changed);
             // An edit changes a handful of entities: probing each node's sorted dependencies for
             // those few beats hashing every dependency of every node.
             let touches = |node_deps: &[u64]| {

@@ -78,11 +78,12 @@ impl Builder {
         *self = Builder::default();
     }
 
-    /// Drops every part built from one of the `changed` entities.
-    pub fn invalidate(&mut self, changed: &HashSet<u64>) {
-        let hit = |deps: &[u64]| deps.iter().any(|d| changed.contains(d));
+    /// Drops every part built from one of the `changed` entities (sorted).
+    pub fn invalidate(&mut self, changed: &[u64]) {
+        let is_changed = |d: &u64| changed.binary_search(d).is_ok();
+        let hit = |deps: &[u64]| deps.iter().any(is_changed);
         self.own.retain(|_, o| !hit(&o.deps));
-        self.last.retain(|node, _| !changed.contains(node));
+        self.last.retain(|node, _| !is_changed(node));
         for m in self.services.values_mut() {
             m.retain(|_, s| !hit(&s.deps));
         }

@@ -184,7 +184,13 @@ pub fn is_mesh_file(relative: &Path) -> bool {
     !hidden && matches!(ext, "yaml" | "yml" | "json")
 }
 
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
+/// Every mesh file below `dir`, with its metadata (the stat that finds a file also stamps it).
+fn collect_files(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<(PathBuf, fs::Metadata)>,
+    problems: &mut Vec<Problem>,
+) {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -208,7 +214,7 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>, problems: &mut
         // Follow symlinks: config maps and deploy tools swap directories by symlink.
         match fs::metadata(&path) {
             Ok(m) if m.is_dir() => collect_files(root, &path, out, problems),
-            Ok(m) if m.is_file() && is_mesh_file(&rel) => out.push(path),
+            Ok(m) if m.is_file() && is_mesh_file(&rel) => out.push((path, m)),
             _ => {}
         }
     }
@@ -289,13 +295,13 @@ pub fn load_dir_cached(root: &Path, cache: &mut ParseCache) -> LoadOutput {
     let mut out = LoadOutput::default();
     let mut files = Vec::new();
     collect_files(root, root, &mut files, &mut out.problems);
-    files.sort();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
     // Read what may have changed, then parse the changed files on every core.
     let read_at = std::time::SystemTime::now();
     let mut reads = Vec::with_capacity(files.len());
-    for path in files {
+    for (path, meta) in files {
         let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-        let stamp = fs::metadata(&path).ok().as_ref().and_then(Stamp::of);
+        let stamp = Stamp::of(&meta);
         if stamp.is_some() && cache.files.get(&rel).is_some_and(|p| p.stamp == stamp) {
             let hit = cache.files.remove(&rel);
             reads.push((rel, String::new(), 0, hit, None));
