@@ -426,7 +426,9 @@ impl Pipeline {
         st.reloads_accepted += 1;
         st.ready = true;
         st.last_changed_nodes = changed;
-        st.last = result;
+        // The previous model (10,000 nodes' worth of maps) is freed on the worker pool.
+        let previous = std::mem::replace(&mut st.last, result);
+        rayon::spawn(move || drop(previous));
         true
     }
 }

@@ -29,8 +29,9 @@ impl fmt::Display for Problem {
 }
 
 /// Where a resource was defined, for messages that point back at it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
-    pub file: PathBuf,
+    /// Shared with the document (and the file's other documents).
+    pub file: std::sync::Arc<std::path::Path>,
     pub line: usize,
 }

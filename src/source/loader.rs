@@ -36,8 +36,8 @@ pub enum Body {
 /// One App Mesh resource as read from disk.
 #[derive(Debug, Clone)]
 pub struct Document {
-    /// Path relative to the config directory.
-    pub file: PathBuf,
+    /// Path relative to the config directory; shared by the file's documents and the model.
+    pub file: Arc<Path>,
     pub kind: Kind,
     pub body: Body,
     /// `""` for the native form, `"virtualNode."` (etc.) for the export form: field paths in messages
@@ -56,7 +56,7 @@ impl Document {
     pub fn problem(&self, field: &str, message: impl Into<String>) -> Problem {
         let path = format!("{}{}", self.prefix, field);
         Problem {
-            file: self.file.clone(),
+            file: self.file.to_path_buf(),
             line: self.lines.line_of(&path),
             path,
             message: message.into(),
@@ -374,6 +374,7 @@ pub fn load_dir_cached(root: &Path, cache: &mut ParseCache) -> LoadOutput {
 
 /// Parses one file's text into documents, problems and warnings.
 pub fn parse_file(file: &Path, text: &str, out: &mut LoadOutput) {
+    let shared: Arc<Path> = Arc::from(file);
     let file_lines = FileLines::new(text);
     let starts = first_key_lines(text);
     for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
@@ -395,11 +396,11 @@ pub fn parse_file(file: &Path, text: &str, out: &mut LoadOutput) {
         if value.is_null() {
             continue; // empty document, e.g. a trailing `---`
         }
-        parse_document(file, value, lines, out);
+        parse_document(&shared, value, lines, out);
     }
 }
 
-fn parse_document(file: &Path, value: Value, lines: DocLines, out: &mut LoadOutput) {
+fn parse_document(file: &Arc<Path>, value: Value, lines: DocLines, out: &mut LoadOutput) {
     let content = {
         use std::hash::{Hash, Hasher};
         let mut h = xxhash_rust::xxh3::Xxh3::new();
@@ -471,7 +472,7 @@ fn parse_document(file: &Path, value: Value, lines: DocLines, out: &mut LoadOutp
     };
 
     let mut doc = Document {
-        file: file.to_path_buf(),
+        file: file.clone(),
         kind,
         body: Body::Mesh(empty_envelope()),
         prefix,
