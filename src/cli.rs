@@ -38,6 +38,10 @@ pub enum Command {
         xds_listen: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:18001")]
         admin_listen: SocketAddr,
+        /// Quiet time (ms) that ends a burst of file changes before one reload. Shorter pushes
+        /// sooner; longer keeps a slow multi-file write (a git checkout) from being seen half done.
+        #[arg(long, default_value_t = 100)]
+        debounce_ms: u64,
     },
     /// Exit 0 when DIR is a valid mesh; otherwise print every problem and exit 1.
     Validate { dir: PathBuf },
@@ -234,6 +238,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             xds_listen,
             admin_listen,
+            debounce_ms,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -242,6 +247,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let cfg = ServeConfig {
                     xds_listen,
                     admin_listen,
+                    debounce: std::time::Duration::from_millis(debounce_ms.max(1)),
                     ..ServeConfig::new(config)
                 };
                 let server = Server::start(cfg).await?;

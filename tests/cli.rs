@@ -147,3 +147,73 @@ async fn serve_stops_cleanly_on_sigterm_with_streams_open() {
         "the open stream was not closed"
     );
 }
+
+/// `serve --debounce-ms` sets the quiet time that ends a burst of changes: with 600 ms, an edit is
+/// not reloaded 300 ms later, and is reloaded soon after the quiet time.
+#[tokio::test]
+async fn serve_debounce_flag_sets_the_quiet_time() {
+    let dir = MeshDir::copy_of(&repo_path("examples/demo"));
+    let xds = support::envoy::free_port();
+    let admin = support::envoy::free_port();
+    /// Stops the server even when an assertion fails, so no orphan keeps the test's output open.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Stop(
+        meshplane()
+            .args(["serve", "--config"])
+            .arg(dir.path())
+            .args([
+                "--xds-listen",
+                &format!("127.0.0.1:{xds}"),
+                "--admin-listen",
+                &format!("127.0.0.1:{admin}"),
+                "--debounce-ms",
+                "600",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let admin_addr: std::net::SocketAddr = ([127, 0, 0, 1], admin).into();
+    let accepted = || async move {
+        let (_, body) = support::envoy::http_get(admin_addr, "127.0.0.1", "/metrics", &[])
+            .await
+            .unwrap_or_default();
+        body.lines()
+            .find_map(|l| l.strip_prefix("meshplane_reloads_total{result=\"accepted\"} "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let started = Instant::now();
+    while accepted().await != Some(1) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = dir
+        .read("router.yaml")
+        .replace("weight: 90", "weight: 80")
+        .replace("weight: 10", "weight: 20");
+    dir.write_and_rename("router.yaml", &text);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        accepted().await,
+        Some(1),
+        "reloaded before the quiet time ended"
+    );
+    let edited = Instant::now();
+    while accepted().await != Some(2) {
+        assert!(
+            edited.elapsed() < Duration::from_secs(10),
+            "edit never reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
