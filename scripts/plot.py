@@ -2,13 +2,13 @@
 """Draws docs/convergence.svg and docs/memory.svg from the load figures in PERFORMANCE.md (no plotting
 library needed). Run from the repository root after updating `points`."""
 points = {  # clients: (sotw converge s, delta converge s, sotw KiB/client, delta KiB/client)
-    1000: (0.20, 0.25, 44.9, 47.8),
-    5000: (1.11, 1.05, 45.8, 48.4),
-    10000: (1.77, 1.92, 46.4, 49.1),
+    1000: (0.20, 0.21, 37.7, 40.6),
+    5000: (0.93, 1.00, 34.3, 35.5),
+    10000: (1.85, 2.09, 34.6, 36.1),
 }
 # go-control-plane, from the issue: converge (5,000: 3.3-4.2 s, the middle) and RSS per client (SotW)
 gcp_converge = {1000: 0.9, 5000: 3.75}
-gcp_memory = {1000: 115, 5000: 110}
+gcp_memory = {1000: 115, 5000: 110}  # delta at 5,000: 95
 W, H, L, B = 560, 300, 60, 40
 
 
