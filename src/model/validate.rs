@@ -1021,72 +1021,38 @@ mod tests {
         let route = "kind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: x\nspec:\n  httpRoute:\n    match: {prefix: /}\n    action: {weightedTargets: [{virtualNode: a, weight: 1}]}\n".to_string();
         let service = "kind: VirtualService\nmeshName: demo\nvirtualServiceName: s\nspec: {provider: {virtualRouter: {virtualRouterName: r}}}\n".to_string();
         let with = "[{portMapping: {port: 80, protocol: http}}]";
-        let steps: Vec<Vec<(&str, String)>> = vec![
-            vec![
-                ("mesh", mesh.clone()),
-                ("node", node(with)),
-                ("router", router.clone()),
-                ("route", route.clone()),
-                ("service", service.clone()),
-            ],
+        let all = ["mesh", "node", "router", "route", "service"];
+        // The files present at one step, with the node's listeners.
+        let files = |present: &[&str], listeners: &str| -> Vec<(&str, String)> {
+            all.iter()
+                .filter(|f| present.contains(f))
+                .map(|f| {
+                    let text = match *f {
+                        "mesh" => mesh.clone(),
+                        "node" => node(listeners),
+                        "router" => router.clone(),
+                        "route" => route.clone(),
+                        _ => service.clone(),
+                    };
+                    (*f, text)
+                })
+                .collect()
+        };
+        let steps = vec![
+            files(&all, with),
             // The route's file is unchanged, but the node it targets lost its listener.
-            vec![
-                ("mesh", mesh.clone()),
-                ("node", node("[]")),
-                ("router", router.clone()),
-                ("route", route.clone()),
-                ("service", service.clone()),
-            ],
-            vec![
-                ("mesh", mesh.clone()),
-                ("node", node(with)),
-                ("router", router.clone()),
-                ("route", route.clone()),
-                ("service", service.clone()),
-            ],
+            files(&all, "[]"),
+            files(&all, with),
             // The node's file is unchanged, but the service it calls is gone.
-            vec![
-                ("mesh", mesh.clone()),
-                ("node", node(with)),
-                ("router", router.clone()),
-                ("route", route.clone()),
-            ],
+            files(&["mesh", "node", "router", "route"], with),
             // The service's file is unchanged, but its router is gone (with its route).
-            vec![
-                ("mesh", mesh.clone()),
-                ("node", node(with)),
-                ("service", service.clone()),
-            ],
-            vec![
-                ("mesh", mesh.clone()),
-                ("node", node(with)),
-                ("router", router.clone()),
-                ("route", route.clone()),
-                ("service", service.clone()),
-            ],
+            files(&["mesh", "node", "service"], with),
+            files(&all, with),
+            // A problem found while the mesh exists must not outlive the mesh.
+            files(&all, "[]"),
+            files(&["node", "router", "route", "service"], "[]"),
+            files(&all, with),
         ];
-        let mut steps = steps;
-        // A problem found while the mesh exists must not outlive the mesh.
-        steps.push(vec![
-            ("mesh", mesh.clone()),
-            ("node", node("[]")),
-            ("router", router.clone()),
-            ("route", route.clone()),
-            ("service", service.clone()),
-        ]);
-        steps.push(vec![
-            ("node", node("[]")),
-            ("router", router.clone()),
-            ("route", route.clone()),
-            ("service", service.clone()),
-        ]);
-        steps.push(vec![
-            ("mesh", mesh.clone()),
-            ("node", node(with)),
-            ("router", router.clone()),
-            ("route", route.clone()),
-            ("service", service.clone()),
-        ]);
         let mut keep = HashMap::new();
         let mut cache = CheckCache::default();
         let mut outcomes = Vec::new();
