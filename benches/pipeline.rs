@@ -50,6 +50,8 @@ fn translate(bencher: Bencher, nodes: usize) {
     bencher.bench(|| meshplane::translate::translate_all(&model));
 }
 
+/// Encoding every node's translated resources one by one, nothing shared: the baseline the
+/// incremental builder (`full_reload`, `edit_*`) is compared with.
 #[divan::bench(args = SIZES, sample_count = 5)]
 fn build_snapshots(bencher: Bencher, nodes: usize) {
     let model = meshplane::app::load(&mesh_dir(nodes)).model.unwrap();

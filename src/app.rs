@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use prost::{Message, Name};
+use envoy_types::pb::google::protobuf::Any;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::build::{Builder, Built};
+use crate::build::{pack, Builder, Built};
 use crate::diag::Problem;
 use crate::model::{self, MeshModel, ProxyId};
 use crate::source;
@@ -85,122 +85,40 @@ pub fn load_with(dir: &std::path::Path, cache: &mut LoadCache) -> LoadResult {
     result
 }
 
-/// Encodes translated resources into per-node snapshots. Identical resources (same name and bytes)
-/// are stored once and shared between nodes.
+/// Encodes translated resources into per-node snapshots the plain way: every resource of every node
+/// encoded on its own, nothing cached or shared. The reference the incremental [`Builder`] is
+/// tested against, and the baseline of the encoding benchmark.
 pub fn build_snapshots(
     nodes: &BTreeMap<ProxyId, NodeResources>,
 ) -> BTreeMap<String, Arc<Snapshot>> {
-    let mut enc = Encoder::default();
     nodes
         .iter()
-        .map(|(id, res)| (id.to_string(), Arc::new(enc.node(res))))
+        .map(|(id, res)| (id.to_string(), Arc::new(encode_node(res))))
         .collect()
 }
 
-/// Encodes nodes' resources, each shared part once: a cluster or virtual host that several nodes
-/// hold through the same `Arc` is encoded the first time and its bytes reused. The maps keep those
-/// `Arc`s alive, so an address is never reused for something else while it is a key.
-#[derive(Default)]
-pub struct Encoder {
-    clusters: HashMap<
-        usize,
-        (
-            Arc<envoy_types::pb::envoy::config::cluster::v3::Cluster>,
-            Arc<Resource>,
-        ),
-    >,
-    endpoints: HashMap<
-        usize,
-        (
-            Arc<envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment>,
-            Arc<Resource>,
-        ),
-    >,
-    vhosts: HashMap<
-        usize,
-        (
-            Arc<envoy_types::pb::envoy::config::route::v3::VirtualHost>,
-            Vec<u8>,
-        ),
-    >,
-    interned: HashMap<(usize, String, u64), Arc<Resource>>,
-}
-
-impl Encoder {
-    fn intern(
-        &mut self,
-        t: usize,
-        name: &str,
-        any: envoy_types::pb::google::protobuf::Any,
-    ) -> Arc<Resource> {
-        let r = Resource::new(name.to_string(), any);
-        self.interned
-            .entry((t, r.name.clone(), r.hash))
-            .or_insert_with(|| Arc::new(r))
-            .clone()
+fn encode_node(res: &NodeResources) -> Snapshot {
+    fn by_name(items: impl Iterator<Item = (String, Any)>) -> TypeSnapshot {
+        TypeSnapshot::new(
+            items
+                .map(|(name, any)| (name.clone(), Arc::new(Resource::new(name, any))))
+                .collect(),
+        )
     }
-
-    /// A route table's `RouteConfiguration` bytes, built from per-virtual-host bytes. Identical to
-    /// prost's encoding: field 1 (name), then each field-2 virtual host, in order.
-    fn route_table(&mut self, rt: &translate::RouteTable) -> Vec<u8> {
-        use prost::encoding::{encode_key, encode_varint, WireType};
-        let mut buf = Vec::new();
-        if !rt.name.is_empty() {
-            prost::encoding::string::encode(1, &rt.name, &mut buf);
-        }
-        for vh in &rt.virtual_hosts {
-            let (_, bytes) = self
-                .vhosts
-                .entry(Arc::as_ptr(vh) as usize)
-                .or_insert_with(|| (vh.clone(), vh.encode_to_vec()));
-            encode_key(2, WireType::LengthDelimited, &mut buf);
-            encode_varint(bytes.len() as u64, &mut buf);
-            buf.extend_from_slice(bytes);
-        }
-        buf
-    }
-
-    pub fn node(&mut self, res: &NodeResources) -> Snapshot {
-        let mut types: [BTreeMap<String, Arc<Resource>>; 4] = Default::default();
-        for c in &res.clusters {
-            let key = Arc::as_ptr(c) as usize;
-            let r = match self.clusters.get(&key) {
-                Some((_, r)) => r.clone(),
-                None => {
-                    let r = self.intern(0, &c.name, pack(&**c));
-                    self.clusters.insert(key, (c.clone(), r.clone()));
-                    r
-                }
-            };
-            types[0].insert(c.name.clone(), r);
-        }
-        for e in &res.endpoints {
-            let key = Arc::as_ptr(e) as usize;
-            let r = match self.endpoints.get(&key) {
-                Some((_, r)) => r.clone(),
-                None => {
-                    let r = self.intern(1, &e.cluster_name, pack(&**e));
-                    self.endpoints.insert(key, (e.clone(), r.clone()));
-                    r
-                }
-            };
-            types[1].insert(e.cluster_name.clone(), r);
-        }
-        for l in &res.listeners {
-            let r = self.intern(2, &l.name, pack(l));
-            types[2].insert(l.name.clone(), r);
-        }
-        for rt in &res.routes {
-            let value = self.route_table(rt);
-            let any = envoy_types::pb::google::protobuf::Any {
-                type_url: envoy_types::pb::envoy::config::route::v3::RouteConfiguration::type_url(),
-                value,
-            };
-            let r = self.intern(3, &rt.name, any);
-            types[3].insert(rt.name.clone(), r);
-        }
-        Snapshot::new(types.map(TypeSnapshot::new))
-    }
+    Snapshot::new([
+        by_name(res.clusters.iter().map(|c| (c.name.clone(), pack(&**c)))),
+        by_name(
+            res.endpoints
+                .iter()
+                .map(|e| (e.cluster_name.clone(), pack(&**e))),
+        ),
+        by_name(res.listeners.iter().map(|l| (l.name.clone(), pack(l)))),
+        by_name(
+            res.routes
+                .iter()
+                .map(|rt| (rt.name.clone(), pack(&rt.to_proto()))),
+        ),
+    ])
 }
 
 /// Translates and encodes the given nodes from scratch, on every core.
@@ -244,13 +162,6 @@ pub fn per_type_variant(snap: &Snapshot, mode: SourceMode) -> Snapshot {
         TypeSnapshot::new(resources)
     });
     Snapshot::new(types)
-}
-
-fn pack<M: Message + Name>(m: &M) -> envoy_types::pb::google::protobuf::Any {
-    envoy_types::pb::google::protobuf::Any {
-        type_url: M::type_url(),
-        value: m.encode_to_vec(),
-    }
 }
 
 /// Live state shared by the reload loop, the admin API and tests.
@@ -648,18 +559,20 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     #[test]
     fn route_tables_encode_exactly_like_prost() {
         let dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/features/mesh");
         let model = load(&dir).model.expect("valid");
-        let mut enc = Encoder::default();
+        let translated = translate::translate_all(&model);
         let mut tables = 0;
-        for res in translate::translate_all(&model).values() {
-            for rt in &res.routes {
+        for b in build_nodes(&model, &all_nodes(&model)) {
+            for rt in &translated[&b.id].routes {
+                let assembled = &b.snapshot.types[3].resources[&rt.name];
                 assert_eq!(
-                    enc.route_table(rt),
+                    assembled.any.value,
                     rt.to_proto().encode_to_vec(),
                     "{}",
                     rt.name

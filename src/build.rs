@@ -320,7 +320,8 @@ fn encode_own(own: translate::OwnResources, intern: &mut Interner, id: &ProxyId)
     }
 }
 
-pub(crate) fn pack<M: Message + Name>(m: &M) -> Any {
+/// A message as the `Any` xDS carries it.
+pub fn pack<M: Message + Name>(m: &M) -> Any {
     Any {
         type_url: M::type_url(),
         value: m.encode_to_vec(),
