@@ -89,8 +89,7 @@ pub async fn http_get(
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
+    let buf = tokio::time::timeout(Duration::from_secs(20), read_response(&mut s))
         .await
         .map_err(|_| timeout("read"))??;
     let text = String::from_utf8_lossy(&buf).to_string();
@@ -112,6 +111,41 @@ pub async fn http_get(
             body.to_string()
         },
     ))
+}
+
+/// Reads one response: up to its `Content-Length`, its last chunk, or the end of the connection.
+/// Not waiting for the close matters: Envoy keeps a connection it answered locally (a 404, a 503)
+/// open for its 1 s delayed-close timeout when the client has not closed its side.
+async fn read_response(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(buf);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if response_complete(&buf) {
+            return Ok(buf);
+        }
+    }
+}
+
+fn response_complete(buf: &[u8]) -> bool {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let body = &buf[end + 4..];
+    for line in head.lines() {
+        if let Some(v) = line.strip_prefix("content-length:") {
+            return v.trim().parse::<usize>().is_ok_and(|n| body.len() >= n);
+        }
+        if line.starts_with("transfer-encoding:") && line.contains("chunked") {
+            return body.ends_with(b"0\r\n\r\n");
+        }
+    }
+    false
 }
 
 fn dechunk(mut body: &str) -> String {

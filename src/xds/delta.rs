@@ -6,7 +6,7 @@
 //! `resource_names_subscribe` are sent even if we think the client has them;
 //! `initial_resource_versions` on reconnect means only what differs goes out; deleted and unknown
 //! subscribed names go in `removed_resources`. Ordering and flow control match the SotW machine:
-//! one unacknowledged response per type, EDS after CDS, listeners and routes after both, and removed
+//! one unacknowledged response per type, EDS after CDS without waiting for its ACK, listeners and routes after both, and removed
 //! clusters only once listeners and routes have moved off them.
 
 use std::collections::{BTreeSet, HashMap};
@@ -151,9 +151,8 @@ impl DeltaState {
             if !self.types[t].requested || self.types[t].awaiting_ack {
                 continue;
             }
-            if t == EDS && self.types[CDS].awaiting_ack {
-                continue;
-            }
+            // No wait for the CDS ACK: Envoy holds it until the clusters it warms have endpoints
+            // (see the SotW machine).
             let ts = &snap.types[t];
             if !self.types[t].dirty && self.types[t].synced.as_deref() == Some(ts.version.as_str())
             {
@@ -427,5 +426,31 @@ mod tests {
                 (1, "".to_string(), "b".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn endpoints_of_a_new_cluster_go_out_before_cds_is_acknowledged() {
+        // Over ADS, Envoy ACKs a CDS update only once the clusters it warms have endpoints.
+        let mut st = DeltaState::new();
+        st.on_request(&req(0, &[], &[], ""));
+        st.on_request(&req(1, &["a"], &[], ""));
+        let s1 = snap(&[("a", "1")], &[("a", "e")], &[], &[]);
+        for r in st.responses(Some(&s1)) {
+            st.on_request(&req(type_index(&r.type_url).unwrap(), &[], &[], &r.nonce));
+        }
+        let s2 = snap(
+            &[("a", "1"), ("b", "1")],
+            &[("a", "e"), ("b", "e")],
+            &[],
+            &[],
+        );
+        let out = st.responses(Some(&s2));
+        assert_eq!(names(&out[0]), ["b"]);
+        // Envoy subscribes to b's endpoints, CDS still unacknowledged.
+        st.on_request(&req(1, &["b"], &[], ""));
+        let out = st.responses(Some(&s2));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].type_url, TYPE_ORDER[1]);
+        assert_eq!(names(&out[0]), ["b"]);
     }
 }

@@ -3,8 +3,10 @@
 //! Requests go in (`on_request`), responses come out (`responses`) given the node's current
 //! snapshot. Rules (xds-protocol.md §1): one unacknowledged response per type; a request whose nonce
 //! is not the latest we sent is stale and ignored; a NACK keeps the version it rejected from being
-//! resent; EDS is answered again after every CDS push; listeners and routes wait until clusters and
-//! endpoints are settled (make-before-break); names requested but missing are remembered.
+//! resent; EDS is answered again after every CDS push, and answered while a CDS response is still
+//! unacknowledged (Envoy acknowledges CDS only once new clusters have their endpoints); listeners and
+//! routes wait until clusters and endpoints are settled (make-before-break); names requested but
+//! missing are remembered.
 
 use std::collections::BTreeSet;
 
@@ -145,10 +147,10 @@ impl SotwState {
             if !st.requested || st.awaiting_ack {
                 continue;
             }
-            // EDS goes after Envoy has taken the clusters it belongs to.
-            if t == EDS && self.types[CDS].awaiting_ack {
-                continue;
-            }
+            // EDS never waits for the CDS ACK: over ADS, Envoy withholds that ACK until the clusters
+            // it warms have their endpoints, so waiting would stall both until Envoy's 15 s
+            // initial-fetch timeout (xds-protocol §1.20a). One stream keeps order: endpoints sent
+            // after a CDS response reach Envoy after it.
             let ts = &snap.types[t];
             let changed = st.sent_version.as_deref() != Some(ts.version.as_str());
             if !(changed || st.names_changed || st.force) {
@@ -325,16 +327,44 @@ mod tests {
         // Cluster changes, endpoints do not.
         let mut s2 = snap(&["a"], &["a"], &[], &[]);
         s2.types[0] = snap(&["a", "z"], &[], &[], &[]).types[0].clone();
-        let c2 = st.responses(Some(&s2));
+        let out = st.responses(Some(&s2));
+        let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
         assert_eq!(
-            c2.len(),
-            1,
-            "only CDS goes out; EDS waits until Envoy has the clusters"
+            types,
+            [TYPE_ORDER[0], TYPE_ORDER[1]],
+            "CDS, then EDS behind it"
         );
-        st.on_request(&req(0, &[], &c2[0].version_info, &c2[0].nonce));
-        let e2 = st.responses(Some(&s2));
-        assert_eq!(e2.len(), 1, "EDS re-sent at the same version after CDS");
-        assert_eq!(e2[0].type_url, TYPE_ORDER[1]);
+        assert_eq!(
+            out[1].version_info, e[0].version_info,
+            "EDS re-sent at the same version after CDS"
+        );
+    }
+
+    #[test]
+    fn eds_for_a_new_cluster_is_answered_before_cds_is_acknowledged() {
+        // Over ADS, Envoy ACKs a CDS update only once the clusters it warms have endpoints.
+        let s1 = snap(&["a"], &["a"], &[], &[]);
+        let mut st = SotwState::new();
+        st.on_request(&req(0, &[], "", ""));
+        let c = st.responses(Some(&s1));
+        st.on_request(&req(0, &[], &c[0].version_info, &c[0].nonce));
+        st.on_request(&req(1, &["a"], "", ""));
+        let e = st.responses(Some(&s1));
+        st.on_request(&req(1, &["a"], &e[0].version_info, &e[0].nonce));
+        let s2 = snap(&["a", "b"], &["a", "b"], &[], &[]);
+        let out = st.responses(Some(&s2));
+        assert_eq!(out.len(), 2, "CDS and the forced EDS");
+        // Envoy asks for b's endpoints (echoing the EDS nonce it last processed) before its CDS ACK.
+        let eds = &out[1];
+        st.on_request(&req(1, &["a", "b"], &eds.version_info, &eds.nonce));
+        let out = st.responses(Some(&s2));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].type_url, TYPE_ORDER[1]);
+        assert_eq!(
+            out[0].resources.len(),
+            2,
+            "b's endpoints, with CDS still unacknowledged"
+        );
     }
 
     #[test]
