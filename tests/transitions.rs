@@ -100,6 +100,8 @@ struct Traffic {
     v1: Arc<AtomicU64>,
     v2: Arc<AtomicU64>,
     failures: Arc<Mutex<Vec<String>>>,
+    /// The transition under way (1-based), so a failure says when it happened.
+    phase: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -108,13 +110,20 @@ impl Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let (v1, v2) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let failures = Arc::new(Mutex::new(Vec::new()));
+        let phase = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (s, a, b, f) = (stop.clone(), v1.clone(), v2.clone(), failures.clone());
+        let ph = phase.clone();
         let task = tokio::spawn(async move {
             while !s.load(Ordering::Relaxed) {
                 match http_get(egress, "svc.tr.local", "/", &[]).await {
                     Ok((200, body)) if body == "v1" => _ = a.fetch_add(1, Ordering::Relaxed),
                     Ok((200, body)) if body == "v2" => _ = b.fetch_add(1, Ordering::Relaxed),
-                    other => f.lock().unwrap().push(format!("{other:?}")),
+                    other => {
+                        let during = ph.load(Ordering::Relaxed);
+                        f.lock()
+                            .unwrap()
+                            .push(format!("transition {during}: {other:?}"))
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -124,6 +133,7 @@ impl Traffic {
             v1,
             v2,
             failures,
+            phase,
             task,
         }
     }
@@ -206,6 +216,7 @@ async fn transitions(mode: XdsMode) {
     let mut times = Vec::new();
 
     // 1. A canary step that adds a target: a cluster the client never had.
+    traffic.phase.store(times.len() + 1, Ordering::Relaxed);
     let saved = Instant::now();
     dir.write_and_rename("router.yaml", &router(50));
     let v2_before = traffic.v2.load(Ordering::Relaxed);
@@ -216,6 +227,7 @@ async fn transitions(mode: XdsMode) {
     times.push(("add weighted target", t));
 
     // 2. The target goes away again: its cluster is removed after the route moved off it.
+    traffic.phase.store(times.len() + 1, Ordering::Relaxed);
     let saved = Instant::now();
     dir.write_and_rename("router.yaml", &router(0));
     let t = until("removed target leaves Envoy", saved, || async {
@@ -235,6 +247,7 @@ async fn transitions(mode: XdsMode) {
     times.push(("remove weighted target", t));
 
     // 3. A new backend: a new cluster and a new virtual host on the egress route table.
+    traffic.phase.store(times.len() + 1, Ordering::Relaxed);
     let saved = Instant::now();
     dir.write_and_rename("client.yaml", &client(&p, true, false));
     let t = until("new backend answers", saved, || async {
@@ -244,6 +257,7 @@ async fn transitions(mode: XdsMode) {
     times.push(("add backend", t));
 
     // 4. The backend goes away: its host is no longer routed.
+    traffic.phase.store(times.len() + 1, Ordering::Relaxed);
     let saved = Instant::now();
     dir.write_and_rename("client.yaml", &client(&p, false, false));
     let t = until("removed backend is gone", saved, || async {
@@ -253,6 +267,7 @@ async fn transitions(mode: XdsMode) {
     times.push(("remove backend", t));
 
     // 5. A new listener: the client node gains an ingress listener (new LDS and RDS resources).
+    traffic.phase.store(times.len() + 1, Ordering::Relaxed);
     let saved = Instant::now();
     dir.write_and_rename("client.yaml", &client(&p, false, true));
     let t = until("new listener answers", saved, || async {
@@ -262,6 +277,7 @@ async fn transitions(mode: XdsMode) {
     times.push(("add listener", t));
 
     // 6. The listener goes away: the port stops answering.
+    traffic.phase.store(times.len() + 1, Ordering::Relaxed);
     let saved = Instant::now();
     dir.write_and_rename("client.yaml", &client(&p, false, false));
     let t = until("removed listener is closed", saved, || async {
@@ -273,6 +289,7 @@ async fn transitions(mode: XdsMode) {
     // 7. A cluster every request uses changes (outlier detection): Envoy warms its new version
     // and needs its endpoints again before it replaces the old one.
     for (n, errors) in [(7, 5), (8, 6)] {
+        traffic.phase.store(times.len() + 1, Ordering::Relaxed);
         let saved = Instant::now();
         dir.write_and_rename("mesh.yaml", &mesh(&p, Some(errors)));
         let want = format!("\"consecutive_5xx\": {errors}");

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod delta;
+pub mod group;
 pub mod grpc;
 pub mod metrics;
 pub mod server;

@@ -34,6 +34,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::cache::{SnapshotCache, SnapshotRx};
 use super::delta::DeltaState;
+use super::group::{Groups, Member, Membership, Peers};
 use super::sotw::{RequestKind, SotwState};
 use super::{
     type_index, type_short, Snapshot, SourceMode, VariantFn, CLUSTER, ENDPOINT, LISTENER, ROUTE,
@@ -101,7 +102,11 @@ pub trait Protocol: Default + Send + 'static {
     fn type_url(req: &mut Self::Req) -> &mut String;
     fn nonce(req: &Self::Req) -> &str;
     fn on_request(&mut self, req: &Self::Req) -> RequestKind;
-    fn responses(&mut self, snap: Option<&Snapshot>) -> Vec<Self::Resp>;
+    fn responses(&mut self, snap: Option<&Snapshot>, peers: &Peers) -> Vec<Self::Resp>;
+    /// How far the stream has delivered type `t` (for per-type streams' [`Group`]).
+    fn member(&self, t: usize) -> Member;
+    /// The last `responses` held back a change for the other streams of the Envoy.
+    fn held_by_peers(&self) -> bool;
     /// Type URL, version and resource count of a response, for logs and metrics.
     fn describe(resp: &Self::Resp) -> (&str, &str, usize, usize);
     fn status(&self, t: usize) -> TypeStatus;
@@ -123,8 +128,14 @@ impl Protocol for SotwState {
     fn on_request(&mut self, req: &DiscoveryRequest) -> RequestKind {
         SotwState::on_request(self, req)
     }
-    fn responses(&mut self, snap: Option<&Snapshot>) -> Vec<DiscoveryResponse> {
-        SotwState::responses(self, snap)
+    fn responses(&mut self, snap: Option<&Snapshot>, peers: &Peers) -> Vec<DiscoveryResponse> {
+        SotwState::responses(self, snap, peers)
+    }
+    fn member(&self, t: usize) -> Member {
+        SotwState::member(self, t)
+    }
+    fn held_by_peers(&self) -> bool {
+        self.held_by_peers
     }
     fn describe(r: &DiscoveryResponse) -> (&str, &str, usize, usize) {
         let bytes = r.resources.iter().map(|a| a.value.len()).sum();
@@ -151,8 +162,14 @@ impl Protocol for DeltaState {
     fn on_request(&mut self, req: &DeltaDiscoveryRequest) -> RequestKind {
         DeltaState::on_request(self, req)
     }
-    fn responses(&mut self, snap: Option<&Snapshot>) -> Vec<DeltaDiscoveryResponse> {
-        DeltaState::responses(self, snap)
+    fn responses(&mut self, snap: Option<&Snapshot>, peers: &Peers) -> Vec<DeltaDiscoveryResponse> {
+        DeltaState::responses(self, snap, peers)
+    }
+    fn member(&self, t: usize) -> Member {
+        DeltaState::member(self, t)
+    }
+    fn held_by_peers(&self) -> bool {
+        self.held_by_peers
     }
     fn describe(r: &DeltaDiscoveryResponse) -> (&str, &str, usize, usize) {
         let bytes = r
@@ -182,7 +199,14 @@ pub struct XdsService {
     shutdown: watch::Receiver<bool>,
     pub metrics: Arc<XdsMetrics>,
     pub registry: Arc<Registry>,
+    /// The per-type streams of each Envoy, which order their types between them.
+    groups: Arc<Groups>,
 }
+
+/// How long a per-type stream waits for the other streams of its Envoy before it sends anyway:
+/// ordering is worth milliseconds, never a stuck configuration (a cluster Envoy rejected never
+/// gets an endpoint stream, for instance).
+const PEER_HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(3);
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -206,6 +230,7 @@ impl XdsService {
             shutdown,
             metrics: Arc::default(),
             registry: Arc::default(),
+            groups: Arc::default(),
         }
     }
 
@@ -291,9 +316,25 @@ impl XdsService {
         let mut shutdown = self.shutdown.clone();
         let mut state = P::default();
         let mut snapshots: Option<SnapshotRx> = None;
+        // Per-type streams only: the Envoy's other streams, and since when they hold this one up.
+        let mut membership: Option<Membership> = None;
+        let mut peer_changes: Option<watch::Receiver<u64>> = None;
+        let mut held_since: Option<tokio::time::Instant> = None;
         loop {
             let event = tokio::select! {
                 _ = stopped(&mut shutdown) => Event::End,
+                _ = async {
+                    match peer_changes.as_mut() {
+                        Some(rx) => { let _ = rx.changed().await; }
+                        None => std::future::pending().await,
+                    }
+                } => Event::Snapshot,
+                _ = async {
+                    match held_since {
+                        Some(t) => tokio::time::sleep_until(t + PEER_HOLD_MAX).await,
+                        None => std::future::pending().await,
+                    }
+                } => Event::Snapshot,
                 msg = inbound.message() => match msg {
                     Ok(Some(req)) => Event::Request(Box::new(req)),
                     Ok(None) => Event::End,
@@ -340,6 +381,11 @@ impl XdsService {
                             }
                         }
                         self.registry.lock().insert(id, info.clone());
+                        if only.is_some() {
+                            let m = self.groups.join(&info.peer, &info.node_id, id);
+                            peer_changes = Some(m.group.subscribe());
+                            membership = Some(m);
+                        }
                     }
                     let type_url = P::type_url(&mut req);
                     match only {
@@ -409,7 +455,20 @@ impl XdsService {
                 };
                 snap = snap.map(|s| s.for_mode(mode, &self.variant));
             }
-            let responses = state.responses(snap.as_deref());
+            let peers = match (&membership, held_since) {
+                (Some(_), Some(since)) if since.elapsed() >= PEER_HOLD_MAX => {
+                    warn!("the Envoy's other xDS streams did not settle within {PEER_HOLD_MAX:?}; sending without waiting for them");
+                    Peers::default()
+                }
+                (Some(m), _) => m.peers(),
+                (None, _) => Peers::default(),
+            };
+            let responses = state.responses(snap.as_deref(), &peers);
+            if state.held_by_peers() {
+                held_since.get_or_insert_with(tokio::time::Instant::now);
+            } else {
+                held_since = None;
+            }
             let current: [Option<String>; 4] =
                 std::array::from_fn(|t| snap.as_ref().map(|s| s.types[t].version.clone()));
             view = snap;
@@ -425,6 +484,9 @@ impl XdsService {
                     r = tx.send(Box::new(Ok(resp))) => if r.is_err() { closed = true; break },
                     _ = stopped(&mut shutdown) => { closed = true; break },
                 }
+            }
+            if let (Some(m), Some(t)) = (&membership, only.and_then(type_index)) {
+                m.update(state.member(t));
             }
             if info.node_key.is_some() || !info.node_id.is_empty() {
                 let types: [TypeStatus; 4] = std::array::from_fn(|t| state.status(t));

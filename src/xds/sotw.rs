@@ -15,6 +15,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, Discovery
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::group::{Member, Peers};
 use super::{type_index, Resource, Snapshot, TYPE_ORDER};
 
 const CDS: usize = 0;
@@ -74,6 +75,9 @@ pub struct SotwState {
     next_nonce: u64,
     /// The clusters Envoy was last sent, so removals can wait until nothing routes to them.
     sent_clusters: BTreeMap<String, Arc<Resource>>,
+    /// The last [`SotwState::responses`] held back a change because other streams of the same
+    /// Envoy had not settled yet.
+    pub held_by_peers: bool,
 }
 
 impl SotwState {
@@ -127,8 +131,40 @@ impl SotwState {
         kind
     }
 
-    /// The responses to send now, in make-before-break order.
-    pub fn responses(&mut self, snapshot: Option<&Snapshot>) -> Vec<DiscoveryResponse> {
+    /// How far this stream has delivered type `t`, for the other streams of its Envoy.
+    pub fn member(&self, t: usize) -> Member {
+        let st = &self.types[t];
+        let settled = match st.sent_version.as_deref() {
+            // A transitional cluster set (`version+kept`) holds everything of `version`.
+            Some(v) if st.requested && !st.awaiting_ack => {
+                Some(v.split('+').next().unwrap_or(v).to_string())
+            }
+            _ => None,
+        };
+        Member {
+            type_index: t,
+            settled,
+            names: (!st.wildcard).then(|| st.names.clone()),
+        }
+    }
+
+    /// Whether type `t` has something to send for `snap`.
+    fn pending(&self, t: usize, snap: &Snapshot) -> bool {
+        let st = &self.types[t];
+        st.requested
+            && (st.names_changed
+                || st.force
+                || st.sent_version.as_deref() != Some(snap.types[t].version.as_str()))
+    }
+
+    /// The responses to send now, in make-before-break order. `peers` is what the other streams
+    /// of the same Envoy have delivered (nothing over ADS, where this stream carries every type).
+    pub fn responses(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        peers: &Peers,
+    ) -> Vec<DiscoveryResponse> {
+        self.held_by_peers = false;
         let Some(snap) = snapshot else {
             return Vec::new();
         };
@@ -141,6 +177,10 @@ impl SotwState {
                     .iter()
                     .any(|s| s.awaiting_ack || (s.force && s.requested))
             {
+                break;
+            }
+            if t > EDS && (0..t).any(|u| !peers.settled(u, snap)) {
+                self.held_by_peers = (t..TYPE_ORDER.len()).any(|u| self.pending(u, snap));
                 break;
             }
             let st = &self.types[t];
@@ -168,8 +208,9 @@ impl SotwState {
                 // cluster, keep serving it; drop it once they are acknowledged at their new versions.
                 let dependents_pending = [LDS, RDS].iter().any(|&d| {
                     let ds = &self.types[d];
-                    ds.requested
-                        && ds.sent_version.as_deref() != Some(snap.types[d].version.as_str())
+                    let own = ds.requested
+                        && ds.sent_version.as_deref() != Some(snap.types[d].version.as_str());
+                    own || !peers.settled(d, snap)
                 });
                 if dependents_pending {
                     let kept: Vec<(String, Arc<Resource>)> = self
@@ -263,12 +304,18 @@ mod tests {
         }
     }
 
+    impl SotwState {
+        fn responses_alone(&mut self, snap: Option<&Snapshot>) -> Vec<DiscoveryResponse> {
+            self.responses(snap, &Peers::default())
+        }
+    }
+
     #[test]
     fn initial_request_gets_everything_and_ack_gets_nothing() {
         let s = snap(&["a", "b"], &["a"], &["l"], &["r"]);
         let mut st = SotwState::new();
         assert_eq!(st.on_request(&req(0, &[], "", "")), RequestKind::Initial);
-        let out = st.responses(Some(&s));
+        let out = st.responses_alone(Some(&s));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].resources.len(), 2);
         let v = out[0].version_info.clone();
@@ -276,7 +323,7 @@ mod tests {
             st.on_request(&req(0, &[], &v, &out[0].nonce)),
             RequestKind::Ack { .. }
         ));
-        assert!(st.responses(Some(&s)).is_empty());
+        assert!(st.responses_alone(Some(&s)).is_empty());
     }
 
     #[test]
@@ -284,13 +331,13 @@ mod tests {
         let s = snap(&["a"], &[], &[], &[]);
         let mut st = SotwState::new();
         st.on_request(&req(0, &[], "", ""));
-        let first = st.responses(Some(&s));
+        let first = st.responses_alone(Some(&s));
         assert_eq!(
             st.on_request(&req(0, &["x"], "", "999")),
             RequestKind::Stale
         );
         // Still awaiting the ACK of the first response: nothing more goes out.
-        assert!(st.responses(Some(&s)).is_empty());
+        assert!(st.responses_alone(Some(&s)).is_empty());
         assert!(matches!(
             st.on_request(&req(0, &[], &first[0].version_info, &first[0].nonce)),
             RequestKind::Ack { .. }
@@ -302,15 +349,15 @@ mod tests {
         let s1 = snap(&["a"], &[], &[], &[]);
         let mut st = SotwState::new();
         st.on_request(&req(0, &[], "", ""));
-        let out = st.responses(Some(&s1));
+        let out = st.responses_alone(Some(&s1));
         let kind = st.on_request(&nack(0, &out[0].nonce));
         assert!(matches!(kind, RequestKind::Nack { .. }));
         assert!(
-            st.responses(Some(&s1)).is_empty(),
+            st.responses_alone(Some(&s1)).is_empty(),
             "the rejected version must not be resent"
         );
         let s2 = snap(&["a", "b"], &[], &[], &[]);
-        assert_eq!(st.responses(Some(&s2)).len(), 1);
+        assert_eq!(st.responses_alone(Some(&s2)).len(), 1);
     }
 
     #[test]
@@ -318,16 +365,16 @@ mod tests {
         let s1 = snap(&["a"], &["a"], &[], &[]);
         let mut st = SotwState::new();
         st.on_request(&req(0, &[], "", ""));
-        let c = st.responses(Some(&s1));
+        let c = st.responses_alone(Some(&s1));
         st.on_request(&req(0, &[], &c[0].version_info, &c[0].nonce));
         st.on_request(&req(1, &["a"], "", ""));
-        let e = st.responses(Some(&s1));
+        let e = st.responses_alone(Some(&s1));
         assert_eq!(e.len(), 1);
         st.on_request(&req(1, &["a"], &e[0].version_info, &e[0].nonce));
         // Cluster changes, endpoints do not.
         let mut s2 = snap(&["a"], &["a"], &[], &[]);
         s2.types[0] = snap(&["a", "z"], &[], &[], &[]).types[0].clone();
-        let out = st.responses(Some(&s2));
+        let out = st.responses_alone(Some(&s2));
         let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
         assert_eq!(
             types,
@@ -346,18 +393,18 @@ mod tests {
         let s1 = snap(&["a"], &["a"], &[], &[]);
         let mut st = SotwState::new();
         st.on_request(&req(0, &[], "", ""));
-        let c = st.responses(Some(&s1));
+        let c = st.responses_alone(Some(&s1));
         st.on_request(&req(0, &[], &c[0].version_info, &c[0].nonce));
         st.on_request(&req(1, &["a"], "", ""));
-        let e = st.responses(Some(&s1));
+        let e = st.responses_alone(Some(&s1));
         st.on_request(&req(1, &["a"], &e[0].version_info, &e[0].nonce));
         let s2 = snap(&["a", "b"], &["a", "b"], &[], &[]);
-        let out = st.responses(Some(&s2));
+        let out = st.responses_alone(Some(&s2));
         assert_eq!(out.len(), 2, "CDS and the forced EDS");
         // Envoy asks for b's endpoints (echoing the EDS nonce it last processed) before its CDS ACK.
         let eds = &out[1];
         st.on_request(&req(1, &["a", "b"], &eds.version_info, &eds.nonce));
-        let out = st.responses(Some(&s2));
+        let out = st.responses_alone(Some(&s2));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].type_url, TYPE_ORDER[1]);
         assert_eq!(
@@ -373,12 +420,12 @@ mod tests {
         let mut st = SotwState::new();
         st.on_request(&req(0, &[], "", ""));
         st.on_request(&req(2, &[], "", ""));
-        let out = st.responses(Some(&s));
+        let out = st.responses_alone(Some(&s));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].type_url, TYPE_ORDER[0]);
         st.on_request(&req(0, &[], &out[0].version_info, &out[0].nonce));
         // EDS is forced after CDS but not subscribed yet, so listeners may go.
-        let out = st.responses(Some(&s));
+        let out = st.responses_alone(Some(&s));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].type_url, TYPE_ORDER[2]);
     }
@@ -393,7 +440,7 @@ mod tests {
         let ack_all = |st: &mut SotwState, snap: &Snapshot| -> Vec<(String, usize)> {
             let mut sent = Vec::new();
             loop {
-                let out = st.responses(Some(snap));
+                let out = st.responses_alone(Some(snap));
                 if out.is_empty() {
                     return sent;
                 }
@@ -428,12 +475,12 @@ mod tests {
         let s1 = snap(&[], &[], &[], &[]);
         let mut st = SotwState::new();
         st.on_request(&req(3, &["r"], "", ""));
-        let out = st.responses(Some(&s1));
+        let out = st.responses_alone(Some(&s1));
         assert_eq!(out.len(), 1);
         assert!(out[0].resources.is_empty());
         st.on_request(&req(3, &["r"], &out[0].version_info, &out[0].nonce));
         let s2 = snap(&[], &[], &[], &["r", "other"]);
-        let out = st.responses(Some(&s2));
+        let out = st.responses_alone(Some(&s2));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].resources.len(), 1, "only the requested name");
     }
@@ -442,7 +489,10 @@ mod tests {
     fn unknown_node_gets_nothing_until_its_snapshot_appears() {
         let mut st = SotwState::new();
         st.on_request(&req(0, &[], "", ""));
-        assert!(st.responses(None).is_empty());
-        assert_eq!(st.responses(Some(&snap(&["a"], &[], &[], &[]))).len(), 1);
+        assert!(st.responses_alone(None).is_empty());
+        assert_eq!(
+            st.responses_alone(Some(&snap(&["a"], &[], &[], &[]))).len(),
+            1
+        );
     }
 }
