@@ -495,4 +495,33 @@ mod tests {
             1
         );
     }
+
+    #[test]
+    fn a_per_type_route_stream_waits_for_the_cluster_stream_of_its_envoy() {
+        use super::super::group::Groups;
+        let groups = Groups::default();
+        let (cds, rds) = (
+            groups.join("peer", "node", 1),
+            groups.join("peer", "node", 2),
+        );
+        let s1 = snap(&["a"], &[], &[], &["r"]);
+        let (mut c, mut r) = (SotwState::new(), SotwState::new());
+        c.on_request(&req(0, &[], "", ""));
+        r.on_request(&req(3, &["r"], "", ""));
+        let out = c.responses(Some(&s1), &cds.peers());
+        cds.update(c.member(0));
+        assert!(
+            r.responses(Some(&s1), &rds.peers()).is_empty(),
+            "CDS is in flight"
+        );
+        assert!(r.held_by_peers);
+        c.on_request(&req(0, &[], &out[0].version_info, &out[0].nonce));
+        cds.update(c.member(0));
+        assert_eq!(
+            r.responses(Some(&s1), &rds.peers()).len(),
+            1,
+            "clusters settled"
+        );
+        assert!(!r.held_by_peers);
+    }
 }
