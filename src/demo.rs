@@ -287,15 +287,25 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     );
 
     let mut sidecars = Vec::new();
-    let result = async {
+    // SIGINT or SIGTERM at any moment (warm-up included) ends the demo and what it started.
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    let run = async {
         for mesh in model.meshes.values() {
             for (name, node) in &mesh.virtual_nodes {
                 for l in &node.spec.listeners {
                     start_app(l.port_mapping.port, name.clone()).await?;
                 }
-                let id = ProxyId { mesh: mesh.name.clone(), kind: ProxyKind::VirtualNode, name: name.clone() };
+                let id = ProxyId {
+                    mesh: mesh.name.clone(),
+                    kind: ProxyKind::VirtualNode,
+                    name: name.clone(),
+                };
                 sidecars.push(start_envoy(&envoy, &id, server.xds_addr, &work)?);
-                println!("started Envoy for {id} (pid {})", sidecars.last().map_or(0, |s| s.child.id()));
+                println!(
+                    "started Envoy for {id} (pid {})",
+                    sidecars.last().map_or(0, |s| s.child.id())
+                );
             }
         }
         let plan = traffic_plan(&model);
@@ -318,8 +328,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         );
         drive(&plan, opts.rate, opts.duration).await;
         Ok::<(), DemoError>(())
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        r = run => r,
+        _ = &mut stop => Ok(()),
+    };
     let n = sidecars.len();
     for s in sidecars.drain(..) {
         drop(s);
@@ -330,7 +343,26 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     result
 }
 
-/// Sends traffic until Ctrl-C or `duration`, printing the split of each (client, service) every second.
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM. If a handler cannot be installed, only the other
+/// signal stops the demo (and both failing leaves Ctrl-C's default: the process ends).
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Sends traffic until stopped or `duration`, printing the split of each (client, service) every second.
 async fn drive(plan: &[(String, u32, String)], rate: u32, duration: Option<Duration>) {
     type Tally = Arc<Mutex<BTreeMap<(String, String), BTreeMap<String, u64>>>>;
     let tally: Tally = Arc::default();
@@ -338,11 +370,8 @@ async fn drive(plan: &[(String, u32, String)], rate: u32, duration: Option<Durat
     let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
     let mut report = tokio::time::interval(Duration::from_secs(1));
     report.tick().await;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
-            _ = &mut ctrl_c => break,
             _ = tick.tick() => {
                 for (client, port, service) in plan {
                     let (client, port, service, tally) = (client.clone(), *port, service.clone(), tally.clone());
