@@ -384,7 +384,7 @@ pub fn render_metrics(pipeline: &Pipeline, m: &XdsMetrics, registry: &Registry) 
             st.last.problems.len(),
             st.last.warnings.len(),
             st.last.model.is_some(),
-            pipeline.cache.keys().len(),
+            pipeline.cache.published(),
         )
     };
     family(
@@ -420,6 +420,13 @@ pub fn render_metrics(pipeline: &Pipeline, m: &XdsMetrics, registry: &Registry) 
         "Nodes with a published configuration.",
         &[(String::new(), nodes as f64)],
     );
+    family(
+        "meshplane_cache_entries",
+        "gauge",
+        "Snapshot cache entries: published nodes, and undefined node ids with an open stream.",
+        &[(String::new(), pipeline.cache.len() as f64)],
+    );
+    m.render_limits(&mut family);
     let (buckets, count, sum) = m.convergence.snapshot();
     let mut samples: Vec<(String, f64)> = buckets
         .iter()

@@ -19,6 +19,7 @@ use crate::model::{self, MeshModel, ProxyId};
 use crate::source;
 use crate::translate::{self, NodeResources};
 use crate::xds::cache::SnapshotCache;
+use crate::xds::limits::ClientLimits;
 use crate::xds::server::{Registry, XdsMetrics, XdsService};
 use crate::xds::{Resource, Snapshot, SourceMode, TypeSnapshot};
 
@@ -393,6 +394,8 @@ pub struct ServeConfig {
     pub admin_listen: SocketAddr,
     /// Quiet time that ends a burst of file events.
     pub debounce: Duration,
+    /// What xDS clients may hold, and how long they may hold up a shutdown.
+    pub limits: ClientLimits,
 }
 
 impl ServeConfig {
@@ -402,6 +405,7 @@ impl ServeConfig {
             xds_listen: ([127, 0, 0, 1], 18000).into(),
             admin_listen: ([127, 0, 0, 1], 18001).into(),
             debounce: Duration::from_millis(100),
+            limits: ClientLimits::default(),
         }
     }
 }
@@ -479,6 +483,7 @@ impl Server {
             node_key,
             Arc::new(per_type_variant),
             shutdown_rx.clone(),
+            cfg.limits.clone(),
         );
         let metrics = xds.metrics.clone();
         let registry = xds.registry.clone();

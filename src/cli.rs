@@ -42,6 +42,8 @@ pub enum Command {
         /// sooner; longer keeps a slow multi-file write (a git checkout) from being seen half done.
         #[arg(long, default_value_t = 100)]
         debounce_ms: u64,
+        #[command(flatten)]
+        limits: crate::xds::limits::ClientLimits,
     },
     /// Exit 0 when DIR is a valid mesh; otherwise print every problem and exit 1.
     Validate { dir: PathBuf },
@@ -239,6 +241,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             xds_listen,
             admin_listen,
             debounce_ms,
+            limits,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -248,6 +251,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     xds_listen,
                     admin_listen,
                     debounce: std::time::Duration::from_millis(debounce_ms.max(1)),
+                    limits,
                     ..ServeConfig::new(config)
                 };
                 let server = Server::start(cfg).await?;
