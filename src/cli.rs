@@ -246,7 +246,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(async move {
+            let code = rt.block_on(async move {
                 let cfg = ServeConfig {
                     xds_listen,
                     admin_listen,
@@ -258,8 +258,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 wait_for_signal().await?;
                 tracing::info!("shutting down");
                 server.shutdown().await;
-                Ok(ExitCode::SUCCESS)
-            })
+                anyhow::Ok(ExitCode::SUCCESS)
+            });
+            // Whatever a client or a reload still holds, the drain is over: do not wait for it.
+            rt.shutdown_timeout(std::time::Duration::from_millis(100));
+            code
         }
     }
 }

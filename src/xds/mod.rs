@@ -2,7 +2,9 @@
 //! protocols, and the limits on what clients may hold. Nothing here knows about App Mesh; nodes
 //! are opaque keys.
 
+pub mod accept;
 pub mod cache;
+pub mod conn;
 pub mod delta;
 pub mod grpc;
 pub mod limits;
