@@ -222,7 +222,7 @@ async fn serve_debounce_flag_sets_the_quiet_time() {
 async fn logs_to_a_pipe_carry_no_colour_codes() {
     let xds = support::envoy::free_port();
     let admin = support::envoy::free_port();
-    let mut child = meshplane()
+    let child = meshplane()
         .args(["serve", "--config", "examples/demo"])
         .args([
             "--xds-listen",

@@ -32,9 +32,11 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use super::cache::{SnapshotCache, SnapshotRx};
+use super::cache::{SnapshotCache, Subscription};
 use super::delta::DeltaState;
 use super::group::{Groups, Member, Membership, Peers};
+use super::limits::ClientLimits;
+use super::metrics::StreamRefusal;
 use super::sotw::{RequestKind, SotwState};
 use super::{
     type_index, type_short, Snapshot, SourceMode, VariantFn, CLUSTER, ENDPOINT, LISTENER, ROUTE,
@@ -43,6 +45,18 @@ use super::{
 /// Resolves once `shutdown` turns true (or its sender is gone).
 pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await;
+}
+
+/// Ends a stream with `status`; gives up if the client does not take it before shutdown.
+async fn fail<T>(
+    tx: &mpsc::Sender<Box<Result<T, Status>>>,
+    status: Status,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    tokio::select! {
+        _ = tx.send(Box::new(Err(status))) => {}
+        _ = stopped(shutdown) => {}
+    }
 }
 
 /// Maps an Envoy node id to its cache key; `None` means the id cannot name any node.
@@ -197,6 +211,7 @@ pub struct XdsService {
     node_key: NodeKeyFn,
     variant: VariantFn,
     shutdown: watch::Receiver<bool>,
+    limits: Arc<ClientLimits>,
     pub metrics: Arc<XdsMetrics>,
     pub registry: Arc<Registry>,
     /// The per-type streams of each Envoy, which order their types between them.
@@ -214,6 +229,8 @@ enum Event<R> {
     Request(Box<R>),
     Snapshot,
     End,
+    /// The stream ends with this status: a limit (counted), or a request that does not decode.
+    Refuse(Status, Option<StreamRefusal>),
 }
 
 impl XdsService {
@@ -222,12 +239,14 @@ impl XdsService {
         node_key: NodeKeyFn,
         variant: VariantFn,
         shutdown: watch::Receiver<bool>,
+        limits: ClientLimits,
     ) -> XdsService {
         XdsService {
             cache,
             node_key,
             variant,
             shutdown,
+            limits: Arc::new(limits),
             metrics: Arc::default(),
             registry: Arc::default(),
             groups: Arc::default(),
@@ -236,20 +255,20 @@ impl XdsService {
 
     /// Adds every xDS service to a tonic router.
     pub fn add_to(self, server: tonic::transport::Server) -> tonic::transport::server::Router {
-        const MAX: usize = 64 << 20;
+        let max = self.limits.max_request_bytes;
         let mut server = server;
         server
-            .add_service(super::grpc::AdsServer::new(self.clone()))
+            .add_service(super::grpc::AdsServer::new(self.clone(), max))
             .add_service(
-                ClusterDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(MAX),
+                ClusterDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(max),
             )
             .add_service(
-                EndpointDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(MAX),
+                EndpointDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(max),
             )
             .add_service(
-                ListenerDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(MAX),
+                ListenerDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(max),
             )
-            .add_service(RouteDiscoveryServiceServer::new(self).max_decoding_message_size(MAX))
+            .add_service(RouteDiscoveryServiceServer::new(self).max_decoding_message_size(max))
     }
 
     fn open<P: Protocol>(
@@ -315,7 +334,10 @@ impl XdsService {
         let mut view: Option<Arc<Snapshot>> = None;
         let mut shutdown = self.shutdown.clone();
         let mut state = P::default();
-        let mut snapshots: Option<SnapshotRx> = None;
+        let mut snapshots: Option<Subscription> = None;
+        // A stream is only worth its memory once it says which node it is.
+        let first_request = tokio::time::sleep(self.limits.handshake_timeout);
+        tokio::pin!(first_request);
         // Per-type streams only: the Envoy's other streams, and since when they hold this one up.
         let mut membership: Option<Membership> = None;
         let mut peer_changes: Option<watch::Receiver<u64>> = None;
@@ -323,6 +345,10 @@ impl XdsService {
         loop {
             let event = tokio::select! {
                 _ = stopped(&mut shutdown) => Event::End,
+                _ = &mut first_request, if snapshots.is_none() => Event::Refuse(
+                    Status::deadline_exceeded("no request within the handshake timeout"),
+                    Some(StreamRefusal::NoFirstRequest),
+                ),
                 _ = async {
                     match peer_changes.as_mut() {
                         Some(rx) => { let _ = rx.changed().await; }
@@ -340,7 +366,10 @@ impl XdsService {
                     Ok(None) => Event::End,
                     Err(e) => {
                         debug!(error = %e, "stream error");
-                        Event::End
+                        match super::limits::refusal_of(e) {
+                            Some((status, why)) => Event::Refuse(status, why),
+                            None => Event::End,
+                        }
                     }
                 },
                 changed = async {
@@ -355,6 +384,14 @@ impl XdsService {
             };
             match event {
                 Event::End => break,
+                Event::Refuse(status, why) => {
+                    if let Some(why) = why {
+                        warn!(reason = why.label(), error = %status.message(), "stream refused");
+                        m.refused(why);
+                    }
+                    fail(&tx, status, &mut shutdown).await;
+                    break;
+                }
                 Event::Snapshot => {}
                 Event::Request(mut req) => {
                     if snapshots.is_none() {
@@ -367,6 +404,12 @@ impl XdsService {
                                 .await;
                             break;
                         };
+                        if let Err(status) = self.limits.check_node_id(&node.id) {
+                            m.refused(StreamRefusal::NodeIdTooLong);
+                            warn!(bytes = node.id.len(), "stream refused: node id too long");
+                            fail(&tx, status, &mut shutdown).await;
+                            break;
+                        }
                         info.node_id = node.id.clone();
                         tracing::Span::current().record("node", info.node_id.as_str());
                         info.node_key = (self.node_key)(&info.node_id);
@@ -377,7 +420,7 @@ impl XdsService {
                             }
                             None => {
                                 warn!("node id does not name a mesh node (expected mesh/<mesh>/virtualNode/<name> or its ARN); nothing will be served");
-                                snapshots = Some(watch::channel(None).1);
+                                snapshots = Some(Subscription::detached());
                             }
                         }
                         self.registry.lock().insert(id, info.clone());
@@ -504,6 +547,8 @@ impl XdsService {
             }
         }
         self.registry.lock().remove(&id);
+        // Lets go of the node's cache entry, if this was the last stream of an undefined node.
+        drop(snapshots);
         m.streams_open.fetch_sub(1, Ordering::Relaxed);
         if !info.node_id.is_empty() {
             info!("stream closed");
@@ -520,6 +565,7 @@ impl XdsService {
             .node
             .as_ref()
             .ok_or_else(|| Status::invalid_argument("a fetch must carry a node"))?;
+        self.limits.check_node_id(&node.id)?;
         let key = (self.node_key)(&node.id)
             .ok_or_else(|| Status::not_found("node id does not name a mesh node"))?;
         let snap = self
