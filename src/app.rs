@@ -145,7 +145,7 @@ fn all_nodes(model: &MeshModel) -> Vec<ProxyId> {
 }
 
 /// Builds the variant of an ADS snapshot for Envoys on per-type services.
-pub fn per_type_variant(snap: &Snapshot, mode: SourceMode) -> Snapshot {
+pub fn per_type_variant(snap: &Snapshot, mode: SourceMode, cluster: &str) -> Snapshot {
     let delta = mode == SourceMode::PerTypeDelta;
     let types = std::array::from_fn(|t| {
         let resources = snap.types[t]
@@ -154,7 +154,7 @@ pub fn per_type_variant(snap: &Snapshot, mode: SourceMode) -> Snapshot {
             .map(|(name, r)| {
                 let r = match (
                     mode,
-                    translate::sources::for_per_type_services(&r.any, delta),
+                    translate::sources::for_per_type_services(&r.any, delta, cluster),
                 ) {
                     (SourceMode::Ads, _) | (_, None) => r.clone(),
                     (_, Some(any)) => Arc::new(Resource::new(name.clone(), any)),
