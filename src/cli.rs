@@ -1,5 +1,7 @@
 //! The command line (PRODUCT.md §4): `serve`, `validate`, `bootstrap`.
 
+mod diff;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +75,21 @@ pub enum Command {
         /// Show at most this many proxies (the count of the rest is printed).
         #[arg(long, default_value_t = crate::admin::PROXIES_LIMIT)]
         limit: usize,
+    },
+    /// What saving DIR would change, per node and resource type, against the running server (or
+    /// another directory), before anything is pushed. Exit 0 for no change, 1 for changes (or an
+    /// invalid DIR), 2 when the server cannot be reached.
+    Diff {
+        /// The directory as it would be saved.
+        dir: PathBuf,
+        /// Compare with this directory instead of the running server.
+        #[arg(long)]
+        against: Option<PathBuf>,
+        /// meshplane's admin address.
+        #[arg(long, default_value = "127.0.0.1:18001")]
+        admin: String,
+        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// The clusters, endpoints, listeners and routes served to one node.
     Config {
@@ -229,6 +246,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             admin,
             output,
         } => config(&node_id, &admin, output),
+        Command::Diff {
+            dir,
+            against,
+            admin,
+            output,
+        } => diff::run(&dir, against.as_deref(), &admin, output),
         Command::Demo {
             config,
             envoy,
