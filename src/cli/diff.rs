@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{admin_get, admin_json, Output};
+use super::admin_client::{admin_get, admin_json, Output};
 use crate::admin::NodeEntry;
 use crate::app::Pipeline;
 use crate::diff::{self, Diff};
