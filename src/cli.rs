@@ -79,6 +79,9 @@ pub enum Command {
         /// Show at most this many proxies (the count of the rest is printed).
         #[arg(long, default_value_t = crate::admin::PROXIES_LIMIT)]
         limit: usize,
+        /// Refresh every 2 seconds until interrupted.
+        #[arg(long)]
+        watch: bool,
     },
     /// What saving DIR would change, per node and resource type, against the running server (or
     /// another directory), before anything is pushed. Exit 0 for no change, 1 for changes (or an
@@ -97,7 +100,8 @@ pub enum Command {
     },
     /// The clusters, endpoints, listeners and routes served to one node.
     Config {
-        /// mesh/<mesh>/virtualNode/<name> (or the full App Mesh ARN).
+        /// mesh/<mesh>/virtualNode/<name>, the full App Mesh ARN, or a short name that names one
+        /// defined node (`backend-v1`, `demo/backend-v1`).
         node_id: String,
         #[arg(long, default_value = "127.0.0.1:18001")]
         admin: String,
@@ -212,7 +216,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             admin,
             output,
             limit,
-        } => status::status(&admin, output, limit),
+            watch,
+        } => status::run(&admin, output, limit, watch),
         Command::Generate {
             dir,
             services,

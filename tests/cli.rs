@@ -353,3 +353,23 @@ async fn diff_against_the_running_server() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn status_watch_refreshes_until_stopped() {
+    let dir = MeshDir::copy_of(&repo_path("examples/demo"));
+    let server = start(dir.path()).await;
+    let admin = server.admin_addr.to_string();
+    let mut child = meshplane()
+        .args(["status", "--watch", "--admin", &admin])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let refreshes = text.matches("configuration: valid").count();
+    assert!(refreshes >= 2, "{refreshes} refreshes in 4.5 s:\n{text}");
+    assert!(text.contains("NOT CONNECTED"), "{text}");
+    server.shutdown().await;
+}

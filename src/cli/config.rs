@@ -4,10 +4,43 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::admin_client::{admin_get, table, Output};
+use super::admin_client::{admin_get, admin_json, table, Output};
+
+/// The node a name given on the command line means: a full id or ARN as it is, else the one defined
+/// node it names (`backend-v1`, `demo/backend-v1`). `Err` with a message when none or several do.
+fn resolve(admin: &str, name: &str) -> anyhow::Result<Result<String, String>> {
+    if crate::model::ProxyId::parse(name).is_some() {
+        return Ok(Ok(name.to_string()));
+    }
+    let nodes: Vec<crate::admin::NodeEntry> = admin_json(admin, "/nodes")?;
+    let (mesh, short) = match name.split_once('/') {
+        Some((m, n)) => (Some(m), n),
+        None => (None, name),
+    };
+    let found: Vec<String> = nodes
+        .into_iter()
+        .map(|n| n.node_id)
+        .filter(|id| {
+            let parts: Vec<&str> = id.split('/').collect();
+            parts.len() == 4 && parts[3] == short && mesh.is_none_or(|m| parts[1] == m)
+        })
+        .collect();
+    Ok(match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(format!("no defined node is called {name}")),
+        many => Err(format!("{name} could be any of: {}", many.join(", "))),
+    })
+}
 
 pub fn config(node_id: &str, admin: &str, output: Output) -> anyhow::Result<ExitCode> {
     use crate::inspect::NodeView;
+    let node_id = match resolve(admin, node_id)? {
+        Ok(id) => id,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return Ok(ExitCode::from(1));
+        }
+    };
     let (code, body) = admin_get(admin, &format!("/resources?node={node_id}"))?;
     if code == 404 || code == 400 {
         eprintln!("{}", body.trim());
@@ -55,6 +88,8 @@ pub fn config(node_id: &str, admin: &str, output: Output) -> anyhow::Result<Exit
                     vh.domains.join(","),
                     "(no routes)".into(),
                     String::new(),
+                    String::new(),
+                    String::new(),
                 ]);
             }
             for r in &vh.routes {
@@ -70,6 +105,8 @@ pub fn config(node_id: &str, admin: &str, output: Output) -> anyhow::Result<Exit
                     vh.domains.join(","),
                     r.r#match.clone(),
                     clusters,
+                    r.timeout.clone().unwrap_or_else(|| "-".into()),
+                    r.retry.clone().unwrap_or_else(|| "-".into()),
                 ]);
             }
         }
@@ -82,7 +119,9 @@ pub fn config(node_id: &str, admin: &str, output: Output) -> anyhow::Result<Exit
                 "VIRTUAL HOST",
                 "DOMAINS",
                 "MATCH",
-                "WEIGHTED CLUSTERS"
+                "WEIGHTED CLUSTERS",
+                "TIMEOUT",
+                "RETRIES"
             ],
             &rows
         )
