@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 use crate::build::{pack, Builder, Built};
 use crate::diag::Problem;
 use crate::model::{self, MeshModel, ProxyId};
-use crate::source;
+use crate::source::{self, Limits};
 use crate::translate::{self, NodeResources};
 use crate::xds::cache::SnapshotCache;
 use crate::xds::server::{Registry, XdsMetrics, XdsService};
@@ -50,21 +50,37 @@ pub struct LoadResult {
     pub model: Option<Arc<MeshModel>>,
 }
 
-/// Reads, parses and validates `dir`. Pure apart from reading files.
+/// Reads, parses and validates `dir` within the default limits. Pure apart from reading files.
 pub fn load(dir: &std::path::Path) -> LoadResult {
     load_with(dir, &mut LoadCache::default())
 }
 
-/// What [`load_with`] keeps between calls: parsed files and per-document check results.
+/// Like [`load`], within `limits`.
+pub fn load_limited(dir: &std::path::Path, limits: Limits) -> LoadResult {
+    load_with(dir, &mut LoadCache::new(limits))
+}
+
+/// What [`load_with`] keeps between calls: parsed files and per-document check results, and the
+/// limits every load observes.
 #[derive(Default)]
 pub struct LoadCache {
     parsed: source::loader::ParseCache,
     checked: model::CheckCache,
+    limits: Limits,
+}
+
+impl LoadCache {
+    pub fn new(limits: Limits) -> LoadCache {
+        LoadCache {
+            limits,
+            ..LoadCache::default()
+        }
+    }
 }
 
 /// Like [`load`], parsing and checking only what changed since the previous call with `cache`.
 pub fn load_with(dir: &std::path::Path, cache: &mut LoadCache) -> LoadResult {
-    let out = source::loader::load_dir_cached(dir, &mut cache.parsed);
+    let out = source::loader::load_dir_cached(dir, &cache.limits, &mut cache.parsed);
     let mut result = LoadResult {
         files: out.files,
         files_read: out.files_read,
@@ -195,11 +211,16 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(dir: PathBuf) -> Pipeline {
+        Pipeline::with_limits(dir, Limits::DEFAULT)
+    }
+
+    /// A pipeline whose every load observes `limits`.
+    pub fn with_limits(dir: PathBuf, limits: Limits) -> Pipeline {
         Pipeline {
             dir,
             cache: SnapshotCache::new(),
             status: Arc::default(),
-            parsed: Arc::default(),
+            parsed: Arc::new(Mutex::new((LoadCache::new(limits), Builder::default()))),
         }
     }
 
@@ -393,6 +414,8 @@ pub struct ServeConfig {
     pub admin_listen: SocketAddr,
     /// Quiet time that ends a burst of file events.
     pub debounce: Duration,
+    /// What one reload may read and parse.
+    pub limits: Limits,
 }
 
 impl ServeConfig {
@@ -402,6 +425,7 @@ impl ServeConfig {
             xds_listen: ([127, 0, 0, 1], 18000).into(),
             admin_listen: ([127, 0, 0, 1], 18001).into(),
             debounce: Duration::from_millis(100),
+            limits: Limits::DEFAULT,
         }
     }
 }
@@ -433,17 +457,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Loads the configuration, binds both listeners and starts serving.
+    /// Binds both listeners and starts serving; the first load runs in the background, so the
+    /// ports open whatever the files hold, and `/readyz` answers 503 until a valid configuration is
+    /// published.
     pub async fn start(cfg: ServeConfig) -> Result<Server, AppError> {
         if !cfg.config_dir.is_dir() {
             return Err(AppError::NoConfigDir(cfg.config_dir));
         }
-        let pipeline = Pipeline::new(cfg.config_dir.clone());
+        let pipeline = Pipeline::with_limits(cfg.config_dir.clone(), cfg.limits);
         // Watch before the first load so no edit slips between the two.
         let (watcher, mut changes) =
             source::watch::watch(&cfg.config_dir, cfg.debounce, cfg.debounce * 10)?;
-        let p = pipeline.clone();
-        let _ = tokio::task::spawn_blocking(move || p.reload(None)).await;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -451,6 +475,8 @@ impl Server {
         let p = pipeline.clone();
         let mut stop = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
+            let first = p.clone();
+            let _ = tokio::task::spawn_blocking(move || first.reload(None)).await;
             loop {
                 tokio::select! {
                     _ = crate::xds::server::stopped(&mut stop) => break,

@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand};
 use crate::app::{self, ServeConfig, Server};
 use crate::bootstrap::{self, BootstrapParams, XdsMode};
 
+mod limit_args;
+pub use limit_args::LimitArgs;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "meshplane",
@@ -42,9 +45,15 @@ pub enum Command {
         /// sooner; longer keeps a slow multi-file write (a git checkout) from being seen half done.
         #[arg(long, default_value_t = 100)]
         debounce_ms: u64,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Exit 0 when DIR is a valid mesh; otherwise print every problem and exit 1.
-    Validate { dir: PathBuf },
+    Validate {
+        dir: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
     /// Print an Envoy bootstrap (YAML) for one sidecar.
     Bootstrap {
         /// mesh/<mesh>/virtualNode/<name> (or the full App Mesh ARN).
@@ -136,11 +145,11 @@ pub fn init_tracing(json: bool, level: Option<&str>) {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Validate { dir } => {
+        Command::Validate { dir, limits } => {
             if !dir.is_dir() {
                 anyhow::bail!("{} is not a directory", dir.display());
             }
-            let result = app::load(&dir);
+            let result = app::load_limited(&dir, limits.into());
             for w in &result.warnings {
                 eprintln!("warning: {w}");
             }
@@ -239,6 +248,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             xds_listen,
             admin_listen,
             debounce_ms,
+            limits,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -248,6 +258,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     xds_listen,
                     admin_listen,
                     debounce: std::time::Duration::from_millis(debounce_ms.max(1)),
+                    limits: limits.into(),
                     ..ServeConfig::new(config)
                 };
                 let server = Server::start(cfg).await?;
