@@ -64,6 +64,10 @@ pub enum ReadError {
     AliasExpansion { line: usize, max: u64 },
     #[error("alias refers to a node that contains it (a recursive alias)")]
     RecursiveAlias { line: usize },
+    #[error("character U+{code:04X} is not allowed in YAML")]
+    Character { line: usize, code: u32 },
+    #[error("duplicate key `{key}`")]
+    DuplicateKey { line: usize, key: String },
     #[error("YAML syntax error: {message} at line {line} column {column}")]
     Syntax {
         line: usize,
@@ -81,6 +85,8 @@ impl ReadError {
             | ReadError::TooDeep { line, .. }
             | ReadError::AliasExpansion { line, .. }
             | ReadError::RecursiveAlias { line }
+            | ReadError::Character { line, .. }
+            | ReadError::DuplicateKey { line, .. }
             | ReadError::Syntax { line, .. } => (*line).max(1),
         }
     }

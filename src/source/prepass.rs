@@ -1,38 +1,136 @@
 //! A streaming pass over a file's YAML events that rejects what the deserializer must never see:
 //! nesting deeper than the limit and aliases that expand past it.
 //!
-//! It takes the text and [`Limits`], holds only one counter per open collection and one per anchor,
-//! and returns the first breach with its line. The expanded size of every anchor is computed from
-//! its events, so an alias bomb is caught without being expanded.
+//! It takes the text and [`Limits`], holds a few counters per open collection and per anchor (and a
+//! mapping's keys), and returns the first breach with its line. The expanded size of every anchor is
+//! computed from its events, so an alias bomb is caught without being expanded.
+
+use std::collections::HashSet;
 
 use yaml_rust2::parser::{Event, Parser};
 
 use super::limits::{Limits, ReadError};
 
-/// An open mapping or sequence: its anchor, the nodes it holds so far (aliases expanded) and the
-/// depth of the deepest collection inside it.
+/// An open mapping or sequence: its anchor, the nodes it holds so far (aliases expanded), the depth
+/// of the deepest collection inside it, and for a mapping the scalar keys seen so far.
 struct Open {
     anchor: usize,
     nodes: u64,
     height: usize,
+    keys: Option<HashSet<String>>,
+    /// In a mapping: whether the next node is a key.
+    expect_key: bool,
 }
 
-/// Nodes and height of each completed anchor, by yaml-rust2's anchor id (ids are never reused).
-#[derive(Default)]
-struct Anchors {
-    done: Vec<Option<(u64, usize)>>,
+/// The pass over one file: the open collections, and the nodes and height of each completed anchor
+/// by yaml-rust2's anchor id (ids are never reused).
+struct Pass<'a> {
+    limits: &'a Limits,
+    stack: Vec<Open>,
+    anchors: Vec<Option<(u64, usize)>>,
+    /// Nodes aliases added to the current document.
+    expansion: u64,
 }
 
-impl Anchors {
-    fn set(&mut self, id: usize, nodes: u64, height: usize) {
-        if self.done.len() <= id {
-            self.done.resize(id + 1, None);
+impl Pass<'_> {
+    /// A node starts: as a key, a duplicate scalar key is an error (libyaml's own message for it
+    /// has no line for a top-level mapping).
+    fn node(&mut self, key: Option<&str>, line: usize) -> Result<(), ReadError> {
+        let Some(parent) = self.stack.last_mut() else {
+            return Ok(());
+        };
+        if let Some(keys) = parent.keys.as_mut() {
+            if let (true, Some(k)) = (parent.expect_key, key) {
+                if !keys.insert(k.to_string()) {
+                    let key = k.chars().take(64).collect();
+                    return Err(ReadError::DuplicateKey { line, key });
+                }
+            }
+            parent.expect_key = !parent.expect_key;
         }
-        self.done[id] = Some((nodes, height));
+        Ok(())
     }
 
-    fn get(&self, id: usize) -> Option<(u64, usize)> {
-        self.done.get(id).copied().flatten()
+    fn open(&mut self, anchor: usize, mapping: bool, line: usize) -> Result<(), ReadError> {
+        self.node(None, line)?;
+        if self.stack.len() >= self.limits.max_depth {
+            return Err(ReadError::TooDeep {
+                line,
+                max: self.limits.max_depth,
+            });
+        }
+        self.stack.push(Open {
+            anchor,
+            nodes: 1,
+            height: 1,
+            keys: mapping.then(HashSet::new),
+            expect_key: true,
+        });
+        Ok(())
+    }
+
+    fn alias(&mut self, id: usize, line: usize) -> Result<(u64, usize), ReadError> {
+        self.node(None, line)?;
+        let Some((nodes, height)) = self.anchors.get(id).copied().flatten() else {
+            // yaml-rust2 resolves names to ids; an id without a completed node is one still
+            // open around this alias.
+            return Err(ReadError::RecursiveAlias { line });
+        };
+        self.expansion = self.expansion.saturating_add(nodes);
+        if self.expansion > self.limits.max_alias_expansion {
+            return Err(ReadError::AliasExpansion {
+                line,
+                max: self.limits.max_alias_expansion,
+            });
+        }
+        if self.stack.len() + height > self.limits.max_depth {
+            return Err(ReadError::TooDeep {
+                line,
+                max: self.limits.max_depth,
+            });
+        }
+        Ok((nodes, height))
+    }
+
+    fn anchor(&mut self, id: usize, nodes: u64, height: usize) {
+        if id == 0 {
+            return;
+        }
+        if self.anchors.len() <= id {
+            self.anchors.resize(id + 1, None);
+        }
+        self.anchors[id] = Some((nodes, height));
+    }
+
+    /// Handles one event; `Ok(false)` at the end of the stream.
+    fn event(&mut self, event: Event, line: usize) -> Result<bool, ReadError> {
+        // The finished node's nodes and height, to add to its parent.
+        let finished = match event {
+            Event::StreamEnd => return Ok(false),
+            Event::DocumentStart => {
+                self.stack.clear();
+                self.expansion = 0;
+                None
+            }
+            Event::MappingStart(anchor, _) => self.open(anchor, true, line).map(|()| None)?,
+            Event::SequenceStart(anchor, _) => self.open(anchor, false, line).map(|()| None)?,
+            Event::MappingEnd | Event::SequenceEnd => self.stack.pop().map(|open| {
+                self.anchor(open.anchor, open.nodes, open.height);
+                (open.nodes, open.height)
+            }),
+            Event::Scalar(value, _, anchor, _) => {
+                self.node(Some(&value), line)?;
+                self.anchor(anchor, 1, 0);
+                Some((1, 0))
+            }
+            Event::Alias(id) => Some(self.alias(id, line)?),
+            Event::Nothing | Event::StreamStart | Event::DocumentEnd => None,
+        };
+        if let (Some((nodes, height)), Some(parent)) = (finished, self.stack.last_mut()) {
+            parent.nodes = parent.nodes.saturating_add(nodes);
+            parent.height = parent.height.max(height + 1);
+        }
+        Ok(true)
     }
 }
 
@@ -53,7 +151,27 @@ fn syntax(e: &yaml_rust2::ScanError, limits: &Limits) -> ReadError {
     }
 }
 
-/// Checks `text` against the size, depth and alias limits. A text yaml-rust2 cannot parse is a
+/// The characters YAML allows in a stream (YAML 1.1 `c-printable`, as libyaml checks them).
+fn printable(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+}
+
+/// libyaml refuses control characters without saying on which line; find them first.
+fn check_characters(text: &str) -> Result<(), ReadError> {
+    match text.char_indices().find(|&(_, c)| !printable(c)) {
+        None => Ok(()),
+        Some((offset, c)) => Err(ReadError::Character {
+            line: 1 + text.as_bytes()[..offset]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count(),
+            code: u32::from(c),
+        }),
+    }
+}
+
+/// Checks `text` against the size, depth and alias limits, and for what the deserializer would
+/// reject without a line (control characters, duplicate keys). A text yaml-rust2 cannot parse is a
 /// syntax error: what cannot be measured is not handed on.
 pub fn check(text: &str, limits: &Limits) -> Result<(), ReadError> {
     let len = text.len() as u64;
@@ -63,74 +181,18 @@ pub fn check(text: &str, limits: &Limits) -> Result<(), ReadError> {
             max: limits.max_file_bytes,
         });
     }
+    check_characters(text)?;
     let mut parser = Parser::new_from_str(text);
-    let mut stack: Vec<Open> = Vec::new();
-    let mut anchors = Anchors::default();
-    // Nodes aliases added to the current document.
-    let mut expansion: u64 = 0;
+    let mut pass = Pass {
+        limits,
+        stack: Vec::new(),
+        anchors: Vec::new(),
+        expansion: 0,
+    };
     loop {
         let (event, mark) = parser.next_token().map_err(|e| syntax(&e, limits))?;
-        let line = mark.line();
-        // The finished node's nodes and height, to add to its parent.
-        let finished = match event {
-            Event::StreamEnd => return Ok(()),
-            Event::DocumentStart => {
-                stack.clear();
-                expansion = 0;
-                None
-            }
-            Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
-                if stack.len() >= limits.max_depth {
-                    return Err(ReadError::TooDeep {
-                        line,
-                        max: limits.max_depth,
-                    });
-                }
-                stack.push(Open {
-                    anchor,
-                    nodes: 1,
-                    height: 1,
-                });
-                None
-            }
-            Event::MappingEnd | Event::SequenceEnd => stack.pop().map(|open| {
-                if open.anchor != 0 {
-                    anchors.set(open.anchor, open.nodes, open.height);
-                }
-                (open.nodes, open.height)
-            }),
-            Event::Scalar(_, _, anchor, _) => {
-                if anchor != 0 {
-                    anchors.set(anchor, 1, 0);
-                }
-                Some((1, 0))
-            }
-            Event::Alias(id) => {
-                let Some((nodes, height)) = anchors.get(id) else {
-                    // yaml-rust2 resolves names to ids; an id without a completed node is one
-                    // still open around this alias.
-                    return Err(ReadError::RecursiveAlias { line });
-                };
-                expansion = expansion.saturating_add(nodes);
-                if expansion > limits.max_alias_expansion {
-                    return Err(ReadError::AliasExpansion {
-                        line,
-                        max: limits.max_alias_expansion,
-                    });
-                }
-                if stack.len() + height > limits.max_depth {
-                    return Err(ReadError::TooDeep {
-                        line,
-                        max: limits.max_depth,
-                    });
-                }
-                Some((nodes, height))
-            }
-            Event::Nothing | Event::StreamStart | Event::DocumentEnd => None,
-        };
-        if let (Some((nodes, height)), Some(parent)) = (finished, stack.last_mut()) {
-            parent.nodes = parent.nodes.saturating_add(nodes);
-            parent.height = parent.height.max(height + 1);
+        if !pass.event(event, mark.line())? {
+            return Ok(());
         }
     }
 }
@@ -216,6 +278,28 @@ mod tests {
         let err = check("kind: Mesh\nmeshName: [unclosed\n", &Limits::DEFAULT).unwrap_err();
         assert!(matches!(err, ReadError::Syntax { .. }), "{err:?}");
         assert!(err.line() >= 2, "{err:?}");
+    }
+
+    #[test]
+    fn control_characters_and_duplicate_keys_name_their_line() {
+        assert_eq!(
+            check("kind: Mesh\nmeshName: a\u{7}b\n", &Limits::DEFAULT),
+            Err(ReadError::Character { line: 2, code: 7 })
+        );
+        assert_eq!(
+            check(
+                "kind: Mesh\nmeshName: a\nspec: {}\nmeshName: b\n",
+                &Limits::DEFAULT
+            ),
+            Err(ReadError::DuplicateKey {
+                line: 4,
+                key: "meshName".into()
+            })
+        );
+        // Values may repeat, and so may keys of different mappings.
+        let fine = "a: {x: 1, y: 1}\nb: {x: 1, y: [x, x]}\n";
+        assert_eq!(check(fine, &Limits::DEFAULT), Ok(()));
+        assert_eq!(check("a: \u{feff}é𝕊\t\n", &Limits::DEFAULT), Ok(()));
     }
 
     #[test]
