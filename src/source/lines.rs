@@ -129,6 +129,21 @@ impl Collector {
         }
     }
 
+    /// A scalar: a value, or a key whose value comes next.
+    fn scalar(&mut self, value: String, line: usize) {
+        if self.value_node(line).is_some() {
+            return;
+        }
+        let parent = match self.stack.last() {
+            Some(Frame::Map { node, .. }) => *node,
+            _ => 0,
+        };
+        let key = self.child(parent, Some(Step::Key(value.into())), line);
+        if let Some(Frame::Map { key: k, .. }) = self.stack.last_mut() {
+            *k = Some(key);
+        }
+    }
+
     /// The node of a collection that starts here: a value, or (a complex key) a node no path
     /// reaches.
     fn collection_node(&mut self, line: usize) -> usize {
@@ -156,18 +171,7 @@ impl MarkedEventReceiver for Collector {
                     self.docs.push(doc);
                 }
             }
-            Event::Scalar(value, ..) => {
-                if self.value_node(line).is_none() {
-                    let parent = match self.stack.last() {
-                        Some(Frame::Map { node, .. }) => *node,
-                        _ => 0,
-                    };
-                    let key = self.child(parent, Some(Step::Key(value.into())), line);
-                    if let Some(Frame::Map { key: k, .. }) = self.stack.last_mut() {
-                        *k = Some(key);
-                    }
-                }
-            }
+            Event::Scalar(value, ..) => self.scalar(value, line),
             Event::Alias(_) => {
                 let _ = self.value_node(line);
             }
