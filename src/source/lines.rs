@@ -5,26 +5,23 @@
 //! (parent, key) rather than as full path strings, so the index is linear in the file's size
 //! however deep and however long its keys.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+use xxhash_rust::xxh3::Xxh3Builder;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
-
-/// One step of a path below a node: a mapping key, or a sequence index (`[3]`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Step {
-    Key(Box<str>),
-    Item(usize),
-}
 
 /// Field path → line, for one YAML document.
 #[derive(Debug, Clone, Default)]
 pub struct LineIndex {
     /// The line of each recorded node; node 0 is the document's root.
     lines: Vec<usize>,
-    /// (parent node, step) → child node; the first occurrence of a duplicate key wins.
-    children: HashMap<(usize, Step), usize>,
+    /// (mapping node, key) → the key's node; the first occurrence of a duplicate key wins.
+    keys: HashMap<(usize, Box<str>), usize, Xxh3Builder>,
+    /// Sequence node → its items' nodes, in order (a long list costs no hashing per item).
+    items: HashMap<usize, Vec<usize>, Xxh3Builder>,
     start: usize,
 }
 
@@ -37,9 +34,10 @@ impl LineIndex {
                 let Some((n, after)) = r.split_once(']') else {
                     break;
                 };
-                let Ok(i) = n.parse() else { break };
-                self.children
-                    .get(&(node, Step::Item(i)))
+                let Ok(i) = n.parse::<usize>() else { break };
+                self.items
+                    .get(&node)
+                    .and_then(|items| items.get(i))
                     .map(|&c| (c, after))
             } else {
                 let r = rest.strip_prefix('.').unwrap_or(rest);
@@ -49,8 +47,8 @@ impl LineIndex {
                     .map(|(i, _)| i)
                     .chain([r.len()])
                     .find_map(|i| {
-                        self.children
-                            .get(&(node, Step::Key(r[..i].into())))
+                        self.keys
+                            .get(&(node, Box::from(&r[..i])))
                             .map(|&c| (c, &r[i..]))
                     })
             };
@@ -86,7 +84,7 @@ enum Frame {
     },
     Seq {
         node: usize,
-        index: usize,
+        items: Vec<usize>,
     },
 }
 
@@ -98,19 +96,29 @@ struct Collector {
 }
 
 impl Collector {
-    /// Records a child of `parent` (or a node no path reaches, for `None`) at `line`.
-    fn child(&mut self, parent: usize, step: Option<Step>, line: usize) -> usize {
+    /// Records a node at `line`; the caller links it to its parent.
+    fn node(&mut self, line: usize) -> usize {
         let Some(doc) = self.current.as_mut() else {
             return 0;
         };
-        if let Some(step) = step {
-            if let Some(&existing) = doc.children.get(&(parent, step.clone())) {
-                return existing;
-            }
-            doc.children.insert((parent, step), doc.lines.len());
-        }
         doc.lines.push(line);
         doc.lines.len() - 1
+    }
+
+    /// The node of key `key` of mapping `parent`: a new one, or the first of a duplicate.
+    fn key(&mut self, parent: usize, key: String, line: usize) -> usize {
+        let Some(doc) = self.current.as_mut() else {
+            return 0;
+        };
+        let next = doc.lines.len();
+        match doc.keys.entry((parent, key.into())) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                e.insert(next);
+                doc.lines.push(line);
+                next
+            }
+        }
     }
 
     /// The node of the value that is about to start, or `None` when a mapping key is expected.
@@ -121,10 +129,12 @@ impl Collector {
                 key: key @ Some(_), ..
             }) => key.take(),
             Some(Frame::Map { key: None, .. }) => None,
-            Some(Frame::Seq { node, index }) => {
-                let (parent, i) = (*node, *index);
-                *index += 1;
-                Some(self.child(parent, Some(Step::Item(i)), line))
+            Some(Frame::Seq { .. }) => {
+                let item = self.node(line);
+                if let Some(Frame::Seq { items, .. }) = self.stack.last_mut() {
+                    items.push(item);
+                }
+                Some(item)
             }
         }
     }
@@ -138,7 +148,7 @@ impl Collector {
             Some(Frame::Map { node, .. }) => *node,
             _ => 0,
         };
-        let key = self.child(parent, Some(Step::Key(value.into())), line);
+        let key = self.key(parent, value, line);
         if let Some(Frame::Map { key: k, .. }) = self.stack.last_mut() {
             *k = Some(key);
         }
@@ -149,7 +159,7 @@ impl Collector {
     fn collection_node(&mut self, line: usize) -> usize {
         match self.value_node(line) {
             Some(n) => n,
-            None => self.child(0, None, line),
+            None => self.node(line),
         }
     }
 }
@@ -162,8 +172,8 @@ impl MarkedEventReceiver for Collector {
                 self.stack.clear();
                 self.current = Some(LineIndex {
                     lines: vec![line],
-                    children: HashMap::new(),
                     start: line,
+                    ..LineIndex::default()
                 });
             }
             Event::DocumentEnd => {
@@ -181,10 +191,17 @@ impl MarkedEventReceiver for Collector {
             }
             Event::SequenceStart(..) => {
                 let node = self.collection_node(line);
-                self.stack.push(Frame::Seq { node, index: 0 });
+                self.stack.push(Frame::Seq {
+                    node,
+                    items: Vec::new(),
+                });
             }
             Event::MappingEnd | Event::SequenceEnd => {
-                self.stack.pop();
+                if let (Some(Frame::Seq { node, items }), Some(doc)) =
+                    (self.stack.pop(), self.current.as_mut())
+                {
+                    doc.items.entry(node).or_insert(items);
+                }
             }
             _ => {}
         }
