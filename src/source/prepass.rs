@@ -17,7 +17,9 @@ struct Open {
     anchor: usize,
     nodes: u64,
     height: usize,
-    keys: Option<HashSet<String>>,
+    /// xxh3 hashes, not the keys: one allocation per mapping instead of one per key (a collision
+    /// would reject the file, with odds of ~n²/2^64 for n keys in one mapping).
+    keys: Option<HashSet<u64>>,
     /// In a mapping: whether the next node is a key.
     expect_key: bool,
 }
@@ -41,7 +43,7 @@ impl Pass<'_> {
         };
         if let Some(keys) = parent.keys.as_mut() {
             if let (true, Some(k)) = (parent.expect_key, key) {
-                if !keys.insert(k.to_string()) {
+                if !keys.insert(xxhash_rust::xxh3::xxh3_64(k.as_bytes())) {
                     let key = k.chars().take(64).collect();
                     return Err(ReadError::DuplicateKey { line, key });
                 }
