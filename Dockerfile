@@ -1,5 +1,5 @@
 # meshplane control plane image.
-FROM rust:1.88-bookworm AS build
+FROM rust:1.91-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin meshplane

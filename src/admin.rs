@@ -167,18 +167,64 @@ fn report(s: &StreamInfo, pipeline: &Pipeline) -> ProxyReport {
 
 /// Every connected stream that has identified its node.
 pub fn proxy_reports(pipeline: &Pipeline, registry: &Registry) -> Vec<ProxyReport> {
-    let mut r: Vec<ProxyReport> = registry
-        .list()
-        .iter()
-        .filter(|s| !s.node_id.is_empty())
-        .map(|s| report(s, pipeline))
-        .collect();
-    r.sort_by(|a, b| (&a.node_id, &a.mode, &a.peer).cmp(&(&b.node_id, &b.mode, &b.peer)));
-    r
+    proxy_page(pipeline, registry, usize::MAX).0
 }
 
-async fn proxies(State(s): State<AdminState>) -> Json<Vec<ProxyReport>> {
-    Json(proxy_reports(&s.pipeline, &s.registry))
+/// How many proxies `GET /proxies` (and `meshplane status`) lists unless asked for another
+/// `?limit=`: a page a person can read and a response of a few hundred KB, with 20,000 streams open.
+pub const PROXIES_LIMIT: usize = 1000;
+/// Response header of `GET /proxies`: how many proxies there are in all.
+pub const TOTAL_HEADER: &str = "x-total-count";
+/// Response header of `GET /proxies`: how many of them (listed or not) are NACKED.
+pub const NACKED_HEADER: &str = "x-nacked-count";
+
+/// The first `limit` proxies in (node id, mode, peer) order, how many there are in all, and how
+/// many are NACKED. Only the listed ones are turned into reports.
+pub fn proxy_page(
+    pipeline: &Pipeline,
+    registry: &Registry,
+    limit: usize,
+) -> (Vec<ProxyReport>, usize, usize) {
+    let mut streams: Vec<StreamInfo> = registry
+        .list()
+        .into_iter()
+        .filter(|s| !s.node_id.is_empty())
+        .collect();
+    let nacked = streams
+        .iter()
+        .filter(|s| {
+            (0..4).any(|t| SyncState::of(&s.types[t], s.current[t].as_deref()) == SyncState::Nacked)
+        })
+        .count();
+    let total = streams.len();
+    let order = |a: &StreamInfo, b: &StreamInfo| {
+        (&a.node_id, &a.mode, &a.peer).cmp(&(&b.node_id, &b.mode, &b.peer))
+    };
+    if limit < total {
+        streams.select_nth_unstable_by(limit, order);
+        streams.truncate(limit);
+    }
+    streams.sort_by(order);
+    let page = streams.iter().map(|s| report(s, pipeline)).collect();
+    (page, total, nacked)
+}
+
+#[derive(Deserialize)]
+struct ProxiesQuery {
+    limit: Option<usize>,
+}
+
+async fn proxies(State(s): State<AdminState>, Query(q): Query<ProxiesQuery>) -> Response {
+    let limit = q.limit.unwrap_or(PROXIES_LIMIT);
+    let (page, total, nacked) = proxy_page(&s.pipeline, &s.registry, limit);
+    (
+        [
+            (TOTAL_HEADER, total.to_string()),
+            (NACKED_HEADER, nacked.to_string()),
+        ],
+        Json(page),
+    )
+        .into_response()
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -384,7 +430,7 @@ pub fn render_metrics(pipeline: &Pipeline, m: &XdsMetrics, registry: &Registry) 
             st.last.problems.len(),
             st.last.warnings.len(),
             st.last.model.is_some(),
-            pipeline.cache.keys().len(),
+            pipeline.cache.published(),
         )
     };
     family(
@@ -420,6 +466,13 @@ pub fn render_metrics(pipeline: &Pipeline, m: &XdsMetrics, registry: &Registry) 
         "Nodes with a published configuration.",
         &[(String::new(), nodes as f64)],
     );
+    family(
+        "meshplane_cache_entries",
+        "gauge",
+        "Snapshot cache entries: published nodes, and undefined node ids with an open stream.",
+        &[(String::new(), pipeline.cache.len() as f64)],
+    );
+    m.render_limits(&mut family);
     let (buckets, count, sum) = m.convergence.snapshot();
     let mut samples: Vec<(String, f64)> = buckets
         .iter()

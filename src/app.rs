@@ -18,7 +18,10 @@ use crate::diag::Problem;
 use crate::model::{self, MeshModel, ProxyId};
 use crate::source::{self, Limits};
 use crate::translate::{self, NodeResources};
+use crate::xds::accept::Incoming;
 use crate::xds::cache::SnapshotCache;
+use crate::xds::conn::ConnGate;
+use crate::xds::limits::{self, ClientLimits};
 use crate::xds::server::{Registry, XdsMetrics, XdsService};
 use crate::xds::{Resource, Snapshot, SourceMode, TypeSnapshot};
 
@@ -414,8 +417,10 @@ pub struct ServeConfig {
     pub admin_listen: SocketAddr,
     /// Quiet time that ends a burst of file events.
     pub debounce: Duration,
+    /// What xDS clients may hold, and how long they may hold up a shutdown.
+    pub limits: ClientLimits,
     /// What one reload may read and parse.
-    pub limits: Limits,
+    pub load_limits: Limits,
 }
 
 impl ServeConfig {
@@ -425,7 +430,8 @@ impl ServeConfig {
             xds_listen: ([127, 0, 0, 1], 18000).into(),
             admin_listen: ([127, 0, 0, 1], 18001).into(),
             debounce: Duration::from_millis(100),
-            limits: Limits::DEFAULT,
+            limits: ClientLimits::default(),
+            load_limits: Limits::DEFAULT,
         }
     }
 }
@@ -452,6 +458,9 @@ pub struct Server {
     pub metrics: Arc<XdsMetrics>,
     pub registry: Arc<Registry>,
     shutdown: watch::Sender<bool>,
+    /// The xDS connections, to cut those that outlast the drain.
+    gate: ConnGate,
+    drain_timeout: Duration,
     tasks: Vec<JoinHandle<()>>,
     _watcher: notify::RecommendedWatcher,
 }
@@ -464,7 +473,8 @@ impl Server {
         if !cfg.config_dir.is_dir() {
             return Err(AppError::NoConfigDir(cfg.config_dir));
         }
-        let pipeline = Pipeline::with_limits(cfg.config_dir.clone(), cfg.limits);
+        let descriptors = limits::raise_descriptor_limit();
+        let pipeline = Pipeline::with_limits(cfg.config_dir.clone(), cfg.load_limits);
         // Watch before the first load so no edit slips between the two.
         let (watcher, mut changes) =
             source::watch::watch(&cfg.config_dir, cfg.debounce, cfg.debounce * 10)?;
@@ -505,25 +515,26 @@ impl Server {
             node_key,
             Arc::new(per_type_variant),
             shutdown_rx.clone(),
+            cfg.limits.clone(),
         );
         let metrics = xds.metrics.clone();
         let registry = xds.registry.clone();
         let mut stop = shutdown_rx.clone();
-        // Responses and ACKs are small writes: without TCP_NODELAY, Nagle's algorithm holds one
-        // back until the peer's delayed ACK (up to 40 ms). The listener is ours, not tonic's, so
-        // tonic's own nodelay setting does not reach these sockets.
-        let incoming = tokio_stream::StreamExt::map(
-            tokio_stream::wrappers::TcpListenerStream::new(xds_listener),
-            |conn| {
-                if let Ok(stream) = &conn {
-                    let _ = stream.set_nodelay(true);
-                }
-                conn
-            },
-        );
+        let l = &cfg.limits;
+        let max_connections = limits::connections_within(l.max_connections, descriptors);
+        if max_connections < l.max_connections {
+            warn!(
+                max_connections,
+                descriptors, "--max-connections lowered to fit the descriptor limit"
+            );
+        }
+        let gate = ConnGate::new(max_connections, l.handshake_timeout, metrics.clone());
+        let incoming = Incoming::new(xds_listener, gate.clone());
+        let builder = tonic::transport::Server::builder()
+            .max_concurrent_streams(l.max_streams_per_connection)
+            .http2_keepalive_interval(Some(l.keepalive_interval))
+            .http2_keepalive_timeout(Some(l.keepalive_timeout));
         tasks.push(tokio::spawn(async move {
-            let builder = tonic::transport::Server::builder()
-                .http2_keepalive_interval(Some(Duration::from_secs(30)));
             let result = xds
                 .add_to(builder)
                 .add_service(crate::proto::AdminService::server(admin_pipeline))
@@ -568,17 +579,42 @@ impl Server {
             metrics,
             registry,
             shutdown,
+            gate,
+            drain_timeout: cfg.limits.drain_timeout,
             tasks,
             _watcher: watcher,
         })
     }
 
-    /// Stops watching, closes every stream and waits for all tasks to end.
-    pub async fn shutdown(self) {
+    /// Stops watching and closes every stream, then waits for all tasks to end: for the drain
+    /// timeout, then (a stream Envoy does not read holds its connection) cuts every connection.
+    pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        for t in self.tasks {
-            let _ = t.await;
+        self.gate.close_silent();
+        if tokio::time::timeout(self.drain_timeout, join(&mut self.tasks))
+            .await
+            .is_err()
+        {
+            warn!(connections = self.gate.open(), timeout = ?self.drain_timeout,
+                "drain timed out; closing the remaining connections");
+            self.gate.close_all();
+            if tokio::time::timeout(Duration::from_secs(1), join(&mut self.tasks))
+                .await
+                .is_err()
+            {
+                for t in &self.tasks {
+                    t.abort();
+                }
+            }
         }
+    }
+}
+
+/// Waits for each task in turn, removing it once it has ended (a handle is polled only until then).
+async fn join(tasks: &mut Vec<JoinHandle<()>>) {
+    while let Some(t) = tasks.last_mut() {
+        let _ = t.await;
+        tasks.pop();
     }
 }
 

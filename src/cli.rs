@@ -46,7 +46,9 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         debounce_ms: u64,
         #[command(flatten)]
-        limits: LimitArgs,
+        limits: crate::xds::limits::ClientLimits,
+        #[command(flatten)]
+        load_limits: LimitArgs,
     },
     /// Exit 0 when DIR is a valid mesh; otherwise print every problem and exit 1.
     Validate {
@@ -77,6 +79,9 @@ pub enum Command {
         admin: String,
         #[arg(long, short, value_enum, default_value_t = Output::Table)]
         output: Output,
+        /// Show at most this many proxies (the count of the rest is printed).
+        #[arg(long, default_value_t = crate::admin::PROXIES_LIMIT)]
+        limit: usize,
     },
     /// The clusters, endpoints, listeners and routes served to one node.
     Config {
@@ -133,8 +138,11 @@ pub fn init_tracing(json: bool, level: Option<&str>) {
         None => tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
     };
+    // Colour codes only for a person at a terminal: never in files, pipes or log collectors.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -188,7 +196,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { admin, output } => status(&admin, output),
+        Command::Status {
+            admin,
+            output,
+            limit,
+        } => status(&admin, output, limit),
         Command::Generate {
             dir,
             services,
@@ -249,24 +261,29 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             admin_listen,
             debounce_ms,
             limits,
+            load_limits,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(async move {
+            let code = rt.block_on(async move {
                 let cfg = ServeConfig {
                     xds_listen,
                     admin_listen,
                     debounce: std::time::Duration::from_millis(debounce_ms.max(1)),
-                    limits: limits.into(),
+                    limits,
+                    load_limits: load_limits.into(),
                     ..ServeConfig::new(config)
                 };
                 let server = Server::start(cfg).await?;
                 wait_for_signal().await?;
                 tracing::info!("shutting down");
                 server.shutdown().await;
-                Ok(ExitCode::SUCCESS)
-            })
+                anyhow::Ok(ExitCode::SUCCESS)
+            });
+            // Whatever a client or a reload still holds, the drain is over: do not wait for it.
+            rt.shutdown_timeout(std::time::Duration::from_millis(100));
+            code
         }
     }
 }
@@ -282,6 +299,11 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 
 /// One GET against the admin API (plain HTTP/1.1 on loopback; no client library needed).
 fn admin_get(admin: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    admin_get_head(admin, path).map(|(status, _, body)| (status, body))
+}
+
+/// Like [`admin_get`], with the response's header lines too.
+fn admin_get_head(admin: &str, path: &str) -> anyhow::Result<(u16, String, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(admin).with_context(|| {
         format!("cannot reach meshplane's admin API at {admin} (is `meshplane serve` running?)")
@@ -300,7 +322,7 @@ fn admin_get(admin: &str, path: &str) -> anyhow::Result<(u16, String)> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    Ok((status, body.to_string()))
+    Ok((status, head.to_string(), body.to_string()))
 }
 
 fn admin_json<T: serde::de::DeserializeOwned>(admin: &str, path: &str) -> anyhow::Result<T> {
@@ -343,16 +365,36 @@ fn short_version(v: &Option<String>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn status(admin: &str, output: Output) -> anyhow::Result<ExitCode> {
+fn status(admin: &str, output: Output, limit: usize) -> anyhow::Result<ExitCode> {
     use crate::admin::{LoadReport, ProxyReport, SyncState};
     let load: LoadReport = admin_json(admin, "/load")?;
-    let proxies: Vec<ProxyReport> = admin_json(admin, "/proxies")?;
-    let nacked = proxies.iter().any(|p| p.state() == SyncState::Nacked);
+    let path = format!("/proxies?limit={limit}");
+    let (code, head, body) = admin_get_head(admin, &path)?;
+    if code != 200 {
+        anyhow::bail!("{path}: HTTP {code}: {}", body.trim());
+    }
+    let proxies: Vec<ProxyReport> =
+        serde_json::from_str(&body).with_context(|| format!("{path}: unexpected answer"))?;
+    let header = |want: &str| {
+        head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case(want)
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+    };
+    let omitted = header(crate::admin::TOTAL_HEADER)
+        .unwrap_or(proxies.len())
+        .saturating_sub(proxies.len());
+    // Proxies past the limit count too.
+    let nacked = header(crate::admin::NACKED_HEADER).is_some_and(|n| n > 0)
+        || proxies.iter().any(|p| p.state() == SyncState::Nacked);
     let failed = nacked || !load.valid;
     if output == Output::Json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"load": load, "proxies": proxies}))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({"load": load, "proxies": proxies, "proxies_omitted": omitted})
+            )?
         );
     } else {
         if load.valid {
@@ -399,6 +441,9 @@ fn status(admin: &str, output: Output) -> anyhow::Result<ExitCode> {
                 &rows
             )
         );
+        if omitted > 0 {
+            println!("... and {omitted} more proxies (--limit {limit})");
+        }
         for p in proxies.iter().filter(|p| p.state() == SyncState::Nacked) {
             for (t, r) in &p.types {
                 if let Some(msg) = &r.nack {

@@ -89,8 +89,7 @@ pub async fn http_get(
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
+    let buf = tokio::time::timeout(Duration::from_secs(20), read_response(&mut s))
         .await
         .map_err(|_| timeout("read"))??;
     let text = String::from_utf8_lossy(&buf).to_string();
@@ -112,6 +111,41 @@ pub async fn http_get(
             body.to_string()
         },
     ))
+}
+
+/// Reads one response: up to its `Content-Length`, its last chunk, or the end of the connection.
+/// Not waiting for the close matters: Envoy keeps a connection it answered locally (a 404, a 503)
+/// open for its 1 s delayed-close timeout when the client has not closed its side.
+async fn read_response(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(buf);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if response_complete(&buf) {
+            return Ok(buf);
+        }
+    }
+}
+
+fn response_complete(buf: &[u8]) -> bool {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let body = &buf[end + 4..];
+    for line in head.lines() {
+        if let Some(v) = line.strip_prefix("content-length:") {
+            return v.trim().parse::<usize>().is_ok_and(|n| body.len() >= n);
+        }
+        if line.starts_with("transfer-encoding:") && line.contains("chunked") {
+            return body.ends_with(b"0\r\n\r\n");
+        }
+    }
+    false
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -253,15 +287,25 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     );
 
     let mut sidecars = Vec::new();
-    let result = async {
+    // SIGINT or SIGTERM at any moment (warm-up included) ends the demo and what it started.
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    let run = async {
         for mesh in model.meshes.values() {
             for (name, node) in &mesh.virtual_nodes {
                 for l in &node.spec.listeners {
                     start_app(l.port_mapping.port, name.clone()).await?;
                 }
-                let id = ProxyId { mesh: mesh.name.clone(), kind: ProxyKind::VirtualNode, name: name.clone() };
+                let id = ProxyId {
+                    mesh: mesh.name.clone(),
+                    kind: ProxyKind::VirtualNode,
+                    name: name.clone(),
+                };
                 sidecars.push(start_envoy(&envoy, &id, server.xds_addr, &work)?);
-                println!("started Envoy for {id} (pid {})", sidecars.last().map_or(0, |s| s.child.id()));
+                println!(
+                    "started Envoy for {id} (pid {})",
+                    sidecars.last().map_or(0, |s| s.child.id())
+                );
             }
         }
         let plan = traffic_plan(&model);
@@ -284,8 +328,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         );
         drive(&plan, opts.rate, opts.duration).await;
         Ok::<(), DemoError>(())
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        r = run => r,
+        _ = &mut stop => Ok(()),
+    };
     let n = sidecars.len();
     for s in sidecars.drain(..) {
         drop(s);
@@ -296,7 +343,26 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     result
 }
 
-/// Sends traffic until Ctrl-C or `duration`, printing the split of each (client, service) every second.
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM. If a handler cannot be installed, only the other
+/// signal stops the demo (and both failing leaves Ctrl-C's default: the process ends).
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Sends traffic until stopped or `duration`, printing the split of each (client, service) every second.
 async fn drive(plan: &[(String, u32, String)], rate: u32, duration: Option<Duration>) {
     type Tally = Arc<Mutex<BTreeMap<(String, String), BTreeMap<String, u64>>>>;
     let tally: Tally = Arc::default();
@@ -304,11 +370,8 @@ async fn drive(plan: &[(String, u32, String)], rate: u32, duration: Option<Durat
     let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
     let mut report = tokio::time::interval(Duration::from_secs(1));
     report.tick().await;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
-            _ = &mut ctrl_c => break,
             _ = tick.tick() => {
                 for (client, port, service) in plan {
                     let (client, port, service, tally) = (client.clone(), *port, service.clone(), tally.clone());

@@ -239,23 +239,87 @@ async fn unknown_node_waits_then_gets_its_config() {
 
 #[tokio::test]
 async fn a_stuck_envoy_does_not_delay_others() {
+    use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+    use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
     let dir = demo();
     let server = start(dir.path()).await;
-    // The stuck client subscribes and then never reads its stream.
-    let mut stuck = AdsClient::connect(server.xds_addr, FRONTEND).await;
-    stuck.request(CDS, &[], "", "").await;
-    stuck.request(RDS, &["rds_egress_http_15001"], "", "").await;
+    // The stuck client never reads a response, yet keeps the server sending: its nonces are
+    // predictable, so it acknowledges response n blindly with a changed subscription, which asks
+    // for response n + 1. The server's sends pile up in the stream's queue and HTTP/2 window until
+    // its stream task blocks.
+    let mut raw = AggregatedDiscoveryServiceClient::connect(format!("http://{}", server.xds_addr))
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel::<DiscoveryRequest>(1);
+    let stuck = tokio::spawn(async move {
+        let _unread = raw
+            .stream_aggregated_resources(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await;
+        std::future::pending::<()>().await
+    });
+    const ASKED: usize = 20_000;
+    let feeder = tokio::spawn(async move {
+        for n in 0..ASKED {
+            let names = if n % 2 == 0 {
+                vec!["rds_egress_http_15001".to_string()]
+            } else {
+                vec![
+                    "rds_egress_http_15001".to_string(),
+                    "rds_ingress_http_8080".to_string(),
+                ]
+            };
+            let req = DiscoveryRequest {
+                type_url: RDS.into(),
+                resource_names: names,
+                response_nonce: if n == 0 { String::new() } else { n.to_string() },
+                node: (n == 0).then(|| envoy_types::pb::envoy::config::core::v3::Node {
+                    id: FRONTEND.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            if tx.send(req).await.is_err() {
+                return;
+            }
+        }
+    });
+    // Wait until the stuck stream stops getting responses out: back-pressure has built.
+    let mut last = 0;
+    let mut still = 0;
+    while still < 10 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let sent = server.metrics.responses.load(Ordering::Relaxed);
+        still = if sent == last { still + 1 } else { 0 };
+        last = sent;
+    }
+    assert!(
+        (last as usize) < ASKED - 1,
+        "the stuck stream never blocked: {last} responses sent"
+    );
+    println!("stuck stream blocked after {last} unread responses");
+
+    // Another Envoy of the same node still gets every change at once.
     let (mut c, _) = subscribed_rds(&server).await;
     let text = dir.read("router.yaml");
     for w in [20, 30, 40] {
+        let saved = std::time::Instant::now();
         dir.write(
             "router.yaml",
             &text.replace("weight: 10", &format!("weight: {w}")),
         );
         let r = c.recv().await;
+        assert!(
+            saved.elapsed() < Duration::from_secs(2),
+            "delayed by the stuck stream"
+        );
         c.ack(&r, &["rds_egress_http_15001"]).await;
     }
-    drop(stuck);
+    feeder.abort();
+    stuck.abort();
+    eventually("the stuck stream to end", Duration::from_secs(10), || {
+        server.registry.len() == 1
+    })
+    .await;
     server.shutdown().await;
 }
 

@@ -225,3 +225,39 @@ async fn serve_debounce_flag_sets_the_quiet_time() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn logs_to_a_pipe_carry_no_colour_codes() {
+    let xds = support::envoy::free_port();
+    let admin = support::envoy::free_port();
+    let child = meshplane()
+        .args(["serve", "--config", "examples/demo"])
+        .args([
+            "--xds-listen",
+            &format!("127.0.0.1:{xds}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], xds).into();
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("INFO"), "no log lines: {log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a pipe: {log}");
+}

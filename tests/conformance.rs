@@ -235,6 +235,47 @@ async fn rule_20_eds_answered_after_every_cds_change_even_with_unchanged_endpoin
 }
 
 #[tokio::test]
+async fn rule_20a_eds_for_new_clusters_answered_before_the_cds_ack() {
+    // Over ADS, Envoy withholds the ACK of a CDS update until the clusters it warms have their
+    // endpoints, and asks for those endpoints first. A server that holds EDS until the CDS ACK
+    // stalls both until Envoy's 15 s initial-fetch timeout: every canary step that adds a target.
+    let dir = demo();
+    set_v2_present(&dir, false);
+    let server = start(dir.path()).await;
+    let mut c = AdsClient::connect(server.xds_addr, FRONTEND).await;
+    c.request(CDS, &[], "", "").await;
+    let cds = c.recv().await;
+    assert_eq!(names_of(&cds).iter().filter(|n| *n == V2).count(), 0);
+    c.ack(&cds, &[]).await;
+    c.request(EDS, &[V1], "", "").await;
+    let eds = c.recv().await;
+    c.ack(&eds, &[V1]).await;
+    set_v2_present(&dir, true);
+    let cds2 = c.recv().await;
+    assert_eq!(cds2.type_url, CDS);
+    assert!(
+        names_of(&cds2).iter().any(|n| n == V2),
+        "v2's cluster is new"
+    );
+    // Like Envoy: subscribe to the new cluster's endpoints, echoing the last EDS nonce processed,
+    // and do not ACK the CDS response.
+    c.request(EDS, &[V1, V2], &eds.version_info, &eds.nonce)
+        .await;
+    loop {
+        let r = c
+            .recv_within(Duration::from_secs(3))
+            .await
+            .expect("endpoints for the new cluster, with CDS unacknowledged");
+        assert_eq!(r.type_url, EDS, "nothing but EDS until CDS is acknowledged");
+        if names_of(&r).iter().any(|n| n == V2) {
+            break;
+        }
+        c.ack(&r, &[V1, V2]).await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn rule_22_make_before_break_order_clusters_endpoints_listeners_routes() {
     let dir = demo();
     let server = start(dir.path()).await;
@@ -642,5 +683,31 @@ async fn bug_delta_only_changed_resources_on_update() {
     set_weights(&dir, 30, 70);
     let r = c.recv().await;
     assert_eq!(delta_names(&r), [EGRESS_RDS]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn rule_20a_delta_eds_for_new_clusters_answered_before_the_cds_ack() {
+    let dir = demo();
+    set_v2_present(&dir, false);
+    let server = start(dir.path()).await;
+    let mut c = DeltaClient::connect(server.xds_addr, FRONTEND).await;
+    c.request(CDS, &[], &[], "").await;
+    let cds = c.recv().await;
+    c.ack(&cds).await;
+    c.request(EDS, &[V1], &[], "").await;
+    let eds = c.recv().await;
+    c.ack(&eds).await;
+    set_v2_present(&dir, true);
+    let cds2 = c.recv().await;
+    assert_eq!(cds2.type_url, CDS);
+    assert!(delta_names(&cds2).iter().any(|n| n == V2));
+    c.request(EDS, &[V2], &[], &eds.nonce).await;
+    let r = c
+        .recv_within(Duration::from_secs(3))
+        .await
+        .expect("endpoints for the new cluster, with CDS unacknowledged");
+    assert_eq!(r.type_url, EDS);
+    assert_eq!(delta_names(&r), [V2]);
     server.shutdown().await;
 }

@@ -120,6 +120,66 @@ fn local_demo_shows_the_split_follow_an_edit_and_stops_everything_on_ctrl_c() {
     }
 }
 
+/// SIGTERM while the sidecars are still warming up: every Envoy stops and the work files go.
+#[test]
+fn local_demo_stops_everything_on_sigterm_during_warm_up() {
+    let envoy = support::envoy::envoy_bin();
+    let dir = MeshDir::copy_of(&repo_path("examples/demo"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshplane"))
+        .args(["demo", "--rate", "50", "--duration", "60", "--config"])
+        .arg(dir.path())
+        .env("MESHPLANE_ENVOY", &envoy)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let work = std::env::temp_dir().join(format!("meshplane-demo-{}", child.id()));
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let mut pids = Vec::new();
+    for line in lines.by_ref() {
+        if let Some(pid) = line
+            .split("(pid ")
+            .nth(1)
+            .and_then(|p| p.trim_end_matches(')').parse::<u32>().ok())
+        {
+            pids.push(pid);
+            break; // the first sidecar is up, the others are not: warm-up
+        }
+    }
+    assert_eq!(pids.len(), 1, "the demo started no sidecar");
+    assert!(work.is_dir(), "{} was never made", work.display());
+    assert!(Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let rest: Vec<String> = lines.collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}: {rest:#?}");
+    assert!(
+        rest.iter().any(|l| l.starts_with("stopped ")),
+        "no stop report: {rest:#?}"
+    );
+    for line in &rest {
+        if let Some(pid) = line
+            .split("(pid ")
+            .nth(1)
+            .and_then(|p| p.trim_end_matches(')').parse::<u32>().ok())
+        {
+            pids.push(pid);
+        }
+    }
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "Envoy {pid} is still running"
+        );
+    }
+    assert!(!work.exists(), "{} was left behind", work.display());
+}
+
 #[test]
 fn compose_file_matches_the_example_mesh() {
     let compose: serde_yaml_ng::Value =

@@ -1,4 +1,4 @@
-//! A short fuzz run in the normal test suite: 3,000 mutants of the corpus files, each
+//! A short fuzz run in the normal test suite: 2,000 mutants of the corpus files, each
 //! loaded on top of the example mesh, must not panic, must load within a bound, and must report
 //! every problem with a line. `cargo run --release --example fuzz_loader -- --seconds 600` runs
 //! the same fuzzer for longer (README, "Fuzzing").
@@ -15,12 +15,12 @@ fn mutated_corpus_files_never_crash_or_stall_the_loader() {
     let runs = std::env::var("MESHPLANE_FUZZ_RUNS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(3000);
+        .unwrap_or(2000);
     let report = fuzz::run(
         repo,
         1,
         runs,
-        Duration::from_secs(20),
+        Duration::from_secs(12),
         // Inputs are at most a few hundred KiB; a debug build loads them in milliseconds.
         Duration::from_secs(5),
         &repo.join("target/fuzz-failures"),

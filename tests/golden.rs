@@ -2,7 +2,11 @@
 //! is translated for every node and compared with `tests/golden/<name>/<node>.txt`.
 //! Regenerate with `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::Command;
+
+use meshplane::app::Pipeline;
 
 use meshplane::translate::translate_all;
 
@@ -65,9 +69,63 @@ fn every_http_feature() {
     );
 }
 
+/// Every node's served versions (content hashes of the encoded resources), after a full load.
+fn served_versions(dir: &Path) -> BTreeMap<String, [String; 4]> {
+    let p = Pipeline::new(dir.to_path_buf());
+    assert!(p.reload(None), "{} does not load", dir.display());
+    p.cache
+        .keys()
+        .into_iter()
+        .filter_map(|k| {
+            p.cache
+                .get(&k)
+                .map(|s| (k, s.versions().map(str::to_owned)))
+        })
+        .collect()
+}
+
+const CHILD: &str = "MESHPLANE_GOLDEN_CHILD_DIR";
+
+/// The same files give the same bytes in another process (another hash seed, another
+/// allocation order) and whatever order their documents come in.
 #[test]
-fn translation_is_deterministic() {
-    let result = meshplane::app::load(&root().join("tests/golden/features/mesh"));
-    let model = result.model.unwrap();
-    assert_eq!(translate_all(&model), translate_all(&model));
+fn served_bytes_do_not_depend_on_process_or_document_order() {
+    if let Some(dir) = std::env::var_os(CHILD) {
+        let v = served_versions(Path::new(&dir));
+        println!("VERSIONS {}", serde_json::to_string(&v).unwrap());
+        return;
+    }
+    let mesh = root().join("tests/golden/features/mesh");
+    let here = served_versions(&mesh);
+    assert!(here.len() >= 3);
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "served_bytes_do_not_depend_on_process_or_document_order",
+            "--nocapture",
+        ])
+        .env(CHILD, &mesh)
+        .output()
+        .expect("run the test binary again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSIONS "))
+        .unwrap_or_else(|| panic!("child printed no versions: {stdout}"));
+    let there: BTreeMap<String, [String; 4]> = serde_json::from_str(json).unwrap();
+    assert_eq!(here, there, "another process served other bytes");
+
+    // Each document in a file of its own, in reverse order.
+    let text = std::fs::read_to_string(mesh.join("all.yaml")).unwrap();
+    let docs: Vec<&str> = text.split("\n---\n").collect();
+    assert!(docs.len() > 5);
+    let shuffled = tempfile::tempdir().unwrap();
+    for (i, doc) in docs.iter().rev().enumerate() {
+        std::fs::write(shuffled.path().join(format!("{i:03}.yaml")), doc).unwrap();
+    }
+    assert_eq!(
+        here,
+        served_versions(shuffled.path()),
+        "reordered documents served other bytes"
+    );
 }

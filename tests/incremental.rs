@@ -121,15 +121,34 @@ fn incremental_reloads_match_full_rebuilds() {
         ),
     ];
     for (what, edit) in edits {
+        let before = versions(&p);
         edit();
         assert!(p.reload(None), "{what}: reload rejected");
         let rebuilt = p.status().last_rebuilt_nodes;
+        let after = versions(&p);
         assert_eq!(
-            versions(&p),
+            after,
             full(dir.path()),
             "{what}: incremental result differs from a full rebuild"
         );
-        println!("{what}: rebuilt {rebuilt} of {} nodes", params.nodes());
+        // The edit must have changed something, and only among the nodes it rebuilt.
+        let changed = after
+            .iter()
+            .filter(|(k, v)| before.get(*k) != Some(*v))
+            .count();
+        let removed = before.keys().filter(|k| !after.contains_key(*k)).count();
+        println!(
+            "{what}: rebuilt {rebuilt}, changed {changed}, removed {removed} of {} nodes",
+            params.nodes()
+        );
+        assert!(
+            changed + removed > 0,
+            "{what}: the edit changed no node's output"
+        );
+        assert!(
+            changed <= rebuilt,
+            "{what}: {changed} nodes changed but only {rebuilt} were rebuilt"
+        );
         assert!(rebuilt < params.nodes(), "{what}: rebuilt everything");
     }
 

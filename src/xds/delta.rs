@@ -6,7 +6,7 @@
 //! `resource_names_subscribe` are sent even if we think the client has them;
 //! `initial_resource_versions` on reconnect means only what differs goes out; deleted and unknown
 //! subscribed names go in `removed_resources`. Ordering and flow control match the SotW machine:
-//! one unacknowledged response per type, EDS after CDS, listeners and routes after both, and removed
+//! one unacknowledged response per type, EDS after CDS without waiting for its ACK, listeners and routes after both, and removed
 //! clusters only once listeners and routes have moved off them.
 
 use std::collections::{BTreeSet, HashMap};
@@ -15,6 +15,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
 };
 
+use super::group::{Member, Peers};
 use super::sotw::RequestKind;
 use super::{type_index, Snapshot, TYPE_ORDER};
 
@@ -41,6 +42,8 @@ pub struct DeltaTypeState {
     pub acked_version: Option<String>,
     pub nack: Option<(String, String)>,
     sent_version: Option<String>,
+    /// The type snapshot version whose additions and updates all went out (removals may be held).
+    delivered: Option<String>,
 }
 
 impl DeltaTypeState {
@@ -62,6 +65,9 @@ impl DeltaTypeState {
 pub struct DeltaState {
     pub types: [DeltaTypeState; 4],
     next_nonce: u64,
+    /// The last [`DeltaState::responses`] held back a change because other streams of the same
+    /// Envoy had not settled yet.
+    pub held_by_peers: bool,
 }
 
 impl DeltaState {
@@ -139,7 +145,26 @@ impl DeltaState {
         }
     }
 
-    pub fn responses(&mut self, snapshot: Option<&Snapshot>) -> Vec<DeltaDiscoveryResponse> {
+    /// How far this stream has delivered type `t`, for the other streams of its Envoy.
+    pub fn member(&self, t: usize) -> Member {
+        let st = &self.types[t];
+        Member {
+            type_index: t,
+            settled: (st.requested && !st.awaiting_ack)
+                .then(|| st.delivered.clone())
+                .flatten(),
+            names: (!st.wildcard).then(|| st.names.clone()),
+        }
+    }
+
+    /// The responses to send now, in make-before-break order. `peers` is what the other streams
+    /// of the same Envoy have delivered (nothing over ADS, where this stream carries every type).
+    pub fn responses(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        peers: &Peers,
+    ) -> Vec<DeltaDiscoveryResponse> {
+        self.held_by_peers = false;
         let Some(snap) = snapshot else {
             return Vec::new();
         };
@@ -148,12 +173,20 @@ impl DeltaState {
             if t > EDS && self.types[..t].iter().any(|s| s.awaiting_ack) {
                 break;
             }
+            if t > EDS && (0..t).any(|u| !peers.settled(u, snap)) {
+                self.held_by_peers = (t..TYPE_ORDER.len()).any(|u| {
+                    let st = &self.types[u];
+                    st.requested
+                        && (st.dirty
+                            || st.synced.as_deref() != Some(snap.types[u].version.as_str()))
+                });
+                break;
+            }
             if !self.types[t].requested || self.types[t].awaiting_ack {
                 continue;
             }
-            if t == EDS && self.types[CDS].awaiting_ack {
-                continue;
-            }
+            // No wait for the CDS ACK: Envoy holds it until the clusters it warms have endpoints
+            // (see the SotW machine).
             let ts = &snap.types[t];
             if !self.types[t].dirty && self.types[t].synced.as_deref() == Some(ts.version.as_str())
             {
@@ -164,7 +197,9 @@ impl DeltaState {
             let hold_removals = (t == CDS || t == EDS)
                 && [LDS, RDS].iter().any(|&d| {
                     let ds = &self.types[d];
-                    ds.requested && ds.synced.as_deref() != Some(snap.types[d].version.as_str())
+                    let own = ds.requested
+                        && ds.synced.as_deref() != Some(snap.types[d].version.as_str());
+                    own || !peers.settled(d, snap)
                 });
             let st = &self.types[t];
             let mut resources = Vec::new();
@@ -203,6 +238,7 @@ impl DeltaState {
             removed.sort();
             removed.dedup();
             let st = &mut self.types[t];
+            st.delivered = Some(ts.version.clone());
             if !held {
                 st.synced = Some(ts.version.clone());
                 st.dirty = false;
@@ -292,17 +328,23 @@ mod tests {
         r.resources.iter().map(|r| r.name.as_str()).collect()
     }
 
+    impl DeltaState {
+        fn responses_alone(&mut self, snap: Option<&Snapshot>) -> Vec<DeltaDiscoveryResponse> {
+            self.responses(snap, &Peers::default())
+        }
+    }
+
     #[test]
     fn wildcard_then_only_changes() {
         let mut st = DeltaState::new();
         st.on_request(&req(0, &[], &[], ""));
-        let out = st.responses(Some(&snap(&[("a", "1"), ("b", "1")], &[], &[], &[])));
+        let out = st.responses_alone(Some(&snap(&[("a", "1"), ("b", "1")], &[], &[], &[])));
         assert_eq!(names(&out[0]), ["a", "b"]);
         st.on_request(&req(0, &[], &[], &out[0].nonce));
-        let out = st.responses(Some(&snap(&[("a", "2"), ("b", "1")], &[], &[], &[])));
+        let out = st.responses_alone(Some(&snap(&[("a", "2"), ("b", "1")], &[], &[], &[])));
         assert_eq!(names(&out[0]), ["a"], "only the changed resource");
         st.on_request(&req(0, &[], &[], &out[0].nonce));
-        let out = st.responses(Some(&snap(&[("a", "2")], &[], &[], &[])));
+        let out = st.responses_alone(Some(&snap(&[("a", "2")], &[], &[], &[])));
         assert!(out[0].resources.is_empty());
         assert_eq!(out[0].removed_resources, ["b"]);
     }
@@ -312,14 +354,14 @@ mod tests {
         let s = snap(&[], &[], &[], &[("r1", "1"), ("r2", "1"), ("r3", "1")]);
         let mut st = DeltaState::new();
         st.on_request(&req(3, &["r1"], &[], ""));
-        let out = st.responses(Some(&s));
+        let out = st.responses_alone(Some(&s));
         assert_eq!(names(&out[0]), ["r1"]);
         st.on_request(&req(3, &["*"], &[], &out[0].nonce));
-        let out = st.responses(Some(&s));
+        let out = st.responses_alone(Some(&s));
         assert_eq!(names(&out[0]), ["r2", "r3"], "wildcard adds the rest");
         // Unsubscribing an explicit name still covered by wildcard sends it again.
         st.on_request(&req(3, &[], &["r1"], &out[0].nonce));
-        let out = st.responses(Some(&s));
+        let out = st.responses_alone(Some(&s));
         assert_eq!(names(&out[0]), ["r1"]);
     }
 
@@ -327,14 +369,15 @@ mod tests {
     fn unknown_subscribed_names_are_removed_once_and_sent_when_they_appear() {
         let mut st = DeltaState::new();
         st.on_request(&req(1, &["x"], &[], ""));
-        let out = st.responses(Some(&snap(&[], &[], &[], &[])));
+        let out = st.responses_alone(Some(&snap(&[], &[], &[], &[])));
         assert_eq!(out[0].removed_resources, ["x"]);
         st.on_request(&req(1, &[], &[], &out[0].nonce));
         assert!(
-            st.responses(Some(&snap(&[], &[], &[], &[]))).is_empty(),
+            st.responses_alone(Some(&snap(&[], &[], &[], &[])))
+                .is_empty(),
             "said once"
         );
-        let out = st.responses(Some(&snap(&[], &[("x", "1")], &[], &[])));
+        let out = st.responses_alone(Some(&snap(&[], &[("x", "1")], &[], &[])));
         assert_eq!(names(&out[0]), ["x"]);
     }
 
@@ -343,7 +386,7 @@ mod tests {
         let s = snap(&[("a", "1"), ("b", "1")], &[], &[], &[]);
         let mut first = DeltaState::new();
         first.on_request(&req(0, &[], &[], ""));
-        let out = first.responses(Some(&s));
+        let out = first.responses_alone(Some(&s));
         let a_version = out[0].resources[0].version.clone();
         let mut st = DeltaState::new();
         let mut r = req(0, &[], &[], "");
@@ -351,7 +394,7 @@ mod tests {
         r.initial_resource_versions
             .insert("gone".into(), "v0".into());
         st.on_request(&r);
-        let out = st.responses(Some(&s));
+        let out = st.responses_alone(Some(&s));
         assert_eq!(names(&out[0]), ["b"]);
         assert_eq!(out[0].removed_resources, ["gone"]);
     }
@@ -361,13 +404,13 @@ mod tests {
         let s = snap(&[], &[("a", "1"), ("b", "1")], &[], &[]);
         let mut st = DeltaState::new();
         st.on_request(&req(1, &["a"], &[], ""));
-        let out = st.responses(Some(&s));
+        let out = st.responses_alone(Some(&s));
         assert_eq!(
             st.on_request(&req(1, &["b"], &[], "stale")),
             RequestKind::Stale
         );
         st.on_request(&req(1, &[], &[], &out[0].nonce));
-        let out = st.responses(Some(&s));
+        let out = st.responses_alone(Some(&s));
         assert_eq!(names(&out[0]), ["b"]);
     }
 
@@ -376,7 +419,7 @@ mod tests {
         let s = snap(&[("a", "1")], &[], &[], &[]);
         let mut st = DeltaState::new();
         st.on_request(&req(0, &[], &[], ""));
-        let out = st.responses(Some(&s));
+        let out = st.responses_alone(Some(&s));
         let mut n = req(0, &[], &[], &out[0].nonce);
         n.error_detail = Some(Status {
             code: 3,
@@ -384,7 +427,7 @@ mod tests {
             details: vec![],
         });
         assert!(matches!(st.on_request(&n), RequestKind::Nack { .. }));
-        assert!(st.responses(Some(&s)).is_empty());
+        assert!(st.responses_alone(Some(&s)).is_empty());
     }
 
     #[test]
@@ -402,7 +445,7 @@ mod tests {
         let settle = |st: &mut DeltaState, s: &Snapshot| {
             let mut log = Vec::new();
             loop {
-                let out = st.responses(Some(s));
+                let out = st.responses_alone(Some(s));
                 if out.is_empty() {
                     return log;
                 }
@@ -427,5 +470,31 @@ mod tests {
                 (1, "".to_string(), "b".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn endpoints_of_a_new_cluster_go_out_before_cds_is_acknowledged() {
+        // Over ADS, Envoy ACKs a CDS update only once the clusters it warms have endpoints.
+        let mut st = DeltaState::new();
+        st.on_request(&req(0, &[], &[], ""));
+        st.on_request(&req(1, &["a"], &[], ""));
+        let s1 = snap(&[("a", "1")], &[("a", "e")], &[], &[]);
+        for r in st.responses_alone(Some(&s1)) {
+            st.on_request(&req(type_index(&r.type_url).unwrap(), &[], &[], &r.nonce));
+        }
+        let s2 = snap(
+            &[("a", "1"), ("b", "1")],
+            &[("a", "e"), ("b", "e")],
+            &[],
+            &[],
+        );
+        let out = st.responses_alone(Some(&s2));
+        assert_eq!(names(&out[0]), ["b"]);
+        // Envoy subscribes to b's endpoints, CDS still unacknowledged.
+        st.on_request(&req(1, &["b"], &[], ""));
+        let out = st.responses_alone(Some(&s2));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].type_url, TYPE_ORDER[1]);
+        assert_eq!(names(&out[0]), ["b"]);
     }
 }

@@ -24,8 +24,6 @@ use tonic::{Request, Response, Status, Streaming};
 
 /// Initial size of a stream's codec buffers: room for a typical request or ACK.
 const BUFFER: usize = 1024;
-/// Largest request accepted (Envoy's initial requests list every resource name it holds).
-const MAX_REQUEST: usize = 64 << 20;
 
 /// A prost codec whose buffers start at [`BUFFER`] bytes.
 pub struct SmallCodec<E, D>(PhantomData<fn(E) -> D>);
@@ -91,17 +89,27 @@ impl<D: Message + Default> Decoder for SmallDecoder<D> {
 
 /// `envoy.service.discovery.v3.AggregatedDiscoveryService` over any implementation of the
 /// generated trait.
-pub struct AdsServer<T>(Arc<T>);
+pub struct AdsServer<T> {
+    inner: Arc<T>,
+    /// Largest request message accepted (Envoy's initial requests list every name it holds).
+    max_request: usize,
+}
 
 impl<T> AdsServer<T> {
-    pub fn new(inner: T) -> AdsServer<T> {
-        AdsServer(Arc::new(inner))
+    pub fn new(inner: T, max_request: usize) -> AdsServer<T> {
+        AdsServer {
+            inner: Arc::new(inner),
+            max_request,
+        }
     }
 }
 
 impl<T> Clone for AdsServer<T> {
     fn clone(&self) -> Self {
-        AdsServer(self.0.clone())
+        AdsServer {
+            inner: self.inner.clone(),
+            max_request: self.max_request,
+        }
     }
 }
 
@@ -151,13 +159,14 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let inner = self.0.clone();
+        let inner = self.inner.clone();
+        let max = self.max_request;
         match req.uri().path() {
             "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources" => {
                 Box::pin(async move {
                     let mut grpc =
                         Grpc::new(SmallCodec::<DiscoveryResponse, DiscoveryRequest>::default())
-                            .max_decoding_message_size(MAX_REQUEST);
+                            .max_decoding_message_size(max);
                     Ok(grpc.streaming(Sotw(inner), req).await)
                 })
             }
@@ -167,7 +176,7 @@ where
                         DeltaDiscoveryResponse,
                         DeltaDiscoveryRequest,
                     >::default())
-                    .max_decoding_message_size(MAX_REQUEST);
+                    .max_decoding_message_size(max);
                     Ok(grpc.streaming(Delta(inner), req).await)
                 })
             }

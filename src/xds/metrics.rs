@@ -64,9 +64,93 @@ pub struct XdsMetrics {
     pub stale_by_type: PerType,
     /// From the file change that produced a version to Envoy's ACK of it.
     pub convergence: Histogram,
+    /// xDS connections open now (a gauge).
+    pub connections_open: AtomicU64,
+    /// Connections closed at once because `--max-connections` were open and had all spoken.
+    pub connections_refused: AtomicU64,
+    /// Silent connections closed to make room for a new one.
+    pub connections_evicted: AtomicU64,
+    /// Connections closed for sending no HTTP/2 preface within the handshake timeout.
+    pub handshake_timeouts: AtomicU64,
+    /// Streams ended by a limit, by [`StreamRefusal`].
+    pub streams_refused: [AtomicU64; 3],
+}
+
+/// Why a stream was ended by a limit (the `reason` label of `meshplane_xds_streams_refused_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamRefusal {
+    RequestTooLarge,
+    NodeIdTooLong,
+    NoFirstRequest,
+}
+
+impl StreamRefusal {
+    pub const ALL: [StreamRefusal; 3] = [
+        StreamRefusal::RequestTooLarge,
+        StreamRefusal::NodeIdTooLong,
+        StreamRefusal::NoFirstRequest,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            StreamRefusal::RequestTooLarge => "request_too_large",
+            StreamRefusal::NodeIdTooLong => "node_id_too_long",
+            StreamRefusal::NoFirstRequest => "no_first_request",
+        }
+    }
 }
 
 impl XdsMetrics {
+    /// Writes the families of the client limits through `family(name, kind, help, samples)`:
+    /// connections open, refused, evicted, timed out, and streams ended by a limit.
+    pub fn render_limits(&self, family: &mut impl FnMut(&str, &str, &str, &[(String, f64)])) {
+        let one =
+            |v: &std::sync::atomic::AtomicU64| [(String::new(), v.load(Ordering::Relaxed) as f64)];
+        family(
+            "meshplane_xds_connections",
+            "gauge",
+            "Open xDS connections.",
+            &one(&self.connections_open),
+        );
+        family(
+            "meshplane_xds_connections_refused_total",
+            "counter",
+            "Connections closed at once: --max-connections were open and had all spoken.",
+            &one(&self.connections_refused),
+        );
+        family(
+            "meshplane_xds_connections_evicted_total",
+            "counter",
+            "Connections that had not spoken yet, closed to make room for a new one.",
+            &one(&self.connections_evicted),
+        );
+        family(
+            "meshplane_xds_handshake_timeouts_total",
+            "counter",
+            "Connections closed for sending no HTTP/2 preface within --handshake-timeout.",
+            &one(&self.handshake_timeouts),
+        );
+        let refused: Vec<(String, f64)> = StreamRefusal::ALL
+            .iter()
+            .map(|r| {
+                (
+                    format!("{{reason=\"{}\"}}", r.label()),
+                    self.streams_refused[*r as usize].load(Ordering::Relaxed) as f64,
+                )
+            })
+            .collect();
+        family(
+            "meshplane_xds_streams_refused_total",
+            "counter",
+            "Streams ended by a limit, by reason.",
+            &refused,
+        );
+    }
+
+    pub fn refused(&self, why: StreamRefusal) {
+        self.streams_refused[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn count(total: &AtomicU64, per_type: &PerType, t: Option<usize>, n: u64) {
         total.fetch_add(n, Ordering::Relaxed);
         if let Some(t) = t.filter(|t| *t < 4) {

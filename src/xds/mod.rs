@@ -1,9 +1,14 @@
-//! Generic xDS serving: versioned snapshots of encoded resources, a per-node cache, and the
-//! state-of-the-world ADS protocol. Nothing here knows about App Mesh; nodes are opaque keys.
+//! Generic xDS serving: versioned snapshots of encoded resources, a per-node cache, the xDS
+//! protocols, and the limits on what clients may hold. Nothing here knows about App Mesh; nodes
+//! are opaque keys.
 
+pub mod accept;
 pub mod cache;
+pub mod conn;
 pub mod delta;
+pub mod group;
 pub mod grpc;
+pub mod limits;
 pub mod metrics;
 pub mod server;
 pub mod sotw;

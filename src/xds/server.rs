@@ -32,8 +32,11 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use super::cache::{SnapshotCache, SnapshotRx};
+use super::cache::{SnapshotCache, Subscription};
 use super::delta::DeltaState;
+use super::group::{Groups, Member, Membership, Peers};
+use super::limits::ClientLimits;
+use super::metrics::StreamRefusal;
 use super::sotw::{RequestKind, SotwState};
 use super::{
     type_index, type_short, Snapshot, SourceMode, VariantFn, CLUSTER, ENDPOINT, LISTENER, ROUTE,
@@ -42,6 +45,18 @@ use super::{
 /// Resolves once `shutdown` turns true (or its sender is gone).
 pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await;
+}
+
+/// Ends a stream with `status`; gives up if the client does not take it before shutdown.
+async fn fail<T>(
+    tx: &mpsc::Sender<Box<Result<T, Status>>>,
+    status: Status,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    tokio::select! {
+        _ = tx.send(Box::new(Err(status))) => {}
+        _ = stopped(shutdown) => {}
+    }
 }
 
 /// Maps an Envoy node id to its cache key; `None` means the id cannot name any node.
@@ -101,7 +116,11 @@ pub trait Protocol: Default + Send + 'static {
     fn type_url(req: &mut Self::Req) -> &mut String;
     fn nonce(req: &Self::Req) -> &str;
     fn on_request(&mut self, req: &Self::Req) -> RequestKind;
-    fn responses(&mut self, snap: Option<&Snapshot>) -> Vec<Self::Resp>;
+    fn responses(&mut self, snap: Option<&Snapshot>, peers: &Peers) -> Vec<Self::Resp>;
+    /// How far the stream has delivered type `t` (for per-type streams' [`Group`]).
+    fn member(&self, t: usize) -> Member;
+    /// The last `responses` held back a change for the other streams of the Envoy.
+    fn held_by_peers(&self) -> bool;
     /// Type URL, version and resource count of a response, for logs and metrics.
     fn describe(resp: &Self::Resp) -> (&str, &str, usize, usize);
     fn status(&self, t: usize) -> TypeStatus;
@@ -123,8 +142,14 @@ impl Protocol for SotwState {
     fn on_request(&mut self, req: &DiscoveryRequest) -> RequestKind {
         SotwState::on_request(self, req)
     }
-    fn responses(&mut self, snap: Option<&Snapshot>) -> Vec<DiscoveryResponse> {
-        SotwState::responses(self, snap)
+    fn responses(&mut self, snap: Option<&Snapshot>, peers: &Peers) -> Vec<DiscoveryResponse> {
+        SotwState::responses(self, snap, peers)
+    }
+    fn member(&self, t: usize) -> Member {
+        SotwState::member(self, t)
+    }
+    fn held_by_peers(&self) -> bool {
+        self.held_by_peers
     }
     fn describe(r: &DiscoveryResponse) -> (&str, &str, usize, usize) {
         let bytes = r.resources.iter().map(|a| a.value.len()).sum();
@@ -151,8 +176,14 @@ impl Protocol for DeltaState {
     fn on_request(&mut self, req: &DeltaDiscoveryRequest) -> RequestKind {
         DeltaState::on_request(self, req)
     }
-    fn responses(&mut self, snap: Option<&Snapshot>) -> Vec<DeltaDiscoveryResponse> {
-        DeltaState::responses(self, snap)
+    fn responses(&mut self, snap: Option<&Snapshot>, peers: &Peers) -> Vec<DeltaDiscoveryResponse> {
+        DeltaState::responses(self, snap, peers)
+    }
+    fn member(&self, t: usize) -> Member {
+        DeltaState::member(self, t)
+    }
+    fn held_by_peers(&self) -> bool {
+        self.held_by_peers
     }
     fn describe(r: &DeltaDiscoveryResponse) -> (&str, &str, usize, usize) {
         let bytes = r
@@ -180,9 +211,17 @@ pub struct XdsService {
     node_key: NodeKeyFn,
     variant: VariantFn,
     shutdown: watch::Receiver<bool>,
+    limits: Arc<ClientLimits>,
     pub metrics: Arc<XdsMetrics>,
     pub registry: Arc<Registry>,
+    /// The per-type streams of each Envoy, which order their types between them.
+    groups: Arc<Groups>,
 }
+
+/// How long a per-type stream waits for the other streams of its Envoy before it sends anyway:
+/// ordering is worth milliseconds, never a stuck configuration (a cluster Envoy rejected never
+/// gets an endpoint stream, for instance).
+const PEER_HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(3);
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -190,6 +229,8 @@ enum Event<R> {
     Request(Box<R>),
     Snapshot,
     End,
+    /// The stream ends with this status: a limit (counted), or a request that does not decode.
+    Refuse(Status, Option<StreamRefusal>),
 }
 
 impl XdsService {
@@ -198,33 +239,36 @@ impl XdsService {
         node_key: NodeKeyFn,
         variant: VariantFn,
         shutdown: watch::Receiver<bool>,
+        limits: ClientLimits,
     ) -> XdsService {
         XdsService {
             cache,
             node_key,
             variant,
             shutdown,
+            limits: Arc::new(limits),
             metrics: Arc::default(),
             registry: Arc::default(),
+            groups: Arc::default(),
         }
     }
 
     /// Adds every xDS service to a tonic router.
     pub fn add_to(self, server: tonic::transport::Server) -> tonic::transport::server::Router {
-        const MAX: usize = 64 << 20;
+        let max = self.limits.max_request_bytes;
         let mut server = server;
         server
-            .add_service(super::grpc::AdsServer::new(self.clone()))
+            .add_service(super::grpc::AdsServer::new(self.clone(), max))
             .add_service(
-                ClusterDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(MAX),
+                ClusterDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(max),
             )
             .add_service(
-                EndpointDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(MAX),
+                EndpointDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(max),
             )
             .add_service(
-                ListenerDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(MAX),
+                ListenerDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(max),
             )
-            .add_service(RouteDiscoveryServiceServer::new(self).max_decoding_message_size(MAX))
+            .add_service(RouteDiscoveryServiceServer::new(self).max_decoding_message_size(max))
     }
 
     fn open<P: Protocol>(
@@ -290,16 +334,42 @@ impl XdsService {
         let mut view: Option<Arc<Snapshot>> = None;
         let mut shutdown = self.shutdown.clone();
         let mut state = P::default();
-        let mut snapshots: Option<SnapshotRx> = None;
+        let mut snapshots: Option<Subscription> = None;
+        // A stream is only worth its memory once it says which node it is.
+        let first_request = tokio::time::sleep(self.limits.handshake_timeout);
+        tokio::pin!(first_request);
+        // Per-type streams only: the Envoy's other streams, and since when they hold this one up.
+        let mut membership: Option<Membership> = None;
+        let mut peer_changes: Option<watch::Receiver<u64>> = None;
+        let mut held_since: Option<tokio::time::Instant> = None;
         loop {
             let event = tokio::select! {
                 _ = stopped(&mut shutdown) => Event::End,
+                _ = &mut first_request, if snapshots.is_none() => Event::Refuse(
+                    Status::deadline_exceeded("no request within the handshake timeout"),
+                    Some(StreamRefusal::NoFirstRequest),
+                ),
+                _ = async {
+                    match peer_changes.as_mut() {
+                        Some(rx) => { let _ = rx.changed().await; }
+                        None => std::future::pending().await,
+                    }
+                } => Event::Snapshot,
+                _ = async {
+                    match held_since {
+                        Some(t) => tokio::time::sleep_until(t + PEER_HOLD_MAX).await,
+                        None => std::future::pending().await,
+                    }
+                } => Event::Snapshot,
                 msg = inbound.message() => match msg {
                     Ok(Some(req)) => Event::Request(Box::new(req)),
                     Ok(None) => Event::End,
                     Err(e) => {
                         debug!(error = %e, "stream error");
-                        Event::End
+                        match super::limits::refusal_of(e) {
+                            Some((status, why)) => Event::Refuse(status, why),
+                            None => Event::End,
+                        }
                     }
                 },
                 changed = async {
@@ -314,6 +384,14 @@ impl XdsService {
             };
             match event {
                 Event::End => break,
+                Event::Refuse(status, why) => {
+                    if let Some(why) = why {
+                        warn!(reason = why.label(), error = %status.message(), "stream refused");
+                        m.refused(why);
+                    }
+                    fail(&tx, status, &mut shutdown).await;
+                    break;
+                }
                 Event::Snapshot => {}
                 Event::Request(mut req) => {
                     if snapshots.is_none() {
@@ -326,6 +404,12 @@ impl XdsService {
                                 .await;
                             break;
                         };
+                        if let Err(status) = self.limits.check_node_id(&node.id) {
+                            m.refused(StreamRefusal::NodeIdTooLong);
+                            warn!(bytes = node.id.len(), "stream refused: node id too long");
+                            fail(&tx, status, &mut shutdown).await;
+                            break;
+                        }
                         info.node_id = node.id.clone();
                         tracing::Span::current().record("node", info.node_id.as_str());
                         info.node_key = (self.node_key)(&info.node_id);
@@ -336,10 +420,15 @@ impl XdsService {
                             }
                             None => {
                                 warn!("node id does not name a mesh node (expected mesh/<mesh>/virtualNode/<name> or its ARN); nothing will be served");
-                                snapshots = Some(watch::channel(None).1);
+                                snapshots = Some(Subscription::detached());
                             }
                         }
                         self.registry.lock().insert(id, info.clone());
+                        if only.is_some() {
+                            let m = self.groups.join(&info.peer, &info.node_id, id);
+                            peer_changes = Some(m.group.subscribe());
+                            membership = Some(m);
+                        }
                     }
                     let type_url = P::type_url(&mut req);
                     match only {
@@ -409,7 +498,20 @@ impl XdsService {
                 };
                 snap = snap.map(|s| s.for_mode(mode, &self.variant));
             }
-            let responses = state.responses(snap.as_deref());
+            let peers = match (&membership, held_since) {
+                (Some(_), Some(since)) if since.elapsed() >= PEER_HOLD_MAX => {
+                    warn!("the Envoy's other xDS streams did not settle within {PEER_HOLD_MAX:?}; sending without waiting for them");
+                    Peers::default()
+                }
+                (Some(m), _) => m.peers(),
+                (None, _) => Peers::default(),
+            };
+            let responses = state.responses(snap.as_deref(), &peers);
+            if state.held_by_peers() {
+                held_since.get_or_insert_with(tokio::time::Instant::now);
+            } else {
+                held_since = None;
+            }
             let current: [Option<String>; 4] =
                 std::array::from_fn(|t| snap.as_ref().map(|s| s.types[t].version.clone()));
             view = snap;
@@ -425,6 +527,9 @@ impl XdsService {
                     r = tx.send(Box::new(Ok(resp))) => if r.is_err() { closed = true; break },
                     _ = stopped(&mut shutdown) => { closed = true; break },
                 }
+            }
+            if let (Some(m), Some(t)) = (&membership, only.and_then(type_index)) {
+                m.update(state.member(t));
             }
             if info.node_key.is_some() || !info.node_id.is_empty() {
                 let types: [TypeStatus; 4] = std::array::from_fn(|t| state.status(t));
@@ -442,6 +547,8 @@ impl XdsService {
             }
         }
         self.registry.lock().remove(&id);
+        // Lets go of the node's cache entry, if this was the last stream of an undefined node.
+        drop(snapshots);
         m.streams_open.fetch_sub(1, Ordering::Relaxed);
         if !info.node_id.is_empty() {
             info!("stream closed");
@@ -458,6 +565,7 @@ impl XdsService {
             .node
             .as_ref()
             .ok_or_else(|| Status::invalid_argument("a fetch must carry a node"))?;
+        self.limits.check_node_id(&node.id)?;
         let key = (self.node_key)(&node.id)
             .ok_or_else(|| Status::not_found("node id does not name a mesh node"))?;
         let snap = self

@@ -3,8 +3,10 @@
 //! Requests go in (`on_request`), responses come out (`responses`) given the node's current
 //! snapshot. Rules (xds-protocol.md §1): one unacknowledged response per type; a request whose nonce
 //! is not the latest we sent is stale and ignored; a NACK keeps the version it rejected from being
-//! resent; EDS is answered again after every CDS push; listeners and routes wait until clusters and
-//! endpoints are settled (make-before-break); names requested but missing are remembered.
+//! resent; EDS is answered again after every CDS push, and answered while a CDS response is still
+//! unacknowledged (Envoy acknowledges CDS only once new clusters have their endpoints); listeners and
+//! routes wait until clusters and endpoints are settled (make-before-break); names requested but
+//! missing are remembered.
 
 use std::collections::BTreeSet;
 
@@ -13,6 +15,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, Discovery
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::group::{Member, Peers};
 use super::{type_index, Resource, Snapshot, TYPE_ORDER};
 
 const CDS: usize = 0;
@@ -72,6 +75,9 @@ pub struct SotwState {
     next_nonce: u64,
     /// The clusters Envoy was last sent, so removals can wait until nothing routes to them.
     sent_clusters: BTreeMap<String, Arc<Resource>>,
+    /// The last [`SotwState::responses`] held back a change because other streams of the same
+    /// Envoy had not settled yet.
+    pub held_by_peers: bool,
 }
 
 impl SotwState {
@@ -125,8 +131,40 @@ impl SotwState {
         kind
     }
 
-    /// The responses to send now, in make-before-break order.
-    pub fn responses(&mut self, snapshot: Option<&Snapshot>) -> Vec<DiscoveryResponse> {
+    /// How far this stream has delivered type `t`, for the other streams of its Envoy.
+    pub fn member(&self, t: usize) -> Member {
+        let st = &self.types[t];
+        let settled = match st.sent_version.as_deref() {
+            // A transitional cluster set (`version+kept`) holds everything of `version`.
+            Some(v) if st.requested && !st.awaiting_ack => {
+                Some(v.split('+').next().unwrap_or(v).to_string())
+            }
+            _ => None,
+        };
+        Member {
+            type_index: t,
+            settled,
+            names: (!st.wildcard).then(|| st.names.clone()),
+        }
+    }
+
+    /// Whether type `t` has something to send for `snap`.
+    fn pending(&self, t: usize, snap: &Snapshot) -> bool {
+        let st = &self.types[t];
+        st.requested
+            && (st.names_changed
+                || st.force
+                || st.sent_version.as_deref() != Some(snap.types[t].version.as_str()))
+    }
+
+    /// The responses to send now, in make-before-break order. `peers` is what the other streams
+    /// of the same Envoy have delivered (nothing over ADS, where this stream carries every type).
+    pub fn responses(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        peers: &Peers,
+    ) -> Vec<DiscoveryResponse> {
+        self.held_by_peers = false;
         let Some(snap) = snapshot else {
             return Vec::new();
         };
@@ -141,14 +179,18 @@ impl SotwState {
             {
                 break;
             }
+            if t > EDS && (0..t).any(|u| !peers.settled(u, snap)) {
+                self.held_by_peers = (t..TYPE_ORDER.len()).any(|u| self.pending(u, snap));
+                break;
+            }
             let st = &self.types[t];
             if !st.requested || st.awaiting_ack {
                 continue;
             }
-            // EDS goes after Envoy has taken the clusters it belongs to.
-            if t == EDS && self.types[CDS].awaiting_ack {
-                continue;
-            }
+            // EDS never waits for the CDS ACK: over ADS, Envoy withholds that ACK until the clusters
+            // it warms have their endpoints, so waiting would stall both until Envoy's 15 s
+            // initial-fetch timeout (xds-protocol §1.20a). One stream keeps order: endpoints sent
+            // after a CDS response reach Envoy after it.
             let ts = &snap.types[t];
             let changed = st.sent_version.as_deref() != Some(ts.version.as_str());
             if !(changed || st.names_changed || st.force) {
@@ -166,8 +208,9 @@ impl SotwState {
                 // cluster, keep serving it; drop it once they are acknowledged at their new versions.
                 let dependents_pending = [LDS, RDS].iter().any(|&d| {
                     let ds = &self.types[d];
-                    ds.requested
-                        && ds.sent_version.as_deref() != Some(snap.types[d].version.as_str())
+                    let own = ds.requested
+                        && ds.sent_version.as_deref() != Some(snap.types[d].version.as_str());
+                    own || !peers.settled(d, snap)
                 });
                 if dependents_pending {
                     let kept: Vec<(String, Arc<Resource>)> = self
@@ -261,12 +304,18 @@ mod tests {
         }
     }
 
+    impl SotwState {
+        fn responses_alone(&mut self, snap: Option<&Snapshot>) -> Vec<DiscoveryResponse> {
+            self.responses(snap, &Peers::default())
+        }
+    }
+
     #[test]
     fn initial_request_gets_everything_and_ack_gets_nothing() {
         let s = snap(&["a", "b"], &["a"], &["l"], &["r"]);
         let mut st = SotwState::new();
         assert_eq!(st.on_request(&req(0, &[], "", "")), RequestKind::Initial);
-        let out = st.responses(Some(&s));
+        let out = st.responses_alone(Some(&s));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].resources.len(), 2);
         let v = out[0].version_info.clone();
@@ -274,7 +323,7 @@ mod tests {
             st.on_request(&req(0, &[], &v, &out[0].nonce)),
             RequestKind::Ack { .. }
         ));
-        assert!(st.responses(Some(&s)).is_empty());
+        assert!(st.responses_alone(Some(&s)).is_empty());
     }
 
     #[test]
@@ -282,13 +331,13 @@ mod tests {
         let s = snap(&["a"], &[], &[], &[]);
         let mut st = SotwState::new();
         st.on_request(&req(0, &[], "", ""));
-        let first = st.responses(Some(&s));
+        let first = st.responses_alone(Some(&s));
         assert_eq!(
             st.on_request(&req(0, &["x"], "", "999")),
             RequestKind::Stale
         );
         // Still awaiting the ACK of the first response: nothing more goes out.
-        assert!(st.responses(Some(&s)).is_empty());
+        assert!(st.responses_alone(Some(&s)).is_empty());
         assert!(matches!(
             st.on_request(&req(0, &[], &first[0].version_info, &first[0].nonce)),
             RequestKind::Ack { .. }
@@ -300,15 +349,15 @@ mod tests {
         let s1 = snap(&["a"], &[], &[], &[]);
         let mut st = SotwState::new();
         st.on_request(&req(0, &[], "", ""));
-        let out = st.responses(Some(&s1));
+        let out = st.responses_alone(Some(&s1));
         let kind = st.on_request(&nack(0, &out[0].nonce));
         assert!(matches!(kind, RequestKind::Nack { .. }));
         assert!(
-            st.responses(Some(&s1)).is_empty(),
+            st.responses_alone(Some(&s1)).is_empty(),
             "the rejected version must not be resent"
         );
         let s2 = snap(&["a", "b"], &[], &[], &[]);
-        assert_eq!(st.responses(Some(&s2)).len(), 1);
+        assert_eq!(st.responses_alone(Some(&s2)).len(), 1);
     }
 
     #[test]
@@ -316,25 +365,53 @@ mod tests {
         let s1 = snap(&["a"], &["a"], &[], &[]);
         let mut st = SotwState::new();
         st.on_request(&req(0, &[], "", ""));
-        let c = st.responses(Some(&s1));
+        let c = st.responses_alone(Some(&s1));
         st.on_request(&req(0, &[], &c[0].version_info, &c[0].nonce));
         st.on_request(&req(1, &["a"], "", ""));
-        let e = st.responses(Some(&s1));
+        let e = st.responses_alone(Some(&s1));
         assert_eq!(e.len(), 1);
         st.on_request(&req(1, &["a"], &e[0].version_info, &e[0].nonce));
         // Cluster changes, endpoints do not.
         let mut s2 = snap(&["a"], &["a"], &[], &[]);
         s2.types[0] = snap(&["a", "z"], &[], &[], &[]).types[0].clone();
-        let c2 = st.responses(Some(&s2));
+        let out = st.responses_alone(Some(&s2));
+        let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
         assert_eq!(
-            c2.len(),
-            1,
-            "only CDS goes out; EDS waits until Envoy has the clusters"
+            types,
+            [TYPE_ORDER[0], TYPE_ORDER[1]],
+            "CDS, then EDS behind it"
         );
-        st.on_request(&req(0, &[], &c2[0].version_info, &c2[0].nonce));
-        let e2 = st.responses(Some(&s2));
-        assert_eq!(e2.len(), 1, "EDS re-sent at the same version after CDS");
-        assert_eq!(e2[0].type_url, TYPE_ORDER[1]);
+        assert_eq!(
+            out[1].version_info, e[0].version_info,
+            "EDS re-sent at the same version after CDS"
+        );
+    }
+
+    #[test]
+    fn eds_for_a_new_cluster_is_answered_before_cds_is_acknowledged() {
+        // Over ADS, Envoy ACKs a CDS update only once the clusters it warms have endpoints.
+        let s1 = snap(&["a"], &["a"], &[], &[]);
+        let mut st = SotwState::new();
+        st.on_request(&req(0, &[], "", ""));
+        let c = st.responses_alone(Some(&s1));
+        st.on_request(&req(0, &[], &c[0].version_info, &c[0].nonce));
+        st.on_request(&req(1, &["a"], "", ""));
+        let e = st.responses_alone(Some(&s1));
+        st.on_request(&req(1, &["a"], &e[0].version_info, &e[0].nonce));
+        let s2 = snap(&["a", "b"], &["a", "b"], &[], &[]);
+        let out = st.responses_alone(Some(&s2));
+        assert_eq!(out.len(), 2, "CDS and the forced EDS");
+        // Envoy asks for b's endpoints (echoing the EDS nonce it last processed) before its CDS ACK.
+        let eds = &out[1];
+        st.on_request(&req(1, &["a", "b"], &eds.version_info, &eds.nonce));
+        let out = st.responses_alone(Some(&s2));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].type_url, TYPE_ORDER[1]);
+        assert_eq!(
+            out[0].resources.len(),
+            2,
+            "b's endpoints, with CDS still unacknowledged"
+        );
     }
 
     #[test]
@@ -343,12 +420,12 @@ mod tests {
         let mut st = SotwState::new();
         st.on_request(&req(0, &[], "", ""));
         st.on_request(&req(2, &[], "", ""));
-        let out = st.responses(Some(&s));
+        let out = st.responses_alone(Some(&s));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].type_url, TYPE_ORDER[0]);
         st.on_request(&req(0, &[], &out[0].version_info, &out[0].nonce));
         // EDS is forced after CDS but not subscribed yet, so listeners may go.
-        let out = st.responses(Some(&s));
+        let out = st.responses_alone(Some(&s));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].type_url, TYPE_ORDER[2]);
     }
@@ -363,7 +440,7 @@ mod tests {
         let ack_all = |st: &mut SotwState, snap: &Snapshot| -> Vec<(String, usize)> {
             let mut sent = Vec::new();
             loop {
-                let out = st.responses(Some(snap));
+                let out = st.responses_alone(Some(snap));
                 if out.is_empty() {
                     return sent;
                 }
@@ -398,12 +475,12 @@ mod tests {
         let s1 = snap(&[], &[], &[], &[]);
         let mut st = SotwState::new();
         st.on_request(&req(3, &["r"], "", ""));
-        let out = st.responses(Some(&s1));
+        let out = st.responses_alone(Some(&s1));
         assert_eq!(out.len(), 1);
         assert!(out[0].resources.is_empty());
         st.on_request(&req(3, &["r"], &out[0].version_info, &out[0].nonce));
         let s2 = snap(&[], &[], &[], &["r", "other"]);
-        let out = st.responses(Some(&s2));
+        let out = st.responses_alone(Some(&s2));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].resources.len(), 1, "only the requested name");
     }
@@ -412,7 +489,39 @@ mod tests {
     fn unknown_node_gets_nothing_until_its_snapshot_appears() {
         let mut st = SotwState::new();
         st.on_request(&req(0, &[], "", ""));
-        assert!(st.responses(None).is_empty());
-        assert_eq!(st.responses(Some(&snap(&["a"], &[], &[], &[]))).len(), 1);
+        assert!(st.responses_alone(None).is_empty());
+        assert_eq!(
+            st.responses_alone(Some(&snap(&["a"], &[], &[], &[]))).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_per_type_route_stream_waits_for_the_cluster_stream_of_its_envoy() {
+        use super::super::group::Groups;
+        let groups = Groups::default();
+        let (cds, rds) = (
+            groups.join("peer", "node", 1),
+            groups.join("peer", "node", 2),
+        );
+        let s1 = snap(&["a"], &[], &[], &["r"]);
+        let (mut c, mut r) = (SotwState::new(), SotwState::new());
+        c.on_request(&req(0, &[], "", ""));
+        r.on_request(&req(3, &["r"], "", ""));
+        let out = c.responses(Some(&s1), &cds.peers());
+        cds.update(c.member(0));
+        assert!(
+            r.responses(Some(&s1), &rds.peers()).is_empty(),
+            "CDS is in flight"
+        );
+        assert!(r.held_by_peers);
+        c.on_request(&req(0, &[], &out[0].version_info, &out[0].nonce));
+        cds.update(c.member(0));
+        assert_eq!(
+            r.responses(Some(&s1), &rds.peers()).len(),
+            1,
+            "clusters settled"
+        );
+        assert!(!r.held_by_peers);
     }
 }

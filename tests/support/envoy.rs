@@ -105,7 +105,11 @@ impl Envoy {
             .arg("--disable-hot-restart")
             .arg("--admin-address-path")
             .arg(&admin_path)
-            .args(["-l", "info", "--log-path"])
+            .args([
+                "-l",
+                &std::env::var("ENVOY_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
+                "--log-path",
+            ])
             .arg(&log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
