@@ -194,6 +194,22 @@ fn file_problem(root: &Path, path: &Path, line: usize, message: String) -> Probl
     }
 }
 
+/// Reads one mesh file within `limits`; `None` when it cannot be, with a problem saying why unless
+/// the file was deleted meanwhile.
+fn read_within(root: &Path, path: &Path, limits: &Limits, out: &mut LoadOutput) -> Option<String> {
+    let problem = match read_text(path, limits.max_file_bytes) {
+        Ok(Ok(text)) => return Some(text),
+        Ok(Err(e)) => file_problem(root, path, e.line(), e.to_string()),
+        // A file deleted between listing and reading is part of an editor's save; the watcher
+        // will report the next state.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => file_problem(root, path, 0, format!("cannot read file: {e}")),
+    };
+    out.files.push(problem.file.clone());
+    out.problems.push(problem);
+    None
+}
+
 /// Why a file of `len` bytes, bringing the total to `total`, must not be read.
 fn size_breach(len: u64, total: u64, limits: &Limits) -> Option<String> {
     if len > limits.max_file_bytes {
@@ -307,27 +323,8 @@ pub fn load_dir_cached(root: &Path, limits: &Limits, cache: &mut ParseCache) -> 
             reads.push((rel, String::new(), 0, hit, None));
             continue;
         }
-        let text = match read_text(&path, limits.max_file_bytes) {
-            Ok(Ok(text)) => text,
-            Ok(Err(e)) => {
-                out.problems
-                    .push(file_problem(root, &path, e.line(), e.to_string()));
-                out.files.push(rel);
-                continue;
-            }
-            // A file deleted between listing and reading is part of an editor's save; the watcher
-            // will report the next state.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                out.problems.push(file_problem(
-                    root,
-                    &path,
-                    0,
-                    format!("cannot read file: {e}"),
-                ));
-                out.files.push(rel);
-                continue;
-            }
+        let Some(text) = read_within(root, &path, limits, &mut out) else {
+            continue;
         };
         out.files_read += 1;
         let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
