@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 use crate::build::{pack, Builder, Built};
 use crate::diag::Problem;
 use crate::model::{self, MeshModel, ProxyId};
-use crate::source;
+use crate::source::{self, Limits};
 use crate::translate::{self, NodeResources};
 use crate::xds::accept::Incoming;
 use crate::xds::cache::SnapshotCache;
@@ -53,21 +53,37 @@ pub struct LoadResult {
     pub model: Option<Arc<MeshModel>>,
 }
 
-/// Reads, parses and validates `dir`. Pure apart from reading files.
+/// Reads, parses and validates `dir` within the default limits. Pure apart from reading files.
 pub fn load(dir: &std::path::Path) -> LoadResult {
     load_with(dir, &mut LoadCache::default())
 }
 
-/// What [`load_with`] keeps between calls: parsed files and per-document check results.
+/// Like [`load`], within `limits`.
+pub fn load_limited(dir: &std::path::Path, limits: Limits) -> LoadResult {
+    load_with(dir, &mut LoadCache::new(limits))
+}
+
+/// What [`load_with`] keeps between calls: parsed files and per-document check results, and the
+/// limits every load observes.
 #[derive(Default)]
 pub struct LoadCache {
     parsed: source::loader::ParseCache,
     checked: model::CheckCache,
+    limits: Limits,
+}
+
+impl LoadCache {
+    pub fn new(limits: Limits) -> LoadCache {
+        LoadCache {
+            limits,
+            ..LoadCache::default()
+        }
+    }
 }
 
 /// Like [`load`], parsing and checking only what changed since the previous call with `cache`.
 pub fn load_with(dir: &std::path::Path, cache: &mut LoadCache) -> LoadResult {
-    let out = source::loader::load_dir_cached(dir, &mut cache.parsed);
+    let out = source::loader::load_dir_cached(dir, &cache.limits, &mut cache.parsed);
     let mut result = LoadResult {
         files: out.files,
         files_read: out.files_read,
@@ -198,11 +214,16 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(dir: PathBuf) -> Pipeline {
+        Pipeline::with_limits(dir, Limits::DEFAULT)
+    }
+
+    /// A pipeline whose every load observes `limits`.
+    pub fn with_limits(dir: PathBuf, limits: Limits) -> Pipeline {
         Pipeline {
             dir,
             cache: SnapshotCache::new(),
             status: Arc::default(),
-            parsed: Arc::default(),
+            parsed: Arc::new(Mutex::new((LoadCache::new(limits), Builder::default()))),
         }
     }
 
@@ -398,6 +419,8 @@ pub struct ServeConfig {
     pub debounce: Duration,
     /// What xDS clients may hold, and how long they may hold up a shutdown.
     pub limits: ClientLimits,
+    /// What one reload may read and parse.
+    pub load_limits: Limits,
 }
 
 impl ServeConfig {
@@ -408,6 +431,7 @@ impl ServeConfig {
             admin_listen: ([127, 0, 0, 1], 18001).into(),
             debounce: Duration::from_millis(100),
             limits: ClientLimits::default(),
+            load_limits: Limits::DEFAULT,
         }
     }
 }
@@ -442,18 +466,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Loads the configuration, binds both listeners and starts serving.
+    /// Binds both listeners and starts serving; the first load runs in the background, so the
+    /// ports open whatever the files hold, and `/readyz` answers 503 until a valid configuration is
+    /// published.
     pub async fn start(cfg: ServeConfig) -> Result<Server, AppError> {
         if !cfg.config_dir.is_dir() {
             return Err(AppError::NoConfigDir(cfg.config_dir));
         }
         let descriptors = limits::raise_descriptor_limit();
-        let pipeline = Pipeline::new(cfg.config_dir.clone());
+        let pipeline = Pipeline::with_limits(cfg.config_dir.clone(), cfg.load_limits);
         // Watch before the first load so no edit slips between the two.
         let (watcher, mut changes) =
             source::watch::watch(&cfg.config_dir, cfg.debounce, cfg.debounce * 10)?;
-        let p = pipeline.clone();
-        let _ = tokio::task::spawn_blocking(move || p.reload(None)).await;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -461,6 +485,8 @@ impl Server {
         let p = pipeline.clone();
         let mut stop = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
+            let first = p.clone();
+            let _ = tokio::task::spawn_blocking(move || first.reload(None)).await;
             loop {
                 tokio::select! {
                     _ = crate::xds::server::stopped(&mut stop) => break,

@@ -16,6 +16,9 @@ use clap::{Parser, Subcommand};
 use crate::app::{self, ServeConfig, Server};
 use crate::bootstrap::{self, BootstrapParams, XdsMode};
 
+mod limit_args;
+pub use limit_args::LimitArgs;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "meshplane",
@@ -50,9 +53,15 @@ pub enum Command {
         debounce_ms: u64,
         #[command(flatten)]
         limits: crate::xds::limits::ClientLimits,
+        #[command(flatten)]
+        load_limits: LimitArgs,
     },
     /// Exit 0 when DIR is a valid mesh; otherwise print every problem and exit 1.
-    Validate { dir: PathBuf },
+    Validate {
+        dir: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
     /// Print an Envoy bootstrap (YAML) for one sidecar.
     Bootstrap {
         /// mesh/<mesh>/virtualNode/<name> (or the full App Mesh ARN).
@@ -169,11 +178,11 @@ pub fn init_tracing(json: bool, level: Option<&str>) {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Validate { dir } => {
+        Command::Validate { dir, limits } => {
             if !dir.is_dir() {
                 anyhow::bail!("{} is not a directory", dir.display());
             }
-            let result = app::load(&dir);
+            let result = app::load_limited(&dir, limits.into());
             for w in &result.warnings {
                 eprintln!("warning: {w}");
             }
@@ -284,6 +293,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             admin_listen,
             debounce_ms,
             limits,
+            load_limits,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -294,6 +304,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     admin_listen,
                     debounce: std::time::Duration::from_millis(debounce_ms.max(1)),
                     limits,
+                    load_limits: load_limits.into(),
                     ..ServeConfig::new(config)
                 };
                 let server = Server::start(cfg).await?;

@@ -115,11 +115,19 @@ async fn serve_stops_cleanly_on_sigterm_with_streams_open() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (status, body) =
-        support::envoy::http_get(([127, 0, 0, 1], admin).into(), "127.0.0.1", "/readyz", &[])
-            .await
-            .unwrap();
-    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    // The ports open before the first load is done: ready follows.
+    loop {
+        let (status, body) =
+            support::envoy::http_get(([127, 0, 0, 1], admin).into(), "127.0.0.1", "/readyz", &[])
+                .await
+                .unwrap();
+        if status == 200 {
+            assert_eq!(body, "ready\n");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut c = AdsClient::connect(addr, "mesh/demo/virtualNode/frontend").await;
     c.request(CDS, &[], "", "").await;
     let _ = c.recv().await;

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
+use super::limits::{read_text, Limits, ReadError};
 use super::lines::{first_key_lines, DocLines, FileLines};
 use crate::diag::Problem;
 use crate::spec::{
@@ -184,54 +185,55 @@ pub fn is_mesh_file(relative: &Path) -> bool {
     !hidden && matches!(ext, "yaml" | "yml" | "json")
 }
 
-/// Every mesh file below `dir`, with its metadata (the stat that finds a file also stamps it).
-fn collect_files(
-    root: &Path,
-    dir: &Path,
-    out: &mut Vec<(PathBuf, fs::Metadata)>,
-    problems: &mut Vec<Problem>,
-) {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            problems.push(file_problem(
-                root,
-                dir,
-                format!("cannot read directory: {e}"),
-            ));
-            return;
-        }
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-        if rel
-            .components()
-            .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
-        {
-            continue;
-        }
-        // Follow symlinks: config maps and deploy tools swap directories by symlink.
-        match fs::metadata(&path) {
-            Ok(m) if m.is_dir() => collect_files(root, &path, out, problems),
-            Ok(m) if m.is_file() && is_mesh_file(&rel) => out.push((path, m)),
-            _ => {}
-        }
-    }
-}
-
-fn file_problem(root: &Path, path: &Path, message: String) -> Problem {
+fn file_problem(root: &Path, path: &Path, line: usize, message: String) -> Problem {
     Problem {
         file: path.strip_prefix(root).unwrap_or(path).to_path_buf(),
-        line: 0,
+        line,
         path: String::new(),
         message,
     }
 }
 
-/// Reads and parses every mesh file below `root`, in a stable (sorted) order.
+/// Reads one mesh file within `limits`; `None` when it cannot be, with a problem saying why unless
+/// the file was deleted meanwhile.
+fn read_within(root: &Path, path: &Path, limits: &Limits, out: &mut LoadOutput) -> Option<String> {
+    let problem = match read_text(path, limits.max_file_bytes) {
+        Ok(Ok(text)) => return Some(text),
+        Ok(Err(e)) => file_problem(root, path, e.line(), e.to_string()),
+        // A file deleted between listing and reading is part of an editor's save; the watcher
+        // will report the next state.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => file_problem(root, path, 0, format!("cannot read file: {e}")),
+    };
+    out.files.push(problem.file.clone());
+    out.problems.push(problem);
+    None
+}
+
+/// Why a file of `len` bytes, bringing the total to `total`, must not be read.
+fn size_breach(len: u64, total: u64, limits: &Limits) -> Option<String> {
+    if len > limits.max_file_bytes {
+        Some(
+            ReadError::TooLarge {
+                len,
+                max: limits.max_file_bytes,
+            }
+            .to_string(),
+        )
+    } else if total > limits.max_total_bytes {
+        Some(format!(
+            "mesh files add up to more than {} bytes with this one (--max-total-bytes); stopped reading",
+            limits.max_total_bytes
+        ))
+    } else {
+        None
+    }
+}
+
+/// Reads and parses every mesh file below `root`, in a stable (sorted) order, within the default
+/// [`Limits`].
 pub fn load_dir(root: &Path) -> LoadOutput {
-    load_dir_cached(root, &mut ParseCache::default())
+    load_dir_cached(root, &Limits::DEFAULT, &mut ParseCache::default())
 }
 
 /// What one file parsed into, keyed by a hash of its content.
@@ -291,33 +293,38 @@ impl Stamp {
 
 /// Like [`load_dir`], reusing `cache` for files whose content is unchanged: files whose metadata is
 /// unchanged are not even read, the others are read and hashed, and only changed content is parsed.
-pub fn load_dir_cached(root: &Path, cache: &mut ParseCache) -> LoadOutput {
+/// Nothing larger than `limits` is read or parsed.
+pub fn load_dir_cached(root: &Path, limits: &Limits, cache: &mut ParseCache) -> LoadOutput {
     let mut out = LoadOutput::default();
-    let mut files = Vec::new();
-    collect_files(root, root, &mut files, &mut out.problems);
+    let walk = super::walk::collect_files(root, limits);
+    let mut files = walk.files;
+    out.problems = walk.problems;
+    out.warnings = walk.warnings;
     files.sort_by(|a, b| a.0.cmp(&b.0));
     // Read what may have changed, then parse the changed files on every core.
     let read_at = std::time::SystemTime::now();
     let mut reads = Vec::with_capacity(files.len());
+    let mut total: u64 = 0;
     for (path, meta) in files {
         let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+        // Sizes from the stat, before anything is read.
+        total = total.saturating_add(meta.len());
+        if let Some(message) = size_breach(meta.len(), total, limits) {
+            out.problems.push(file_problem(root, &path, 1, message));
+            out.files.push(rel);
+            if total > limits.max_total_bytes {
+                break;
+            }
+            continue;
+        }
         let stamp = Stamp::of(&meta);
         if stamp.is_some() && cache.files.get(&rel).is_some_and(|p| p.stamp == stamp) {
             let hit = cache.files.remove(&rel);
             reads.push((rel, String::new(), 0, hit, None));
             continue;
         }
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            // A file deleted between listing and reading is part of an editor's save; the watcher
-            // will report the next state.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                out.problems
-                    .push(file_problem(root, &path, format!("cannot read file: {e}")));
-                out.files.push(rel);
-                continue;
-            }
+        let Some(text) = read_within(root, &path, limits, &mut out) else {
+            continue;
         };
         out.files_read += 1;
         let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
@@ -343,7 +350,7 @@ pub fn load_dir_cached(root: &Path, cache: &mut ParseCache) -> LoadOutput {
         |_, &i| {
             let (rel, text, hash, _, stamp) = &reads[i];
             let mut one = LoadOutput::default();
-            parse_file(rel, text, &mut one);
+            parse_file_with(rel, text, limits, &mut one);
             Some((
                 i,
                 ParsedFile {
@@ -372,8 +379,23 @@ pub fn load_dir_cached(root: &Path, cache: &mut ParseCache) -> LoadOutput {
     out
 }
 
-/// Parses one file's text into documents, problems and warnings.
+/// Parses one file's text into documents, problems and warnings, within the default [`Limits`].
 pub fn parse_file(file: &Path, text: &str, out: &mut LoadOutput) {
+    parse_file_with(file, text, &Limits::DEFAULT, out)
+}
+
+/// Like [`parse_file`]. A text beyond `limits` (size, depth, aliases) or that the streaming
+/// pre-pass cannot parse is one problem and no documents.
+pub fn parse_file_with(file: &Path, text: &str, limits: &Limits, out: &mut LoadOutput) {
+    if let Err(e) = super::prepass::check(text, limits) {
+        out.problems.push(Problem {
+            file: file.to_path_buf(),
+            line: e.line(),
+            path: String::new(),
+            message: e.to_string(),
+        });
+        return;
+    }
     let shared: Arc<Path> = Arc::from(file);
     let file_lines = FileLines::new(text);
     let starts = first_key_lines(text);
@@ -829,23 +851,23 @@ mod tests {
         };
         write("kind: Mesh\nmeshName: aaaa\n");
         let mut cache = ParseCache::default();
-        let first = load_dir_cached(dir.path(), &mut cache);
+        let first = load_dir_cached(dir.path(), &Limits::DEFAULT, &mut cache);
         assert_eq!((first.files_read, first.files_parsed), (1, 1));
-        let again = load_dir_cached(dir.path(), &mut cache);
+        let again = load_dir_cached(dir.path(), &Limits::DEFAULT, &mut cache);
         assert_eq!((again.files_read, again.files_parsed), (0, 0));
         assert_eq!(again.documents.len(), 1);
 
         // Same size, same modification time: the change time still tells.
         write("kind: Mesh\nmeshName: bbbb\n");
-        let edited = load_dir_cached(dir.path(), &mut cache);
+        let edited = load_dir_cached(dir.path(), &Limits::DEFAULT, &mut cache);
         assert_eq!((edited.files_read, edited.files_parsed), (1, 1));
         assert_eq!(edited.documents[0].names().mesh, Some("bbbb"));
 
         // A file modified just now is read again until its time is safely in the past.
         std::fs::write(&file, "kind: Mesh\nmeshName: cccc\n").unwrap();
-        let fresh = load_dir_cached(dir.path(), &mut cache);
+        let fresh = load_dir_cached(dir.path(), &Limits::DEFAULT, &mut cache);
         assert_eq!((fresh.files_read, fresh.files_parsed), (1, 1));
-        let racy = load_dir_cached(dir.path(), &mut cache);
+        let racy = load_dir_cached(dir.path(), &Limits::DEFAULT, &mut cache);
         assert_eq!((racy.files_read, racy.files_parsed), (1, 0));
     }
 

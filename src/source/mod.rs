@@ -1,10 +1,16 @@
 //! Files on disk → parsed App Mesh documents, each with its file, line index and field paths.
 //!
-//! `loader` reads a directory into typed documents and reports what it cannot parse; `lines` maps field
-//! paths back to source lines; `watch` turns bursts of file-system events into single reload signals.
+//! `walk` finds the mesh files (symlinks, loops, bounds); `loader` reads them into typed documents and
+//! reports what it cannot parse, within the `limits` that `prepass` checks before any YAML is
+//! deserialized; `lines` maps field paths back to source lines; `watch` turns bursts of file-system
+//! events into single reload signals.
 
+pub mod limits;
 pub mod lines;
 pub mod loader;
+pub mod prepass;
+pub mod walk;
 pub mod watch;
 
+pub use limits::Limits;
 pub use loader::{is_mesh_file, load_dir, Body, Document, LoadOutput};

@@ -70,14 +70,25 @@ pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-pub async fn start(dir: &Path) -> Server {
-    let cfg = ServeConfig {
+/// The settings of [`start`]: any free ports, a 50 ms debounce.
+pub fn test_config(dir: &Path) -> ServeConfig {
+    ServeConfig {
         xds_listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: "127.0.0.1:0".parse().unwrap(),
         debounce: Duration::from_millis(50),
         ..ServeConfig::new(dir.to_path_buf())
-    };
-    Server::start(cfg).await.expect("server starts")
+    }
+}
+
+/// A server on `dir`, once its first load (which runs in the background) is done.
+pub async fn start(dir: &Path) -> Server {
+    let server = Server::start(test_config(dir))
+        .await
+        .expect("server starts");
+    let status = server.pipeline.status.clone();
+    let loaded = move || status.lock().map_or(true, |s| s.reloads >= 1);
+    eventually("the first load", Duration::from_secs(60), loaded).await;
+    server
 }
 
 /// Waits until `f` is true, polling; panics with `what` after `limit`.
