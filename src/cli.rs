@@ -5,6 +5,7 @@ mod admin_client;
 mod config;
 mod diff;
 mod status;
+mod validate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::app::{self, ServeConfig, Server};
+use crate::app::{ServeConfig, Server};
 use crate::bootstrap::{self, BootstrapParams, XdsMode};
 
 mod limit_args;
@@ -58,9 +59,12 @@ pub enum Command {
     },
     /// Exit 0 when DIR is a valid mesh; otherwise print every problem and exit 1.
     Validate {
+        /// A directory of mesh files, or one file validated on its own.
         dir: PathBuf,
         #[command(flatten)]
         limits: LimitArgs,
+        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// Print an Envoy bootstrap (YAML) for one sidecar.
     Bootstrap {
@@ -178,25 +182,11 @@ pub fn init_tracing(json: bool, level: Option<&str>) {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Validate { dir, limits } => {
-            if !dir.is_dir() {
-                anyhow::bail!("{} is not a directory", dir.display());
-            }
-            let result = app::load_limited(&dir, limits.into());
-            for w in &result.warnings {
-                eprintln!("warning: {w}");
-            }
-            if result.model.is_some() {
-                println!("{}: valid ({} files)", dir.display(), result.files.len());
-                Ok(ExitCode::SUCCESS)
-            } else {
-                for p in &result.problems {
-                    println!("{}", p);
-                }
-                println!("{}: {} problem(s)", dir.display(), result.problems.len());
-                Ok(ExitCode::from(1))
-            }
-        }
+        Command::Validate {
+            dir,
+            limits,
+            output,
+        } => validate::run(&dir, limits.into(), output),
         Command::Bootstrap {
             node_id,
             xds,

@@ -381,3 +381,48 @@ async fn status_watch_refreshes_until_stopped() {
     assert!(text.contains("NOT CONNECTED"), "{text}");
     server.shutdown().await;
 }
+
+#[test]
+fn validate_takes_one_file_and_json_and_shows_paths_as_typed() {
+    let dir = MeshDir::new();
+    let file = dir.write(
+        "one.yaml",
+        "kind: Mesh\nmeshName: m\n---\nkind: VirtualNode\nmeshName: m\nvirtualNodeName: a\nspec:\n  listners: []\n",
+    );
+    let out = meshplane()
+        .args(["validate", "-o", "json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["files"], 1);
+    assert_eq!(v["problems"][0]["file"], file.display().to_string());
+    assert_eq!(v["problems"][0]["line"], 8);
+    assert_eq!(v["problems"][0]["path"], "spec.listners");
+    // The same file fixed is valid on its own.
+    let fixed = dir.write(
+        "one.yaml",
+        "kind: Mesh\nmeshName: m\n---\nkind: VirtualNode\nmeshName: m\nvirtualNodeName: a\nspec:\n  listeners: [{portMapping: {port: 8080, protocol: http}}]\n  serviceDiscovery: {dns: {hostname: a}}\n",
+    );
+    let ok = meshplane().arg("validate").arg(&fixed).output().unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    // A directory's problems name files below the directory as it was typed.
+    let out = meshplane()
+        .args(["validate", "tests/hostile"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("tests/hostile/")),
+        "{text}"
+    );
+}
