@@ -50,6 +50,8 @@ pub enum Command {
         debounce_ms: u64,
         #[command(flatten)]
         limits: crate::xds::limits::ClientLimits,
+        #[command(flatten)]
+        reload: app::ReloadSettings,
     },
     /// Exit 0 when DIR is a valid mesh; otherwise print every problem and exit 1.
     Validate { dir: PathBuf },
@@ -284,6 +286,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             admin_listen,
             debounce_ms,
             limits,
+            reload,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -294,6 +297,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     admin_listen,
                     debounce: std::time::Duration::from_millis(debounce_ms.max(1)),
                     limits,
+                    reload,
                     ..ServeConfig::new(config)
                 };
                 let server = Server::start(cfg).await?;

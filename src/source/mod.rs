@@ -1,7 +1,8 @@
 //! Files on disk → parsed App Mesh documents, each with its file, line index and field paths.
 //!
 //! `loader` reads a directory into typed documents and reports what it cannot parse; `lines` maps field
-//! paths back to source lines; `watch` turns bursts of file-system events into single reload signals.
+//! paths back to source lines; `watch` follows the config path however it changes and turns each
+//! settled burst of file-system events into one reload signal.
 
 pub mod lines;
 pub mod loader;
