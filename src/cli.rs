@@ -56,8 +56,11 @@ pub enum Command {
         limits: crate::xds::limits::ClientLimits,
         #[command(flatten)]
         load_limits: LimitArgs,
+        #[command(flatten)]
+        reload: crate::app::ReloadSettings,
     },
-    /// Exit 0 when DIR is a valid mesh; otherwise print every problem and exit 1.
+    /// Exit 0 when PATH (a directory, or one file) is a valid mesh; otherwise print every problem
+    /// and exit 1.
     Validate {
         /// A directory of mesh files, or one file validated on its own.
         dir: PathBuf,
@@ -284,6 +287,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             debounce_ms,
             limits,
             load_limits,
+            reload,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -295,6 +299,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     debounce: std::time::Duration::from_millis(debounce_ms.max(1)),
                     limits,
                     load_limits: load_limits.into(),
+                    reload,
                     ..ServeConfig::new(config)
                 };
                 let server = Server::start(cfg).await?;
