@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use envoy_types::pb::google::protobuf::Any;
 use tokio::net::TcpListener;
@@ -205,12 +205,18 @@ pub struct Status {
     pub last_changed_nodes: usize,
     /// Nodes rebuilt by the last accepted reload (all of them, or only those an edit touched).
     pub last_rebuilt_nodes: usize,
+    /// The model of the last accepted reload: what the published snapshots were built from, kept
+    /// while the files on disk are invalid (the topology page shows it; the removal guard compares
+    /// a new model with it).
+    pub serving: Option<Arc<MeshModel>>,
+    /// When the last reload (accepted or rejected) finished.
+    pub reloaded_at: Option<SystemTime>,
+    /// When the last accepted reload finished.
+    pub accepted_at: Option<SystemTime>,
     /// Per published node (by its entity key), its id and the entities it was built from.
     deps: HashMap<u64, (ProxyId, Vec<u64>)>,
     /// Document identities per entity at the last accepted reload.
     entities: HashMap<u64, u64>,
-    /// The model of the last accepted reload: what is being served.
-    published: Option<Arc<MeshModel>>,
 }
 
 /// The pipeline from config directory to snapshot cache.
@@ -273,10 +279,11 @@ impl Pipeline {
             let mut st = self.status();
             st.reloads += 1;
             st.reloads_rejected += 1;
+            st.reloaded_at = Some(SystemTime::now());
             st.last = result;
             return Reloaded::Rejected;
         };
-        let published = self.status().published.clone();
+        let published = self.status().serving.clone();
         if Self::hold_removal(published.as_ref(), &model, opts.removals) {
             self.status().reloads_held += 1;
             return Reloaded::Held;
@@ -384,12 +391,15 @@ impl Pipeline {
         );
         st.reloads += 1;
         st.reloads_accepted += 1;
+        let now = SystemTime::now();
+        st.reloaded_at = Some(now);
+        st.accepted_at = Some(now);
+        let served = st.serving.replace(model);
         st.ready = true;
         st.last_changed_nodes = changed;
         // The previous model (10,000 nodes' worth of maps) is freed on the worker pool.
         let previous = std::mem::replace(&mut st.last, result);
-        let unpublished = st.published.replace(model);
-        rayon::spawn(move || drop((previous, unpublished)));
+        rayon::spawn(move || drop((previous, served)));
         Reloaded::Accepted
     }
 }
