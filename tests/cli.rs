@@ -90,11 +90,12 @@ fn bootstrap_prints_an_envoy_bootstrap() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("mesh/<mesh>/virtualNode/<name>"));
 }
 
-#[tokio::test]
-async fn serve_stops_cleanly_on_sigterm_with_streams_open() {
+/// `meshplane serve` on the example mesh with free ports, once its xDS port accepts: the child,
+/// the xDS address and the admin port.
+async fn serve_demo(stderr: Stdio) -> (std::process::Child, std::net::SocketAddr, u16) {
     let xds = support::envoy::free_port();
     let admin = support::envoy::free_port();
-    let mut child = meshplane()
+    let child = meshplane()
         .args(["serve", "--config", "examples/demo"])
         .args([
             "--xds-listen",
@@ -103,7 +104,7 @@ async fn serve_stops_cleanly_on_sigterm_with_streams_open() {
             &format!("127.0.0.1:{admin}"),
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], xds).into();
@@ -115,6 +116,13 @@ async fn serve_stops_cleanly_on_sigterm_with_streams_open() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    (child, addr, admin)
+}
+
+#[tokio::test]
+async fn serve_stops_cleanly_on_sigterm_with_streams_open() {
+    let (mut child, addr, admin) = serve_demo(Stdio::null()).await;
+    let started = Instant::now();
     // The ports open before the first load is done: ready follows.
     loop {
         let (status, body) =
@@ -228,29 +236,7 @@ async fn serve_debounce_flag_sets_the_quiet_time() {
 
 #[tokio::test]
 async fn logs_to_a_pipe_carry_no_colour_codes() {
-    let xds = support::envoy::free_port();
-    let admin = support::envoy::free_port();
-    let child = meshplane()
-        .args(["serve", "--config", "examples/demo"])
-        .args([
-            "--xds-listen",
-            &format!("127.0.0.1:{xds}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], xds).into();
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (child, _, _) = serve_demo(Stdio::piped()).await;
     Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())

@@ -17,18 +17,33 @@ fn v2_share(line: &str) -> Option<f64> {
     after.split('%').next()?.trim().parse().ok()
 }
 
-#[test]
-fn local_demo_shows_the_split_follow_an_edit_and_stops_everything_on_ctrl_c() {
-    let envoy = support::envoy::envoy_bin();
-    let dir = MeshDir::copy_of(&repo_path("examples/demo"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshplane"))
+/// The demos listen on the example mesh's fixed ports: one at a time.
+static DEMO: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `meshplane demo` on `dir` with real Envoy, its stdout piped.
+fn spawn_demo(dir: &MeshDir) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_meshplane"))
         .args(["demo", "--rate", "50", "--duration", "60", "--config"])
         .arg(dir.path())
-        .env("MESHPLANE_ENVOY", &envoy)
+        .env("MESHPLANE_ENVOY", support::envoy::envoy_bin())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// The Envoy pid in a line like `started Envoy for ... (pid 123)`.
+fn sidecar_pid(line: &str) -> Option<u32> {
+    line.split("(pid ")
+        .nth(1)
+        .and_then(|p| p.trim_end_matches(')').parse::<u32>().ok())
+}
+
+#[test]
+fn local_demo_shows_the_split_follow_an_edit_and_stops_everything_on_ctrl_c() {
+    let _one = DEMO.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = MeshDir::copy_of(&repo_path("examples/demo"));
+    let mut child = spawn_demo(&dir);
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel::<String>();
     std::thread::spawn(move || {
@@ -48,11 +63,7 @@ fn local_demo_shows_the_split_follow_an_edit_and_stops_everything_on_ctrl_c() {
     // Three seconds of 90/10.
     while before.len() < 3 {
         let line = next(Duration::from_secs(30)).expect("demo output");
-        if let Some(pid) = line
-            .split("(pid ")
-            .nth(1)
-            .and_then(|p| p.trim_end_matches(')').parse::<u32>().ok())
-        {
+        if let Some(pid) = sidecar_pid(&line) {
             pids.push(pid);
         }
         if line.contains("frontend -> backend.demo.local") {
@@ -123,26 +134,15 @@ fn local_demo_shows_the_split_follow_an_edit_and_stops_everything_on_ctrl_c() {
 /// SIGTERM while the sidecars are still warming up: every Envoy stops and the work files go.
 #[test]
 fn local_demo_stops_everything_on_sigterm_during_warm_up() {
-    let envoy = support::envoy::envoy_bin();
+    let _one = DEMO.lock().unwrap_or_else(|e| e.into_inner());
     let dir = MeshDir::copy_of(&repo_path("examples/demo"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshplane"))
-        .args(["demo", "--rate", "50", "--duration", "60", "--config"])
-        .arg(dir.path())
-        .env("MESHPLANE_ENVOY", &envoy)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_demo(&dir);
     let work = std::env::temp_dir().join(format!("meshplane-demo-{}", child.id()));
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
     let mut pids = Vec::new();
     for line in lines.by_ref() {
-        if let Some(pid) = line
-            .split("(pid ")
-            .nth(1)
-            .and_then(|p| p.trim_end_matches(')').parse::<u32>().ok())
-        {
+        if let Some(pid) = sidecar_pid(&line) {
             pids.push(pid);
             break; // the first sidecar is up, the others are not: warm-up
         }
@@ -163,11 +163,7 @@ fn local_demo_stops_everything_on_sigterm_during_warm_up() {
         "no stop report: {rest:#?}"
     );
     for line in &rest {
-        if let Some(pid) = line
-            .split("(pid ")
-            .nth(1)
-            .and_then(|p| p.trim_end_matches(')').parse::<u32>().ok())
-        {
+        if let Some(pid) = sidecar_pid(&line) {
             pids.push(pid);
         }
     }

@@ -73,15 +73,7 @@ fn every_http_feature() {
 fn served_versions(dir: &Path) -> BTreeMap<String, [String; 4]> {
     let p = Pipeline::new(dir.to_path_buf());
     assert!(p.reload(None), "{} does not load", dir.display());
-    p.cache
-        .keys()
-        .into_iter()
-        .filter_map(|k| {
-            p.cache
-                .get(&k)
-                .map(|s| (k, s.versions().map(str::to_owned)))
-        })
-        .collect()
+    p.cache.versions()
 }
 
 const CHILD: &str = "MESHPLANE_GOLDEN_CHILD_DIR";

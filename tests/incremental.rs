@@ -7,15 +7,7 @@ use meshplane::app::Pipeline;
 use meshplane::synth::{self, SynthParams};
 
 fn versions(p: &Pipeline) -> BTreeMap<String, [String; 4]> {
-    p.cache
-        .keys()
-        .into_iter()
-        .filter_map(|k| {
-            p.cache
-                .get(&k)
-                .map(|s| (k, s.versions().map(str::to_owned)))
-        })
-        .collect()
+    p.cache.versions()
 }
 
 fn full(dir: &std::path::Path) -> BTreeMap<String, [String; 4]> {

@@ -67,8 +67,10 @@ fn versions(p: &Pipeline, node: &str) -> Option<Versions> {
         .map(|s| s.versions().iter().map(|v| v.to_string()).collect())
 }
 
+/// A server with these watch settings, once its first load (which runs after the ports open) is
+/// done.
 async fn start_with(dir: &Path, reload: ReloadSettings) -> Server {
-    Server::start(ServeConfig {
+    let server = Server::start(ServeConfig {
         xds_listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: "127.0.0.1:0".parse().unwrap(),
         debounce: Duration::from_millis(50),
@@ -76,7 +78,13 @@ async fn start_with(dir: &Path, reload: ReloadSettings) -> Server {
         ..ServeConfig::new(dir.to_path_buf())
     })
     .await
-    .expect("server starts")
+    .expect("server starts");
+    let status = server.pipeline.status.clone();
+    eventually("the first load", LIMIT, move || {
+        status.lock().map_or(true, |s| s.reloads >= 1)
+    })
+    .await;
+    server
 }
 
 /// Waits until the frontend is served `want`; returns how long that took from `since`.

@@ -39,12 +39,7 @@ impl Built {
     }
 
     fn versions(&self) -> BTreeMap<String, [String; 4]> {
-        let cache = &self.pipeline.cache;
-        cache
-            .keys()
-            .into_iter()
-            .filter_map(|k| cache.get(&k).map(|s| (k, s.versions().map(str::to_owned))))
-            .collect()
+        self.pipeline.cache.versions()
     }
 
     fn view(&self, node: &str) -> Option<NodeView> {

@@ -100,6 +100,15 @@ impl SnapshotCache {
         k
     }
 
+    /// Every node with a snapshot and its four versions, by node (for comparisons: versions are
+    /// content hashes, so equal versions mean equal bytes).
+    pub fn versions(&self) -> std::collections::BTreeMap<String, [String; 4]> {
+        self.keys()
+            .into_iter()
+            .filter_map(|k| self.get(&k).map(|s| (k, s.versions().map(str::to_owned))))
+            .collect()
+    }
+
     /// Entries: nodes with a snapshot, and ids streams wait on.
     pub fn len(&self) -> usize {
         self.lock().len()
