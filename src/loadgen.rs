@@ -71,8 +71,11 @@ pub struct LoadOptions {
     /// Seconds to wait for convergence (and for each edit).
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
-    /// Print the report as JSON.
-    #[arg(long)]
+    /// `table` or `json`, as in the other commands.
+    #[arg(long, short = 'o', default_value = "table", value_parser = ["table", "json"])]
+    pub output: String,
+    /// Same as `-o json` (kept for scripts written before `-o`).
+    #[arg(long, hide = true)]
     pub json: bool,
 }
 
@@ -541,7 +544,7 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, LoadError> {
             _ => None,
         },
     };
-    print_report(&report, opts.json);
+    print_report(&report, opts.json || opts.output == "json");
     Ok(report)
 }
 

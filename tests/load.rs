@@ -33,6 +33,7 @@ async fn small_load(mode: LoadMode) {
         edits: 2,
         server_pid: Some(std::process::id()),
         timeout: 60,
+        output: "table".into(),
         json: false,
     })
     .await
