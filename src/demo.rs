@@ -250,6 +250,8 @@ fn traffic_plan(model: &MeshModel) -> Vec<(String, u32, String)> {
 }
 
 pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
+    // SIGINT or SIGTERM at any moment (warm-up included) ends the demo and what it started.
+    let stop = stop_signal();
     let envoy = find_envoy(opts.envoy.as_deref()).ok_or(DemoError::NoEnvoy)?;
     let loaded = app::load(&opts.config);
     let Some(model) = loaded.model else {
@@ -287,8 +289,6 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     );
 
     let mut sidecars = Vec::new();
-    // SIGINT or SIGTERM at any moment (warm-up included) ends the demo and what it started.
-    let stop = stop_signal();
     tokio::pin!(stop);
     let run = async {
         for mesh in model.meshes.values() {
@@ -343,22 +343,28 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     result
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM. If a handler cannot be installed, only the other
-/// signal stops the demo (and both failing leaves Ctrl-C's default: the process ends).
-async fn stop_signal() {
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled: a signal that comes while the demo starts is not lost. If a handler
+/// cannot be installed, that signal keeps its default action (the process ends).
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending().await,
+    let mut int = signal(SignalKind::interrupt()).ok();
+    async move {
+        tokio::select! {
+            _ = recv(term.as_mut()) => {}
+            _ = recv(int.as_mut()) => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+    }
+}
+
+/// The next delivery of `signal`; never, when its handler could not be installed.
+async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -28,6 +28,10 @@ pub struct NodeView {
     pub endpoints: Vec<EndpointsView>,
     pub listeners: Vec<ListenerView>,
     pub routes: Vec<RouteConfigView>,
+    /// Per type (CDS, EDS, LDS, RDS), each resource's version (a hash of its encoded bytes), so
+    /// two views can be compared resource by resource even where the summary shows no difference.
+    #[serde(default)]
+    pub resource_versions: [std::collections::BTreeMap<String, String>; 4],
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -273,6 +277,26 @@ fn route_config_view(rc: &RouteConfiguration) -> RouteConfigView {
     }
 }
 
+impl NodeView {
+    /// A node with nothing: what an added node is compared with, or a removed one becomes.
+    pub fn empty() -> NodeView {
+        NodeView {
+            node_id: String::new(),
+            versions: Versions {
+                clusters: String::new(),
+                endpoints: String::new(),
+                listeners: String::new(),
+                routes: String::new(),
+            },
+            clusters: Vec::new(),
+            endpoints: Vec::new(),
+            listeners: Vec::new(),
+            routes: Vec::new(),
+            resource_versions: Default::default(),
+        }
+    }
+}
+
 /// Summarises everything in `snap` for the node `node_id`.
 pub fn node_view(node_id: &str, snap: &Snapshot) -> NodeView {
     let decode = |t: usize| {
@@ -313,5 +337,12 @@ pub fn node_view(node_id: &str, snap: &Snapshot) -> NodeView {
             .filter_map(|b| RouteConfiguration::decode(b).ok())
             .map(|r| route_config_view(&r))
             .collect(),
+        resource_versions: std::array::from_fn(|t| {
+            snap.types[t]
+                .resources
+                .iter()
+                .map(|(n, r)| (n.clone(), r.version.clone()))
+                .collect()
+        }),
     }
 }

@@ -20,6 +20,7 @@ pub mod build;
 pub mod cli;
 pub mod demo;
 pub mod diag;
+pub mod diff;
 pub mod inspect;
 pub mod loadgen;
 pub mod model;

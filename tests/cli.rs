@@ -261,3 +261,168 @@ async fn logs_to_a_pipe_carry_no_colour_codes() {
     assert!(log.contains("INFO"), "no log lines: {log}");
     assert!(!log.contains('\u{1b}'), "colour codes in a pipe: {log}");
 }
+
+/// The demo's router with the canary at `w1`/`w2`.
+fn demo_with_weights(w1: u32, w2: u32) -> MeshDir {
+    let dir = MeshDir::copy_of(&repo_path("examples/demo"));
+    let text = dir
+        .read("router.yaml")
+        .replace("weight: 90", &format!("weight: {w1}"))
+        .replace("weight: 10", &format!("weight: {w2}"));
+    dir.write("router.yaml", &text);
+    dir
+}
+
+#[test]
+fn diff_against_another_directory_spells_out_weights_and_exits_1() {
+    let (old, new) = (demo_with_weights(90, 10), demo_with_weights(50, 50));
+    let out = meshplane()
+        .arg("diff")
+        .arg(new.path())
+        .arg("--against")
+        .arg(old.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("mesh/demo/virtualNode/frontend (changed)"),
+        "{text}"
+    );
+    assert!(text.contains("RDS changed rds_egress_http_15001"), "{text}");
+    assert!(
+        text.contains("cds_egress_demo_backend-v1_http_9081 weight 90 → 50"),
+        "{text}"
+    );
+    assert!(text.contains("1 node would change, 2 unchanged"), "{text}");
+    let same = meshplane()
+        .arg("diff")
+        .arg(old.path())
+        .arg("--against")
+        .arg(old.path())
+        .output()
+        .unwrap();
+    assert_eq!(same.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&same.stdout).contains("0 nodes would change, 3 unchanged"));
+}
+
+#[tokio::test]
+async fn diff_against_the_running_server() {
+    let served = demo_with_weights(90, 10);
+    let server = start(served.path()).await;
+    let admin = server.admin_addr.to_string();
+    let edited = demo_with_weights(50, 50);
+    let out = tokio::task::spawn_blocking({
+        let (dir, admin) = (edited.path().to_path_buf(), admin.clone());
+        move || {
+            meshplane()
+                .args(["diff", "-o", "json", "--admin", &admin])
+                .arg(dir)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{json}");
+    assert_eq!(
+        json["nodes"][0]["node_id"],
+        "mesh/demo/virtualNode/frontend"
+    );
+    let details = json["nodes"][0]["resources"][0]["details"].to_string();
+    assert!(details.contains("weight 10 → 50"), "{details}");
+    // Nothing to change when the directory is what is served.
+    let out = tokio::task::spawn_blocking({
+        let (dir, admin) = (served.path().to_path_buf(), admin.clone());
+        move || {
+            meshplane()
+                .args(["diff", "--admin", &admin])
+                .arg(dir)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // No server: a connection error, exit 2.
+    server.shutdown().await;
+    let out = meshplane()
+        .args(["diff", "--admin", &admin])
+        .arg(served.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn status_watch_refreshes_until_stopped() {
+    let dir = MeshDir::copy_of(&repo_path("examples/demo"));
+    let server = start(dir.path()).await;
+    let admin = server.admin_addr.to_string();
+    let mut child = meshplane()
+        .args(["status", "--watch", "--admin", &admin])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let refreshes = text.matches("configuration: valid").count();
+    assert!(refreshes >= 2, "{refreshes} refreshes in 4.5 s:\n{text}");
+    assert!(text.contains("NOT CONNECTED"), "{text}");
+    server.shutdown().await;
+}
+
+#[test]
+fn validate_takes_one_file_and_json_and_shows_paths_as_typed() {
+    let dir = MeshDir::new();
+    let file = dir.write(
+        "one.yaml",
+        "kind: Mesh\nmeshName: m\n---\nkind: VirtualNode\nmeshName: m\nvirtualNodeName: a\nspec:\n  listners: []\n",
+    );
+    let out = meshplane()
+        .args(["validate", "-o", "json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["files"], 1);
+    assert_eq!(v["problems"][0]["file"], file.display().to_string());
+    assert_eq!(v["problems"][0]["line"], 8);
+    assert_eq!(v["problems"][0]["path"], "spec.listners");
+    // The same file fixed is valid on its own.
+    let fixed = dir.write(
+        "one.yaml",
+        "kind: Mesh\nmeshName: m\n---\nkind: VirtualNode\nmeshName: m\nvirtualNodeName: a\nspec:\n  listeners: [{portMapping: {port: 8080, protocol: http}}]\n  serviceDiscovery: {dns: {hostname: a}}\n",
+    );
+    let ok = meshplane().arg("validate").arg(&fixed).output().unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    // A directory's problems name files below the directory as it was typed.
+    let out = meshplane()
+        .args(["validate", "tests/hostile"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("tests/hostile/")),
+        "{text}"
+    );
+}

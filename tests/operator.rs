@@ -172,6 +172,29 @@ async fn status_goes_synced_nacked_synced_with_real_envoy() {
             .any(|l| l.starts_with(node) && l.contains("SYNCED")),
         "{table}"
     );
+    // A node defined with no sidecar for it is listed as such.
+    dir.write(
+        "idle.yaml",
+        "kind: VirtualNode\nmeshName: ops\nvirtualNodeName: idle\nspec: {}\n",
+    );
+    let idle = "mesh/ops/virtualNode/idle";
+    let mut v = serde_json::Value::Null;
+    for _ in 0..200 {
+        let (_, json) = cli(&["status", "--admin", &admin_s, "-o", "json"]).await;
+        v = serde_json::from_str(&json).unwrap();
+        if v["not_connected"] == serde_json::json!([idle]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(v["not_connected"], serde_json::json!([idle]), "{v}");
+    let (_, table) = cli(&["status", "--admin", &admin_s]).await;
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(idle) && l.contains("NOT CONNECTED")),
+        "{table}"
+    );
 
     // A configuration only Envoy can judge: Envoy NACKs the route table and keeps the old one.
     let before = client.routes_dump().await;
@@ -229,6 +252,19 @@ async fn status_goes_synced_nacked_synced_with_real_envoy() {
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
+    assert!(out.contains("RETRIES") && out.contains("TIMEOUT"), "{out}");
+    // Short names work when they name one node.
+    let (code, short) = cli(&["config", "client", "--admin", &admin_s]).await;
+    assert_eq!(
+        (code, &short),
+        (0, &out),
+        "`config client` is `config {node}`"
+    );
+    assert_eq!(
+        cli(&["config", "ops/client", "--admin", &admin_s]).await.0,
+        0
+    );
+    assert_eq!(cli(&["config", "nobody", "--admin", &admin_s]).await.0, 1);
     let (code, out) = cli(&["config", node, "--admin", &admin_s, "--output", "json"]).await;
     assert_eq!(code, 0);
     let view: meshplane::inspect::NodeView = serde_json::from_str(&out).unwrap();
@@ -249,7 +285,8 @@ async fn status_goes_synced_nacked_synced_with_real_envoy() {
     for want in [
         "meshplane_connected_proxies{mode=\"ADS\"} 2",
         "meshplane_xds_nacks_total{type=\"RDS\"} 1",
-        "meshplane_reloads_total{result=\"accepted\"} 3",
+        // The first load, the NACKed regex, its fix, and idle.yaml.
+        "meshplane_reloads_total{result=\"accepted\"} 4",
         "meshplane_config_valid 1",
         "meshplane_convergence_seconds_bucket{le=\"+Inf\"}",
         "# TYPE meshplane_convergence_seconds histogram",
@@ -276,7 +313,7 @@ async fn status_goes_synced_nacked_synced_with_real_envoy() {
 
     // Nodes and the load result.
     let nodes: Vec<serde_json::Value> = get_json(admin, "/nodes").await;
-    assert_eq!(nodes.len(), 2);
+    assert_eq!(nodes.len(), 3, "api, client and idle");
     let load: LoadReport = get_json(admin, "/load").await;
     assert!(load.valid && load.problems.is_empty());
     drop(client);

@@ -172,7 +172,14 @@ async fn status_of(addr: SocketAddr, host: &str) -> Option<(u16, String)> {
     http_get(addr, host, "/", &[]).await.ok()
 }
 
+/// The bootstrap's name for meshplane's cluster: ours, or one a user chose.
+const OURS: &str = "meshplane_xds";
+
 async fn transitions(mode: XdsMode) {
+    transitions_with(mode, OURS).await
+}
+
+async fn transitions_with(mode: XdsMode, xds_cluster: &str) {
     let p = Ports {
         egress: free_port(),
         client_app: free_port(),
@@ -202,7 +209,12 @@ async fn transitions(mode: XdsMode) {
     let mut envoys = Vec::new();
     for name in ["client", "v1", "v2", "v3"] {
         let id = format!("mesh/tr/virtualNode/{name}");
-        envoys.push(Envoy::start_with(&id, xds, work.path(), mode).await);
+        let yaml = support::envoy::bootstrap_yaml(&id, xds, mode).replace(OURS, xds_cluster);
+        assert!(
+            yaml.contains(&format!("cluster_name: {xds_cluster}")),
+            "{yaml}"
+        );
+        envoys.push(Envoy::start_bootstrap(&id, work.path(), &yaml).await);
     }
     let egress: SocketAddr = ([127, 0, 0, 1], p.egress).into();
     let ingress: SocketAddr = ([127, 0, 0, 1], p.client_in).into();
@@ -316,7 +328,7 @@ async fn transitions(mode: XdsMode) {
         .map(|(what, t)| format!("{what} {} ms", t.as_millis()))
         .collect();
     println!(
-        "{mode:?}: save -> traffic (50 ms debounce included): {}; steady traffic: {total} requests, {} failed",
+        "{mode:?} (xDS cluster {xds_cluster}): save -> traffic (50 ms debounce included): {}; steady traffic: {total} requests, {} failed",
         line.join(", "),
         failures.len()
     );
@@ -360,4 +372,18 @@ async fn per_type_sotw_transitions_reach_traffic_at_once() {
 async fn per_type_delta_transitions_reach_traffic_at_once() {
     let _s = SERIAL.lock().await;
     transitions(XdsMode::XdsDelta).await;
+}
+
+/// A bootstrap meshplane did not write: its cluster for meshplane has another name, which
+/// endpoints and routes must name over per-type streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_type_sotw_with_a_bootstrap_that_names_the_cluster_otherwise() {
+    let _s = SERIAL.lock().await;
+    transitions_with(XdsMode::Xds, "control-plane").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_type_delta_with_a_bootstrap_that_names_the_cluster_otherwise() {
+    let _s = SERIAL.lock().await;
+    transitions_with(XdsMode::XdsDelta, "control-plane").await;
 }

@@ -3,6 +3,7 @@
 //! `validate` turns loaded documents into a `MeshModel` or the complete list of problems. The
 //! translator only ever sees a model that passed, so it never has to handle dangling references.
 
+mod presence;
 mod validate;
 
 use std::collections::BTreeMap;

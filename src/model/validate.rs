@@ -52,6 +52,8 @@ pub fn validate_with(
         model: MeshModel::default(),
     };
     v.index(docs);
+    v.problems
+        .extend(super::presence::problems(&v.model, docs.len()));
     let entities = entity_identities(docs);
     let mut changed: HashSet<u64> = entities
         .iter()
@@ -1128,6 +1130,20 @@ mod tests {
             errs.iter().any(|e| e.contains("all weights are 0")),
             "{errs:#?}"
         );
+    }
+
+    #[test]
+    fn an_empty_configuration_or_one_without_proxies_is_invalid() {
+        assert_eq!(
+            validate(&[]).map(|_| ()).map_err(|p| p[0].to_string()),
+            Err(".:0: no mesh defined: no App Mesh resources found".into())
+        );
+        assert_eq!(
+            check("kind: Mesh\nmeshName: demo\n---\nkind: VirtualService\nmeshName: demo\nvirtualServiceName: s\n").map(|_| ()),
+            Err(vec!["m.yaml:1: mesh `demo` defines no virtual nodes or gateways".to_string()])
+        );
+        // One mesh with a node is enough; an empty second mesh is allowed.
+        assert!(check("kind: Mesh\nmeshName: empty\n---\nkind: Mesh\nmeshName: demo\n---\nkind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\n").is_ok());
     }
 
     #[test]

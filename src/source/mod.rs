@@ -2,8 +2,8 @@
 //!
 //! `walk` finds the mesh files (symlinks, loops, bounds); `loader` reads them into typed documents and
 //! reports what it cannot parse, within the `limits` that `prepass` checks before any YAML is
-//! deserialized; `lines` maps field paths back to source lines; `watch` turns bursts of file-system
-//! events into single reload signals.
+//! deserialized; `lines` maps field paths back to source lines; `watch` follows the config path
+//! however it changes and turns each settled burst of file-system events into one reload signal.
 
 pub mod limits;
 pub mod lines;

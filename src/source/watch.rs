@@ -1,17 +1,24 @@
-//! Turns file-system events under the config directory into one reload signal per burst.
+//! Turns file-system changes under the config path into one reload signal per settled burst.
 //!
-//! Editors save in many ways (write in place, write a temp file and rename, delete and recreate); all
-//! of them produce a burst of events. We wait until the directory has been quiet for `quiet`, capped at
-//! `max_wait` so a constantly-written directory still reloads.
+//! Follows every way a directory changes: edits in place, write-and-rename, delete-and-recreate of
+//! files or of the whole directory, a symlinked directory swapped with `ln -sfn` or by git-sync,
+//! and Kubernetes ConfigMap `..data` swaps (`follow`, `resolve`). A burst ends when the directory
+//! has been quiet and every changed file has kept its size and time for the quiet period
+//! (`settle`), capped at a maximum wait; a periodic re-scan covers events the kernel dropped.
+
+mod follow;
+mod resolve;
+mod settle;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::mpsc::{self as std_mpsc, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
-use notify::{RecursiveMode, Watcher};
-use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::sync::{mpsc, watch as latest};
+use tracing::{debug, warn};
 
-use super::loader::is_mesh_file;
+use follow::Follower;
+use settle::{Burst, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -21,97 +28,295 @@ pub enum WatchError {
         #[source]
         source: notify::Error,
     },
+    #[error("cannot watch {0}: not a directory")]
+    NotADirectory(PathBuf),
+    #[error("cannot start the watcher thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
-/// Watches `dir` and sends, once per debounced burst of relevant events, the time the burst's first
-/// event was seen (the moment of the save, for convergence metrics). The watcher stops when the
-/// returned guard is dropped.
-pub fn watch(
-    dir: &Path,
-    quiet: Duration,
-    max_wait: Duration,
-) -> Result<
-    (
-        notify::RecommendedWatcher,
-        mpsc::Receiver<std::time::Instant>,
-    ),
-    WatchError,
-> {
-    let root = dir.to_path_buf();
-    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<std::time::Instant>();
-    let filter_root = root.clone();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        let relevant = match res {
-            Ok(ev) => {
-                !matches!(ev.kind, notify::EventKind::Access(_))
-                    && ev.paths.iter().any(|p| relevant(&filter_root, p))
-            }
-            // An overflowed or failed watch may have lost events: reload to be safe.
-            Err(_) => true,
-        };
-        if relevant {
-            let _ = raw_tx.send(std::time::Instant::now());
-        }
-    })
+/// How the watcher groups and checks changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchConfig {
+    /// Quiet time that ends a burst; also how long each changed file must keep its size and time.
+    pub quiet: Duration,
+    /// Longest a burst may go on (files still changing) before its reload happens anyway.
+    pub max_wait: Duration,
+    /// Interval of the safety re-scan, in case the kernel dropped events.
+    pub rescan: Duration,
+}
+
+/// What the watcher asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Files changed and have settled; `origin` is when the burst's first event was seen (the
+    /// moment of the save, for convergence metrics).
+    Edit { origin: Instant },
+    /// The periodic re-scan: reload only if the files differ from what was last loaded.
+    Rescan,
+}
+
+/// The receiving end: changes, and when the last relevant event was seen.
+pub struct Changes {
+    rx: mpsc::Receiver<Change>,
+    last_event: latest::Receiver<Instant>,
+}
+
+impl Changes {
+    /// The next change; `None` once the watcher has stopped.
+    pub async fn recv(&mut self) -> Option<Change> {
+        self.rx.recv().await
+    }
+
+    /// How long no relevant event has been seen (the directory has been still).
+    pub fn quiet_for(&self) -> Duration {
+        self.last_event.borrow().elapsed()
+    }
+}
+
+enum Raw {
+    Event(Instant, notify::Result<notify::Event>),
+    Stop,
+}
+
+/// Stops the watcher when dropped.
+pub struct WatchHandle {
+    stop: std_mpsc::Sender<Raw>,
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(Raw::Stop);
+    }
+}
+
+/// Watches `dir` (a directory, or a symlink to one) on a thread of its own until the handle is
+/// dropped. Fails when `dir` cannot be watched now; later failures are logged and retried.
+pub fn watch(dir: &Path, cfg: WatchConfig) -> Result<(WatchHandle, Changes), WatchError> {
+    let (raw_tx, raw_rx) = std_mpsc::channel();
+    let events = raw_tx.clone();
+    let watcher = <notify::RecommendedWatcher as notify::Watcher>::new(
+        move |res| {
+            let _ = events.send(Raw::Event(Instant::now(), res));
+        },
+        // Never out of the directory through a link inside it (`ln -s / root` would watch the
+        // whole file system); the re-scan covers what such links point at.
+        notify::Config::default().with_follow_symlinks(false),
+    )
     .map_err(|source| WatchError::Watch {
-        path: root.clone(),
+        path: dir.to_path_buf(),
         source,
     })?;
-    watcher
-        .watch(&root, RecursiveMode::Recursive)
-        .map_err(|source| WatchError::Watch {
-            path: root.clone(),
-            source,
-        })?;
-
+    let follower = Follower::new(dir, watcher)?;
+    let cfg = WatchConfig {
+        rescan: cfg.rescan.max(Duration::from_millis(10)),
+        ..cfg
+    };
     let (tx, rx) = mpsc::channel(1);
-    tokio::spawn(async move {
-        // Ends when the watcher (and with it raw_tx) is dropped.
-        while let Some(first) = raw_rx.recv().await {
-            let deadline = Instant::now() + max_wait;
-            loop {
-                let until = (Instant::now() + quiet).min(deadline);
-                match tokio::time::timeout_at(until, raw_rx.recv()).await {
-                    Ok(Some(_)) if Instant::now() < deadline => continue,
-                    Ok(None) => return,
-                    _ => break,
-                }
-            }
-            // A full channel already holds a pending reload, which will read the newest files.
-            if tx.try_send(first).is_err() && tx.is_closed() {
-                return;
-            }
-        }
-    });
-    Ok((watcher, rx))
+    let (last_tx, last_event) = latest::channel(Instant::now());
+    let out = Out { tx, last: last_tx };
+    std::thread::Builder::new()
+        .name("meshplane-watch".into())
+        .spawn(move || run(follower, raw_rx, out, cfg))
+        .map_err(WatchError::Thread)?;
+    Ok((WatchHandle { stop: raw_tx }, Changes { rx, last_event }))
 }
 
-/// A path matters if it is a mesh file, or a directory (a renamed or deleted folder of mesh files).
-fn relevant(root: &Path, path: &Path) -> bool {
-    let rel = path.strip_prefix(root).unwrap_or(path);
-    if rel.as_os_str().is_empty() {
-        return true;
+struct Out {
+    tx: mpsc::Sender<Change>,
+    last: latest::Sender<Instant>,
+}
+
+impl Out {
+    /// False once nobody listens. A full channel already holds a pending reload, which will read
+    /// the newest files.
+    fn send(&self, c: Change) -> bool {
+        !matches!(
+            self.tx.try_send(c),
+            Err(mpsc::error::TrySendError::Closed(_))
+        )
     }
-    if rel
-        .components()
-        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
-    {
-        return false;
+}
+
+fn run<W: notify::Watcher>(
+    mut f: Follower<W>,
+    raw: std_mpsc::Receiver<Raw>,
+    out: Out,
+    cfg: WatchConfig,
+) {
+    let mut rescan_at = Instant::now() + cfg.rescan;
+    loop {
+        let (at, event) =
+            match raw.recv_timeout(rescan_at.saturating_duration_since(Instant::now())) {
+                Ok(Raw::Event(at, ev)) => (at, ev),
+                Ok(Raw::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {
+                    f.rearm();
+                    rescan_at = Instant::now() + cfg.rescan;
+                    if !out.send(Change::Rescan) {
+                        return;
+                    }
+                    continue;
+                }
+            };
+        f.forget_removed(&event);
+        let Some(paths) = f.relevant(&event) else {
+            continue;
+        };
+        let _ = out.last.send_replace(at);
+        let mut burst = Burst::new(at, cfg.quiet, cfg.max_wait);
+        burst.note(at, paths);
+        f.rearm();
+        if !settle(&mut f, &raw, &out, &mut burst) {
+            return;
+        }
+        // The root may have moved during the burst; the reload reads wherever it is now.
+        f.rearm();
+        if !out.send(Change::Edit {
+            origin: burst.first(),
+        }) {
+            return;
+        }
+        rescan_at = Instant::now() + cfg.rescan;
     }
-    is_mesh_file(rel) || rel.extension().is_none()
+}
+
+/// Waits until `burst` is over: quiet, and its files settled (or its deadline passed). False when
+/// the watcher is stopping.
+fn settle<W: notify::Watcher>(
+    f: &mut Follower<W>,
+    raw: &std_mpsc::Receiver<Raw>,
+    out: &Out,
+    burst: &mut Burst,
+) -> bool {
+    loop {
+        let now = Instant::now();
+        // Checked before waiting, so a storm of events cannot keep the deadline from passing.
+        if now >= burst.wake_at() {
+            match burst.check(now) {
+                Verdict::Settled => return true,
+                Verdict::Wait => debug!("changed files still being written; waiting"),
+                Verdict::Overdue(paths) => {
+                    warn!(
+                        files = ?paths,
+                        waited_ms = burst.first().elapsed().as_millis() as u64,
+                        "files still changing at the maximum wait; reading them as they are"
+                    );
+                    return true;
+                }
+            }
+            continue;
+        }
+        match raw.recv_timeout(burst.wake_at() - now) {
+            Ok(Raw::Event(at, ev)) => {
+                f.forget_removed(&ev);
+                if let Some(paths) = f.relevant(&ev) {
+                    let _ = out.last.send_replace(at);
+                    burst.note(at, paths);
+                    // Re-resolve on every event: this one may have re-pointed the config path.
+                    f.rearm();
+                }
+            }
+            Ok(Raw::Stop) | Err(RecvTimeoutError::Disconnected) => return false,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const CFG: WatchConfig = WatchConfig {
+        quiet: Duration::from_millis(40),
+        max_wait: Duration::from_secs(5),
+        rescan: Duration::from_secs(60),
+    };
+
+    /// The watcher's loop on `dir`, fed by hand instead of by the kernel.
+    fn run_by_hand(
+        dir: &Path,
+        cfg: WatchConfig,
+    ) -> (std_mpsc::Sender<Raw>, mpsc::Receiver<Change>) {
+        let (raw_tx, raw_rx) = std_mpsc::channel();
+        let f = Follower::new(dir, notify::NullWatcher).expect("follower");
+        let (tx, rx) = mpsc::channel(1);
+        let (last, _) = latest::channel(Instant::now());
+        std::thread::spawn(move || run(f, raw_rx, Out { tx, last }, cfg));
+        (raw_tx, rx)
+    }
+
+    /// The next change within `limit`; `Err(())` once the loop has ended.
+    fn next(rx: &mut mpsc::Receiver<Change>, limit: Duration) -> Result<Option<Change>, ()> {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            match rx.try_recv() {
+                Ok(c) => return Ok(Some(c)),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => return Err(()),
+            }
+        }
+        Ok(None)
+    }
+
+    fn modified(path: &Path) -> notify::Result<notify::Event> {
+        Ok(
+            notify::Event::new(notify::EventKind::Modify(notify::event::ModifyKind::Any))
+                .add_path(path.to_path_buf()),
+        )
+    }
+
     #[test]
-    fn editor_temp_files_do_not_trigger_reloads() {
-        let root = Path::new("/m");
-        assert!(relevant(root, Path::new("/m/a.yaml")));
-        assert!(relevant(root, Path::new("/m/sub")));
-        assert!(!relevant(root, Path::new("/m/.a.yaml.swp")));
-        assert!(!relevant(root, Path::new("/m/a.yaml~")));
-        assert!(!relevant(root, Path::new("/m/a.yaml.tmp")));
+    fn rescans_come_at_their_interval_and_end_with_the_watcher() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = WatchConfig {
+            rescan: Duration::from_millis(30),
+            ..CFG
+        };
+        let (raw, mut rx) = run_by_hand(d.path(), cfg);
+        let started = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(
+                next(&mut rx, Duration::from_secs(2)),
+                Ok(Some(Change::Rescan))
+            );
+        }
+        assert!(started.elapsed() >= Duration::from_millis(90));
+        raw.send(Raw::Stop).unwrap();
+        let ended = (0..100).any(|_| next(&mut rx, Duration::from_millis(50)).is_err());
+        assert!(ended, "the loop did not end");
+    }
+
+    #[test]
+    fn a_burst_is_one_edit_once_its_files_hold_still() {
+        let d = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(d.path()).unwrap();
+        let file = root.join("a.yaml");
+        let (raw, mut rx) = run_by_hand(&root, CFG);
+        let first = Instant::now();
+        let mut last = first;
+        for i in 0..5 {
+            std::fs::write(&file, "x".repeat(i + 1)).unwrap();
+            let at = if i == 0 { first } else { Instant::now() };
+            raw.send(Raw::Event(at, modified(&file))).unwrap();
+            last = at;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            next(&mut rx, Duration::from_secs(2)),
+            Ok(Some(Change::Edit { origin: first }))
+        );
+        assert!(
+            last.elapsed() >= CFG.quiet,
+            "reloaded before the quiet period"
+        );
+        // An editor's swap file never starts a burst.
+        raw.send(Raw::Event(
+            Instant::now(),
+            modified(&root.join(".a.yaml.swp")),
+        ))
+        .unwrap();
+        assert_eq!(next(&mut rx, Duration::from_millis(200)), Ok(None));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Translated resources point at their dependents (a cluster's endpoints, a listener's routes) with
 //! `ads: {}`. An Envoy bootstrapped for per-type services has no ADS stream, so those references
-//! must name the per-type API (SotW `GRPC` or `DELTA_GRPC`) on the meshplane cluster instead.
+//! must name the per-type API (SotW `GRPC` or `DELTA_GRPC`) on the cluster through which that Envoy
+//! reaches meshplane (its bootstrap's name for it, learned from the stream).
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{
@@ -16,10 +17,9 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 
-use super::naming::XDS_CLUSTER;
 use super::util::any;
 
-fn per_type_source(delta: bool) -> ConfigSource {
+fn per_type_source(delta: bool, cluster: &str) -> ConfigSource {
     let api_type = if delta {
         api_config_source::ApiType::DeltaGrpc
     } else {
@@ -33,7 +33,7 @@ fn per_type_source(delta: bool) -> ConfigSource {
                 grpc_services: vec![GrpcService {
                     target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
                         grpc_service::EnvoyGrpc {
-                            cluster_name: XDS_CLUSTER.into(),
+                            cluster_name: cluster.into(),
                             ..Default::default()
                         },
                     )),
@@ -54,15 +54,16 @@ fn is_ads(cs: &Option<ConfigSource>) -> bool {
     )
 }
 
-/// The resource re-pointed at per-type services, or `None` when it has no ADS reference.
-pub fn for_per_type_services(resource: &Any, delta: bool) -> Option<Any> {
+/// The resource re-pointed at per-type services on `cluster`, or `None` when it has no ADS
+/// reference.
+pub fn for_per_type_services(resource: &Any, delta: bool, cluster: &str) -> Option<Any> {
     if resource.type_url == Cluster::type_url() {
         let mut c = Cluster::decode(resource.value.as_slice()).ok()?;
         let eds = c.eds_cluster_config.as_mut()?;
         if !is_ads(&eds.eds_config) {
             return None;
         }
-        eds.eds_config = Some(per_type_source(delta));
+        eds.eds_config = Some(per_type_source(delta, cluster));
         return Some(any(&c));
     }
     if resource.type_url == Listener::type_url() {
@@ -83,7 +84,7 @@ pub fn for_per_type_services(resource: &Any, delta: bool) -> Option<Any> {
                     hcm.route_specifier.as_mut()
                 {
                     if is_ads(&rds.config_source) {
-                        rds.config_source = Some(per_type_source(delta));
+                        rds.config_source = Some(per_type_source(delta, cluster));
                         *cfg = any(&hcm);
                         changed = true;
                     }

@@ -3,6 +3,7 @@
 //! are opaque keys.
 
 pub mod accept;
+pub mod authority;
 pub mod cache;
 pub mod conn;
 pub mod delta;
@@ -106,20 +107,45 @@ pub enum SourceMode {
     PerTypeDelta,
 }
 
-/// Rewrites a snapshot built for ADS into one whose config sources point at per-type services.
-/// Supplied by the layer that knows the resources; the xDS layer only picks and caches variants.
-pub type VariantFn = Arc<dyn Fn(&Snapshot, SourceMode) -> Snapshot + Send + Sync>;
+/// Rewrites a snapshot built for ADS into one whose config sources point at per-type services on
+/// the named cluster of the Envoy's bootstrap. Supplied by the layer that knows the resources; the
+/// xDS layer only picks and caches variants.
+pub type VariantFn = Arc<dyn Fn(&Snapshot, SourceMode, &str) -> Snapshot + Send + Sync>;
+
+/// The `:authority` of a gRPC request. Envoy sets it to the name of the bootstrap cluster its
+/// `envoy_grpc` config source names (unless told otherwise), which is how per-type streams learn
+/// what to point endpoints and routes at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdsAuthority(pub String);
+
+/// A per-type variant of a snapshot: its mode, the xDS cluster name it points at, the snapshot.
+type Variant = (SourceMode, Arc<str>, Arc<Snapshot>);
+
+/// The variants one snapshot keeps: Envoys of one mesh use one or two cluster names, not more.
+const MAX_VARIANTS: usize = 8;
 
 /// Everything one node is served, per type in [`TYPE_ORDER`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Snapshot {
     /// Shared: a node's new snapshot keeps the types an edit did not change.
     pub types: [Arc<TypeSnapshot>; 4],
     /// When the change that produced this snapshot was first seen (the file save), for convergence
     /// metrics.
     pub origin: Option<std::time::Instant>,
-    /// Per-type-service variants, built on first use by a per-type stream and shared after that.
-    variants: [std::sync::OnceLock<Arc<Snapshot>>; 2],
+    /// Per-type-service variants by mode and xDS cluster name, built on first use by a per-type
+    /// stream and shared after that (at most [`MAX_VARIANTS`]).
+    variants: std::sync::Mutex<Vec<Variant>>,
+}
+
+impl Clone for Snapshot {
+    /// A copy of the resources; its variants are made again on demand.
+    fn clone(&self) -> Snapshot {
+        Snapshot {
+            types: self.types.clone(),
+            origin: self.origin,
+            variants: Default::default(),
+        }
+    }
 }
 
 impl PartialEq for Snapshot {
@@ -141,19 +167,40 @@ impl Snapshot {
         }
     }
 
-    /// The snapshot as a stream of `mode` must see it.
-    pub fn for_mode(self: &Arc<Self>, mode: SourceMode, make: &VariantFn) -> Arc<Snapshot> {
-        let slot = match mode {
-            SourceMode::Ads => return self.clone(),
-            SourceMode::PerTypeSotw => &self.variants[0],
-            SourceMode::PerTypeDelta => &self.variants[1],
-        };
-        slot.get_or_init(|| {
-            let mut v = make(self, mode);
-            v.origin = self.origin;
-            Arc::new(v)
-        })
-        .clone()
+    /// The snapshot as a stream of `mode` must see it, for an Envoy whose bootstrap calls
+    /// meshplane's cluster `cluster`.
+    pub fn for_mode(
+        self: &Arc<Self>,
+        mode: SourceMode,
+        cluster: &str,
+        make: &VariantFn,
+    ) -> Arc<Snapshot> {
+        if mode == SourceMode::Ads {
+            return self.clone();
+        }
+        let lock = || self.variants.lock().unwrap_or_else(|e| e.into_inner());
+        let found = lock()
+            .iter()
+            .find(|(m, c, _)| *m == mode && &**c == cluster)
+            .map(|(_, _, v)| v.clone());
+        if let Some(v) = found {
+            return v;
+        }
+        // Built outside the lock: other streams of this snapshot keep reading variants meanwhile.
+        let mut v = make(self, mode, cluster);
+        v.origin = self.origin;
+        let v = Arc::new(v);
+        let mut variants = lock();
+        if let Some((_, _, existing)) = variants
+            .iter()
+            .find(|(m, c, _)| *m == mode && &**c == cluster)
+        {
+            return existing.clone();
+        }
+        if variants.len() < MAX_VARIANTS {
+            variants.push((mode, cluster.into(), v.clone()));
+        }
+        v
     }
 
     /// The per-type versions, e.g. for status output.

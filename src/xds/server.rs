@@ -32,6 +32,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use super::authority::{cluster_name, WithAuthority};
 use super::cache::{SnapshotCache, Subscription};
 use super::delta::DeltaState;
 use super::group::{Groups, Member, Membership, Peers};
@@ -259,16 +260,19 @@ impl XdsService {
         let mut server = server;
         server
             .add_service(super::grpc::AdsServer::new(self.clone(), max))
-            .add_service(
+            // Per-type streams need the authority: it names the Envoy's cluster for meshplane.
+            .add_service(WithAuthority(
                 ClusterDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(max),
-            )
-            .add_service(
+            ))
+            .add_service(WithAuthority(
                 EndpointDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(max),
-            )
-            .add_service(
+            ))
+            .add_service(WithAuthority(
                 ListenerDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(max),
-            )
-            .add_service(RouteDiscoveryServiceServer::new(self).max_decoding_message_size(max))
+            ))
+            .add_service(WithAuthority(
+                RouteDiscoveryServiceServer::new(self).max_decoding_message_size(max),
+            ))
     }
 
     fn open<P: Protocol>(
@@ -280,6 +284,7 @@ impl XdsService {
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
+        let cluster = cluster_name(request.extensions());
         let inbound = request.into_inner();
         // Small: a stream that does not read holds at most this many responses, then its task waits.
         // Boxed, because the channel allocates its slots 32 at a time when it is created: 32 inline
@@ -300,7 +305,8 @@ impl XdsService {
         let span = info_span!("xds", %peer, %mode, node = tracing::field::Empty);
         let this = self.clone();
         tokio::spawn(
-            async move { this.run::<P>(inbound, tx, only, peer, mode).await }.instrument(span),
+            async move { this.run::<P>(inbound, tx, only, peer, mode, cluster).await }
+                .instrument(span),
         );
         Box::pin(tokio_stream::StreamExt::map(ReceiverStream::new(rx), |r| {
             *r
@@ -314,6 +320,7 @@ impl XdsService {
         only: Option<&'static str>,
         peer: String,
         mode: String,
+        cluster: String,
     ) {
         let m = self.metrics.clone();
         m.streams_open.fetch_add(1, Ordering::Relaxed);
@@ -496,7 +503,7 @@ impl XdsService {
                 } else {
                     SourceMode::PerTypeSotw
                 };
-                snap = snap.map(|s| s.for_mode(mode, &self.variant));
+                snap = snap.map(|s| s.for_mode(mode, &cluster, &self.variant));
             }
             let peers = match (&membership, held_since) {
                 (Some(_), Some(since)) if since.elapsed() >= PEER_HOLD_MAX => {
@@ -558,9 +565,11 @@ impl XdsService {
     /// Unary fetch: the node's current resources of one type (all, or the requested names).
     fn fetch(
         &self,
-        req: DiscoveryRequest,
+        request: Request<DiscoveryRequest>,
         type_url: &'static str,
     ) -> Result<Response<DiscoveryResponse>, Status> {
+        let cluster = cluster_name(request.extensions());
+        let req = request.into_inner();
         let node = req
             .node
             .as_ref()
@@ -572,7 +581,7 @@ impl XdsService {
             .cache
             .get(&key)
             .ok_or_else(|| Status::unavailable("no configuration for this node yet"))?
-            .for_mode(SourceMode::PerTypeSotw, &self.variant);
+            .for_mode(SourceMode::PerTypeSotw, &cluster, &self.variant);
         let t = type_index(type_url).unwrap_or(0);
         let ts = &snap.types[t];
         let resources = ts
@@ -640,7 +649,7 @@ macro_rules! per_type_service {
                 &self,
                 request: Request<DiscoveryRequest>,
             ) -> Result<Response<DiscoveryResponse>, Status> {
-                self.fetch(request.into_inner(), $type_url)
+                self.fetch(request, $type_url)
             }
         }
     };

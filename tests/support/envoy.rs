@@ -38,6 +38,22 @@ pub fn envoy_bin() -> PathBuf {
     );
 }
 
+/// meshplane's bootstrap for `node_id` in `mode`, admin on port 0.
+pub fn bootstrap_yaml(
+    node_id: &str,
+    xds: SocketAddr,
+    mode: meshplane::bootstrap::XdsMode,
+) -> String {
+    meshplane::bootstrap::render(&meshplane::bootstrap::BootstrapParams {
+        mode,
+        node_id: node_id.into(),
+        xds_host: xds.ip().to_string(),
+        xds_port: xds.port(),
+        admin_port: 0,
+        admin_address: "127.0.0.1".into(),
+    })
+}
+
 /// A free TCP port for a test listener, never the same twice in one test process, and below the
 /// kernel's ephemeral range (32768 and up): Envoy's admin listeners (port 0) and outbound connections
 /// take ephemeral ports, and Envoy listeners use SO_REUSEPORT, so a collision would be silent.
@@ -84,20 +100,17 @@ impl Envoy {
         work: &Path,
         mode: meshplane::bootstrap::XdsMode,
     ) -> Envoy {
+        Envoy::start_bootstrap(node_id, work, &bootstrap_yaml(node_id, xds, mode)).await
+    }
+
+    /// Starts Envoy with a bootstrap of the caller's (admin on port 0 is added by the command line).
+    pub async fn start_bootstrap(node_id: &str, work: &Path, yaml: &str) -> Envoy {
         use std::os::unix::process::CommandExt;
         let safe = node_id.replace('/', "_");
         let bootstrap = work.join(format!("{safe}.yaml"));
         let admin_path = work.join(format!("{safe}.admin"));
         let log = work.join(format!("{safe}.log"));
         let _ = std::fs::remove_file(&admin_path);
-        let yaml = meshplane::bootstrap::render(&meshplane::bootstrap::BootstrapParams {
-            mode,
-            node_id: node_id.into(),
-            xds_host: xds.ip().to_string(),
-            xds_port: xds.port(),
-            admin_port: 0,
-            admin_address: "127.0.0.1".into(),
-        });
         std::fs::write(&bootstrap, yaml).expect("write bootstrap");
         let child = Command::new(envoy_bin())
             .arg("-c")

@@ -1,0 +1,103 @@
+//! The gateways of a mesh on the topology page: loaded and validated but not translated yet, so
+//! each is listed with what its raw spec tells (listeners, gateway routes and their targets) and
+//! any sidecars connected under its id.
+
+use std::fmt::Write as _;
+
+use serde_yaml_ng::Value;
+
+use super::mesh::{at, link};
+use super::{connection, esc, more, sidecar, Sidecars, LIST_LIMIT};
+use crate::model::{Mesh, ProxyId, ProxyKind};
+
+pub(super) fn list(out: &mut String, m: &Mesh, sidecars: &Sidecars) {
+    if m.virtual_gateways.is_empty() {
+        return;
+    }
+    let _ = write!(
+        out,
+        "<div class=\"gateways\"><h3>Virtual gateways <span class=\"count\">{}</span></h3>\
+         <p class=\"note\">Loaded and validated, not translated yet: meshplane serves no \
+         configuration to gateway Envoys.</p><div class=\"cols\">",
+        m.virtual_gateways.len()
+    );
+    for (name, item) in m.virtual_gateways.iter().take(LIST_LIMIT) {
+        let id = ProxyId {
+            mesh: m.name.clone(),
+            kind: ProxyKind::VirtualGateway,
+            name: name.clone(),
+        };
+        let connected = sidecars.of(&id);
+        let _ = write!(
+            out,
+            "<div class=\"card gateway\"><div class=\"head\"><span class=\"name\">{}</span>",
+            esc(name)
+        );
+        connection(out, connected);
+        let _ = write!(
+            out,
+            "</div><dl><dt>listeners</dt><dd>{}</dd><dt>routes</dt><dd>",
+            esc(&gateway_listeners(&item.spec))
+        );
+        let routes: Vec<String> = m
+            .gateway_routes
+            .iter()
+            .filter(|((g, _), _)| g == name)
+            .map(|((_, r), it)| gateway_route(&m.name, r, &it.spec))
+            .collect();
+        if routes.is_empty() {
+            out.push_str("<span class=\"muted\">none</span>");
+        }
+        out.push_str(&routes.join("<br>"));
+        out.push_str("</dd></dl>");
+        for p in connected {
+            sidecar(out, p);
+        }
+        out.push_str("</div>");
+    }
+    more(out, m.virtual_gateways.len(), "the files list them all");
+    out.push_str("</div></div>");
+}
+
+fn gateway_listeners(spec: &Value) -> String {
+    let ls: Vec<String> = at(spec, &["listeners"])
+        .and_then(Value::as_sequence)
+        .map(|ls| {
+            ls.iter()
+                .filter_map(|l| {
+                    let port = at(l, &["portMapping", "port"])?.as_u64()?;
+                    let proto = at(l, &["portMapping", "protocol"]).and_then(Value::as_str);
+                    Some(format!("{port} {}", proto.unwrap_or("?")))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if ls.is_empty() {
+        "none".into()
+    } else {
+        ls.join(", ")
+    }
+}
+
+/// `name: http prefix /shop → shop.local`, as far as the raw spec tells (already escaped).
+fn gateway_route(mesh: &str, name: &str, spec: &Value) -> String {
+    for (key, kind) in [
+        ("httpRoute", "http"),
+        ("http2Route", "http2"),
+        ("grpcRoute", "grpc"),
+    ] {
+        let Some(r) = spec.get(key) else { continue };
+        let matcher = at(r, &["match", "prefix"])
+            .or_else(|| at(r, &["match", "serviceName"]))
+            .and_then(Value::as_str)
+            .map_or(String::new(), |p| format!(" {p}"));
+        let target = at(
+            r,
+            &["action", "target", "virtualService", "virtualServiceName"],
+        )
+        .and_then(Value::as_str)
+        .map_or("?".to_string(), |vs| link("vs", mesh, vs));
+        return format!("{}: {kind}{} → {target}", esc(name), esc(&matcher));
+    }
+    esc(name)
+}

@@ -1,0 +1,222 @@
+//! The reload loop: one reload per change the watcher reports, re-scans that change nothing left
+//! silent, and a reload that would remove most of a mesh held until the directory has been still
+//! for a while, then applied (both logged at `warn` with what it removes).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tracing::warn;
+
+use super::removal::large_removal;
+use super::{LoadResult, Pipeline};
+use crate::model::MeshModel;
+use crate::source::watch::{Change, Changes, WatchConfig};
+use crate::xds::limits::parse_duration;
+
+/// Watcher and reload settings of `meshplane serve` besides `--debounce-ms` (README "How the
+/// directory is watched").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+pub struct ReloadSettings {
+    /// Longest a burst of changes may delay its reload while changed files keep changing (e.g.
+    /// `10s`); until then a file is read only once its size and time have held still for the
+    /// debounce.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub max_wait: Duration,
+    /// Interval of the safety re-scan that catches changes whose file-system events were lost (a
+    /// stat of every file; nothing is read unless it changed).
+    #[arg(long = "rescan-interval", default_value = "30s", value_parser = parse_interval)]
+    pub rescan: Duration,
+    /// A reload that would remove more than this percentage of one kind of resource of a mesh
+    /// (virtual nodes, gateways, services, routes, gateway routes) is held; 100 never holds.
+    #[arg(long = "removal-hold-percent", default_value_t = 50,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub removal_percent: u8,
+    /// How long the directory must stay still before such a held reload is applied.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub removal_hold: Duration,
+}
+
+/// A re-scan interval: a duration of at least a second (a re-scan stats every file).
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("`{s}`: the re-scan interval must be at least 1s"));
+    }
+    Ok(d)
+}
+
+impl Default for ReloadSettings {
+    fn default() -> ReloadSettings {
+        ReloadSettings {
+            max_wait: Duration::from_secs(10),
+            rescan: Duration::from_secs(30),
+            removal_percent: 50,
+            removal_hold: Duration::from_secs(2),
+        }
+    }
+}
+
+impl ReloadSettings {
+    pub fn watch_config(&self, quiet: Duration) -> WatchConfig {
+        WatchConfig {
+            quiet,
+            max_wait: self.max_wait.max(quiet),
+            rescan: self.rescan,
+        }
+    }
+}
+
+/// What a large removal does to a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RemovalGuard {
+    /// Not checked (the first load, tests, benchmarks).
+    #[default]
+    Off,
+    /// Held: not published.
+    Hold(u8),
+    /// Published, and logged: the directory stayed still after it was held.
+    Apply(u8),
+}
+
+/// How one reload runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReloadOptions {
+    /// Return [`Reloaded::Unchanged`] without a trace when the files are the last load's.
+    pub skip_unchanged: bool,
+    pub removals: RemovalGuard,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reloaded {
+    Accepted,
+    /// Invalid: the last good configuration keeps serving.
+    Rejected,
+    /// Valid, but it would remove most of a mesh: not published (yet).
+    Held,
+    /// Nothing changed since the last load.
+    Unchanged,
+}
+
+/// Whether `now` read exactly what `last` did: no file parsed anew, the same files, the same
+/// problems.
+pub(super) fn unchanged(last: &LoadResult, now: &LoadResult) -> bool {
+    now.files_parsed == 0 && now.files == last.files && now.problems == last.problems
+}
+
+impl Pipeline {
+    /// Whether `model` must be held rather than published (logged); `published` is what is served.
+    pub(super) fn hold_removal(
+        published: Option<&Arc<MeshModel>>,
+        model: &MeshModel,
+        guard: RemovalGuard,
+    ) -> bool {
+        let (percent, hold) = match guard {
+            RemovalGuard::Off => return false,
+            RemovalGuard::Hold(p) => (p, true),
+            RemovalGuard::Apply(p) => (p, false),
+        };
+        let Some(removal) = published.and_then(|prev| large_removal(prev, model, percent)) else {
+            return false;
+        };
+        if hold {
+            warn!(removes = %removal, "reload would remove most of a mesh; holding it until the directory stays still");
+        } else {
+            warn!(removes = %removal, "applying a held reload: the directory stayed still");
+        }
+        hold
+    }
+}
+
+/// A reload held for removing most of a mesh.
+struct Held {
+    origin: Option<Instant>,
+    check_at: tokio::time::Instant,
+}
+
+async fn reload(p: &Pipeline, origin: Option<Instant>, opts: ReloadOptions) -> Reloaded {
+    let p = p.clone();
+    tokio::task::spawn_blocking(move || p.reload_with(origin, opts))
+        .await
+        .unwrap_or(Reloaded::Rejected)
+}
+
+/// Reloads on every change until `stop` or until the watcher ends.
+pub(super) async fn run(
+    p: Pipeline,
+    mut changes: Changes,
+    s: ReloadSettings,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut held: Option<Held> = None;
+    loop {
+        let wake = held.as_ref().map(|h| h.check_at);
+        tokio::select! {
+            _ = crate::xds::server::stopped(&mut stop) => break,
+            c = changes.recv() => {
+                let Some(c) = c else { break };
+                let (origin, skip_unchanged) = match c {
+                    Change::Edit { origin } => (Some(origin), false),
+                    Change::Rescan => (held.as_ref().and_then(|h| h.origin), true),
+                };
+                let opts = ReloadOptions { skip_unchanged, removals: RemovalGuard::Hold(s.removal_percent) };
+                match reload(&p, origin, opts).await {
+                    Reloaded::Held => {
+                        let check_at = tokio::time::Instant::now() + s.removal_hold;
+                        held = Some(Held { origin, check_at: held.map_or(check_at, |h| h.check_at) });
+                    }
+                    Reloaded::Unchanged => {}
+                    Reloaded::Accepted | Reloaded::Rejected => held = None,
+                }
+            }
+            _ = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)), if wake.is_some() => {
+                let still = changes.quiet_for();
+                if still < s.removal_hold {
+                    if let Some(h) = held.as_mut() {
+                        h.check_at = tokio::time::Instant::now() + (s.removal_hold - still);
+                    }
+                    continue;
+                }
+                let origin = held.take().and_then(|h| h.origin);
+                let opts = ReloadOptions { skip_unchanged: false, removals: RemovalGuard::Apply(s.removal_percent) };
+                reload(&p, origin, opts).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rescan_that_reads_nothing_new_is_unchanged() {
+        let last = LoadResult {
+            files: vec!["a.yaml".into()],
+            files_read: 1,
+            files_parsed: 1,
+            ..Default::default()
+        };
+        // Read again (a recent write keeps its stamp untrusted) but with the same content.
+        let same = LoadResult {
+            files_parsed: 0,
+            ..last.clone()
+        };
+        assert!(unchanged(&last, &same));
+        assert!(!unchanged(
+            &last,
+            &LoadResult {
+                files_parsed: 1,
+                ..same.clone()
+            }
+        ));
+        assert!(!unchanged(
+            &last,
+            &LoadResult {
+                files: vec![],
+                ..same.clone()
+            }
+        ));
+    }
+}

@@ -1,0 +1,170 @@
+//! `meshplane status`: every connected proxy and whether it has the newest configuration.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::admin_client::{admin_get_head, admin_json, short_version, table, Output};
+
+/// `status`, once or (with `watch`) every 2 seconds until interrupted; exits as the last one would.
+pub fn run(admin: &str, output: Output, limit: usize, watch: bool) -> anyhow::Result<ExitCode> {
+    if !watch {
+        return status(admin, output, limit);
+    }
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    loop {
+        if terminal {
+            print!("\x1b[2J\x1b[H"); // clear the screen, cursor home
+        } else {
+            println!("---");
+        }
+        match status(admin, output, limit) {
+            Ok(_) => {}
+            Err(e) => println!("error: {e:#}"),
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+}
+
+/// Defined nodes (those with a configuration) that no connected proxy names, at most `limit`.
+fn not_connected(
+    admin: &str,
+    proxies: &[crate::admin::ProxyReport],
+    limit: usize,
+) -> anyhow::Result<(Vec<String>, usize)> {
+    let nodes: Vec<crate::admin::NodeEntry> = admin_json(admin, "/nodes")?;
+    let connected: std::collections::HashSet<String> = proxies
+        .iter()
+        .filter_map(|p| crate::model::ProxyId::parse(&p.node_id).map(|id| id.to_string()))
+        .collect();
+    let mut missing: Vec<String> = nodes
+        .into_iter()
+        .map(|n| n.node_id)
+        .filter(|id| !connected.contains(id))
+        .collect();
+    let more = missing.len().saturating_sub(limit);
+    missing.truncate(limit);
+    Ok((missing, more))
+}
+
+fn status(admin: &str, output: Output, limit: usize) -> anyhow::Result<ExitCode> {
+    use crate::admin::{LoadReport, ProxyReport, SyncState};
+    let load: LoadReport = admin_json(admin, "/load")?;
+    let path = format!("/proxies?limit={limit}");
+    let (code, head, body) = admin_get_head(admin, &path)?;
+    if code != 200 {
+        anyhow::bail!("{path}: HTTP {code}: {}", body.trim());
+    }
+    let proxies: Vec<ProxyReport> =
+        serde_json::from_str(&body).with_context(|| format!("{path}: unexpected answer"))?;
+    let header = |want: &str| {
+        head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case(want)
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+    };
+    let omitted = header(crate::admin::TOTAL_HEADER)
+        .unwrap_or(proxies.len())
+        .saturating_sub(proxies.len());
+    // Proxies past the limit count too.
+    let nacked = header(crate::admin::NACKED_HEADER).is_some_and(|n| n > 0)
+        || proxies.iter().any(|p| p.state() == SyncState::Nacked);
+    let failed = nacked || !load.valid;
+    if output == Output::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "load": load,
+                "proxies": proxies,
+                "proxies_omitted": omitted,
+                "not_connected": if omitted == 0 {
+                    not_connected(admin, &proxies, limit)?.0
+                } else {
+                    Vec::new()
+                },
+            }))?
+        );
+    } else {
+        if load.valid {
+            println!(
+                "configuration: valid ({} files, {} reloads accepted, {} rejected)",
+                load.files.len(),
+                load.reloads_accepted,
+                load.reloads_rejected
+            );
+        } else {
+            println!(
+                "configuration: INVALID, still serving the last good one ({} problems):",
+                load.problems.len()
+            );
+            for p in &load.problems {
+                println!("  {p}");
+            }
+        }
+        if !load.warnings.is_empty() {
+            println!("warnings ({}):", load.warnings.len());
+            for w in &load.warnings {
+                println!("  {w}");
+            }
+        }
+        println!();
+        let mut rows: Vec<Vec<String>> = proxies
+            .iter()
+            .map(|p| {
+                let mut row = vec![p.node_id.clone(), p.mode.clone(), p.peer.clone()];
+                for t in ["CDS", "EDS", "LDS", "RDS"] {
+                    let r = &p.types[t];
+                    let cell = match r.state {
+                        SyncState::NotSent => "NOT SENT".to_string(),
+                        s => format!("{} ({})", s.as_str(), short_version(&r.sent)),
+                    };
+                    row.push(cell);
+                }
+                row.push(if p.known {
+                    String::new()
+                } else {
+                    "unknown node".into()
+                });
+                row
+            })
+            .collect();
+        // Defined nodes nobody serves yet; only knowable when every proxy was listed.
+        let mut more_missing = 0;
+        if omitted == 0 {
+            let (missing, more) = not_connected(admin, &proxies, limit)?;
+            more_missing = more;
+            for id in missing {
+                let mut row = vec![id, "-".into(), "-".into()];
+                row.extend(std::iter::repeat_n("-".to_string(), 4));
+                row.push("NOT CONNECTED".into());
+                rows.push(row);
+            }
+        }
+        print!(
+            "{}",
+            table(
+                &["NODE", "MODE", "PEER", "CDS", "EDS", "LDS", "RDS", ""],
+                &rows
+            )
+        );
+        if omitted > 0 {
+            println!("... and {omitted} more proxies (--limit {limit})");
+        }
+        if more_missing > 0 {
+            println!("... and {more_missing} more defined nodes not connected (--limit {limit})");
+        }
+        for p in proxies.iter().filter(|p| p.state() == SyncState::Nacked) {
+            for (t, r) in &p.types {
+                if let Some(msg) = &r.nack {
+                    println!("\n{} {t} NACK: {msg}", p.node_id);
+                }
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
