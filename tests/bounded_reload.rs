@@ -178,9 +178,13 @@ async fn hostile_files_are_rejected_within_seconds_and_the_server_keeps_serving(
         .await;
         let took = t.elapsed();
         println!(
-            "{:<50} rejected{} in {:>6.0} ms (incl. 50 ms debounce), peak RSS +{:.0} MiB",
+            "{:<50} {} in {:>6.0} ms (writing it, 50 ms debounce, reload), peak RSS +{:.0} MiB",
             case.what,
-            if case.warning { " (skipped link)" } else { "" },
+            if case.warning {
+                "skipped, warned"
+            } else {
+                "rejected"
+            },
             took.as_secs_f64() * 1e3,
             peak_mib() - base
         );
