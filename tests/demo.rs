@@ -163,7 +163,7 @@ fn local_demo_stops_everything_on_sigterm_during_warm_up() {
         "no stop report: {rest:#?}"
     );
     for line in &rest {
-        if let Some(pid) = sidecar_pid(&line) {
+        if let Some(pid) = sidecar_pid(line) {
             pids.push(pid);
         }
     }
