@@ -387,12 +387,17 @@ pub fn parse_file(file: &Path, text: &str, out: &mut LoadOutput) {
 /// Like [`parse_file`]. A text beyond `limits` (size, depth, aliases) or that the streaming
 /// pre-pass cannot parse is one problem and no documents.
 pub fn parse_file_with(file: &Path, text: &str, limits: &Limits, out: &mut LoadOutput) {
+    if let Some(p) = super::syntax::json_error(file, text) {
+        out.problems.push(p);
+        return;
+    }
     if let Err(e) = super::prepass::check(text, limits) {
+        let message = super::syntax::with_hint(e.to_string(), text, e.line());
         out.problems.push(Problem {
             file: file.to_path_buf(),
             line: e.line(),
             path: String::new(),
-            message: e.to_string(),
+            message,
         });
         return;
     }
@@ -409,7 +414,11 @@ pub fn parse_file_with(file: &Path, text: &str, limits: &Limits, out: &mut LoadO
                     file: file.to_path_buf(),
                     line,
                     path: String::new(),
-                    message: format!("YAML syntax error: {e}"),
+                    message: super::syntax::with_hint(
+                        format!("YAML syntax error: {e}"),
+                        text,
+                        line,
+                    ),
                 });
                 // The rest of the file cannot be trusted after a syntax error.
                 return;
