@@ -426,11 +426,12 @@ pub fn render_metrics(pipeline: &Pipeline, m: &XdsMetrics, registry: &Registry) 
         "Requests with a stale nonce, by resource type.",
         &per_type(&m.stale_by_type),
     );
-    let (accepted, rejected, problems, warnings, valid, nodes) = {
+    let (accepted, rejected, panics, problems, warnings, valid, nodes) = {
         let st = pipeline.status();
         (
             st.reloads_accepted,
             st.reloads_rejected,
+            st.reload_panics,
             st.last.problems.len(),
             st.last.warnings.len(),
             st.last.model.is_some(),
@@ -445,6 +446,12 @@ pub fn render_metrics(pipeline: &Pipeline, m: &XdsMetrics, registry: &Registry) 
             ("{result=\"accepted\"}".into(), accepted as f64),
             ("{result=\"rejected\"}".into(), rejected as f64),
         ],
+    );
+    family(
+        "meshplane_reload_panics_total",
+        "counter",
+        "Reloads that panicked (a bug; counted as rejected, the last good configuration kept).",
+        &[(String::new(), panics as f64)],
     );
     family(
         "meshplane_config_errors",

@@ -199,6 +199,8 @@ pub struct Status {
     pub reloads: u64,
     pub reloads_accepted: u64,
     pub reloads_rejected: u64,
+    /// Reloads that panicked (each also counted as rejected).
+    pub reload_panics: u64,
     /// Valid reloads held for removing most of a mesh (see `reloader`).
     pub reloads_held: u64,
     /// Nodes that got a new snapshot in the last accepted reload.
@@ -526,7 +528,7 @@ impl Server {
         let (settings, stop) = (cfg.reload, shutdown_rx.clone());
         tasks.push(tokio::spawn(async move {
             let first = p.clone();
-            let _ = tokio::task::spawn_blocking(move || first.reload(None)).await;
+            reloader::reload(&first, None, Default::default()).await;
             reloader::run(p, changes, settings, stop).await;
         }));
 

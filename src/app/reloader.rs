@@ -135,11 +135,40 @@ struct Held {
     check_at: tokio::time::Instant,
 }
 
-async fn reload(p: &Pipeline, origin: Option<Instant>, opts: ReloadOptions) -> Reloaded {
+pub(super) async fn reload(p: &Pipeline, origin: Option<Instant>, opts: ReloadOptions) -> Reloaded {
     let p = p.clone();
-    tokio::task::spawn_blocking(move || p.reload_with(origin, opts))
+    tokio::task::spawn_blocking(move || guarded(&p, || p.reload_with(origin, opts)))
         .await
         .unwrap_or(Reloaded::Rejected)
+}
+
+/// Runs one reload. A panic inside it (a bug, never an input: inputs are validated) is logged,
+/// counted and taken as a rejected reload: what was published keeps serving, and the caches the
+/// reload may have left half-updated are dropped, so the next reload builds afresh.
+fn guarded(p: &Pipeline, run: impl FnOnce() -> Reloaded) -> Reloaded {
+    let panic = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(done) => return done,
+        Err(panic) => panic,
+    };
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into());
+    tracing::error!(panic = %what, "reload panicked; still serving the last good configuration");
+    {
+        let mut caches = p.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        let limits = caches.0.limits;
+        *caches = (
+            super::LoadCache::new(limits),
+            crate::build::Builder::default(),
+        );
+    }
+    let mut st = p.status();
+    st.reloads += 1;
+    st.reloads_rejected += 1;
+    st.reload_panics += 1;
+    Reloaded::Rejected
 }
 
 /// Reloads on every change until `stop` or until the watcher ends.
@@ -188,6 +217,28 @@ pub(super) async fn run(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_panicking_reload_is_a_counted_rejection_and_drops_the_caches() {
+        let dir = std::env::temp_dir().join(format!("meshplane-panic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = Pipeline::new(dir.clone());
+        let r = super::guarded(&p, || panic!("a bug in the translation"));
+        assert_eq!(r, Reloaded::Rejected);
+        {
+            let st = p.status();
+            assert_eq!(
+                (st.reloads, st.reloads_rejected, st.reload_panics),
+                (1, 1, 1)
+            );
+        }
+        assert_eq!(
+            super::guarded(&p, || Reloaded::Accepted),
+            Reloaded::Accepted
+        );
+        assert_eq!(p.status().reload_panics, 1, "only panics count");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     use super::*;
 
     #[test]
