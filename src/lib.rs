@@ -11,6 +11,26 @@
 //! ```
 //!
 //! `app` wires the stages together and owns reloads; `cli` is the command line.
+//!
+//! # Layout
+//!
+//! - `source/`: `walk` (finding mesh files: symlinks, loops, bounds), `limits`, `prepass` (streaming
+//!   depth/alias/duplicate checks before any YAML is deserialized), `syntax` (JSON and tab errors),
+//!   `loader` (typed documents), `lines` (field path → line), `watch/` (following the config path,
+//!   settling bursts into reload signals)
+//! - `spec/`: serde mirror of the App Mesh resources; `model/`: validation into a `MeshModel`
+//! - `translate/`: pure model → Envoy resources per node (`cluster`, `listener`, `route`, `naming`,
+//!   `sources` for per-type config sources)
+//! - `build`: encoded parts cached across reloads, per-node snapshots
+//! - `xds/`: generic serving: `cache` (snapshot per node), `sotw` and `delta` state machines,
+//!   `group` (ordering the per-type streams of one Envoy), `server` (stream loop), `grpc` (ADS glue),
+//!   `authority` (the bootstrap's cluster name), `conn`/`accept`/`limits` (bounded clients), `metrics`
+//! - `app` + `app/`: the reload task (`reloader`, `removal` guard) and server wiring
+//! - `admin` + `admin/page`: the admin HTTP API and the topology page; `inspect`: readable views of
+//!   served resources; `diff`: what saving a directory would change
+//! - `cli` + `cli/`: the command line (`status`, `config`, `diff`, `validate` talk to users)
+//! - tools that still live here: `loadgen` (xDS load tool), `synth` (mesh generator), `demo`
+//! - `bootstrap` (Envoy bootstraps), `diag` (problems with file and line), `par`, `proto`
 #![forbid(unsafe_code)]
 
 pub mod admin;
