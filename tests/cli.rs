@@ -1,4 +1,4 @@
-//! The command line of PRODUCT.md §4, run as a real process.
+//! The command line of docs/contract.md §4, run as a real process.
 
 mod support;
 

@@ -1,5 +1,5 @@
 //! xDS conformance suite: a Rust xDS client drives meshplane through every protocol rule of
-//! `xds-protocol.md` §1 that applies to a server, and the bugs of §2 other control planes shipped.
+//! `docs/xds-protocol.md` §1 that applies to a server, and the bugs of §2 other control planes shipped.
 //! Each test is named after the rule (`rule_NN_…`) or the bug (`bug_…`) it checks.
 
 mod support;

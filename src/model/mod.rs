@@ -17,7 +17,7 @@ use crate::spec::{
 
 pub use validate::{entity_identities, validate, validate_with, CheckCache};
 
-/// Default proxy ports of PRODUCT.md §2.
+/// Default proxy ports of docs/contract.md §2.
 pub const DEFAULT_INGRESS_PORT: u32 = 15000;
 pub const DEFAULT_EGRESS_PORT: u32 = 15001;
 
@@ -56,7 +56,7 @@ pub struct Router {
 }
 
 impl VirtualNodeSpec {
-    /// The port this node's Envoy accepts inbound traffic on for listener `index` (PRODUCT.md §2).
+    /// The port this node's Envoy accepts inbound traffic on for listener `index` (docs/contract.md §2).
     pub fn ingress_port(&self, index: usize) -> u32 {
         self.proxy
             .and_then(|p| p.ingress_port)
@@ -81,7 +81,7 @@ impl VirtualNodeSpec {
     }
 }
 
-/// The kind of Envoy a node id names (PRODUCT.md §3).
+/// The kind of Envoy a node id names (docs/contract.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ProxyKind {
     VirtualNode,

@@ -124,7 +124,7 @@ pub struct VirtualNodeSpec {
     pub backend_defaults: Option<BackendDefaults>,
     /// Not translated yet (access logs): reported at load time.
     pub logging: Option<Value>,
-    /// meshplane extension (PRODUCT.md §2).
+    /// meshplane extension (docs/contract.md §2).
     pub proxy: Option<ProxyPorts>,
 }
 
@@ -253,7 +253,7 @@ pub struct ServiceDiscovery {
     pub dns: Option<DnsDiscovery>,
     /// Not translated yet (Cloud Map): reported at load time.
     pub aws_cloud_map: Option<Value>,
-    /// meshplane extension (PRODUCT.md §2).
+    /// meshplane extension (docs/contract.md §2).
     #[serde(rename = "static")]
     pub static_: Option<StaticDiscovery>,
 }

@@ -1,6 +1,6 @@
 //! Validated mesh model → Envoy v3 resources for one sidecar. Pure functions, no I/O, no gRPC.
 //!
-//! Sidecar layout (PRODUCT.md §2): listener *i* of a virtual node accepts mesh traffic on
+//! Sidecar layout (docs/contract.md §2): listener *i* of a virtual node accepts mesh traffic on
 //! `0.0.0.0:ingressPort+i` and hands it to the app on `127.0.0.1:<port>`; the app sends outbound traffic
 //! to `127.0.0.1:egressPort`, routed by Host header to the node's backend virtual services.
 

@@ -1,7 +1,7 @@
 //! The incremental (delta) xDS protocol state of one stream, as a pure state machine.
 //!
 //! Per resource, we remember the version the client has (or that we told it a name does not
-//! exist), and send only what differs. Rules (xds-protocol.md §1): subscription changes are honoured
+//! exist), and send only what differs. Rules (docs/xds-protocol.md §1): subscription changes are honoured
 //! even with a stale nonce; wildcard is `*` or the legacy empty first request; names in
 //! `resource_names_subscribe` are sent even if we think the client has them;
 //! `initial_resource_versions` on reconnect means only what differs goes out; deleted and unknown

@@ -1,7 +1,7 @@
 //! The state-of-the-world protocol state of one ADS stream, as a pure state machine.
 //!
 //! Requests go in (`on_request`), responses come out (`responses`) given the node's current
-//! snapshot. Rules (xds-protocol.md §1): one unacknowledged response per type; a request whose nonce
+//! snapshot. Rules (docs/xds-protocol.md §1): one unacknowledged response per type; a request whose nonce
 //! is not the latest we sent is stale and ignored; a NACK keeps the version it rejected from being
 //! resent; EDS is answered again after every CDS push, and answered while a CDS response is still
 //! unacknowledged (Envoy acknowledges CDS only once new clusters have their endpoints); listeners and
@@ -45,7 +45,7 @@ pub struct TypeState {
     wildcard: bool,
     names: BTreeSet<String>,
     names_changed: bool,
-    /// Once any name was requested, an empty list means "nothing", not wildcard (xds-protocol §1.11).
+    /// Once any name was requested, an empty list means "nothing", not wildcard (docs/xds-protocol.md §1.11).
     ever_named: bool,
     sent_version: Option<String>,
     nonce: Option<String>,
@@ -189,7 +189,7 @@ impl SotwState {
             }
             // EDS never waits for the CDS ACK: over ADS, Envoy withholds that ACK until the clusters
             // it warms have their endpoints, so waiting would stall both until Envoy's 15 s
-            // initial-fetch timeout (xds-protocol §1.20a). One stream keeps order: endpoints sent
+            // initial-fetch timeout (docs/xds-protocol.md §1.20a). One stream keeps order: endpoints sent
             // after a CDS response reach Envoy after it.
             let ts = &snap.types[t];
             let changed = st.sent_version.as_deref() != Some(ts.version.as_str());
