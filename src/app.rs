@@ -99,13 +99,27 @@ pub fn load_with(dir: &std::path::Path, cache: &mut LoadCache) -> LoadResult {
         ..Default::default()
     };
     let validated = model::validate_with(&out.documents, &mut cache.checked);
+    // Causes before consequences: what a file could not load as comes first, then what validation
+    // of the rest found; a reference to something a failed file would have defined is marked.
     let mut problems = out.problems;
+    problems.sort();
     match validated {
         Ok(m) if problems.is_empty() => result.model = Some(Arc::new(m)),
         Ok(_) => {}
-        Err(p) => problems.extend(p),
+        Err(mut p) => {
+            p.sort();
+            if !problems.is_empty() {
+                for q in p
+                    .iter_mut()
+                    .filter(|q| q.message.contains("is not defined"))
+                {
+                    q.message
+                        .push_str(" (perhaps a consequence: a file above failed to load)");
+                }
+            }
+            problems.extend(p);
+        }
     }
-    problems.sort();
     result.problems = problems;
     result.documents = out.documents;
     result

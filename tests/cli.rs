@@ -412,3 +412,28 @@ fn validate_takes_one_file_and_json_and_shows_paths_as_typed() {
         "{text}"
     );
 }
+
+#[test]
+fn validate_lists_causes_before_their_consequences() {
+    // The router's file is broken, so the service that names the router dangles: the broken file
+    // comes first, the dangling reference after it, marked as a likely consequence.
+    let dir = MeshDir::copy_of(&repo_path("examples/demo"));
+    dir.write(
+        "router.yaml",
+        "kind: VirtualRouter\nmeshName: demo\n  bad: [\n",
+    );
+    let out = meshplane()
+        .arg("validate")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    let cause = lines.iter().position(|l| l.contains("router.yaml:"));
+    let consequence = lines.iter().position(|l| l.contains("is not defined"));
+    assert!(
+        matches!((cause, consequence), (Some(a), Some(b)) if a < b),
+        "{text}"
+    );
+    assert!(text.contains("perhaps a consequence"), "{text}");
+}

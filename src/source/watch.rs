@@ -293,7 +293,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let root = std::fs::canonicalize(d.path()).unwrap();
         let file = root.join("a.yaml");
-        let (raw, mut rx) = run_by_hand(&root, CFG);
+        // A quiet period well above the writes' 10 ms spacing, so a busy machine that delays one
+        // write by a few tens of ms does not end the burst early.
+        let cfg = WatchConfig {
+            quiet: Duration::from_millis(200),
+            ..CFG
+        };
+        let (raw, mut rx) = run_by_hand(&root, cfg);
         let first = Instant::now();
         let mut last = first;
         for i in 0..5 {
@@ -308,7 +314,7 @@ mod tests {
             Ok(Some(Change::Edit { origin: first }))
         );
         assert!(
-            last.elapsed() >= CFG.quiet,
+            last.elapsed() >= cfg.quiet,
             "reloaded before the quiet period"
         );
         // An editor's swap file never starts a burst.
