@@ -185,34 +185,15 @@ async fn a_node_id_over_the_limit_is_refused_with_invalid_argument() {
         let prefix = "mesh/demo/virtualNode/";
         format!("{prefix}{}", "n".repeat(len - prefix.len()))
     };
-    assert_eq!(
-        ads_outcome(
-            addr,
-            Some(cds_request(&id(4096), vec![])),
-            Duration::from_secs(5)
-        )
-        .await,
-        Some(Code::InvalidArgument)
-    );
-    assert_eq!(
-        ads_outcome(
-            addr,
-            Some(cds_request(&id(1025), vec![])),
-            Duration::from_secs(5)
-        )
-        .await,
-        Some(Code::InvalidArgument)
-    );
-    // At the limit: an (unknown) node that keeps its stream.
-    assert_eq!(
-        ads_outcome(
-            addr,
-            Some(cds_request(&id(1024), vec![])),
-            Duration::from_millis(500)
-        )
-        .await,
-        None
-    );
+    // Beyond the limit: refused. At the limit: an (unknown) node that keeps its stream.
+    for (len, wait, want) in [
+        (4096, Duration::from_secs(5), Some(Code::InvalidArgument)),
+        (1025, Duration::from_secs(5), Some(Code::InvalidArgument)),
+        (1024, Duration::from_millis(500), None),
+    ] {
+        let got = ads_outcome(addr, Some(cds_request(&id(len), vec![])), wait).await;
+        assert_eq!(got, want, "a node id of {len} bytes");
+    }
     let mut fetch = ClusterDiscoveryServiceClient::new(channel(addr).await);
     let err = fetch
         .fetch_clusters(cds_request(&id(4096), vec![]))

@@ -360,8 +360,8 @@ mod tests {
         assert_eq!(st.responses_alone(Some(&s2)).len(), 1);
     }
 
-    #[test]
-    fn eds_is_answered_again_after_a_cds_push() {
+    /// A stream that holds cluster `a` and its endpoints, both acknowledged; and the EDS response.
+    fn settled_on_cluster_a() -> (SotwState, DiscoveryResponse) {
         let s1 = snap(&["a"], &["a"], &[], &[]);
         let mut st = SotwState::new();
         st.on_request(&req(0, &[], "", ""));
@@ -371,6 +371,12 @@ mod tests {
         let e = st.responses_alone(Some(&s1));
         assert_eq!(e.len(), 1);
         st.on_request(&req(1, &["a"], &e[0].version_info, &e[0].nonce));
+        (st, e.into_iter().next().unwrap())
+    }
+
+    #[test]
+    fn eds_is_answered_again_after_a_cds_push() {
+        let (mut st, e) = settled_on_cluster_a();
         // Cluster changes, endpoints do not.
         let mut s2 = snap(&["a"], &["a"], &[], &[]);
         s2.types[0] = snap(&["a", "z"], &[], &[], &[]).types[0].clone();
@@ -382,7 +388,7 @@ mod tests {
             "CDS, then EDS behind it"
         );
         assert_eq!(
-            out[1].version_info, e[0].version_info,
+            out[1].version_info, e.version_info,
             "EDS re-sent at the same version after CDS"
         );
     }
@@ -390,14 +396,7 @@ mod tests {
     #[test]
     fn eds_for_a_new_cluster_is_answered_before_cds_is_acknowledged() {
         // Over ADS, Envoy ACKs a CDS update only once the clusters it warms have endpoints.
-        let s1 = snap(&["a"], &["a"], &[], &[]);
-        let mut st = SotwState::new();
-        st.on_request(&req(0, &[], "", ""));
-        let c = st.responses_alone(Some(&s1));
-        st.on_request(&req(0, &[], &c[0].version_info, &c[0].nonce));
-        st.on_request(&req(1, &["a"], "", ""));
-        let e = st.responses_alone(Some(&s1));
-        st.on_request(&req(1, &["a"], &e[0].version_info, &e[0].nonce));
+        let (mut st, _) = settled_on_cluster_a();
         let s2 = snap(&["a", "b"], &["a", "b"], &[], &[]);
         let out = st.responses_alone(Some(&s2));
         assert_eq!(out.len(), 2, "CDS and the forced EDS");
