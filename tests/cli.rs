@@ -42,7 +42,7 @@ fn validate_accepts_the_example_and_lists_every_problem_otherwise() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     for want in [
-        "broken.yaml:5: spec.listners: unknown field `listners`",
+        "broken.yaml:5: spec.listners: unknown field `listners` (did you mean `listeners`?)",
         "router.yaml:16: route.spec.priority: 5000 is out of range: must be 0 to 1000",
         "router.yaml:21: route.spec.httpRoute.action.weightedTargets[0].weight: 900 is out of range: must be 0 to 100",
         "3 problem(s)",

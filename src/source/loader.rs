@@ -609,8 +609,11 @@ fn typed<S: DeserializeOwned>(
         serde_path_to_error::deserialize(serde_ignored::Deserializer::new(inner, &mut on_unknown));
     for path in unknown {
         let field = path.rsplit(['.', '[']).next().unwrap_or(&path).to_string();
+        let hint = super::suggest::field(&field)
+            .map(|w| format!(" (did you mean `{w}`?)"))
+            .unwrap_or_default();
         out.problems
-            .push(doc.problem(&path, format!("unknown field `{field}`")));
+            .push(doc.problem(&path, format!("unknown field `{field}`{hint}")));
     }
     match result {
         Ok(env) => Some(env),
@@ -790,8 +793,8 @@ mod tests {
         assert_eq!(
             msgs,
             vec![
-                "mesh.yaml:5: spec.listners: unknown field `listners`",
-                "mesh.yaml:7: spec.backends[0].virtualService.typo: unknown field `typo`",
+                "mesh.yaml:5: spec.listners: unknown field `listners` (did you mean `listeners`?)",
+                "mesh.yaml:7: spec.backends[0].virtualService.typo: unknown field `typo` (did you mean `type`?)",
             ]
         );
     }

@@ -9,6 +9,7 @@ pub mod limits;
 pub mod lines;
 pub mod loader;
 pub mod prepass;
+pub mod suggest;
 pub mod syntax;
 pub mod walk;
 pub mod watch;
