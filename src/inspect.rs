@@ -70,6 +70,10 @@ pub struct ListenerView {
     pub route_config: Option<String>,
     /// The cluster a TCP listener forwards to.
     pub tcp_cluster: Option<String>,
+    /// `plaintext`, `TLS` (every filter chain terminates TLS) or `TLS and plaintext` (some do:
+    /// App Mesh's PERMISSIVE).
+    #[serde(default)]
+    pub tls: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -188,11 +192,22 @@ fn listener_view(l: &Listener) -> ListenerView {
             }
         }
     }
+    let with_tls = l
+        .filter_chains
+        .iter()
+        .filter(|c| c.transport_socket.is_some())
+        .count();
+    let tls = match with_tls {
+        0 => "plaintext",
+        n if n == l.filter_chains.len() => "TLS",
+        _ => "TLS and plaintext",
+    };
     ListenerView {
         name: l.name.clone(),
         address: addr(&l.address),
         route_config,
         tcp_cluster,
+        tls: tls.to_string(),
     }
 }
 

@@ -253,6 +253,7 @@ async fn status_goes_synced_nacked_synced_with_real_envoy() {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
     assert!(out.contains("RETRIES") && out.contains("TIMEOUT"), "{out}");
+    assert!(out.contains("TLS") && out.contains("plaintext"), "{out}");
     // Short names work when they name one node.
     let (code, short) = cli(&["config", "client", "--admin", &admin_s]).await;
     assert_eq!(

@@ -73,10 +73,14 @@ pub fn config(node_id: &str, admin: &str, output: Output) -> anyhow::Result<Exit
                     .clone()
                     .or_else(|| l.tcp_cluster.as_ref().map(|c| format!("tcp -> {c}")))
                     .unwrap_or_default(),
+                l.tls.clone(),
             ]
         })
         .collect();
-    print!("{}", table(&["LISTENER", "ADDRESS", "ROUTES"], &rows));
+    print!(
+        "{}",
+        table(&["LISTENER", "ADDRESS", "ROUTES", "TLS"], &rows)
+    );
     println!();
     let mut rows = Vec::new();
     for rc in &view.routes {
