@@ -199,12 +199,6 @@ async fn transitions_with(mode: XdsMode, xds_cluster: &str) {
     dir.write("router.yaml", &router(0));
     let server = start(dir.path()).await;
     let work = tempfile::tempdir().unwrap();
-    if std::env::var_os("KEEP").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("meshplane=debug")
-            .try_init();
-        println!("envoy logs in {}", work.path().display());
-    }
     let xds = server.xds_addr;
     let mut envoys = Vec::new();
     for name in ["client", "v1", "v2", "v3"] {
@@ -342,9 +336,6 @@ async fn transitions_with(mode: XdsMode, xds_cluster: &str) {
     assert_eq!(server.metrics.nacks.load(Ordering::Relaxed), 0, "NACKs");
     drop(envoys);
     server.shutdown().await;
-    if std::env::var_os("KEEP").is_some() {
-        let _ = work.keep();
-    }
 }
 
 /// The scenarios share the machine's two cores; running them one at a time keeps timings honest.

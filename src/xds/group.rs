@@ -50,11 +50,14 @@ impl Peers {
         if members.iter().any(|m| m.names.is_none()) {
             return true;
         }
-        ts.resources.keys().all(|n| {
-            members
-                .iter()
-                .any(|m| m.names.as_ref().is_some_and(|s| s.contains(n)))
-        })
+        // One union of the members' names, not a scan of every member per resource: without ADS
+        // an Envoy has an endpoint stream per cluster, so both counts grow with its clusters.
+        let subscribed: std::collections::HashSet<&str> = members
+            .iter()
+            .flat_map(|m| m.names.iter().flatten())
+            .map(String::as_str)
+            .collect();
+        ts.resources.keys().all(|n| subscribed.contains(n.as_str()))
     }
 
     /// Whether another stream of this Envoy serves type `t`.
