@@ -1,5 +1,5 @@
 //! Benchmarks of each pipeline stage at 100, 1,000 and 10,000 virtual nodes (synthetic meshes from
-//! `meshplane::synth`): load + validate, translate, snapshot building (encoding + interning), and
+//! `meshplane::synth`): load + validate, the build stage from scratch (translate + encode), and
 //! encoding one node's full SotW response set. Run with `cargo bench`; see PERFORMANCE.md.
 
 use std::path::PathBuf;
@@ -44,26 +44,32 @@ fn load_and_validate(bencher: Bencher, nodes: usize) {
     bencher.bench(|| meshplane::app::load(&dir));
 }
 
+/// Translating and encoding every node from scratch (no parts cached), in the build stage the
+/// server runs.
 #[divan::bench(args = SIZES, sample_count = 5)]
-fn translate(bencher: Bencher, nodes: usize) {
+fn build_from_scratch(bencher: Bencher, nodes: usize) {
     let model = meshplane::app::load(&mesh_dir(nodes)).model.unwrap();
-    bencher.bench(|| meshplane::translate::translate_all(&model));
+    let ids = all_nodes(&model);
+    bencher.bench(|| {
+        meshplane::build::Builder::default()
+            .build(&model, &ids)
+            .len()
+    });
 }
 
-/// Encoding every node's translated resources one by one, nothing shared: the baseline the
-/// incremental builder (`full_reload`, `edit_*`) is compared with.
-#[divan::bench(args = SIZES, sample_count = 5)]
-fn build_snapshots(bencher: Bencher, nodes: usize) {
-    let model = meshplane::app::load(&mesh_dir(nodes)).model.unwrap();
-    let translated = meshplane::translate::translate_all(&model);
-    bencher.bench(|| meshplane::app::build_snapshots(&translated));
+fn all_nodes(model: &meshplane::model::MeshModel) -> Vec<meshplane::model::ProxyId> {
+    let m = &model.meshes["synth"];
+    m.virtual_nodes
+        .keys()
+        .map(|n| meshplane::model::ProxyId::virtual_node("synth", n))
+        .collect()
 }
 
 #[divan::bench(args = SIZES, sample_count = 5)]
 fn full_reload(bencher: Bencher, nodes: usize) {
     let dir = mesh_dir(nodes);
     bencher.bench(|| {
-        let p = meshplane::app::Pipeline::new(dir.clone());
+        let mut p = meshplane::app::Pipeline::new(dir.clone());
         p.reload(None)
     });
 }
@@ -71,12 +77,9 @@ fn full_reload(bencher: Bencher, nodes: usize) {
 #[divan::bench(args = SIZES, sample_count = 20)]
 fn encode_node_responses(bencher: Bencher, nodes: usize) {
     use prost::Message;
-    let model = meshplane::app::load(&mesh_dir(nodes)).model.unwrap();
-    let snaps = meshplane::app::build_snapshots(&meshplane::translate::translate_all(&model));
-    let snap = snaps
-        .get("mesh/synth/virtualNode/client-0")
-        .unwrap()
-        .clone();
+    let mut p = meshplane::app::Pipeline::new(mesh_dir(nodes));
+    p.reload(None);
+    let snap = p.cache.get("mesh/synth/virtualNode/client-0").unwrap();
     bencher.bench(|| {
         let mut st = meshplane::xds::sotw::SotwState::new();
         let mut bytes = 0;
@@ -105,7 +108,7 @@ fn encode_node_responses(bencher: Bencher, nodes: usize) {
 #[divan::bench(args = SIZES, sample_count = 5)]
 fn edit_shared_route(bencher: Bencher, nodes: usize) {
     let dir = mesh_dir(nodes);
-    let p = meshplane::app::Pipeline::new(dir.clone());
+    let mut p = meshplane::app::Pipeline::new(dir.clone());
     p.reload(None);
     let mut step = 0;
     bencher.bench_local(|| {
@@ -119,7 +122,7 @@ fn edit_shared_route(bencher: Bencher, nodes: usize) {
 #[divan::bench(args = SIZES, sample_count = 5)]
 fn edit_one_service_route(bencher: Bencher, nodes: usize) {
     let dir = mesh_dir(nodes);
-    let p = meshplane::app::Pipeline::new(dir.clone());
+    let mut p = meshplane::app::Pipeline::new(dir.clone());
     p.reload(None);
     let file = dir.join("svc-1.yaml");
     let original = std::fs::read_to_string(&file).unwrap();

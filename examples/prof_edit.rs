@@ -24,7 +24,7 @@ fn main() -> anyhow::Result<()> {
     // Files written less than 2 s before a load are re-read on every reload (their timestamps
     // cannot yet be trusted to show a later write), which is not the steady state being timed.
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let p = meshplane::app::Pipeline::new(dir.path().to_path_buf());
+    let mut p = meshplane::app::Pipeline::new(dir.path().to_path_buf());
     p.reload(None);
     let file = dir.path().join("svc-1.yaml");
     let original = std::fs::read_to_string(&file)?;

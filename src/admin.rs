@@ -17,20 +17,20 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::app::Pipeline;
 use crate::diag::Problem;
 use crate::model::ProxyId;
+use crate::report::Published;
 use crate::xds::server::{Registry, StreamInfo, TypeStatus, XdsMetrics};
 use crate::xds::type_short;
 
 #[derive(Clone)]
 struct AdminState {
-    pipeline: Pipeline,
+    pipeline: Published,
     metrics: Arc<XdsMetrics>,
     registry: Arc<Registry>,
 }
 
-pub fn router(pipeline: Pipeline, metrics: Arc<XdsMetrics>, registry: Arc<Registry>) -> Router {
+pub fn router(pipeline: Published, metrics: Arc<XdsMetrics>, registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/", get(page::handler))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -136,7 +136,7 @@ impl ProxyReport {
     }
 }
 
-fn report(s: &StreamInfo, pipeline: &Pipeline) -> ProxyReport {
+fn report(s: &StreamInfo, pipeline: &Published) -> ProxyReport {
     let id = ProxyId::parse(&s.node_id);
     let known = s
         .node_key
@@ -170,7 +170,7 @@ fn report(s: &StreamInfo, pipeline: &Pipeline) -> ProxyReport {
 }
 
 /// Every connected stream that has identified its node.
-pub fn proxy_reports(pipeline: &Pipeline, registry: &Registry) -> Vec<ProxyReport> {
+pub fn proxy_reports(pipeline: &Published, registry: &Registry) -> Vec<ProxyReport> {
     proxy_page(pipeline, registry, usize::MAX).0
 }
 
@@ -185,7 +185,7 @@ pub const NACKED_HEADER: &str = "x-nacked-count";
 /// The first `limit` proxies in (node id, mode, peer) order, how many there are in all, and how
 /// many are NACKED. Only the listed ones are turned into reports.
 pub fn proxy_page(
-    pipeline: &Pipeline,
+    pipeline: &Published,
     registry: &Registry,
     limit: usize,
 ) -> (Vec<ProxyReport>, usize, usize) {
@@ -341,7 +341,7 @@ async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {
 }
 
 /// Prometheus text exposition of every meshplane metric.
-pub fn render_metrics(pipeline: &Pipeline, m: &XdsMetrics, registry: &Registry) -> String {
+pub fn render_metrics(pipeline: &Published, m: &XdsMetrics, registry: &Registry) -> String {
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
         let _ = writeln!(out, "# HELP {name} {help}");

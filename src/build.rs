@@ -3,6 +3,8 @@
 //! drops exactly the parts built from an entity that changed, so an edit of one route re-encodes
 //! that route's virtual hosts once and then only reassembles the route tables that include them.
 
+mod view;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -12,6 +14,8 @@ use prost::{Message, Name};
 use crate::model::{MeshModel, ProxyId};
 use crate::translate::{self, Target};
 use crate::xds::{Resource, Snapshot, TypeSnapshot};
+
+pub use view::NodeResources;
 
 /// A node's new snapshot and the entities it was built from.
 pub struct Built {
@@ -193,6 +197,12 @@ impl Builder {
         let this = &*self;
         let built = crate::par::map_chunks(ids, 64, || (), |_, id| this.assemble(id));
         for b in &built {
+            // Tests and debug servers check every snapshot they build (a panic here is a bug,
+            // and the reload task turns it into a rejected reload).
+            #[cfg(debug_assertions)]
+            if let Err(e) = b.snapshot.consistent() {
+                panic!("inconsistent snapshot for {}:\n{e}", b.key);
+            }
             self.last.insert(b.entity, b.snapshot.types.clone());
         }
         built
@@ -327,3 +337,6 @@ pub fn pack<M: Message + Name>(m: &M) -> Any {
         value: m.encode_to_vec(),
     }
 }
+
+#[cfg(test)]
+mod tests;

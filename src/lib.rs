@@ -46,6 +46,7 @@ pub mod loadgen;
 pub mod model;
 pub mod par;
 pub mod proto;
+pub mod report;
 pub mod source;
 pub mod spec;
 pub mod synth;

@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use crate::app::Pipeline;
+use crate::report::Published;
 
 /// Generated from `proto/meshplane/admin/v1/admin.proto`.
 #[allow(clippy::all, missing_docs)]
@@ -14,11 +14,11 @@ use admin::admin_server::{Admin, AdminServer};
 use admin::{GetStatusRequest, GetStatusResponse, NodeVersions};
 
 pub struct AdminService {
-    pipeline: Pipeline,
+    pipeline: Published,
 }
 
 impl AdminService {
-    pub fn server(pipeline: Pipeline) -> AdminServer<AdminService> {
+    pub fn server(pipeline: Published) -> AdminServer<AdminService> {
         AdminServer::new(AdminService { pipeline })
     }
 }

@@ -170,9 +170,9 @@ async fn hostile_files_are_rejected_within_seconds_and_the_server_keeps_serving(
         let base = peak_mib();
         let t = Instant::now();
         (case.make)(dir.path());
-        let status = server.pipeline.status.clone();
+        let status = server.pipeline.clone();
         eventually(case.what, Duration::from_secs(60), || {
-            let st = status.lock().unwrap();
+            let st = status.status();
             st.reloads > before && found(&st, &case)
         })
         .await;
@@ -216,9 +216,9 @@ async fn a_restart_with_hostile_files_present_opens_its_ports_at_once() {
         .expect("healthz");
     assert_eq!(code, 200);
     let opened = t.elapsed();
-    let status = server.pipeline.status.clone();
+    let status = server.pipeline.clone();
     eventually("the first load", Duration::from_secs(60), || {
-        status.lock().unwrap().reloads >= 1
+        status.status().reloads >= 1
     })
     .await;
     println!(
@@ -271,11 +271,8 @@ async fn the_first_load_runs_after_the_ports_open() {
     let (early, _) = meshplane::demo::http_get(server.admin_addr, "x", "/readyz", &[])
         .await
         .expect("readyz");
-    let status = server.pipeline.status.clone();
-    eventually("ready", Duration::from_secs(120), || {
-        status.lock().unwrap().ready
-    })
-    .await;
+    let status = server.pipeline.clone();
+    eventually("ready", Duration::from_secs(120), || status.status().ready).await;
     let loaded = t.elapsed();
     println!(
         "1,600 nodes: ports open after {:.0} ms, ready after {:.0} ms (readyz said {early} at first)",

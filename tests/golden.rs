@@ -1,5 +1,6 @@
 //! Golden tests of the translation: each mesh in `tests/golden/<name>/mesh` (and the bundled example)
-//! is translated for every node and compared with `tests/golden/<name>/<node>.txt`.
+//! goes through the pipeline the server runs (load, validate, translate, build), and what each node
+//! would be served, decoded from the built bytes, is compared with `tests/golden/<name>/<node>.txt`.
 //! Regenerate with `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff.
 
 use std::collections::BTreeMap;
@@ -7,18 +8,26 @@ use std::path::Path;
 use std::process::Command;
 
 use meshplane::app::Pipeline;
-
-use meshplane::translate::translate_all;
+use meshplane::build::NodeResources;
+use meshplane::model::ProxyId;
 
 fn check(mesh_dir: &Path, golden_dir: &Path) {
-    let result = meshplane::app::load(mesh_dir);
-    let model = result
-        .model
-        .unwrap_or_else(|| panic!("{} is invalid: {:#?}", mesh_dir.display(), result.problems));
+    let mut p = Pipeline::new(mesh_dir.to_path_buf());
+    let loaded = p.reload(None);
+    assert!(
+        loaded,
+        "{} is invalid: {:#?}",
+        mesh_dir.display(),
+        p.status().last.problems
+    );
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
-    let nodes = translate_all(&model);
+    let nodes = p.cache.keys();
     assert!(!nodes.is_empty());
-    for (id, res) in nodes {
+    for key in nodes {
+        let id = ProxyId::parse(&key).expect("a node id");
+        let snap = p.cache.get(&key).expect("published");
+        snap.consistent().expect("consistent");
+        let res = NodeResources::decode(&snap).expect("decodes");
         let file = golden_dir.join(format!("{}_{}.txt", id.mesh, id.name));
         let text = format!("{res:#?}\n");
         if update {
@@ -71,7 +80,7 @@ fn every_http_feature() {
 
 /// Every node's served versions (content hashes of the encoded resources), after a full load.
 fn served_versions(dir: &Path) -> BTreeMap<String, [String; 4]> {
-    let p = Pipeline::new(dir.to_path_buf());
+    let mut p = Pipeline::new(dir.to_path_buf());
     assert!(p.reload(None), "{} does not load", dir.display());
     p.cache.versions()
 }

@@ -114,9 +114,9 @@ async fn a_running_server_rejects_each_and_keeps_serving_the_last_good_config() 
             dir.path().join(&case.file),
         )
         .unwrap();
-        let status = server.pipeline.status.clone();
+        let status = server.pipeline.clone();
         eventually(&case.file, Duration::from_secs(20), || {
-            let st = status.lock().unwrap();
+            let st = status.status();
             st.reloads > before && names_the_case(&st.last.problems, case)
         })
         .await;
@@ -134,9 +134,9 @@ async fn a_running_server_rejects_each_and_keeps_serving_the_last_good_config() 
         started.elapsed().as_secs_f64()
     );
     // The good mesh alone is accepted again, and the Envoy was sent nothing meanwhile.
-    let status = server.pipeline.status.clone();
+    let status = server.pipeline.clone();
     eventually("accepted again", Duration::from_secs(20), || {
-        let st = status.lock().unwrap();
+        let st = status.status();
         st.last.model.is_some() && st.last.problems.is_empty()
     })
     .await;

@@ -11,7 +11,7 @@ fn versions(p: &Pipeline) -> BTreeMap<String, [String; 4]> {
 }
 
 fn full(dir: &std::path::Path) -> BTreeMap<String, [String; 4]> {
-    let p = Pipeline::new(dir.to_path_buf());
+    let mut p = Pipeline::new(dir.to_path_buf());
     assert!(p.reload(None));
     versions(&p)
 }
@@ -26,7 +26,7 @@ fn incremental_reloads_match_full_rebuilds() {
         seed: 11,
     };
     synth::write(dir.path(), &params).unwrap();
-    let p = Pipeline::new(dir.path().to_path_buf());
+    let mut p = Pipeline::new(dir.path().to_path_buf());
     assert!(p.reload(None));
     assert_eq!(p.status().last_rebuilt_nodes, params.nodes());
 

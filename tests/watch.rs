@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use meshplane::app::{load, Pipeline, ReloadSettings, ServeConfig, Server};
+use meshplane::app::{load, Pipeline, Published, ReloadSettings, ServeConfig, Server};
 use support::*;
 
 const FRONTEND: &str = "mesh/demo/virtualNode/frontend";
@@ -56,12 +56,12 @@ fn write_files(dir: &Path, files: &[(&str, String)]) {
 fn versions_of(files: &[(&str, String)]) -> Versions {
     let d = tempfile::tempdir().unwrap();
     write_files(d.path(), files);
-    let p = Pipeline::new(d.path().to_path_buf());
+    let mut p = Pipeline::new(d.path().to_path_buf());
     assert!(p.reload(None), "{:?}", load(d.path()).problems);
-    versions(&p, FRONTEND).expect("frontend published")
+    versions(&p.published(), FRONTEND).expect("frontend published")
 }
 
-fn versions(p: &Pipeline, node: &str) -> Option<Versions> {
+fn versions(p: &Published, node: &str) -> Option<Versions> {
     p.cache
         .get(node)
         .map(|s| s.versions().iter().map(|v| v.to_string()).collect())
@@ -79,9 +79,9 @@ async fn start_with(dir: &Path, reload: ReloadSettings) -> Server {
     })
     .await
     .expect("server starts");
-    let status = server.pipeline.status.clone();
+    let status = server.pipeline.clone();
     eventually("the first load", LIMIT, move || {
-        status.lock().map_or(true, |s| s.reloads >= 1)
+        status.status().reloads >= 1
     })
     .await;
     server

@@ -2,15 +2,11 @@
 //! silent, and a reload that would remove most of a mesh held until the directory has been still
 //! for a while, then applied (both logged at `warn` with what it removes).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tracing::warn;
 
-use super::removal::large_removal;
 use super::{LoadResult, Pipeline};
-use crate::model::MeshModel;
 use crate::source::watch::{Change, Changes, WatchConfig};
 use crate::xds::limits::parse_duration;
 
@@ -105,48 +101,32 @@ pub(super) fn unchanged(last: &LoadResult, now: &LoadResult) -> bool {
     now.files_parsed == 0 && now.files == last.files && now.problems == last.problems
 }
 
-impl Pipeline {
-    /// Whether `model` must be held rather than published (logged); `published` is what is served.
-    pub(super) fn hold_removal(
-        published: Option<&Arc<MeshModel>>,
-        model: &MeshModel,
-        guard: RemovalGuard,
-    ) -> bool {
-        let (percent, hold) = match guard {
-            RemovalGuard::Off => return false,
-            RemovalGuard::Hold(p) => (p, true),
-            RemovalGuard::Apply(p) => (p, false),
-        };
-        let Some(removal) = published.and_then(|prev| large_removal(prev, model, percent)) else {
-            return false;
-        };
-        if hold {
-            warn!(removes = %removal, "reload would remove most of a mesh; holding it until the directory stays still");
-        } else {
-            warn!(removes = %removal, "applying a held reload: the directory stayed still");
-        }
-        hold
-    }
-}
-
 /// A reload held for removing most of a mesh.
 struct Held {
     origin: Option<Instant>,
     check_at: tokio::time::Instant,
 }
 
-pub(super) async fn reload(p: &Pipeline, origin: Option<Instant>, opts: ReloadOptions) -> Reloaded {
-    let p = p.clone();
-    tokio::task::spawn_blocking(move || guarded(&p, || p.reload_with(origin, opts)))
-        .await
-        .unwrap_or(Reloaded::Rejected)
+/// Runs one reload on the blocking pool: the pipeline goes there and comes back with the outcome.
+/// `None` only if the blocking pool is gone (the runtime is shutting down).
+pub(super) async fn reload(
+    mut p: Pipeline,
+    origin: Option<Instant>,
+    opts: ReloadOptions,
+) -> Option<(Pipeline, Reloaded)> {
+    tokio::task::spawn_blocking(move || {
+        let r = guarded(&mut p, |p| p.reload_with(origin, opts));
+        (p, r)
+    })
+    .await
+    .ok()
 }
 
 /// Runs one reload. A panic inside it (a bug, never an input: inputs are validated) is logged,
 /// counted and taken as a rejected reload: what was published keeps serving, and the caches the
 /// reload may have left half-updated are dropped, so the next reload builds afresh.
-fn guarded(p: &Pipeline, run: impl FnOnce() -> Reloaded) -> Reloaded {
-    let panic = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+fn guarded(p: &mut Pipeline, run: impl FnOnce(&mut Pipeline) -> Reloaded) -> Reloaded {
+    let panic = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut *p))) {
         Ok(done) => return done,
         Err(panic) => panic,
     };
@@ -156,24 +136,14 @@ fn guarded(p: &Pipeline, run: impl FnOnce() -> Reloaded) -> Reloaded {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".into());
     tracing::error!(panic = %what, "reload panicked; still serving the last good configuration");
-    {
-        let mut caches = p.parsed.lock().unwrap_or_else(|e| e.into_inner());
-        let limits = caches.0.limits;
-        *caches = (
-            super::LoadCache::new(limits),
-            crate::build::Builder::default(),
-        );
-    }
-    let mut st = p.status();
-    st.reloads += 1;
-    st.reloads_rejected += 1;
-    st.reload_panics += 1;
+    p.recover_from_panic();
     Reloaded::Rejected
 }
 
-/// Reloads on every change until `stop` or until the watcher ends.
+/// Reloads on every change until `stop` or until the watcher ends. Owns the pipeline: nothing
+/// else writes snapshots or reports.
 pub(super) async fn run(
-    p: Pipeline,
+    mut p: Pipeline,
     mut changes: Changes,
     s: ReloadSettings,
     mut stop: watch::Receiver<bool>,
@@ -181,7 +151,7 @@ pub(super) async fn run(
     let mut held: Option<Held> = None;
     loop {
         let wake = held.as_ref().map(|h| h.check_at);
-        tokio::select! {
+        let (origin, opts) = tokio::select! {
             _ = crate::xds::server::stopped(&mut stop) => break,
             c = changes.recv() => {
                 let Some(c) = c else { break };
@@ -189,15 +159,7 @@ pub(super) async fn run(
                     Change::Edit { origin } => (Some(origin), false),
                     Change::Rescan => (held.as_ref().and_then(|h| h.origin), true),
                 };
-                let opts = ReloadOptions { skip_unchanged, removals: RemovalGuard::Hold(s.removal_percent) };
-                match reload(&p, origin, opts).await {
-                    Reloaded::Held => {
-                        let check_at = tokio::time::Instant::now() + s.removal_hold;
-                        held = Some(Held { origin, check_at: held.map_or(check_at, |h| h.check_at) });
-                    }
-                    Reloaded::Unchanged => {}
-                    Reloaded::Accepted | Reloaded::Rejected => held = None,
-                }
+                (origin, ReloadOptions { skip_unchanged, removals: RemovalGuard::Hold(s.removal_percent) })
             }
             _ = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)), if wake.is_some() => {
                 let still = changes.quiet_for();
@@ -208,9 +170,23 @@ pub(super) async fn run(
                     continue;
                 }
                 let origin = held.take().and_then(|h| h.origin);
-                let opts = ReloadOptions { skip_unchanged: false, removals: RemovalGuard::Apply(s.removal_percent) };
-                reload(&p, origin, opts).await;
+                (origin, ReloadOptions { skip_unchanged: false, removals: RemovalGuard::Apply(s.removal_percent) })
             }
+        };
+        let Some((back, done)) = reload(p, origin, opts).await else {
+            return;
+        };
+        p = back;
+        match done {
+            Reloaded::Held => {
+                let check_at = tokio::time::Instant::now() + s.removal_hold;
+                held = Some(Held {
+                    origin,
+                    check_at: held.map_or(check_at, |h| h.check_at),
+                });
+            }
+            Reloaded::Unchanged => {}
+            Reloaded::Accepted | Reloaded::Rejected => held = None,
         }
     }
 }
@@ -221,8 +197,8 @@ mod tests {
     fn a_panicking_reload_is_a_counted_rejection_and_drops_the_caches() {
         let dir = std::env::temp_dir().join(format!("meshplane-panic-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let p = Pipeline::new(dir.clone());
-        let r = super::guarded(&p, || panic!("a bug in the translation"));
+        let mut p = Pipeline::new(dir.clone());
+        let r = super::guarded(&mut p, |_| panic!("a bug in the translation"));
         assert_eq!(r, Reloaded::Rejected);
         {
             let st = p.status();
@@ -232,7 +208,7 @@ mod tests {
             );
         }
         assert_eq!(
-            super::guarded(&p, || Reloaded::Accepted),
+            super::guarded(&mut p, |_| Reloaded::Accepted),
             Reloaded::Accepted
         );
         assert_eq!(p.status().reload_panics, 1, "only panics count");

@@ -24,7 +24,7 @@ impl Built {
         if !dir.is_dir() {
             anyhow::bail!("{} is not a directory", dir.display());
         }
-        let pipeline = Pipeline::new(dir.to_path_buf());
+        let mut pipeline = Pipeline::new(dir.to_path_buf());
         if !pipeline.reload(None) {
             let problems = pipeline
                 .status()

@@ -11,7 +11,6 @@ mod route;
 pub mod sources;
 mod util;
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
@@ -23,51 +22,6 @@ use crate::model::{Mesh, MeshModel, ProxyId, ProxyKind};
 use crate::spec::EgressFilterType;
 
 pub use route::{RouteTable, ServiceHosts};
-
-/// Everything one sidecar receives, each list sorted by resource name. Parts that are the same for
-/// many nodes (another node's cluster, a backend service's virtual hosts) are shared, not copied.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct NodeResources {
-    pub clusters: Vec<Arc<Cluster>>,
-    pub endpoints: Vec<Arc<ClusterLoadAssignment>>,
-    pub listeners: Vec<Listener>,
-    pub routes: Vec<RouteTable>,
-}
-
-/// Results shared between the nodes translated in one pass: a backend service's virtual hosts and
-/// a target's cluster are computed once, however many clients use them.
-#[derive(Debug, Default)]
-pub struct Memo {
-    hosts: HashMap<(String, String), Arc<route::ServiceHosts>>,
-    clusters: HashMap<(String, Target), SharedCluster>,
-}
-
-/// A target's cluster and, for static discovery, its endpoints.
-type SharedCluster = (Arc<Cluster>, Option<Arc<ClusterLoadAssignment>>);
-
-/// Translates every virtual node of every mesh.
-pub fn translate_all(model: &MeshModel) -> BTreeMap<ProxyId, NodeResources> {
-    let mut out = BTreeMap::new();
-    for mesh in model.meshes.values() {
-        for name in mesh.virtual_nodes.keys() {
-            let id = ProxyId {
-                mesh: mesh.name.clone(),
-                kind: ProxyKind::VirtualNode,
-                name: name.clone(),
-            };
-            if let Some(r) = translate_node(model, &id) {
-                out.insert(id, r);
-            }
-        }
-    }
-    out
-}
-
-/// The resources for one proxy, or `None` when the model does not define it. Virtual gateways are
-/// loaded but not translated yet, so they get `None` too.
-pub fn translate_node(model: &MeshModel, id: &ProxyId) -> Option<NodeResources> {
-    translate_node_with(model, id, &mut Memo::default())
-}
 
 /// The parts of a node's resources that depend only on the node itself and its mesh: ingress
 /// clusters, listeners and route tables, the egress listener, and what its egress route table is
@@ -150,92 +104,7 @@ pub fn target_cluster(mesh: &Mesh, target: &Target) -> (Cluster, Option<ClusterL
     cluster::egress_cluster(mesh, target)
 }
 
-/// [`translate_node`], reusing (and filling) `memo` for parts shared between nodes.
-pub fn translate_node_with(
-    model: &MeshModel,
-    id: &ProxyId,
-    memo: &mut Memo,
-) -> Option<NodeResources> {
-    let own = translate_own(model, id)?;
-    let mesh = model.meshes.get(&id.mesh)?;
-    let mut res = NodeResources {
-        clusters: own.clusters.into_iter().map(Arc::new).collect(),
-        endpoints: Vec::new(),
-        listeners: own.listeners,
-        routes: own.routes,
-    };
-
-    // Egress: a virtual host per backend service, clusters for every node those services reach.
-    if let Some(egress) = own.egress {
-        let mut hosts = Vec::new();
-        let mut targets = std::collections::BTreeSet::new();
-        for vs in &egress.backends {
-            let key = (mesh.name.clone(), vs.clone());
-            let sh = memo
-                .hosts
-                .entry(key)
-                .or_insert_with(|| Arc::new(route::service_hosts(mesh, vs)))
-                .clone();
-            hosts.extend(sh.hosts.iter().cloned());
-            targets.extend(sh.targets.iter().cloned());
-        }
-        hosts.extend(egress.allow_all_host);
-        for target in targets {
-            let key = (mesh.name.clone(), target);
-            let (c, cla) = memo
-                .clusters
-                .entry(key)
-                .or_insert_with_key(|(_, t)| {
-                    let (c, cla) = cluster::egress_cluster(mesh, t);
-                    (Arc::new(c), cla.map(Arc::new))
-                })
-                .clone();
-            res.clusters.push(c);
-            res.endpoints.extend(cla);
-        }
-        res.routes.push(RouteTable {
-            name: egress.name,
-            virtual_hosts: hosts,
-        });
-    }
-
-    res.clusters.sort_by(|a, b| a.name.cmp(&b.name));
-    res.clusters.dedup_by(|a, b| a.name == b.name);
-    res.endpoints
-        .sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
-    res.endpoints
-        .dedup_by(|a, b| a.cluster_name == b.cluster_name);
-    res.listeners.sort_by(|a, b| a.name.cmp(&b.name));
-    res.routes.sort_by(|a, b| a.name.cmp(&b.name));
-    Some(res)
-}
-
 pub use crate::spec::entity_key;
-
-/// Every entity whose change can change `id`'s resources, so a reload can rebuild only the nodes an
-/// edit touches.
-pub fn dependencies(model: &MeshModel, id: &ProxyId) -> Vec<u64> {
-    let mut deps = own_dependencies(id).to_vec();
-    if let Some(node) = model
-        .meshes
-        .get(&id.mesh)
-        .filter(|_| id.kind == ProxyKind::VirtualNode)
-        .and_then(|m| m.virtual_nodes.get(&id.name).map(|n| (m, n)))
-    {
-        let (mesh, node) = node;
-        for b in node
-            .spec
-            .backends
-            .iter()
-            .filter_map(|b| b.virtual_service.as_ref())
-        {
-            deps.extend(service_dependencies(mesh, &b.virtual_service_name));
-        }
-    }
-    deps.sort_unstable();
-    deps.dedup();
-    deps
-}
 
 /// The entities [`translate_own`] reads: the node and its mesh.
 pub fn own_dependencies(id: &ProxyId) -> [u64; 2] {

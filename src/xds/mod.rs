@@ -6,6 +6,7 @@ pub mod accept;
 pub mod authority;
 pub mod cache;
 pub mod conn;
+pub mod consistent;
 pub mod delta;
 pub mod group;
 pub mod grpc;

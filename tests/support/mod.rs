@@ -85,8 +85,8 @@ pub async fn start(dir: &Path) -> Server {
     let server = Server::start(test_config(dir))
         .await
         .expect("server starts");
-    let status = server.pipeline.status.clone();
-    let loaded = move || status.lock().map_or(true, |s| s.reloads >= 1);
+    let status = server.pipeline.clone();
+    let loaded = move || status.status().reloads >= 1;
     eventually("the first load", Duration::from_secs(60), loaded).await;
     server
 }

@@ -1,0 +1,286 @@
+//! The single writer: [`Pipeline`] owns the load cache, the builder of encoded parts and the
+//! record of what each published node was built from, and is the only thing that publishes
+//! snapshots and load reports. One reload: load → (reject | hold | build) → publish → report.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::reloader::{unchanged, ReloadOptions, Reloaded};
+use super::{load_with, LoadCache};
+use crate::build::Builder;
+use crate::model::{MeshModel, ProxyId};
+use crate::report::{LoadResult, Published, Status};
+use crate::source::Limits;
+use crate::xds::cache::SnapshotCache;
+
+/// What each published node was built from, to rebuild only what an edit touches.
+#[derive(Default)]
+struct Tracked {
+    /// Per published node (by its entity key), its id and the entities it was built from.
+    deps: HashMap<u64, (ProxyId, Vec<u64>)>,
+    /// Document identities per entity at the last accepted reload.
+    entities: HashMap<u64, u64>,
+}
+
+/// The pipeline from config directory to snapshot cache. Owned by one task (the reload task of a
+/// server, or a test); everyone else reads a [`Published`].
+pub struct Pipeline {
+    pub dir: PathBuf,
+    pub cache: SnapshotCache,
+    /// The working copy of the report; readers get copies through `report`.
+    status: Status,
+    report: watch::Sender<Arc<Status>>,
+    load: LoadCache,
+    builder: Builder,
+    tracked: Tracked,
+}
+
+/// What publishing one accepted model did.
+struct Outcome {
+    nodes: usize,
+    rebuilt: usize,
+    changed: usize,
+    build: Duration,
+}
+
+impl Pipeline {
+    pub fn new(dir: PathBuf) -> Pipeline {
+        Pipeline::with_limits(dir, Limits::DEFAULT)
+    }
+
+    /// A pipeline whose every load observes `limits`.
+    pub fn with_limits(dir: PathBuf, limits: Limits) -> Pipeline {
+        Pipeline {
+            dir,
+            cache: SnapshotCache::new(),
+            status: Status::default(),
+            report: watch::channel(Arc::default()).0,
+            load: LoadCache::new(limits),
+            builder: Builder::default(),
+            tracked: Tracked::default(),
+        }
+    }
+
+    /// A read-only handle for the admin API, the status service and tests.
+    pub fn published(&self) -> Published {
+        Published {
+            dir: self.dir.clone(),
+            cache: self.cache.clone(),
+            status: self.report.subscribe(),
+        }
+    }
+
+    /// The latest report.
+    pub fn status(&self) -> Arc<Status> {
+        self.report.borrow().clone()
+    }
+
+    fn report(&self) {
+        self.report.send_replace(Arc::new(self.status.clone()));
+    }
+
+    /// Loads the directory and, when valid, publishes every node's snapshot. An invalid directory
+    /// leaves the last good snapshots in place. `origin` is when the change was first seen.
+    pub fn reload(&mut self, origin: Option<Instant>) -> bool {
+        self.reload_with(origin, ReloadOptions::default()) == Reloaded::Accepted
+    }
+
+    /// Like [`Pipeline::reload`], with the watcher's options: skip a re-scan that finds nothing
+    /// new, hold a reload that would remove most of a mesh.
+    pub fn reload_with(&mut self, origin: Option<Instant>, opts: ReloadOptions) -> Reloaded {
+        let started = Instant::now();
+        let result = load_with(&self.dir, &mut self.load);
+        let loaded = started.elapsed();
+        if opts.skip_unchanged && unchanged(&self.status.last, &result) {
+            return Reloaded::Unchanged;
+        }
+        for w in &result.warnings {
+            warn!("{w}");
+        }
+        let Some(model) = result.model.clone() else {
+            return self.reject(result);
+        };
+        if super::hold_removal(self.status.serving.as_ref(), &model, opts.removals) {
+            self.status.reloads_held += 1;
+            self.report();
+            return Reloaded::Held;
+        }
+        let done = self.publish(&model, &result, origin);
+        info!(
+            files = result.files.len(),
+            read = result.files_read,
+            parsed = result.files_parsed,
+            nodes = done.nodes,
+            rebuilt = done.rebuilt,
+            changed = done.changed,
+            load_ms = loaded.as_secs_f64() * 1e3,
+            build_ms = done.build.as_secs_f64() * 1e3,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "configuration loaded"
+        );
+        self.accept(result, model, &done);
+        Reloaded::Accepted
+    }
+
+    fn reject(&mut self, result: LoadResult) -> Reloaded {
+        error!(
+            problems = result.problems.len(),
+            "configuration rejected; still serving the last good configuration"
+        );
+        for p in &result.problems {
+            error!("{p}");
+        }
+        let st = &mut self.status;
+        st.reloads += 1;
+        st.reloads_rejected += 1;
+        st.reloaded_at = Some(SystemTime::now());
+        let previous = std::mem::replace(&mut st.last, Arc::new(result));
+        self.report();
+        rayon::spawn(move || drop(previous));
+        Reloaded::Rejected
+    }
+
+    fn accept(&mut self, result: LoadResult, model: Arc<MeshModel>, done: &Outcome) {
+        let st = &mut self.status;
+        st.last_rebuilt_nodes = done.rebuilt;
+        st.last_changed_nodes = done.changed;
+        st.reloads += 1;
+        st.reloads_accepted += 1;
+        let now = SystemTime::now();
+        st.reloaded_at = Some(now);
+        st.accepted_at = Some(now);
+        st.ready = true;
+        let served = st.serving.replace(model);
+        let previous = std::mem::replace(&mut st.last, Arc::new(result));
+        self.report();
+        // The previous model (10,000 nodes' worth of maps) is freed on the worker pool.
+        rayon::spawn(move || drop((previous, served)));
+    }
+
+    /// Builds the nodes an edit can have touched and publishes their snapshots; removes the nodes
+    /// the model no longer defines.
+    fn publish(
+        &mut self,
+        model: &MeshModel,
+        result: &LoadResult,
+        origin: Option<Instant>,
+    ) -> Outcome {
+        let identities = crate::model::entity_identities(&result.documents);
+        let all = virtual_nodes(model);
+        let ids = self.to_rebuild(&all, &identities);
+        let rebuilt = ids.len();
+        let build_started = Instant::now();
+        let built = self.builder.build(model, &ids);
+        let build = build_started.elapsed();
+        let mut changed = 0;
+        // Replaced snapshots are freed on the worker pool, not between two nodes' publications.
+        let mut replaced = Vec::with_capacity(built.len());
+        let deps = &mut self.tracked.deps;
+        for b in built {
+            let mut snap = b.snapshot;
+            // Only file changes start the convergence clock; the initial load has no origin.
+            snap.origin = origin;
+            let snap = Arc::new(snap);
+            if let Some(old) = self.cache.replace(&b.key, Some(snap.clone())) {
+                changed += 1;
+                super::log_changes(&b.key, old.as_deref(), &snap, changed);
+                replaced.extend(old);
+            }
+            deps.insert(b.entity, (b.id, b.deps));
+        }
+        let live: HashSet<u64> = all.iter().map(|(key, _)| *key).collect();
+        deps.retain(|key, (id, _)| {
+            if live.contains(key) {
+                return true;
+            }
+            if let Some(old) = self.cache.replace(&id.to_string(), None) {
+                changed += 1;
+                replaced.extend(old);
+            }
+            false
+        });
+        self.tracked.entities = identities;
+        rayon::spawn(move || drop(replaced));
+        Outcome {
+            nodes: all.len(),
+            rebuilt,
+            changed,
+            build,
+        }
+    }
+
+    /// The nodes an edit can have touched: those depending on a changed entity, and new ones. The
+    /// first load (or one after a rejected state) rebuilds everything.
+    fn to_rebuild(
+        &mut self,
+        all: &[(u64, ProxyId)],
+        identities: &HashMap<u64, u64>,
+    ) -> Vec<ProxyId> {
+        let prev = &self.tracked.entities;
+        if !self.status.ready || prev.is_empty() {
+            self.builder.clear();
+            return all.iter().map(|(_, id)| id.clone()).collect();
+        }
+        let mut changed: Vec<u64> = identities
+            .iter()
+            .filter(|(k, v)| prev.get(*k) != Some(*v))
+            .map(|(k, _)| *k)
+            .chain(
+                prev.keys()
+                    .filter(|k| !identities.contains_key(*k))
+                    .copied(),
+            )
+            .collect();
+        changed.sort_unstable();
+        let changed_set: HashSet<u64> = changed.iter().copied().collect();
+        self.builder.invalidate(&changed);
+        // An edit changes a handful of entities: probing each node's sorted dependencies for
+        // those few beats hashing every dependency of every node.
+        let touches = |node_deps: &[u64]| {
+            if changed.len() <= 16 {
+                changed.iter().any(|c| node_deps.binary_search(c).is_ok())
+            } else {
+                node_deps.iter().any(|d| changed_set.contains(d))
+            }
+        };
+        let deps = &self.tracked.deps;
+        all.iter()
+            .filter(|(key, _)| deps.get(key).is_none_or(|(_, d)| touches(d)))
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
+    /// After a reload panicked: counts it as a rejection and drops every cache the reload may
+    /// have left half-updated, so the next reload builds afresh. What is published keeps serving.
+    pub(super) fn recover_from_panic(&mut self) {
+        let limits = self.load.limits;
+        self.load = LoadCache::new(limits);
+        self.builder = Builder::default();
+        self.tracked = Tracked::default();
+        let st = &mut self.status;
+        st.reloads += 1;
+        st.reloads_rejected += 1;
+        st.reload_panics += 1;
+        self.report();
+    }
+}
+
+/// Every virtual node of the model with its entity key (cheap to hash and compare, unlike a
+/// `ProxyId`).
+fn virtual_nodes(model: &MeshModel) -> Vec<(u64, ProxyId)> {
+    model
+        .meshes
+        .values()
+        .flat_map(|m| {
+            m.virtual_nodes.keys().map(|n| {
+                let key = crate::spec::entity_key(crate::spec::Kind::VirtualNode, &m.name, n);
+                (key, ProxyId::virtual_node(&m.name, n))
+            })
+        })
+        .collect()
+}
