@@ -172,7 +172,7 @@ impl Pipeline {
     ) -> Outcome {
         let identities = crate::model::entity_identities(&result.documents);
         let all = virtual_nodes(model);
-        let ids = self.to_rebuild(&all, &identities);
+        let ids = self.nodes_to_rebuild(&all, &identities);
         let rebuilt = ids.len();
         let build_started = Instant::now();
         let built = self.builder.build(model, &ids);
@@ -216,7 +216,7 @@ impl Pipeline {
 
     /// The nodes an edit can have touched: those depending on a changed entity, and new ones. The
     /// first load (or one after a rejected state) rebuilds everything.
-    fn to_rebuild(
+    fn nodes_to_rebuild(
         &mut self,
         all: &[(u64, ProxyId)],
         identities: &HashMap<u64, u64>,
