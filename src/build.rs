@@ -22,7 +22,7 @@ pub struct Built {
     pub id: ProxyId,
     /// The node's key in the snapshot cache (`id` as a string).
     pub key: String,
-    /// The node's own entity key ([`translate::own_dependencies`]).
+    /// The node's own entity key ([`crate::change::own_dependencies`]).
     pub entity: u64,
     pub snapshot: Snapshot,
     pub deps: Vec<u64>,
@@ -139,7 +139,7 @@ impl Builder {
                 for h in &sh.hosts {
                     prost::encoding::message::encode(2, &**h, &mut bytes);
                 }
-                let deps = translate::service_dependencies(m, vs);
+                let deps = crate::change::service_dependencies(m, vs);
                 Some((mesh.to_string(), vs.to_string(), bytes, sh.targets, deps))
             },
         );
@@ -164,7 +164,7 @@ impl Builder {
                     cluster: Arc::new(Resource::new(c.name.clone(), pack(&c))),
                     endpoints: cla
                         .map(|e| Arc::new(Resource::new(e.cluster_name.clone(), pack(&e)))),
-                    deps: translate::own_dependencies(&ProxyId {
+                    deps: crate::change::own_dependencies(&ProxyId {
                         mesh: mesh.to_string(),
                         kind: crate::model::ProxyKind::VirtualNode,
                         name: t.node.clone(),
@@ -326,7 +326,7 @@ fn encode_own(own: translate::OwnResources, intern: &mut Interner, id: &ProxyId)
                 b
             }),
         }),
-        deps: translate::own_dependencies(id),
+        deps: crate::change::own_dependencies(id),
     }
 }
 

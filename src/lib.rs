@@ -37,6 +37,7 @@ pub mod admin;
 pub mod app;
 pub mod bootstrap;
 pub mod build;
+pub mod change;
 pub mod cli;
 pub mod demo;
 pub mod diag;

@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 use super::reloader::{unchanged, ReloadOptions, Reloaded};
 use super::{load_with, LoadCache};
 use crate::build::Builder;
+use crate::change::{ChangeSet, Identities};
 use crate::model::{MeshModel, ProxyId};
 use crate::report::{LoadResult, Published, Status};
 use crate::source::Limits;
@@ -24,7 +25,7 @@ struct Tracked {
     /// Per published node (by its entity key), its id and the entities it was built from.
     deps: HashMap<u64, (ProxyId, Vec<u64>)>,
     /// Document identities per entity at the last accepted reload.
-    entities: HashMap<u64, u64>,
+    entities: Identities,
 }
 
 /// The pipeline from config directory to snapshot cache. Owned by one task (the reload task of a
@@ -170,9 +171,9 @@ impl Pipeline {
         result: &LoadResult,
         origin: Option<Instant>,
     ) -> Outcome {
-        let identities = crate::model::entity_identities(&result.documents);
+        let changes = ChangeSet::between(&self.tracked.entities, Identities::of(&result.documents));
         let all = virtual_nodes(model);
-        let ids = self.nodes_to_rebuild(&all, &identities);
+        let ids = self.nodes_to_rebuild(&all, &changes);
         let rebuilt = ids.len();
         let build_started = Instant::now();
         let built = self.builder.build(model, &ids);
@@ -204,7 +205,7 @@ impl Pipeline {
             }
             false
         });
-        self.tracked.entities = identities;
+        self.tracked.entities = changes.current;
         rayon::spawn(move || drop(replaced));
         Outcome {
             nodes: all.len(),
@@ -215,42 +216,16 @@ impl Pipeline {
     }
 
     /// The nodes an edit can have touched: those depending on a changed entity, and new ones. The
-    /// first load (or one after a rejected state) rebuilds everything.
-    fn nodes_to_rebuild(
-        &mut self,
-        all: &[(u64, ProxyId)],
-        identities: &HashMap<u64, u64>,
-    ) -> Vec<ProxyId> {
-        let prev = &self.tracked.entities;
-        if !self.status.ready || prev.is_empty() {
+    /// first load (or one after the caches were dropped) rebuilds everything.
+    fn nodes_to_rebuild(&mut self, all: &[(u64, ProxyId)], changes: &ChangeSet) -> Vec<ProxyId> {
+        if changes.everything() {
             self.builder.clear();
             return all.iter().map(|(_, id)| id.clone()).collect();
         }
-        let mut changed: Vec<u64> = identities
-            .iter()
-            .filter(|(k, v)| prev.get(*k) != Some(*v))
-            .map(|(k, _)| *k)
-            .chain(
-                prev.keys()
-                    .filter(|k| !identities.contains_key(*k))
-                    .copied(),
-            )
-            .collect();
-        changed.sort_unstable();
-        let changed_set: HashSet<u64> = changed.iter().copied().collect();
-        self.builder.invalidate(&changed);
-        // An edit changes a handful of entities: probing each node's sorted dependencies for
-        // those few beats hashing every dependency of every node.
-        let touches = |node_deps: &[u64]| {
-            if changed.len() <= 16 {
-                changed.iter().any(|c| node_deps.binary_search(c).is_ok())
-            } else {
-                node_deps.iter().any(|d| changed_set.contains(d))
-            }
-        };
+        self.builder.invalidate(changes.changed());
         let deps = &self.tracked.deps;
         all.iter()
-            .filter(|(key, _)| deps.get(key).is_none_or(|(_, d)| touches(d)))
+            .filter(|(key, _)| deps.get(key).is_none_or(|(_, d)| changes.touches(d)))
             .map(|(_, id)| id.clone())
             .collect()
     }

@@ -3,8 +3,10 @@
 //! These types only describe shape and spelling. Ranges, references and cross-resource rules live in
 //! `model`; sections meshplane does not translate yet are kept as raw YAML so files using them still load.
 
+mod refs;
 mod types;
 
+pub use refs::References;
 pub use types::*;
 
 /// The seven App Mesh resource kinds, with their native `kind` and export-form top-level key.
@@ -84,15 +86,4 @@ impl std::fmt::Display for Kind {
     }
 }
 
-/// Identifies a model entity (for change tracking by validation and translation): a hash of its
-/// kind, mesh and name. Routes count as part of their router, gateway routes of their gateway. A
-/// hash rather than a string: every node records a dozen of these.
-pub fn entity_key(kind: Kind, mesh: &str, name: &str) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(kind.native().as_bytes());
-    h.update(&[0]);
-    h.update(mesh.as_bytes());
-    h.update(&[0]);
-    h.update(name.as_bytes());
-    h.digest()
-}
+pub use crate::change::entity_key;

@@ -104,63 +104,6 @@ pub fn target_cluster(mesh: &Mesh, target: &Target) -> (Cluster, Option<ClusterL
     cluster::egress_cluster(mesh, target)
 }
 
-pub use crate::spec::entity_key;
-
-/// The entities [`translate_own`] reads: the node and its mesh.
-pub fn own_dependencies(id: &ProxyId) -> [u64; 2] {
-    use crate::spec::Kind;
-    let node_kind = match id.kind {
-        ProxyKind::VirtualNode => Kind::VirtualNode,
-        ProxyKind::VirtualGateway => Kind::VirtualGateway,
-    };
-    [
-        entity_key(Kind::Mesh, &id.mesh, &id.mesh),
-        entity_key(node_kind, &id.mesh, &id.name),
-    ]
-}
-
-/// The entities [`service_hosts`] (and the clusters of its targets) read for backend `vs`: the
-/// mesh, the service, its provider node or router (with its routes), and every node a route sends
-/// traffic to. Sorted and unique.
-pub fn service_dependencies(mesh: &Mesh, vs_name: &str) -> Vec<u64> {
-    use crate::spec::Kind;
-    let m = mesh.name.as_str();
-    let mut deps = vec![
-        entity_key(Kind::Mesh, m, m),
-        entity_key(Kind::VirtualService, m, vs_name),
-    ];
-    let provider = mesh
-        .virtual_services
-        .get(vs_name)
-        .and_then(|vs| vs.spec.provider.as_ref());
-    if let Some(p) = provider {
-        if let Some(vn) = &p.virtual_node {
-            deps.push(entity_key(Kind::VirtualNode, m, &vn.virtual_node_name));
-        }
-        if let Some(vr) = &p.virtual_router {
-            deps.push(entity_key(Kind::VirtualRouter, m, &vr.virtual_router_name));
-            if let Some(r) = mesh.virtual_routers.get(&vr.virtual_router_name) {
-                for route in r.routes.values() {
-                    let http = route
-                        .spec
-                        .http_route
-                        .as_ref()
-                        .or(route.spec.http2_route.as_ref());
-                    for t in http
-                        .map(|h| h.action.weighted_targets.as_slice())
-                        .unwrap_or_default()
-                    {
-                        deps.push(entity_key(Kind::VirtualNode, m, &t.virtual_node));
-                    }
-                }
-            }
-        }
-    }
-    deps.sort_unstable();
-    deps.dedup();
-    deps
-}
-
 /// A (virtual node, listener) pair some route sends traffic to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Target {

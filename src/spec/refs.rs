@@ -1,0 +1,57 @@
+//! The reference graph of App Mesh resources, written once next to the types it reads: which other
+//! entities of its own mesh a resource names. Change tracking (`crate::change`) derives node
+//! dependencies and the validator's re-check rule from it, so a new field holding a reference is
+//! taught here and nowhere else.
+
+use super::{Kind, RouteSpec, VirtualNodeSpec, VirtualServiceSpec};
+
+/// A resource that names other entities of its mesh.
+pub trait References {
+    /// Calls `visit` with the kind and name of every entity this resource names.
+    fn references<'a>(&'a self, visit: &mut dyn FnMut(Kind, &'a str));
+
+    /// The same, collected.
+    fn referenced(&self) -> Vec<(Kind, &str)> {
+        let mut out = Vec::new();
+        self.references(&mut |k, n| out.push((k, n)));
+        out
+    }
+}
+
+impl References for VirtualServiceSpec {
+    /// Its provider: a virtual node or a virtual router.
+    fn references<'a>(&'a self, visit: &mut dyn FnMut(Kind, &'a str)) {
+        let Some(p) = &self.provider else { return };
+        if let Some(vn) = &p.virtual_node {
+            visit(Kind::VirtualNode, &vn.virtual_node_name);
+        }
+        if let Some(vr) = &p.virtual_router {
+            visit(Kind::VirtualRouter, &vr.virtual_router_name);
+        }
+    }
+}
+
+impl References for VirtualNodeSpec {
+    /// The virtual services it calls (its backends).
+    fn references<'a>(&'a self, visit: &mut dyn FnMut(Kind, &'a str)) {
+        for b in &self.backends {
+            if let Some(vs) = &b.virtual_service {
+                visit(Kind::VirtualService, &vs.virtual_service_name);
+            }
+        }
+    }
+}
+
+impl References for RouteSpec {
+    /// The virtual nodes its weighted targets send traffic to (HTTP and HTTP/2 routes).
+    fn references<'a>(&'a self, visit: &mut dyn FnMut(Kind, &'a str)) {
+        for h in [self.http_route.as_ref(), self.http2_route.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            for t in &h.action.weighted_targets {
+                visit(Kind::VirtualNode, &t.virtual_node);
+            }
+        }
+    }
+}
