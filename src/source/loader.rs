@@ -1,8 +1,10 @@
 //! Reads every mesh file below a directory into typed App Mesh documents.
 //!
 //! Each YAML document is detected as native (`kind:`) or export form (`virtualNode:` …), deserialized
-//! into the `spec` types, and every unknown field, wrong type and untranslated section is reported
-//! with its file, line and field path. Nothing here checks references or ranges: that is `model`.
+//! into the `spec` types, and every unknown field and wrong type is reported with its file, line and
+//! field path. Nothing here judges a document: its names and untranslated sections are checked by
+//! `model::check_alone` (asked for per parsed file, so cached with the parse), references and
+//! ranges by `model::validate`.
 
 use std::collections::HashMap;
 use std::fs;
@@ -351,6 +353,7 @@ pub fn load_dir_cached(root: &Path, limits: &Limits, cache: &mut ParseCache) -> 
             let (rel, text, hash, _, stamp) = &reads[i];
             let mut one = LoadOutput::default();
             parse_file_with(rel, text, limits, &mut one);
+            check_alone(&mut one);
             Some((
                 i,
                 ParsedFile {
@@ -379,7 +382,16 @@ pub fn load_dir_cached(root: &Path, limits: &Limits, cache: &mut ParseCache) -> 
     out
 }
 
-/// Parses one file's text into documents, problems and warnings, within the default [`Limits`].
+/// What each document of a freshly parsed file says on its own (its names, sections not translated
+/// yet) is judged by `model`; asked for here so the verdict is cached with the parse.
+fn check_alone(out: &mut LoadOutput) {
+    for doc in &out.documents {
+        crate::model::check_alone(doc, &mut out.problems, &mut out.warnings);
+    }
+}
+
+/// Parses one file's text into documents and the problems of parsing, within the default
+/// [`Limits`]. Judging the documents (names, ranges, references) is `model`'s.
 pub fn parse_file(file: &Path, text: &str, out: &mut LoadOutput) {
     parse_file_with(file, text, &Limits::DEFAULT, out)
 }
@@ -525,8 +537,6 @@ fn parse_document(file: &Arc<Path>, value: Value, lines: DocLines, out: &mut Loa
     doc.body = body;
     doc.entity = doc.compute_entity_key();
     doc.references = compute_references(&doc);
-    check_names(&doc, out);
-    report_untranslated(&doc, &mut out.warnings);
     out.documents.push(Arc::new(doc));
 }
 
@@ -646,121 +656,6 @@ fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
     }
 }
 
-/// Every kind needs exactly its own name fields.
-fn check_names(doc: &Document, out: &mut LoadOutput) {
-    let names = doc.names();
-    let wanted = doc.kind.name_fields();
-    for field in [
-        "meshName",
-        "virtualServiceName",
-        "virtualNodeName",
-        "virtualRouterName",
-        "routeName",
-        "virtualGatewayName",
-        "gatewayRouteName",
-    ] {
-        match (wanted.contains(&field), names.get(field)) {
-            (true, None) => out.problems.push(doc.problem(
-                field,
-                format!("missing field `{field}` (required for {})", doc.kind),
-            )),
-            (true, Some(v)) if v.is_empty() || v.len() > 255 => out
-                .problems
-                .push(doc.problem(field, format!("`{field}` must be 1 to 255 characters"))),
-            (false, Some(_)) => out
-                .problems
-                .push(doc.problem(field, format!("unknown field `{field}` for {}", doc.kind))),
-            _ => {}
-        }
-    }
-}
-
-/// Warn about every field that loads but does not reach Envoy yet, so nothing is silently dropped.
-fn report_untranslated(doc: &Document, warnings: &mut Vec<Problem>) {
-    let mut warn = |field: String, what: &str| {
-        warnings.push(doc.problem(
-            &field,
-            format!("{what} is not translated into Envoy configuration yet; ignored"),
-        ))
-    };
-    match &doc.body {
-        Body::Mesh(e) => {
-            if let Some(sd) = e.spec.as_ref().and_then(|s| s.service_discovery.as_ref()) {
-                if sd.ip_preference.is_some() {
-                    warn(
-                        "spec.serviceDiscovery.ipPreference".into(),
-                        "mesh ipPreference",
-                    );
-                }
-            }
-        }
-        Body::VirtualNode(e) => {
-            let Some(spec) = &e.spec else { return };
-            if spec.logging.is_some() {
-                warn("spec.logging".into(), "access logging");
-            }
-            for (i, l) in spec.listeners.iter().enumerate() {
-                if l.tls.is_some() {
-                    warn(format!("spec.listeners[{i}].tls"), "listener TLS");
-                }
-                if l.port_mapping.protocol == crate::spec::Protocol::Tcp {
-                    warn(
-                        format!("spec.listeners[{i}].portMapping.protocol"),
-                        "egress to a tcp listener (tcpRoute, tcp backends)",
-                    );
-                }
-            }
-            if let Some(sd) = &spec.service_discovery {
-                if sd.aws_cloud_map.is_some() {
-                    warn(
-                        "spec.serviceDiscovery.awsCloudMap".into(),
-                        "Cloud Map service discovery",
-                    );
-                }
-                if sd.dns.as_ref().is_some_and(|d| d.ip_preference.is_some()) {
-                    warn(
-                        "spec.serviceDiscovery.dns.ipPreference".into(),
-                        "dns ipPreference",
-                    );
-                }
-            }
-            for (i, b) in spec.backends.iter().enumerate() {
-                if b.virtual_service
-                    .as_ref()
-                    .is_some_and(|v| v.client_policy.is_some())
-                {
-                    warn(
-                        format!("spec.backends[{i}].virtualService.clientPolicy"),
-                        "backend client policy (TLS)",
-                    );
-                }
-            }
-            if spec
-                .backend_defaults
-                .as_ref()
-                .is_some_and(|b| b.client_policy.is_some())
-            {
-                warn(
-                    "spec.backendDefaults.clientPolicy".into(),
-                    "backend default client policy (TLS)",
-                );
-            }
-        }
-        Body::Route(e) => {
-            let Some(spec) = &e.spec else { return };
-            if spec.grpc_route.is_some() {
-                warn("spec.grpcRoute".into(), "grpcRoute");
-            }
-            if spec.tcp_route.is_some() {
-                warn("spec.tcpRoute".into(), "tcpRoute");
-            }
-        }
-        Body::VirtualGateway(_) => warn("spec".into(), "VirtualGateway"),
-        Body::GatewayRoute(_) => warn("spec".into(), "GatewayRoute"),
-        Body::VirtualService(_) | Body::VirtualRouter(_) => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -809,38 +704,6 @@ mod tests {
         assert_eq!(p.line, 7);
         assert_eq!(p.path, "virtualNode.spec.listeners[0].portMapping.port");
         assert!(p.message.contains("invalid type"), "{}", p.message);
-    }
-
-    #[test]
-    fn unknown_kind_and_missing_names_are_problems() {
-        let out = parse("kind: Gateway\nmeshName: x\n---\nkind: Route\nmeshName: demo\nrouteName: r\nspec: {}\n");
-        let msgs: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
-        assert!(
-            msgs[0].starts_with("mesh.yaml:1: kind: unknown kind `Gateway`"),
-            "{msgs:?}"
-        );
-        assert!(
-            msgs[1].contains("missing field `virtualRouterName`"),
-            "{msgs:?}"
-        );
-    }
-
-    #[test]
-    fn untranslated_fields_load_with_a_warning() {
-        let out = parse(
-            "kind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: g\nspec:\n  grpcRoute:\n    match: {serviceName: x}\n    action: {weightedTargets: [{virtualNode: a, weight: 1}]}\n---\nkind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec: {listeners: []}\n",
-        );
-        assert!(out.problems.is_empty(), "{:?}", out.problems);
-        assert_eq!(out.documents.len(), 2);
-        let w: Vec<String> = out.warnings.iter().map(|p| p.to_string()).collect();
-        assert!(
-            w[0].starts_with("mesh.yaml:6: spec.grpcRoute: grpcRoute is not translated"),
-            "{w:?}"
-        );
-        assert!(
-            w[1].starts_with("mesh.yaml:13: spec: VirtualGateway is not translated"),
-            "{w:?}"
-        );
     }
 
     #[test]
