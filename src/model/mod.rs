@@ -2,8 +2,12 @@
 //!
 //! `validate` turns loaded documents into a `MeshModel` or the complete list of problems. The
 //! translator only ever sees a model that passed, so it never has to handle dangling references.
+//! `document` holds what each document must be on its own (names; `untranslated` warnings), which
+//! the loader asks for as it parses; `presence` the rule that there is something to serve.
 
+mod document;
 mod presence;
+mod untranslated;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -15,6 +19,7 @@ use crate::spec::{
     VirtualServiceSpec,
 };
 
+pub use document::check_alone;
 pub use validate::{entity_identities, validate, validate_with, CheckCache};
 
 /// Default proxy ports of docs/contract.md §2.

@@ -1,14 +1,19 @@
 //! Files on disk → parsed App Mesh documents, each with its file, line index and field paths.
 //!
-//! `walk` finds the mesh files (symlinks, loops, bounds); `loader` reads them into typed documents and
-//! reports what it cannot parse, within the `limits` that `prepass` checks before any YAML is
-//! deserialized; `lines` maps field paths back to source lines; `watch` follows the config path
-//! however it changes and turns each settled burst of file-system events into one reload signal.
+//! `walk` finds the mesh files (symlinks, loops, bounds); `loader` reads them, within the `limits`
+//! that `prepass` checks before any YAML is deserialized, and keeps what unchanged files parsed into;
+//! `parse` turns one file's text into `document`s and reports what it cannot parse; `references`
+//! lists the entities a document names; `lines` maps field paths back to source lines; `watch`
+//! follows the config path however it changes and turns each settled burst of file-system events
+//! into one reload signal.
 
+mod document;
 pub mod limits;
 pub mod lines;
 pub mod loader;
+mod parse;
 pub mod prepass;
+mod references;
 pub mod suggest;
 pub mod syntax;
 pub mod walk;

@@ -3,11 +3,21 @@
 //! These types only describe shape and spelling. Ranges, references and cross-resource rules live in
 //! `model`; sections meshplane does not translate yet are kept as raw YAML so files using them still load.
 
+mod envelope;
+mod gateway;
+mod mesh;
+mod node;
 mod refs;
-mod types;
+mod route;
+mod service;
 
+pub use envelope::*;
+pub use gateway::*;
+pub use mesh::*;
+pub use node::*;
 pub use refs::References;
-pub use types::*;
+pub use route::*;
+pub use service::*;
 
 /// The seven App Mesh resource kinds, with their native `kind` and export-form top-level key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

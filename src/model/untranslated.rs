@@ -1,0 +1,133 @@
+//! The sections that load but do not reach Envoy yet: each gets a warning naming its field, so
+//! nothing in a file is silently dropped. When a section becomes translated, its warning goes.
+
+use crate::diag::Problem;
+use crate::source::{Body, Document};
+use crate::spec::{Envelope, MeshSpec, RouteSpec, VirtualNodeSpec};
+
+/// The warnings of one document.
+struct Warnings<'a> {
+    doc: &'a Document,
+    warnings: &'a mut Vec<Problem>,
+}
+
+impl Warnings<'_> {
+    fn warn(&mut self, field: String, what: &str) {
+        self.warnings.push(self.doc.problem(
+            &field,
+            format!("{what} is not translated into Envoy configuration yet; ignored"),
+        ))
+    }
+}
+
+/// Warn about every field that loads but does not reach Envoy yet, so nothing is silently dropped.
+pub(super) fn report_untranslated(doc: &Document, warnings: &mut Vec<Problem>) {
+    let mut w = Warnings { doc, warnings };
+    match &doc.body {
+        Body::Mesh(e) => mesh(&mut w, e),
+        Body::VirtualNode(e) => {
+            let Some(spec) = &e.spec else { return };
+            virtual_node(&mut w, spec);
+        }
+        Body::Route(e) => route(&mut w, e),
+        Body::VirtualGateway(_) => w.warn("spec".into(), "VirtualGateway"),
+        Body::GatewayRoute(_) => w.warn("spec".into(), "GatewayRoute"),
+        Body::VirtualService(_) | Body::VirtualRouter(_) => {}
+    }
+}
+
+fn mesh(w: &mut Warnings, e: &Envelope<MeshSpec>) {
+    if let Some(sd) = e.spec.as_ref().and_then(|s| s.service_discovery.as_ref()) {
+        if sd.ip_preference.is_some() {
+            w.warn(
+                "spec.serviceDiscovery.ipPreference".into(),
+                "mesh ipPreference",
+            );
+        }
+    }
+}
+
+fn virtual_node(w: &mut Warnings, spec: &VirtualNodeSpec) {
+    if spec.logging.is_some() {
+        w.warn("spec.logging".into(), "access logging");
+    }
+    for (i, l) in spec.listeners.iter().enumerate() {
+        if l.tls.is_some() {
+            w.warn(format!("spec.listeners[{i}].tls"), "listener TLS");
+        }
+        if l.port_mapping.protocol == crate::spec::Protocol::Tcp {
+            w.warn(
+                format!("spec.listeners[{i}].portMapping.protocol"),
+                "egress to a tcp listener (tcpRoute, tcp backends)",
+            );
+        }
+    }
+    if let Some(sd) = &spec.service_discovery {
+        if sd.aws_cloud_map.is_some() {
+            w.warn(
+                "spec.serviceDiscovery.awsCloudMap".into(),
+                "Cloud Map service discovery",
+            );
+        }
+        if sd.dns.as_ref().is_some_and(|d| d.ip_preference.is_some()) {
+            w.warn(
+                "spec.serviceDiscovery.dns.ipPreference".into(),
+                "dns ipPreference",
+            );
+        }
+    }
+    for (i, b) in spec.backends.iter().enumerate() {
+        if b.virtual_service
+            .as_ref()
+            .is_some_and(|v| v.client_policy.is_some())
+        {
+            w.warn(
+                format!("spec.backends[{i}].virtualService.clientPolicy"),
+                "backend client policy (TLS)",
+            );
+        }
+    }
+    if spec
+        .backend_defaults
+        .as_ref()
+        .is_some_and(|b| b.client_policy.is_some())
+    {
+        w.warn(
+            "spec.backendDefaults.clientPolicy".into(),
+            "backend default client policy (TLS)",
+        );
+    }
+}
+
+fn route(w: &mut Warnings, e: &Envelope<RouteSpec>) {
+    let Some(spec) = &e.spec else { return };
+    if spec.grpc_route.is_some() {
+        w.warn("spec.grpcRoute".into(), "grpcRoute");
+    }
+    if spec.tcp_route.is_some() {
+        w.warn("spec.tcpRoute".into(), "tcpRoute");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::document::tests::parse;
+
+    #[test]
+    fn untranslated_fields_load_with_a_warning() {
+        let out = parse(
+            "kind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: g\nspec:\n  grpcRoute:\n    match: {serviceName: x}\n    action: {weightedTargets: [{virtualNode: a, weight: 1}]}\n---\nkind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec: {listeners: []}\n",
+        );
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        assert_eq!(out.documents.len(), 2);
+        let w: Vec<String> = out.warnings.iter().map(|p| p.to_string()).collect();
+        assert!(
+            w[0].starts_with("mesh.yaml:6: spec.grpcRoute: grpcRoute is not translated"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].starts_with("mesh.yaml:13: spec: VirtualGateway is not translated"),
+            "{w:?}"
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! What a re-validation may skip: the per-document check results of the previous validation, and
+//! the identities of the entities they read. Moved here verbatim from `validate.rs`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::{check_document, Validator};
+use crate::diag::Problem;
+use crate::model::MeshModel;
+use crate::source::Document;
+use crate::spec::{entity_key, Kind};
+
+/// The per-document check results of the previous validation. A document is checked again only if
+/// it is new (changed files are parsed into new documents) or one of the entities its checks read
+/// (its mesh, the services, nodes or router it refers to) was defined by a changed document; the
+/// model itself is always rebuilt, so duplicates and missing parents are always found.
+#[derive(Default)]
+pub struct CheckCache {
+    results: CheckResults,
+    /// Per entity, a combined identity of the documents that define it.
+    entities: HashMap<u64, u64>,
+}
+
+/// Problems found per document, by document identity; the `Arc` keeps the identity from being
+/// reused while the entry exists.
+type CheckResults = HashMap<usize, (Arc<Document>, Vec<Problem>)>;
+
+/// Like [`validate`], re-checking only what can have changed since the last call with `cache`.
+pub fn validate_with(
+    docs: &[Arc<Document>],
+    cache: &mut CheckCache,
+) -> Result<MeshModel, Vec<Problem>> {
+    let mut v = Validator {
+        problems: Vec::new(),
+        model: MeshModel::default(),
+    };
+    v.index(docs);
+    v.problems
+        .extend(crate::model::presence::problems(&v.model, docs.len()));
+    let entities = entity_identities(docs);
+    let mut changed: HashSet<u64> = entities
+        .iter()
+        .filter(|(k, id)| cache.entities.get(*k) != Some(*id))
+        .map(|(k, _)| *k)
+        .collect();
+    changed.extend(cache.entities.keys().filter(|k| !entities.contains_key(*k)));
+    let results = v.check(docs, &cache.results, &changed);
+    cache.results = results;
+    cache.entities = entities;
+    if v.problems.is_empty() {
+        Ok(v.model)
+    } else {
+        v.problems.sort();
+        v.problems.dedup();
+        Err(v.problems)
+    }
+}
+
+/// Per entity, an identity of the documents defining it: equal values mean the entity is
+/// unchanged. Built from the documents' content hashes, so re-parsing a file for an edit of one of
+/// its documents leaves the others' entities unchanged. Summing needs no allocation and ignores
+/// order (two identical duplicates still differ from one).
+pub fn entity_identities(docs: &[Arc<Document>]) -> HashMap<u64, u64> {
+    let mut m: HashMap<u64, u64> = HashMap::with_capacity(docs.len());
+    for d in docs {
+        let e = m.entry(d.entity_key()).or_default();
+        *e = e.wrapping_add(xxhash_rust::xxh3::xxh3_64(&d.content_hash().to_le_bytes()));
+    }
+    m
+}
+
+/// Whether a check of `doc` reads one of the `changed` entities: its mesh, its own entity, or one
+/// it refers to.
+fn reads_changed(doc: &Document, changed: &HashSet<u64>, changed_meshes: &HashSet<&str>) -> bool {
+    if changed.is_empty() {
+        return false;
+    }
+    changed.contains(&doc.entity_key())
+        || doc.references().iter().any(|r| changed.contains(r))
+        || changed_meshes.contains(doc.names().mesh.unwrap_or_default())
+}
+
+impl Validator {
+    /// Second pass: field ranges and references. Each document is checked on its own against the
+    /// finished model, so the pass runs on every core; a document whose previous result still
+    /// holds (see [`CheckCache`]) is not checked again. Returns the results for the next pass.
+    fn check(
+        &mut self,
+        docs: &[Arc<Document>],
+        previous: &CheckResults,
+        changed: &HashSet<u64>,
+    ) -> CheckResults {
+        use rayon::prelude::*;
+        let model = &self.model;
+        // Every document reads its mesh (defined, changed or gone).
+        let meshes: HashSet<&str> = docs.iter().filter_map(|d| d.names().mesh).collect();
+        let changed_meshes: HashSet<&str> = meshes
+            .into_iter()
+            .filter(|m| changed.contains(&entity_key(Kind::Mesh, m, m)))
+            .collect();
+        let results: Vec<_> = docs
+            .par_iter()
+            .with_min_len(64)
+            .map(|doc| {
+                let key = Arc::as_ptr(doc) as usize;
+                if let Some((_, found)) = previous.get(&key) {
+                    if !reads_changed(doc, changed, &changed_meshes) {
+                        return (key, (doc.clone(), found.clone()));
+                    }
+                }
+                let mut out = Vec::new();
+                check_document(model, doc, &mut out);
+                (key, (doc.clone(), out))
+            })
+            .collect();
+        for (_, (_, found)) in &results {
+            self.problems.extend(found.iter().cloned());
+        }
+        results.into_iter().collect()
+    }
+}

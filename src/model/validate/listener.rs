@@ -1,0 +1,201 @@
+//! The listeners of virtual nodes: health checks, outlier detection, connection pools and
+//! timeouts, each within App Mesh's ranges and matching the listener's protocol.
+
+use super::{check_duration, range};
+use crate::diag::Problem;
+use crate::source::Document;
+use crate::spec::{
+    ConnectionPool, HealthCheck, ListenerTimeout, NodeListener, OutlierDetection, Protocol,
+};
+
+pub(super) fn check_listener(doc: &Document, base: &str, l: &NodeListener, out: &mut Vec<Problem>) {
+    let proto = l.port_mapping.protocol;
+    if let Some(hc) = &l.health_check {
+        check_health_check(doc, base, l, hc, out);
+    }
+    if let Some(od) = &l.outlier_detection {
+        check_outlier_detection(doc, base, od, out);
+    }
+    if let Some(cp) = &l.connection_pool {
+        check_connection_pool(doc, base, proto, cp, out);
+    }
+    if let Some(t) = &l.timeout {
+        check_timeout(doc, base, proto, t, out);
+    }
+}
+
+fn check_health_check(
+    doc: &Document,
+    base: &str,
+    l: &NodeListener,
+    hc: &HealthCheck,
+    out: &mut Vec<Problem>,
+) {
+    let p = format!("{base}.healthCheck");
+    range(
+        doc,
+        &format!("{p}.healthyThreshold"),
+        hc.healthy_threshold.into(),
+        2,
+        10,
+        out,
+    );
+    range(
+        doc,
+        &format!("{p}.unhealthyThreshold"),
+        hc.unhealthy_threshold.into(),
+        2,
+        10,
+        out,
+    );
+    range(
+        doc,
+        &format!("{p}.intervalMillis"),
+        hc.interval_millis,
+        5000,
+        300000,
+        out,
+    );
+    range(
+        doc,
+        &format!("{p}.timeoutMillis"),
+        hc.timeout_millis,
+        2000,
+        60000,
+        out,
+    );
+    if let Some(port) = hc.port {
+        if port != l.port_mapping.port {
+            out.push(doc.problem(
+                &format!("{p}.port"),
+                format!("must equal the listener's port {}", l.port_mapping.port),
+            ));
+        }
+    }
+    if hc.path.is_some() && !matches!(hc.protocol, Protocol::Http | Protocol::Http2) {
+        out.push(doc.problem(
+            &format!("{p}.path"),
+            "`path` is only valid for http and http2 health checks",
+        ));
+    }
+    if matches!(hc.protocol, Protocol::Http | Protocol::Http2)
+        && hc.path.as_deref().unwrap_or("").is_empty()
+    {
+        out.push(doc.problem(&format!("{p}.path"), "an http health check needs a `path`"));
+    }
+}
+
+fn check_outlier_detection(
+    doc: &Document,
+    base: &str,
+    od: &OutlierDetection,
+    out: &mut Vec<Problem>,
+) {
+    let p = format!("{base}.outlierDetection");
+    range(
+        doc,
+        &format!("{p}.maxServerErrors"),
+        od.max_server_errors,
+        1,
+        u32::MAX.into(),
+        out,
+    );
+    range(
+        doc,
+        &format!("{p}.maxEjectionPercent"),
+        od.max_ejection_percent.into(),
+        0,
+        100,
+        out,
+    );
+    check_duration(doc, &format!("{p}.interval"), &od.interval, 1, out);
+    check_duration(
+        doc,
+        &format!("{p}.baseEjectionDuration"),
+        &od.base_ejection_duration,
+        1,
+        out,
+    );
+}
+
+fn check_connection_pool(
+    doc: &Document,
+    base: &str,
+    proto: Protocol,
+    cp: &ConnectionPool,
+    out: &mut Vec<Problem>,
+) {
+    let p = format!("{base}.connectionPool");
+    let given: Vec<(&str, Protocol)> = [
+        (cp.tcp.is_some(), "tcp", Protocol::Tcp),
+        (cp.http.is_some(), "http", Protocol::Http),
+        (cp.http2.is_some(), "http2", Protocol::Http2),
+        (cp.grpc.is_some(), "grpc", Protocol::Grpc),
+    ]
+    .into_iter()
+    .filter(|g| g.0)
+    .map(|g| (g.1, g.2))
+    .collect();
+    match given.as_slice() {
+        [(name, pr)] if *pr != proto => out.push(doc.problem(
+            &format!("{p}.{name}"),
+            format!(
+                "connection pool `{name}` does not match the listener protocol `{}`",
+                proto.as_str()
+            ),
+        )),
+        [_] => {}
+        _ => out.push(doc.problem(&p, "give exactly one of `tcp`, `http`, `http2` or `grpc`")),
+    }
+    let min1 = |v: u32, f: &str, out: &mut Vec<Problem>| {
+        range(doc, &format!("{p}.{f}"), v.into(), 1, u32::MAX.into(), out)
+    };
+    if let Some(t) = &cp.tcp {
+        min1(t.max_connections, "tcp.maxConnections", out);
+    }
+    if let Some(h) = &cp.http {
+        min1(h.max_connections, "http.maxConnections", out);
+        if let Some(m) = h.max_pending_requests {
+            min1(m, "http.maxPendingRequests", out);
+        }
+    }
+    if let Some(h) = &cp.http2 {
+        min1(h.max_requests, "http2.maxRequests", out);
+    }
+    if let Some(h) = &cp.grpc {
+        min1(h.max_requests, "grpc.maxRequests", out);
+    }
+}
+
+fn check_timeout(
+    doc: &Document,
+    base: &str,
+    proto: Protocol,
+    t: &ListenerTimeout,
+    out: &mut Vec<Problem>,
+) {
+    let given: Vec<(&str, Protocol)> = [
+        (t.tcp.is_some(), "tcp", Protocol::Tcp),
+        (t.http.is_some(), "http", Protocol::Http),
+        (t.http2.is_some(), "http2", Protocol::Http2),
+        (t.grpc.is_some(), "grpc", Protocol::Grpc),
+    ]
+    .into_iter()
+    .filter(|g| g.0)
+    .map(|g| (g.1, g.2))
+    .collect();
+    match given.as_slice() {
+        [(name, pr)] if *pr != proto => out.push(doc.problem(
+            &format!("{base}.timeout.{name}"),
+            format!(
+                "timeout `{name}` does not match the listener protocol `{}`",
+                proto.as_str()
+            ),
+        )),
+        [_] => {}
+        _ => out.push(doc.problem(
+            &format!("{base}.timeout"),
+            "give exactly one of `tcp`, `http`, `http2` or `grpc`",
+        )),
+    }
+}

@@ -1,0 +1,109 @@
+//! Every App Mesh rule meshplane checks, reported all at once with file, line and field path.
+//!
+//! This module owns the two passes and what they share: `index` puts every resource in its place
+//! (duplicates, missing parents), then each document is checked on its own against the finished
+//! model by the module of its kind (`service`, `node` with `listener`, `router`, `route` with
+//! `route_match`). Meshes, virtual gateways and gateway routes have no field rules of their own yet.
+//! `cache` owns what a re-validation may skip.
+
+mod cache;
+mod index;
+mod listener;
+mod node;
+mod route;
+mod route_match;
+mod router;
+mod service;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use super::MeshModel;
+use crate::diag::{Origin, Problem};
+use crate::source::{Body, Document};
+use crate::spec::Duration;
+
+pub use cache::{entity_identities, validate_with, CheckCache};
+
+/// Builds the model from loaded documents, or returns every problem found (sorted by file and line).
+pub fn validate(docs: &[Arc<Document>]) -> Result<MeshModel, Vec<Problem>> {
+    validate_with(docs, &mut CheckCache::default())
+}
+
+struct Validator {
+    problems: Vec<Problem>,
+    model: MeshModel,
+}
+
+impl Validator {
+    fn push(&mut self, p: Problem) {
+        self.problems.push(p);
+    }
+}
+
+fn origin(doc: &Document) -> Origin {
+    Origin {
+        file: doc.file.clone(),
+        line: doc.line(),
+    }
+}
+
+fn n(s: Option<&str>) -> String {
+    s.unwrap_or_default().to_string()
+}
+
+/// The checks of one document against the finished model; a document of an undefined mesh was
+/// already reported by `index` and has nothing to be checked against.
+fn check_document(model: &MeshModel, doc: &Document, out: &mut Vec<Problem>) {
+    let mesh_name = doc.names().mesh.unwrap_or_default();
+    let Some(mesh) = model.meshes.get(mesh_name) else {
+        return;
+    };
+    match &doc.body {
+        // Every Mesh field is an enum, so serde already enforced its values.
+        Body::Mesh(_) => {}
+        Body::VirtualService(e) => match &e.spec {
+            Some(s) => service::check_service(doc, mesh, s, out),
+            None => service::check_service(doc, mesh, &Default::default(), out),
+        },
+        Body::VirtualNode(e) => match &e.spec {
+            Some(s) => node::check_node(doc, mesh, s, out),
+            None => node::check_node(doc, mesh, &Default::default(), out),
+        },
+        Body::VirtualRouter(e) => match &e.spec {
+            Some(s) => router::check_router(doc, s, out),
+            None => router::check_router(doc, &Default::default(), out),
+        },
+        Body::Route(e) => {
+            let router = n(e.virtual_router_name.as_deref());
+            if let Some(r) = mesh.virtual_routers.get(&router) {
+                match &e.spec {
+                    Some(s) => route::check_route(doc, mesh, &r.spec, s, out),
+                    None => route::check_route(doc, mesh, &r.spec, &Default::default(), out),
+                }
+            }
+        }
+        Body::VirtualGateway(_) | Body::GatewayRoute(_) => {}
+    }
+}
+
+/// `value` must be within `lo..=hi`.
+fn range(doc: &Document, path: &str, value: u64, lo: u64, hi: u64, out: &mut Vec<Problem>) {
+    if value < lo || value > hi {
+        out.push(doc.problem(
+            path,
+            format!("{value} is out of range: must be {lo} to {hi}"),
+        ));
+    }
+}
+
+fn check_port(doc: &Document, path: &str, port: u32, out: &mut Vec<Problem>) {
+    range(doc, path, port.into(), 1, 65535, out);
+}
+
+fn check_duration(doc: &Document, path: &str, d: &Duration, min_ms: u64, out: &mut Vec<Problem>) {
+    if d.as_millis() < min_ms {
+        out.push(doc.problem(path, format!("must be at least {min_ms} ms")));
+    }
+}

@@ -1,0 +1,158 @@
+//! Virtual nodes: listener ports (each listener's own rules are in `listener`), service discovery,
+//! backends, and the proxy's ingress and egress ports.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::check_port;
+use super::listener::check_listener;
+use crate::diag::Problem;
+use crate::model::Mesh;
+use crate::source::Document;
+use crate::spec::{ServiceDiscovery, VirtualNodeSpec};
+
+pub(super) fn check_node(
+    doc: &Document,
+    mesh: &Mesh,
+    spec: &VirtualNodeSpec,
+    out: &mut Vec<Problem>,
+) {
+    check_listeners(doc, spec, out);
+    check_service_discovery(doc, spec, out);
+    check_backends(doc, mesh, spec, out);
+    check_proxy(doc, mesh, spec, out);
+}
+
+/// Each listener on a valid port of its own, and its own rules.
+fn check_listeners(doc: &Document, spec: &VirtualNodeSpec, out: &mut Vec<Problem>) {
+    let mut ports = HashMap::new();
+    for (i, l) in spec.listeners.iter().enumerate() {
+        let base = format!("spec.listeners[{i}]");
+        check_port(
+            doc,
+            &format!("{base}.portMapping.port"),
+            l.port_mapping.port,
+            out,
+        );
+        if let Some(first) = ports.insert(l.port_mapping.port, i) {
+            out.push(doc.problem(
+                &format!("{base}.portMapping.port"),
+                format!(
+                    "port {} is already used by spec.listeners[{first}]",
+                    l.port_mapping.port
+                ),
+            ));
+        }
+        check_listener(doc, &base, l, out);
+    }
+}
+
+/// Exactly one discovery method, needed as soon as there are listeners.
+fn check_service_discovery(doc: &Document, spec: &VirtualNodeSpec, out: &mut Vec<Problem>) {
+    match &spec.service_discovery {
+        None if !spec.listeners.is_empty() => out.push(doc.problem(
+            "spec",
+            "a virtual node with listeners needs `serviceDiscovery`",
+        )),
+        None => {}
+        Some(sd) => check_discovery_method(doc, sd, out),
+    }
+}
+
+fn check_discovery_method(doc: &Document, sd: &ServiceDiscovery, out: &mut Vec<Problem>) {
+    let count =
+        sd.dns.is_some() as u8 + sd.aws_cloud_map.is_some() as u8 + sd.static_.is_some() as u8;
+    if count != 1 {
+        out.push(doc.problem(
+            "spec.serviceDiscovery",
+            "give exactly one of `dns`, `awsCloudMap` or `static`",
+        ));
+    }
+    if let Some(dns) = &sd.dns {
+        if dns.hostname.is_empty() {
+            out.push(doc.problem("spec.serviceDiscovery.dns.hostname", "must not be empty"));
+        }
+    }
+    if let Some(st) = &sd.static_ {
+        if st.endpoints.is_empty() {
+            out.push(doc.problem(
+                "spec.serviceDiscovery.static.endpoints",
+                "needs at least one endpoint",
+            ));
+        }
+        for (i, ep) in st.endpoints.iter().enumerate() {
+            if ep.address.is_empty() {
+                out.push(doc.problem(
+                    &format!("spec.serviceDiscovery.static.endpoints[{i}].address"),
+                    "must not be empty",
+                ));
+            }
+            if let Some(p) = ep.port {
+                check_port(
+                    doc,
+                    &format!("spec.serviceDiscovery.static.endpoints[{i}].port"),
+                    p,
+                    out,
+                );
+            }
+        }
+    }
+}
+
+/// Every backend a defined virtual service, named once.
+fn check_backends(doc: &Document, mesh: &Mesh, spec: &VirtualNodeSpec, out: &mut Vec<Problem>) {
+    let mut seen = BTreeSet::new();
+    for (i, b) in spec.backends.iter().enumerate() {
+        let path = format!("spec.backends[{i}]");
+        let Some(vs) = &b.virtual_service else {
+            out.push(doc.problem(&path, "a backend needs `virtualService`"));
+            continue;
+        };
+        let name = &vs.virtual_service_name;
+        if !mesh.virtual_services.contains_key(name) {
+            out.push(doc.problem(
+                &format!("{path}.virtualService.virtualServiceName"),
+                format!(
+                    "VirtualService `{name}` is not defined in mesh `{}`",
+                    mesh.name
+                ),
+            ));
+        }
+        if !seen.insert(name.clone()) {
+            out.push(doc.problem(&path, format!("duplicate backend `{name}`")));
+        }
+    }
+}
+
+/// The proxy's ports in range, and the egress port clear of the ingress ports.
+fn check_proxy(doc: &Document, mesh: &Mesh, spec: &VirtualNodeSpec, out: &mut Vec<Problem>) {
+    if let Some(proxy) = spec.proxy {
+        if let Some(p) = proxy.ingress_port {
+            check_port(doc, "spec.proxy.ingressPort", p, out);
+            let last = p as u64 + spec.listeners.len().saturating_sub(1) as u64;
+            if last > 65535 {
+                out.push(doc.problem(
+                    "spec.proxy.ingressPort",
+                    "ingressPort + number of listeners exceeds 65535",
+                ));
+            }
+        }
+        if let Some(p) = proxy.egress_port {
+            check_port(doc, "spec.proxy.egressPort", p, out);
+        }
+    }
+    let egress = spec.egress_port();
+    let allow_all = mesh
+        .spec
+        .egress_filter
+        .as_ref()
+        .is_some_and(|f| f.kind == crate::spec::EgressFilterType::AllowAll);
+    // The egress listener exists when there is somewhere to go: backends, or anywhere (ALLOW_ALL).
+    if (!spec.backends.is_empty() || allow_all)
+        && (0..spec.listeners.len()).any(|i| spec.ingress_port(i) == egress)
+    {
+        out.push(doc.problem(
+            "spec.proxy",
+            format!("egress port {egress} collides with an ingress port"),
+        ));
+    }
+}

@@ -1,0 +1,185 @@
+//! Routes of virtual routers: exactly one route kind, a priority in range, and for HTTP and
+//! HTTP/2 routes their match (in `route_match`), weighted targets and retry policy.
+
+use super::{range, route_match};
+use crate::diag::Problem;
+use crate::model::Mesh;
+use crate::source::Document;
+use crate::spec::{
+    HttpRetryPolicy, HttpRoute, Protocol, RouteSpec, VirtualRouterSpec, WeightedTarget,
+};
+
+const HTTP_RETRY_EVENTS: [&str; 4] = [
+    "server-error",
+    "gateway-error",
+    "client-error",
+    "stream-error",
+];
+
+pub(super) fn check_route(
+    doc: &Document,
+    mesh: &Mesh,
+    router: &VirtualRouterSpec,
+    spec: &RouteSpec,
+    out: &mut Vec<Problem>,
+) {
+    if let Some(p) = spec.priority {
+        range(doc, "spec.priority", p.into(), 0, 1000, out);
+    }
+    let kinds: Vec<&str> = [
+        (spec.http_route.is_some(), "httpRoute"),
+        (spec.http2_route.is_some(), "http2Route"),
+        (spec.grpc_route.is_some(), "grpcRoute"),
+        (spec.tcp_route.is_some(), "tcpRoute"),
+    ]
+    .into_iter()
+    .filter(|k| k.0)
+    .map(|k| k.1)
+    .collect();
+    if kinds.len() != 1 {
+        out.push(doc.problem(
+            "spec",
+            "give exactly one of `httpRoute`, `http2Route`, `grpcRoute` or `tcpRoute`",
+        ));
+    }
+    if let Some(r) = &spec.http_route {
+        check_http_route(doc, mesh, router, "spec.httpRoute", r, false, out);
+    }
+    if let Some(r) = &spec.http2_route {
+        check_http_route(doc, mesh, router, "spec.http2Route", r, true, out);
+    }
+}
+
+fn check_http_route(
+    doc: &Document,
+    mesh: &Mesh,
+    router: &VirtualRouterSpec,
+    base: &str,
+    r: &HttpRoute,
+    http2: bool,
+    out: &mut Vec<Problem>,
+) {
+    let mp = format!("{base}.match");
+    route_match::check_match(doc, router, &mp, &r.matcher, http2, out);
+    check_targets(doc, mesh, base, &r.action.weighted_targets, out);
+    if let Some(rp) = &r.retry_policy {
+        check_retry_policy(doc, base, rp, out);
+    }
+    // Timeouts are non-negative by type and 0 means "disabled": nothing to check.
+}
+
+/// 1 to 10 targets, each a listener of a defined virtual node, not all of weight 0.
+fn check_targets(
+    doc: &Document,
+    mesh: &Mesh,
+    base: &str,
+    targets: &[WeightedTarget],
+    out: &mut Vec<Problem>,
+) {
+    let tp = format!("{base}.action.weightedTargets");
+    if targets.is_empty() || targets.len() > 10 {
+        out.push(doc.problem(&tp, "needs 1 to 10 weighted targets"));
+    }
+    for (i, t) in targets.iter().enumerate() {
+        range(
+            doc,
+            &format!("{tp}[{i}].weight"),
+            t.weight.into(),
+            0,
+            100,
+            out,
+        );
+        check_target_node(doc, mesh, &tp, i, t, out);
+    }
+    if !targets.is_empty() && targets.iter().all(|t| t.weight == 0) {
+        out.push(doc.problem(
+            &tp,
+            "all weights are 0: the route would send traffic nowhere",
+        ));
+    }
+}
+
+/// Target `i` (at `tp[i]`) must be a defined virtual node with a matching, non-tcp listener.
+fn check_target_node(
+    doc: &Document,
+    mesh: &Mesh,
+    tp: &str,
+    i: usize,
+    t: &WeightedTarget,
+    out: &mut Vec<Problem>,
+) {
+    match mesh.virtual_nodes.get(&t.virtual_node) {
+        None => out.push(doc.problem(
+            &format!("{tp}[{i}].virtualNode"),
+            format!(
+                "VirtualNode `{}` is not defined in mesh `{}`",
+                t.virtual_node, mesh.name
+            ),
+        )),
+        Some(vn) => {
+            if vn.spec.listeners.is_empty() {
+                out.push(doc.problem(
+                    &format!("{tp}[{i}].virtualNode"),
+                    format!(
+                        "VirtualNode `{}` has no listeners to route to",
+                        t.virtual_node
+                    ),
+                ));
+            } else if vn.spec.listener_index(t.port).is_none() {
+                let msg = match t.port {
+                    Some(p) => format!(
+                        "VirtualNode `{}` has no listener on port {p}",
+                        t.virtual_node
+                    ),
+                    None => format!(
+                        "required: VirtualNode `{}` has several listeners",
+                        t.virtual_node
+                    ),
+                };
+                out.push(doc.problem(&format!("{tp}[{i}].port"), msg));
+            } else if let Some(idx) = vn.spec.listener_index(t.port) {
+                if vn.spec.listeners[idx].port_mapping.protocol == Protocol::Tcp {
+                    out.push(doc.problem(
+                        &format!("{tp}[{i}]"),
+                        format!(
+                            "an HTTP route cannot target the tcp listener of `{}`",
+                            t.virtual_node
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn check_retry_policy(doc: &Document, base: &str, rp: &HttpRetryPolicy, out: &mut Vec<Problem>) {
+    let rpp = format!("{base}.retryPolicy");
+    if rp.http_retry_events.is_empty() && rp.tcp_retry_events.is_empty() {
+        out.push(doc.problem(
+            &rpp,
+            "give at least one of `httpRetryEvents` or `tcpRetryEvents`",
+        ));
+    }
+    if rp.http_retry_events.len() > 25 {
+        out.push(doc.problem(&format!("{rpp}.httpRetryEvents"), "at most 25 events"));
+    }
+    for (i, e) in rp.http_retry_events.iter().enumerate() {
+        if !HTTP_RETRY_EVENTS.contains(&e.as_str()) {
+            out.push(doc.problem(
+                &format!("{rpp}.httpRetryEvents[{i}]"),
+                format!(
+                    "unknown event `{e}`, expected one of {}",
+                    HTTP_RETRY_EVENTS.join(", ")
+                ),
+            ));
+        }
+    }
+    for (i, e) in rp.tcp_retry_events.iter().enumerate() {
+        if e != "connection-error" {
+            out.push(doc.problem(
+                &format!("{rpp}.tcpRetryEvents[{i}]"),
+                format!("unknown event `{e}`, expected connection-error"),
+            ));
+        }
+    }
+}

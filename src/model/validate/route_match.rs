@@ -1,0 +1,176 @@
+//! The `match` of HTTP and HTTP/2 routes: prefix or path, method, scheme, header and query
+//! parameter matches, and the router listener the route is for.
+
+use crate::diag::Problem;
+use crate::source::Document;
+use crate::spec::{HeaderMatchMethod, HttpRouteMatch, VirtualRouterSpec};
+
+const HTTP_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// Checks the match `m` found at `mp` (`spec.httpRoute.match` or `spec.http2Route.match`).
+pub(super) fn check_match(
+    doc: &Document,
+    router: &VirtualRouterSpec,
+    mp: &str,
+    m: &HttpRouteMatch,
+    http2: bool,
+    out: &mut Vec<Problem>,
+) {
+    check_path(doc, mp, m, out);
+    check_method_and_scheme(doc, mp, m, http2, out);
+    check_headers_and_query(doc, mp, m, out);
+    check_port(doc, router, mp, m, out);
+}
+
+/// Exactly one of `prefix` or `path`, and a path of exactly one form; literal paths start with `/`.
+fn check_path(doc: &Document, mp: &str, m: &HttpRouteMatch, out: &mut Vec<Problem>) {
+    match (&m.prefix, &m.path) {
+        (Some(_), Some(_)) => out.push(doc.problem(mp, "give either `prefix` or `path`, not both")),
+        (None, None) => out.push(doc.problem(mp, "give one of `prefix` or `path`")),
+        (Some(prefix), None) if !prefix.starts_with('/') => {
+            out.push(doc.problem(&format!("{mp}.prefix"), "must start with `/`"))
+        }
+        (None, Some(path)) => match (&path.exact, &path.regex) {
+            (Some(e), None) if !e.starts_with('/') => {
+                out.push(doc.problem(&format!("{mp}.path.exact"), "must start with `/`"))
+            }
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => out.push(doc.problem(
+                &format!("{mp}.path"),
+                "give exactly one of `exact` or `regex`",
+            )),
+        },
+        _ => {}
+    }
+}
+
+fn check_method_and_scheme(
+    doc: &Document,
+    mp: &str,
+    m: &HttpRouteMatch,
+    http2: bool,
+    out: &mut Vec<Problem>,
+) {
+    if let Some(method) = &m.method {
+        if !HTTP_METHODS.contains(&method.as_str()) {
+            out.push(doc.problem(
+                &format!("{mp}.method"),
+                format!(
+                    "unknown method `{method}`, expected one of {}",
+                    HTTP_METHODS.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(s) = &m.scheme {
+        if !http2 {
+            out.push(doc.problem(
+                &format!("{mp}.scheme"),
+                "`scheme` is only valid in http2Route",
+            ));
+        } else if s != "http" && s != "https" {
+            out.push(doc.problem(&format!("{mp}.scheme"), "must be `http` or `https`"));
+        }
+    }
+}
+
+fn check_headers_and_query(doc: &Document, mp: &str, m: &HttpRouteMatch, out: &mut Vec<Problem>) {
+    if m.headers.len() > 10 {
+        out.push(doc.problem(&format!("{mp}.headers"), "at most 10 header matches"));
+    }
+    for (i, h) in m.headers.iter().enumerate() {
+        let hp = format!("{mp}.headers[{i}]");
+        if h.name.is_empty() || h.name.len() > 50 {
+            out.push(doc.problem(&format!("{hp}.name"), "must be 1 to 50 characters"));
+        }
+        if let Some(mm) = &h.matcher {
+            check_match_method(doc, &format!("{hp}.match"), mm, out);
+        }
+    }
+    if m.query_parameters.len() > 10 {
+        out.push(doc.problem(
+            &format!("{mp}.queryParameters"),
+            "at most 10 query parameter matches",
+        ));
+    }
+    for (i, q) in m.query_parameters.iter().enumerate() {
+        if q.name.is_empty() {
+            out.push(doc.problem(
+                &format!("{mp}.queryParameters[{i}].name"),
+                "must not be empty",
+            ));
+        }
+        if q.matcher.as_ref().is_some_and(|mm| mm.exact.is_none()) {
+            out.push(doc.problem(&format!("{mp}.queryParameters[{i}].match"), "give `exact`"));
+        }
+    }
+}
+
+/// The port must be one of the router's listeners, and is required when it has several.
+fn check_port(
+    doc: &Document,
+    router: &VirtualRouterSpec,
+    mp: &str,
+    m: &HttpRouteMatch,
+    out: &mut Vec<Problem>,
+) {
+    let router_ports: Vec<u32> = router
+        .listeners
+        .iter()
+        .map(|l| l.port_mapping.port)
+        .collect();
+    match m.port {
+        Some(p) if !router_ports.contains(&p) => out.push(doc.problem(
+            &format!("{mp}.port"),
+            format!(
+                "port {p} is not a listener of the virtual router (listeners: {router_ports:?})"
+            ),
+        )),
+        None if router_ports.len() > 1 => out.push(doc.problem(
+            &format!("{mp}.port"),
+            "required: the virtual router has several listeners",
+        )),
+        _ => {}
+    }
+}
+
+fn check_match_method(doc: &Document, path: &str, m: &HeaderMatchMethod, out: &mut Vec<Problem>) {
+    let given = [
+        m.exact.is_some(),
+        m.prefix.is_some(),
+        m.suffix.is_some(),
+        m.regex.is_some(),
+        m.range.is_some(),
+    ]
+    .into_iter()
+    .filter(|b| *b)
+    .count();
+    if given != 1 {
+        out.push(doc.problem(
+            path,
+            "give exactly one of `exact`, `prefix`, `suffix`, `regex` or `range`",
+        ));
+    }
+    for (name, v) in [
+        ("exact", &m.exact),
+        ("prefix", &m.prefix),
+        ("suffix", &m.suffix),
+        ("regex", &m.regex),
+    ] {
+        if let Some(s) = v {
+            if s.is_empty() || s.len() > 255 {
+                out.push(doc.problem(&format!("{path}.{name}"), "must be 1 to 255 characters"));
+            }
+        }
+    }
+    if let Some(r) = m.range {
+        if r.start >= r.end {
+            out.push(doc.problem(
+                &format!("{path}.range"),
+                "`start` must be less than `end` (end is exclusive)",
+            ));
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! One file's text → typed App Mesh documents. Each YAML document is detected as native (`kind:`)
+//! or export form (`virtualNode:` …) and deserialized into the `spec` types; every unknown field and
+//! the first wrong type is reported with its file, line and field path. Nothing here judges a
+//! document: that is `model`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+use super::document::{Body, Document};
+use super::limits::Limits;
+use super::lines::{first_key_lines, DocLines, FileLines};
+use super::loader::LoadOutput;
+use super::references::compute_references;
+use crate::diag::Problem;
+use crate::spec::{Envelope, Kind};
+
+/// Parses one file's text into documents and the problems of parsing, within the default
+/// [`Limits`]. Judging the documents (names, ranges, references) is `model`'s.
+pub fn parse_file(file: &Path, text: &str, out: &mut LoadOutput) {
+    parse_file_with(file, text, &Limits::DEFAULT, out)
+}
+
+/// Like [`parse_file`]. A text beyond `limits` (size, depth, aliases) or that the streaming
+/// pre-pass cannot parse is one problem and no documents.
+pub fn parse_file_with(file: &Path, text: &str, limits: &Limits, out: &mut LoadOutput) {
+    if let Some(p) = super::syntax::json_error(file, text) {
+        out.problems.push(p);
+        return;
+    }
+    if let Err(e) = super::prepass::check(text, limits) {
+        let message = super::syntax::with_hint(e.to_string(), text, e.line());
+        out.problems.push(Problem {
+            file: file.to_path_buf(),
+            line: e.line(),
+            path: String::new(),
+            message,
+        });
+        return;
+    }
+    let shared: Arc<Path> = Arc::from(file);
+    let file_lines = FileLines::new(text);
+    let starts = first_key_lines(text);
+    for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let lines = DocLines::new(file_lines.clone(), i, starts.get(i).copied().unwrap_or(1));
+        let value = match Value::deserialize(de) {
+            Ok(v) => v,
+            Err(e) => {
+                let line = e.location().map(|l| l.line()).unwrap_or(lines.start());
+                out.problems.push(Problem {
+                    file: file.to_path_buf(),
+                    line,
+                    path: String::new(),
+                    message: super::syntax::with_hint(
+                        format!("YAML syntax error: {e}"),
+                        text,
+                        line,
+                    ),
+                });
+                // The rest of the file cannot be trusted after a syntax error.
+                return;
+            }
+        };
+        if value.is_null() {
+            continue; // empty document, e.g. a trailing `---`
+        }
+        parse_document(&shared, value, lines, out);
+    }
+}
+
+fn parse_document(file: &Arc<Path>, value: Value, lines: DocLines, out: &mut LoadOutput) {
+    let content = {
+        use std::hash::{Hash, Hasher};
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        value.hash(&mut h);
+        h.finish()
+    };
+    let (kind, prefix, inner) = match detect_form(value) {
+        Ok(form) => form,
+        Err((path, message)) => {
+            out.problems.push(Problem {
+                file: file.to_path_buf(),
+                line: lines.line_of(path),
+                path: path.to_string(),
+                message,
+            });
+            return;
+        }
+    };
+    let mut doc = Document {
+        file: file.clone(),
+        kind,
+        body: Body::Mesh(empty_envelope()),
+        prefix,
+        lines,
+        entity: 0,
+        references: Vec::new(),
+        content,
+    };
+    let Some(body) = typed_body(&doc, inner, out) else {
+        return;
+    };
+    doc.body = body;
+    doc.entity = doc.compute_entity_key();
+    doc.references = compute_references(&doc);
+    out.documents.push(Arc::new(doc));
+}
+
+/// The kind of a document, the prefix of its field paths and the resource inside it: native form
+/// (`kind:`) or export form (one top-level key such as `virtualNode:`). Otherwise the field path
+/// and message of why it is not an App Mesh resource.
+fn detect_form(value: Value) -> Result<(Kind, String, Value), (&'static str, String)> {
+    let Value::Mapping(mut map) = value else {
+        return Err((
+            "",
+            "a document must be a mapping (one App Mesh resource)".into(),
+        ));
+    };
+    if let Some(k) = map.remove("kind") {
+        let name = k.as_str().unwrap_or_default();
+        let Some(kind) = Kind::from_native(name) else {
+            return Err((
+                "kind",
+                format!(
+                    "unknown kind `{}`, expected one of Mesh, VirtualService, VirtualNode, VirtualRouter, Route, VirtualGateway, GatewayRoute",
+                    serde_yaml_ng::to_string(&k).unwrap_or_default().trim()
+                ),
+            ));
+        };
+        return Ok((kind, String::new(), Value::Mapping(map)));
+    }
+    let found = map
+        .iter()
+        .find_map(|(k, _)| k.as_str().and_then(Kind::from_export_key));
+    match (found, map.len()) {
+        (Some(kind), 1) => {
+            let inner = map.remove(kind.export_key()).unwrap_or(Value::Null);
+            Ok((kind, format!("{}.", kind.export_key()), inner))
+        }
+        (Some(kind), _) => {
+            let extra: Vec<String> = map
+                .iter()
+                .filter_map(|(k, _)| k.as_str())
+                .filter(|k| *k != kind.export_key())
+                .map(|k| format!("`{k}`"))
+                .collect();
+            Err((
+                "",
+                format!(
+                    "export-form document must have only the `{}` key; also found {}",
+                    kind.export_key(),
+                    extra.join(", ")
+                ),
+            ))
+        }
+        (None, _) => Err((
+            "",
+            "not an App Mesh resource: expected a `kind` field (native form) or one top-level key \
+             such as `virtualNode` (export form)"
+                .into(),
+        )),
+    }
+}
+
+/// `inner` deserialized into the body of `doc`'s kind.
+fn typed_body(doc: &Document, inner: Value, out: &mut LoadOutput) -> Option<Body> {
+    match doc.kind {
+        Kind::Mesh => typed(doc, inner, out).map(Body::Mesh),
+        Kind::VirtualService => typed(doc, inner, out).map(Body::VirtualService),
+        Kind::VirtualNode => typed(doc, inner, out).map(Body::VirtualNode),
+        Kind::VirtualRouter => typed(doc, inner, out).map(Body::VirtualRouter),
+        Kind::Route => typed(doc, inner, out).map(Body::Route),
+        Kind::VirtualGateway => typed(doc, inner, out).map(Body::VirtualGateway),
+        Kind::GatewayRoute => typed(doc, inner, out).map(Body::GatewayRoute),
+    }
+}
+
+fn empty_envelope<S>() -> Envelope<S> {
+    Envelope {
+        mesh_name: None,
+        virtual_service_name: None,
+        virtual_node_name: None,
+        virtual_router_name: None,
+        route_name: None,
+        virtual_gateway_name: None,
+        gateway_route_name: None,
+        spec: None,
+        metadata: None,
+        status: None,
+    }
+}
+
+/// Deserializes into `Envelope<S>`, collecting every unknown field and the first type error.
+fn typed<S: DeserializeOwned>(
+    doc: &Document,
+    inner: Value,
+    out: &mut LoadOutput,
+) -> Option<Envelope<S>> {
+    let mut unknown = Vec::new();
+    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(ignored_path(&p));
+    let result: Result<Envelope<S>, _> =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(inner, &mut on_unknown));
+    for path in unknown {
+        let field = path.rsplit(['.', '[']).next().unwrap_or(&path).to_string();
+        let hint = super::suggest::field(&field)
+            .map(|w| format!(" (did you mean `{w}`?)"))
+            .unwrap_or_default();
+        out.problems
+            .push(doc.problem(&path, format!("unknown field `{field}`{hint}")));
+    }
+    match result {
+        Ok(env) => Some(env),
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            out.problems
+                .push(doc.problem(&path, e.into_inner().to_string()));
+            None
+        }
+    }
+}
+
+fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match p {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        P::Map { parent, key } => {
+            let base = ignored_path(parent);
+            if base.is_empty() {
+                key.to_string()
+            } else {
+                format!("{base}.{key}")
+            }
+        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            ignored_path(parent)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> LoadOutput {
+        let mut out = LoadOutput::default();
+        parse_file(Path::new("mesh.yaml"), text, &mut out);
+        out
+    }
+
+    #[test]
+    fn reads_native_and_export_forms_from_one_file() {
+        let out = parse(
+            "kind: Mesh\nmeshName: demo\n---\nvirtualNode:\n  meshName: demo\n  virtualNodeName: a\n  metadata: {arn: x, version: 3}\n  status: {status: ACTIVE}\n  spec:\n    listeners:\n      - portMapping: {port: 8080, protocol: http}\n",
+        );
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        assert_eq!(out.documents.len(), 2);
+        assert_eq!(out.documents[0].kind, Kind::Mesh);
+        assert_eq!(out.documents[1].kind, Kind::VirtualNode);
+        assert_eq!(out.documents[1].prefix, "virtualNode.");
+        assert_eq!(out.documents[1].line(), 4);
+    }
+
+    #[test]
+    fn reports_every_unknown_field_with_line_and_path() {
+        let out = parse(
+            "kind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\nspec:\n  listners: []\n  backends:\n    - virtualService: {virtualServiceName: b, typo: 1}\n",
+        );
+        let msgs: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            msgs,
+            vec![
+                "mesh.yaml:5: spec.listners: unknown field `listners` (did you mean `listeners`?)",
+                "mesh.yaml:7: spec.backends[0].virtualService.typo: unknown field `typo` (did you mean `type`?)",
+            ]
+        );
+    }
+
+    #[test]
+    fn reports_wrong_types_with_path() {
+        let out = parse(
+            "virtualNode:\n  meshName: demo\n  virtualNodeName: a\n  spec:\n    listeners:\n      - portMapping:\n          port: eighty\n          protocol: http\n",
+        );
+        assert_eq!(out.problems.len(), 1);
+        let p = &out.problems[0];
+        assert_eq!(p.line, 7);
+        assert_eq!(p.path, "virtualNode.spec.listeners[0].portMapping.port");
+        assert!(p.message.contains("invalid type"), "{}", p.message);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let out = parse("kind: Mesh\nmeshName: [unclosed\n");
+        assert_eq!(out.problems.len(), 1);
+        assert!(out.problems[0].message.starts_with("YAML syntax error"));
+        assert!(out.problems[0].line >= 2);
+    }
+}

@@ -1,0 +1,207 @@
+//! The VirtualNode spec: listeners (ports, health checks, outlier detection, connection pools,
+//! timeouts), service discovery, backends and proxy ports.
+
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+use super::{Duration, IpPreference};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualNodeSpec {
+    #[serde(default)]
+    pub listeners: Vec<NodeListener>,
+    pub service_discovery: Option<ServiceDiscovery>,
+    #[serde(default)]
+    pub backends: Vec<Backend>,
+    pub backend_defaults: Option<BackendDefaults>,
+    /// Not translated yet (access logs): reported at load time.
+    pub logging: Option<Value>,
+    /// meshplane extension (docs/contract.md §2).
+    pub proxy: Option<ProxyPorts>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Http,
+    Http2,
+    Grpc,
+    Tcp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Http2 => "http2",
+            Protocol::Grpc => "grpc",
+            Protocol::Tcp => "tcp",
+        }
+    }
+
+    /// True for the protocols carried by Envoy's HTTP connection manager.
+    pub fn is_http_family(self) -> bool {
+        !matches!(self, Protocol::Tcp)
+    }
+
+    /// True when the upstream connection must speak HTTP/2.
+    pub fn is_h2(self) -> bool {
+        matches!(self, Protocol::Http2 | Protocol::Grpc)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct PortMapping {
+    pub port: u32,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeListener {
+    pub port_mapping: PortMapping,
+    pub health_check: Option<HealthCheck>,
+    pub outlier_detection: Option<OutlierDetection>,
+    pub connection_pool: Option<ConnectionPool>,
+    pub timeout: Option<ListenerTimeout>,
+    /// Not translated yet (TLS): reported at load time.
+    pub tls: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    pub interval_millis: u64,
+    pub timeout_millis: u64,
+    pub protocol: Protocol,
+    pub port: Option<u32>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutlierDetection {
+    pub max_server_errors: u64,
+    pub interval: Duration,
+    pub base_ejection_duration: Duration,
+    pub max_ejection_percent: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionPool {
+    pub tcp: Option<TcpPool>,
+    pub http: Option<HttpPool>,
+    pub http2: Option<RequestPool>,
+    pub grpc: Option<RequestPool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TcpPool {
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpPool {
+    pub max_connections: u32,
+    pub max_pending_requests: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestPool {
+    pub max_requests: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerTimeout {
+    pub http: Option<HttpTimeout>,
+    pub http2: Option<HttpTimeout>,
+    pub grpc: Option<HttpTimeout>,
+    pub tcp: Option<TcpTimeout>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpTimeout {
+    pub per_request: Option<Duration>,
+    pub idle: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TcpTimeout {
+    pub idle: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceDiscovery {
+    pub dns: Option<DnsDiscovery>,
+    /// Not translated yet (Cloud Map): reported at load time.
+    pub aws_cloud_map: Option<Value>,
+    /// meshplane extension (docs/contract.md §2).
+    #[serde(rename = "static")]
+    pub static_: Option<StaticDiscovery>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum DnsResponseType {
+    #[serde(rename = "LOADBALANCER")]
+    LoadBalancer,
+    #[serde(rename = "ENDPOINTS")]
+    Endpoints,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsDiscovery {
+    pub hostname: String,
+    pub response_type: Option<DnsResponseType>,
+    pub ip_preference: Option<IpPreference>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StaticDiscovery {
+    pub endpoints: Vec<StaticEndpoint>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StaticEndpoint {
+    pub address: String,
+    pub port: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backend {
+    pub virtual_service: Option<VirtualServiceBackend>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualServiceBackend {
+    pub virtual_service_name: String,
+    /// Not translated yet (client TLS): reported at load time.
+    pub client_policy: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendDefaults {
+    /// Not translated yet (client TLS): reported at load time.
+    pub client_policy: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyPorts {
+    pub ingress_port: Option<u32>,
+    pub egress_port: Option<u32>,
+}
