@@ -169,18 +169,8 @@ impl SotwState {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (t, type_url) in TYPE_ORDER.iter().enumerate() {
-            // Listeners and routes wait until clusters and endpoints are settled, so a route never
-            // points at a cluster Envoy does not have yet.
-            if t > EDS
-                && self.types[..t]
-                    .iter()
-                    .any(|s| s.awaiting_ack || (s.force && s.requested))
-            {
-                break;
-            }
-            if t > EDS && (0..t).any(|u| !peers.settled(u, snap)) {
-                self.held_by_peers = (t..TYPE_ORDER.len()).any(|u| self.pending(u, snap));
+        for t in 0..TYPE_ORDER.len() {
+            if t > EDS && self.waits_for_earlier_types(t, snap, peers) {
                 break;
             }
             let st = &self.types[t];
@@ -191,69 +181,121 @@ impl SotwState {
             // it warms have their endpoints, so waiting would stall both until Envoy's 15 s
             // initial-fetch timeout (docs/xds-protocol.md §1.20a). One stream keeps order: endpoints sent
             // after a CDS response reach Envoy after it.
-            let ts = &snap.types[t];
-            let changed = st.sent_version.as_deref() != Some(ts.version.as_str());
-            if !(changed || st.names_changed || st.force) {
-                continue;
-            }
-            let mut version = ts.version.clone();
-            let mut selected: BTreeMap<String, Arc<Resource>> = ts
-                .resources
-                .iter()
-                .filter(|(name, _)| st.wildcard || st.names.contains(*name))
-                .map(|(n, r)| (n.clone(), r.clone()))
-                .collect();
-            if t == CDS {
-                // Make-before-break for removals: while listeners or routes still have to move off a
-                // cluster, keep serving it; drop it once they are acknowledged at their new versions.
-                let dependents_pending = [LDS, RDS].iter().any(|&d| {
-                    let ds = &self.types[d];
-                    let own = ds.requested
-                        && ds.sent_version.as_deref() != Some(snap.types[d].version.as_str());
-                    own || !peers.settled(d, snap)
-                });
-                if dependents_pending {
-                    let kept: Vec<(String, Arc<Resource>)> = self
-                        .sent_clusters
-                        .iter()
-                        .filter(|(n, _)| !selected.contains_key(*n))
-                        .map(|(n, r)| (n.clone(), r.clone()))
-                        .collect();
-                    if !kept.is_empty() {
-                        version = format!("{}+{}", ts.version, kept.len());
-                        if st.sent_version.as_deref() == Some(version.as_str())
-                            && !st.names_changed
-                            && !st.force
-                        {
-                            continue; // already sent this transitional set
-                        }
-                        selected.extend(kept);
-                    }
-                }
-                self.sent_clusters = selected.clone();
-            }
-            let resources = selected.values().map(|r| r.any.clone()).collect();
-            self.next_nonce += 1;
-            let nonce = self.next_nonce.to_string();
-            let st = &mut self.types[t];
-            st.sent_version = Some(version.clone());
-            st.nonce = Some(nonce.clone());
-            st.awaiting_ack = true;
-            st.names_changed = false;
-            st.force = false;
-            out.push(DiscoveryResponse {
-                version_info: version,
-                resources,
-                type_url: type_url.to_string(),
-                nonce,
-                ..Default::default()
-            });
-            if t == CDS {
-                // Envoy finishes warming an updated cluster only on a fresh EDS response.
-                self.types[EDS].force = true;
+            if let Some((version, selected)) = self.due(t, snap, peers) {
+                out.push(self.emit(t, version, selected));
             }
         }
         out
+    }
+
+    /// Listeners and routes (`t` > EDS) wait until clusters and endpoints are settled, on this
+    /// stream and on the Envoy's other streams, so a route never points at a cluster Envoy does
+    /// not have yet. Notes when it is the other streams that hold a change back.
+    fn waits_for_earlier_types(&mut self, t: usize, snap: &Snapshot, peers: &Peers) -> bool {
+        if self.types[..t]
+            .iter()
+            .any(|s| s.awaiting_ack || (s.force && s.requested))
+        {
+            return true;
+        }
+        if (0..t).any(|u| !peers.settled(u, snap)) {
+            self.held_by_peers = (t..TYPE_ORDER.len()).any(|u| self.pending(u, snap));
+            return true;
+        }
+        false
+    }
+
+    /// The version and resources type `t` owes the client, if anything changed since it was last
+    /// sent (the snapshot, the names asked for, or a forced resend).
+    fn due(
+        &self,
+        t: usize,
+        snap: &Snapshot,
+        peers: &Peers,
+    ) -> Option<(String, BTreeMap<String, Arc<Resource>>)> {
+        let st = &self.types[t];
+        let ts = &snap.types[t];
+        let changed = st.sent_version.as_deref() != Some(ts.version.as_str());
+        if !(changed || st.names_changed || st.force) {
+            return None;
+        }
+        let mut version = ts.version.clone();
+        let mut selected: BTreeMap<String, Arc<Resource>> = ts
+            .resources
+            .iter()
+            .filter(|(name, _)| st.wildcard || st.names.contains(*name))
+            .map(|(n, r)| (n.clone(), r.clone()))
+            .collect();
+        if t == CDS {
+            let kept = self.kept_clusters(snap, peers, &selected);
+            if !kept.is_empty() {
+                version = format!("{}+{}", ts.version, kept.len());
+                if st.sent_version.as_deref() == Some(version.as_str())
+                    && !st.names_changed
+                    && !st.force
+                {
+                    return None; // already sent this transitional set
+                }
+                selected.extend(kept);
+            }
+        }
+        Some((version, selected))
+    }
+
+    /// Make-before-break for removals: while listeners or routes still have to move off a
+    /// cluster, keep serving it; drop it once they are acknowledged at their new versions.
+    /// The clusters last sent that `selected` no longer has, while that lasts.
+    fn kept_clusters(
+        &self,
+        snap: &Snapshot,
+        peers: &Peers,
+        selected: &BTreeMap<String, Arc<Resource>>,
+    ) -> Vec<(String, Arc<Resource>)> {
+        let dependents_pending = [LDS, RDS].iter().any(|&d| {
+            let ds = &self.types[d];
+            let own =
+                ds.requested && ds.sent_version.as_deref() != Some(snap.types[d].version.as_str());
+            own || !peers.settled(d, snap)
+        });
+        if !dependents_pending {
+            return Vec::new();
+        }
+        self.sent_clusters
+            .iter()
+            .filter(|(n, _)| !selected.contains_key(*n))
+            .map(|(n, r)| (n.clone(), r.clone()))
+            .collect()
+    }
+
+    /// The response carrying `selected` as `version` of type `t`, with a new nonce; the type now
+    /// awaits its ACK.
+    fn emit(
+        &mut self,
+        t: usize,
+        version: String,
+        selected: BTreeMap<String, Arc<Resource>>,
+    ) -> DiscoveryResponse {
+        let resources = selected.values().map(|r| r.any.clone()).collect();
+        if t == CDS {
+            self.sent_clusters = selected;
+            // Envoy finishes warming an updated cluster only on a fresh EDS response.
+            self.types[EDS].force = true;
+        }
+        self.next_nonce += 1;
+        let nonce = self.next_nonce.to_string();
+        let st = &mut self.types[t];
+        st.sent_version = Some(version.clone());
+        st.nonce = Some(nonce.clone());
+        st.awaiting_ack = true;
+        st.names_changed = false;
+        st.force = false;
+        DiscoveryResponse {
+            version_info: version,
+            resources,
+            type_url: TYPE_ORDER[t].to_string(),
+            nonce,
+            ..Default::default()
+        }
     }
 }
 
