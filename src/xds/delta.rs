@@ -17,7 +17,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 
 use super::group::{Member, Peers};
 use super::sotw::RequestKind;
-use super::{type_index, Snapshot, TYPE_ORDER};
+use super::{type_index, Snapshot, TypeSnapshot, TYPE_ORDER};
 
 const CDS: usize = 0;
 const EDS: usize = 1;
@@ -169,117 +169,152 @@ impl DeltaState {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (t, type_url) in TYPE_ORDER.iter().enumerate() {
-            if t > EDS && self.types[..t].iter().any(|s| s.awaiting_ack) {
+        for t in 0..TYPE_ORDER.len() {
+            if t > EDS && self.waits_for_earlier_types(t, snap, peers) {
                 break;
             }
-            if t > EDS && (0..t).any(|u| !peers.settled(u, snap)) {
-                self.held_by_peers = (t..TYPE_ORDER.len()).any(|u| {
-                    let st = &self.types[u];
-                    st.requested
-                        && (st.dirty
-                            || st.synced.as_deref() != Some(snap.types[u].version.as_str()))
-                });
-                break;
-            }
-            if !self.types[t].requested || self.types[t].awaiting_ack {
+            let st = &self.types[t];
+            if !st.requested || st.awaiting_ack {
                 continue;
             }
             // No wait for the CDS ACK: Envoy holds it until the clusters it warms have endpoints
             // (see the SotW machine).
             let ts = &snap.types[t];
-            if !self.types[t].dirty && self.types[t].synced.as_deref() == Some(ts.version.as_str())
-            {
+            if !st.dirty && st.synced.as_deref() == Some(ts.version.as_str()) {
                 continue;
             }
-            // Removed clusters (and their endpoints) wait while listeners or routes still have
-            // changes to take.
-            let hold_removals = (t == CDS || t == EDS)
-                && [LDS, RDS].iter().any(|&d| {
-                    let ds = &self.types[d];
-                    let own = ds.requested
-                        && ds.synced.as_deref() != Some(snap.types[d].version.as_str());
-                    own || !peers.settled(d, snap)
-                });
-            let st = &self.types[t];
-            let mut resources = Vec::new();
-            let mut updated = Vec::new();
-            for (name, r) in &ts.resources {
-                if !st.interested(name) {
-                    continue;
-                }
-                if st.known.get(name).map(Option::as_deref) != Some(Some(r.version.as_str())) {
-                    updated.push((name.clone(), Some(r.version.clone())));
-                    resources.push(DeltaResource {
-                        name: name.clone(),
-                        version: r.version.clone(),
-                        resource: Some(r.any.clone()),
-                        ..Default::default()
-                    });
-                }
-            }
-            let mut removed = Vec::new();
-            let mut held = false;
-            for (name, v) in &st.known {
-                if v.is_some() && !ts.resources.contains_key(name) {
-                    if hold_removals {
-                        held = true;
-                    } else {
-                        removed.push(name.clone());
-                    }
-                }
-            }
-            // Subscribed names that do not exist are reported once as removed.
-            for name in &st.names {
-                if !ts.resources.contains_key(name) && !st.known.contains_key(name) {
-                    removed.push(name.clone());
-                }
-            }
-            removed.sort();
-            removed.dedup();
+            let diff = self.diff(t, ts, self.holds_removals(t, snap, peers));
             let st = &mut self.types[t];
             st.delivered = Some(ts.version.clone());
-            if !held {
+            if !diff.held {
                 st.synced = Some(ts.version.clone());
                 st.dirty = false;
             }
-            if resources.is_empty() && removed.is_empty() {
+            if diff.resources.is_empty() && diff.removed.is_empty() {
                 continue;
             }
-            for (name, v) in updated {
-                st.known.insert(name, v);
-            }
-            for name in &removed {
-                if st.names.contains(name) {
-                    st.known.insert(name.clone(), None);
-                } else {
-                    st.known.remove(name);
-                }
-            }
-            self.next_nonce += 1;
-            let nonce = self.next_nonce.to_string();
-            st.nonce = Some(nonce.clone());
-            st.awaiting_ack = true;
-            st.sent_version = Some(ts.version.clone());
-            if t == CDS {
-                // Updated clusters finish warming only on fresh endpoints: forget what EDS sent for them.
-                let eds = &mut self.types[EDS];
-                for r in &resources {
-                    eds.known.remove(&r.name);
-                }
-                eds.dirty = true;
-            }
-            out.push(DeltaDiscoveryResponse {
-                system_version_info: ts.version.clone(),
-                resources,
-                type_url: type_url.to_string(),
-                removed_resources: removed,
-                nonce,
-                ..Default::default()
-            });
+            out.push(self.emit(t, &ts.version, diff));
         }
         out
     }
+
+    /// Listeners and routes (`t` > EDS) wait until clusters and endpoints are acknowledged here
+    /// and settled on the Envoy's other streams. Notes when it is the other streams that hold a
+    /// change back.
+    fn waits_for_earlier_types(&mut self, t: usize, snap: &Snapshot, peers: &Peers) -> bool {
+        if self.types[..t].iter().any(|s| s.awaiting_ack) {
+            return true;
+        }
+        if (0..t).any(|u| !peers.settled(u, snap)) {
+            self.held_by_peers = (t..TYPE_ORDER.len()).any(|u| {
+                let st = &self.types[u];
+                st.requested
+                    && (st.dirty || st.synced.as_deref() != Some(snap.types[u].version.as_str()))
+            });
+            return true;
+        }
+        false
+    }
+
+    /// Removed clusters (and their endpoints) wait while listeners or routes still have changes
+    /// to take.
+    fn holds_removals(&self, t: usize, snap: &Snapshot, peers: &Peers) -> bool {
+        (t == CDS || t == EDS)
+            && [LDS, RDS].iter().any(|&d| {
+                let ds = &self.types[d];
+                let own =
+                    ds.requested && ds.synced.as_deref() != Some(snap.types[d].version.as_str());
+                own || !peers.settled(d, snap)
+            })
+    }
+
+    /// What type `t`'s client lacks from `ts`: resources it does not have at their version, and
+    /// names to remove (unless `hold_removals`).
+    fn diff(&self, t: usize, ts: &TypeSnapshot, hold_removals: bool) -> Diff {
+        let st = &self.types[t];
+        let mut diff = Diff::default();
+        for (name, r) in &ts.resources {
+            if !st.interested(name) {
+                continue;
+            }
+            if st.known.get(name).map(Option::as_deref) != Some(Some(r.version.as_str())) {
+                diff.updated.push((name.clone(), Some(r.version.clone())));
+                diff.resources.push(DeltaResource {
+                    name: name.clone(),
+                    version: r.version.clone(),
+                    resource: Some(r.any.clone()),
+                    ..Default::default()
+                });
+            }
+        }
+        for (name, v) in &st.known {
+            if v.is_some() && !ts.resources.contains_key(name) {
+                if hold_removals {
+                    diff.held = true;
+                } else {
+                    diff.removed.push(name.clone());
+                }
+            }
+        }
+        // Subscribed names that do not exist are reported once as removed.
+        for name in &st.names {
+            if !ts.resources.contains_key(name) && !st.known.contains_key(name) {
+                diff.removed.push(name.clone());
+            }
+        }
+        diff.removed.sort();
+        diff.removed.dedup();
+        diff
+    }
+
+    /// The response carrying `diff` for type `t` at snapshot `version`, with a new nonce: the
+    /// client is now taken to hold what it carries, and the type awaits its ACK.
+    fn emit(&mut self, t: usize, version: &str, diff: Diff) -> DeltaDiscoveryResponse {
+        let st = &mut self.types[t];
+        for (name, v) in diff.updated {
+            st.known.insert(name, v);
+        }
+        for name in &diff.removed {
+            if st.names.contains(name) {
+                st.known.insert(name.clone(), None);
+            } else {
+                st.known.remove(name);
+            }
+        }
+        self.next_nonce += 1;
+        let nonce = self.next_nonce.to_string();
+        st.nonce = Some(nonce.clone());
+        st.awaiting_ack = true;
+        st.sent_version = Some(version.to_string());
+        if t == CDS {
+            // Updated clusters finish warming only on fresh endpoints: forget what EDS sent for them.
+            let eds = &mut self.types[EDS];
+            for r in &diff.resources {
+                eds.known.remove(&r.name);
+            }
+            eds.dirty = true;
+        }
+        DeltaDiscoveryResponse {
+            system_version_info: version.to_string(),
+            resources: diff.resources,
+            type_url: TYPE_ORDER[t].to_string(),
+            removed_resources: diff.removed,
+            nonce,
+            ..Default::default()
+        }
+    }
+}
+
+/// What one type's client lacks, worked out by [`DeltaState::diff`].
+#[derive(Default)]
+struct Diff {
+    /// Resources to send, and what the client will hold of each once it has them.
+    resources: Vec<DeltaResource>,
+    updated: Vec<(String, Option<String>)>,
+    /// Names to remove: deleted, or subscribed but not existing.
+    removed: Vec<String>,
+    /// Some deletions wait for listeners and routes to move off them.
+    held: bool,
 }
 
 #[cfg(test)]
