@@ -22,7 +22,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
 use super::util::{ads, any, millis, secs, socket, u32v};
 use super::{mesh_node, naming, Target};
 use crate::model::Mesh;
-use crate::spec::{DnsResponseType, NodeListener, Protocol};
+use crate::spec::{DnsResponseType, NodeListener, Protocol, ServiceDiscovery};
 
 /// App Mesh leaves circuit breakers wide open unless a connection pool says otherwise.
 const UNLIMITED: u32 = 2_147_483_647;
@@ -152,17 +152,29 @@ pub fn egress_cluster(mesh: &Mesh, target: &Target) -> (Cluster, Option<ClusterL
     let spec = &node.spec;
     let l = &spec.listeners[target.listener];
     let pm = l.port_mapping;
-    let name = naming::egress_cluster(&mesh.name, &target.node, pm.protocol, pm.port);
     let ingress_port = spec.ingress_port(target.listener);
     let mut c = Cluster {
-        name: name.clone(),
+        name: naming::egress_cluster(&mesh.name, &target.node, pm.protocol, pm.port),
         connect_timeout: Some(millis(CONNECT_TIMEOUT_MS)),
         circuit_breakers: Some(thresholds(UNLIMITED, UNLIMITED, UNLIMITED)),
         typed_extension_protocol_options: protocol_options(pm.protocol),
         ..Default::default()
     };
-    let mut cla = None;
-    let sd = spec.service_discovery.as_ref();
+    let cla = discovery(&mut c, spec.service_discovery.as_ref(), ingress_port);
+    if let Some(hc) = &l.health_check {
+        c.health_checks = vec![health_check_for(hc)];
+    }
+    c.outlier_detection = l.outlier_detection.as_ref().map(outlier_detection);
+    (c, cla)
+}
+
+/// How a client finds the node's instances: by DNS (Envoy resolves the name), or from a static
+/// list, which is returned as the load assignment to serve over EDS.
+fn discovery(
+    c: &mut Cluster,
+    sd: Option<&ServiceDiscovery>,
+    ingress_port: u32,
+) -> Option<ClusterLoadAssignment> {
     if let Some(dns) = sd.and_then(|s| s.dns.as_ref()) {
         let t = match dns.response_type {
             Some(DnsResponseType::Endpoints) => cluster::DiscoveryType::StrictDns,
@@ -170,9 +182,10 @@ pub fn egress_cluster(mesh: &Mesh, target: &Target) -> (Cluster, Option<ClusterL
         };
         c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(t as i32));
         c.load_assignment = Some(load_assignment(
-            &name,
+            &c.name,
             &[(dns.hostname.clone(), ingress_port)],
         ));
+        None
     } else if let Some(st) = sd.and_then(|s| s.static_.as_ref()) {
         c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Eds as i32,
@@ -186,47 +199,52 @@ pub fn egress_cluster(mesh: &Mesh, target: &Target) -> (Cluster, Option<ClusterL
             .iter()
             .map(|e| (e.address.clone(), e.port.unwrap_or(ingress_port)))
             .collect();
-        cla = Some(load_assignment(&name, &eps));
+        Some(load_assignment(&c.name, &eps))
+    } else {
+        None
     }
-    if let Some(hc) = &l.health_check {
-        let checker = match hc.protocol {
-            Protocol::Http | Protocol::Http2 => {
-                health_check::HealthChecker::HttpHealthCheck(health_check::HttpHealthCheck {
-                    path: hc.path.clone().unwrap_or_else(|| "/".into()),
-                    codec_client_type: if hc.protocol == Protocol::Http2 {
-                        envoy_types::pb::envoy::r#type::v3::CodecClientType::Http2 as i32
-                    } else {
-                        envoy_types::pb::envoy::r#type::v3::CodecClientType::Http1 as i32
-                    },
-                    ..Default::default()
-                })
-            }
-            Protocol::Grpc => health_check::HealthChecker::GrpcHealthCheck(
-                health_check::GrpcHealthCheck::default(),
-            ),
-            Protocol::Tcp => {
-                health_check::HealthChecker::TcpHealthCheck(health_check::TcpHealthCheck::default())
-            }
-        };
-        c.health_checks = vec![HealthCheck {
-            timeout: Some(millis(hc.timeout_millis)),
-            interval: Some(millis(hc.interval_millis)),
-            unhealthy_threshold: u32v(hc.unhealthy_threshold),
-            healthy_threshold: u32v(hc.healthy_threshold),
-            health_checker: Some(checker),
-            ..Default::default()
-        }];
+}
+
+/// The listener's health check, run by the client (as in App Mesh).
+fn health_check_for(hc: &crate::spec::HealthCheck) -> HealthCheck {
+    let checker = match hc.protocol {
+        Protocol::Http | Protocol::Http2 => {
+            health_check::HealthChecker::HttpHealthCheck(health_check::HttpHealthCheck {
+                path: hc.path.clone().unwrap_or_else(|| "/".into()),
+                codec_client_type: if hc.protocol == Protocol::Http2 {
+                    envoy_types::pb::envoy::r#type::v3::CodecClientType::Http2 as i32
+                } else {
+                    envoy_types::pb::envoy::r#type::v3::CodecClientType::Http1 as i32
+                },
+                ..Default::default()
+            })
+        }
+        Protocol::Grpc => {
+            health_check::HealthChecker::GrpcHealthCheck(health_check::GrpcHealthCheck::default())
+        }
+        Protocol::Tcp => {
+            health_check::HealthChecker::TcpHealthCheck(health_check::TcpHealthCheck::default())
+        }
+    };
+    HealthCheck {
+        timeout: Some(millis(hc.timeout_millis)),
+        interval: Some(millis(hc.interval_millis)),
+        unhealthy_threshold: u32v(hc.unhealthy_threshold),
+        healthy_threshold: u32v(hc.healthy_threshold),
+        health_checker: Some(checker),
+        ..Default::default()
     }
-    if let Some(od) = &l.outlier_detection {
-        c.outlier_detection = Some(OutlierDetection {
-            consecutive_5xx: u32v(od.max_server_errors.min(u32::MAX as u64) as u32),
-            interval: Some(millis(od.interval.as_millis())),
-            base_ejection_time: Some(millis(od.base_ejection_duration.as_millis())),
-            max_ejection_percent: u32v(od.max_ejection_percent),
-            ..Default::default()
-        });
+}
+
+/// The listener's outlier detection, also on the client side.
+fn outlier_detection(od: &crate::spec::OutlierDetection) -> OutlierDetection {
+    OutlierDetection {
+        consecutive_5xx: u32v(od.max_server_errors.min(u32::MAX as u64) as u32),
+        interval: Some(millis(od.interval.as_millis())),
+        base_ejection_time: Some(millis(od.base_ejection_duration.as_millis())),
+        max_ejection_percent: u32v(od.max_ejection_percent),
+        ..Default::default()
     }
-    (c, cla)
 }
 
 /// Unmatched egress under ALLOW_ALL: forwarded to whatever host the request names, resolved by DNS.

@@ -17,7 +17,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 
 use super::group::{Member, Peers};
 use super::sotw::RequestKind;
-use super::{type_index, Snapshot, TYPE_ORDER};
+use super::{type_index, Snapshot, TypeSnapshot, TYPE_ORDER};
 
 const CDS: usize = 0;
 const EDS: usize = 1;
@@ -169,332 +169,153 @@ impl DeltaState {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (t, type_url) in TYPE_ORDER.iter().enumerate() {
-            if t > EDS && self.types[..t].iter().any(|s| s.awaiting_ack) {
+        for t in 0..TYPE_ORDER.len() {
+            if t > EDS && self.waits_for_earlier_types(t, snap, peers) {
                 break;
             }
-            if t > EDS && (0..t).any(|u| !peers.settled(u, snap)) {
-                self.held_by_peers = (t..TYPE_ORDER.len()).any(|u| {
-                    let st = &self.types[u];
-                    st.requested
-                        && (st.dirty
-                            || st.synced.as_deref() != Some(snap.types[u].version.as_str()))
-                });
-                break;
-            }
-            if !self.types[t].requested || self.types[t].awaiting_ack {
+            let st = &self.types[t];
+            if !st.requested || st.awaiting_ack {
                 continue;
             }
             // No wait for the CDS ACK: Envoy holds it until the clusters it warms have endpoints
             // (see the SotW machine).
             let ts = &snap.types[t];
-            if !self.types[t].dirty && self.types[t].synced.as_deref() == Some(ts.version.as_str())
-            {
+            if !st.dirty && st.synced.as_deref() == Some(ts.version.as_str()) {
                 continue;
             }
-            // Removed clusters (and their endpoints) wait while listeners or routes still have
-            // changes to take.
-            let hold_removals = (t == CDS || t == EDS)
-                && [LDS, RDS].iter().any(|&d| {
-                    let ds = &self.types[d];
-                    let own = ds.requested
-                        && ds.synced.as_deref() != Some(snap.types[d].version.as_str());
-                    own || !peers.settled(d, snap)
-                });
-            let st = &self.types[t];
-            let mut resources = Vec::new();
-            let mut updated = Vec::new();
-            for (name, r) in &ts.resources {
-                if !st.interested(name) {
-                    continue;
-                }
-                if st.known.get(name).map(Option::as_deref) != Some(Some(r.version.as_str())) {
-                    updated.push((name.clone(), Some(r.version.clone())));
-                    resources.push(DeltaResource {
-                        name: name.clone(),
-                        version: r.version.clone(),
-                        resource: Some(r.any.clone()),
-                        ..Default::default()
-                    });
-                }
-            }
-            let mut removed = Vec::new();
-            let mut held = false;
-            for (name, v) in &st.known {
-                if v.is_some() && !ts.resources.contains_key(name) {
-                    if hold_removals {
-                        held = true;
-                    } else {
-                        removed.push(name.clone());
-                    }
-                }
-            }
-            // Subscribed names that do not exist are reported once as removed.
-            for name in &st.names {
-                if !ts.resources.contains_key(name) && !st.known.contains_key(name) {
-                    removed.push(name.clone());
-                }
-            }
-            removed.sort();
-            removed.dedup();
+            let diff = self.diff(t, ts, self.holds_removals(t, snap, peers));
             let st = &mut self.types[t];
             st.delivered = Some(ts.version.clone());
-            if !held {
+            if !diff.held {
                 st.synced = Some(ts.version.clone());
                 st.dirty = false;
             }
-            if resources.is_empty() && removed.is_empty() {
+            if diff.resources.is_empty() && diff.removed.is_empty() {
                 continue;
             }
-            for (name, v) in updated {
-                st.known.insert(name, v);
-            }
-            for name in &removed {
-                if st.names.contains(name) {
-                    st.known.insert(name.clone(), None);
-                } else {
-                    st.known.remove(name);
-                }
-            }
-            self.next_nonce += 1;
-            let nonce = self.next_nonce.to_string();
-            st.nonce = Some(nonce.clone());
-            st.awaiting_ack = true;
-            st.sent_version = Some(ts.version.clone());
-            if t == CDS {
-                // Updated clusters finish warming only on fresh endpoints: forget what EDS sent for them.
-                let eds = &mut self.types[EDS];
-                for r in &resources {
-                    eds.known.remove(&r.name);
-                }
-                eds.dirty = true;
-            }
-            out.push(DeltaDiscoveryResponse {
-                system_version_info: ts.version.clone(),
-                resources,
-                type_url: type_url.to_string(),
-                removed_resources: removed,
-                nonce,
-                ..Default::default()
-            });
+            out.push(self.emit(t, &ts.version, diff));
         }
         out
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::super::{Resource, TypeSnapshot};
-    use super::*;
-    use envoy_types::pb::google::protobuf::Any;
-    use envoy_types::pb::google::rpc::Status;
-    use std::sync::Arc;
-
-    fn ts(items: &[(&str, &str)], t: usize) -> TypeSnapshot {
-        TypeSnapshot::new(
-            items
-                .iter()
-                .map(|(n, body)| {
-                    let any = Any {
-                        type_url: TYPE_ORDER[t].into(),
-                        value: body.as_bytes().to_vec(),
-                    };
-                    (n.to_string(), Arc::new(Resource::new(n.to_string(), any)))
-                })
-                .collect(),
-        )
+    /// Listeners and routes (`t` > EDS) wait until clusters and endpoints are acknowledged here
+    /// and settled on the Envoy's other streams. Notes when it is the other streams that hold a
+    /// change back.
+    fn waits_for_earlier_types(&mut self, t: usize, snap: &Snapshot, peers: &Peers) -> bool {
+        if self.types[..t].iter().any(|s| s.awaiting_ack) {
+            return true;
+        }
+        if (0..t).any(|u| !peers.settled(u, snap)) {
+            self.held_by_peers = (t..TYPE_ORDER.len()).any(|u| {
+                let st = &self.types[u];
+                st.requested
+                    && (st.dirty || st.synced.as_deref() != Some(snap.types[u].version.as_str()))
+            });
+            return true;
+        }
+        false
     }
 
-    fn snap(
-        c: &[(&str, &str)],
-        e: &[(&str, &str)],
-        l: &[(&str, &str)],
-        r: &[(&str, &str)],
-    ) -> Snapshot {
-        Snapshot::new([ts(c, 0), ts(e, 1), ts(l, 2), ts(r, 3)])
+    /// Removed clusters (and their endpoints) wait while listeners or routes still have changes
+    /// to take.
+    fn holds_removals(&self, t: usize, snap: &Snapshot, peers: &Peers) -> bool {
+        (t == CDS || t == EDS)
+            && [LDS, RDS].iter().any(|&d| {
+                let ds = &self.types[d];
+                let own =
+                    ds.requested && ds.synced.as_deref() != Some(snap.types[d].version.as_str());
+                own || !peers.settled(d, snap)
+            })
     }
 
-    fn req(t: usize, sub: &[&str], unsub: &[&str], nonce: &str) -> DeltaDiscoveryRequest {
-        DeltaDiscoveryRequest {
-            type_url: TYPE_ORDER[t].into(),
-            resource_names_subscribe: sub.iter().map(|s| s.to_string()).collect(),
-            resource_names_unsubscribe: unsub.iter().map(|s| s.to_string()).collect(),
-            response_nonce: nonce.into(),
+    /// What type `t`'s client lacks from `ts`: resources it does not have at their version, and
+    /// names to remove (unless `hold_removals`).
+    fn diff(&self, t: usize, ts: &TypeSnapshot, hold_removals: bool) -> Diff {
+        let st = &self.types[t];
+        let mut diff = Diff::default();
+        for (name, r) in &ts.resources {
+            if !st.interested(name) {
+                continue;
+            }
+            if st.known.get(name).map(Option::as_deref) != Some(Some(r.version.as_str())) {
+                diff.updated.push((name.clone(), Some(r.version.clone())));
+                diff.resources.push(DeltaResource {
+                    name: name.clone(),
+                    version: r.version.clone(),
+                    resource: Some(r.any.clone()),
+                    ..Default::default()
+                });
+            }
+        }
+        for (name, v) in &st.known {
+            if v.is_some() && !ts.resources.contains_key(name) {
+                if hold_removals {
+                    diff.held = true;
+                } else {
+                    diff.removed.push(name.clone());
+                }
+            }
+        }
+        // Subscribed names that do not exist are reported once as removed.
+        for name in &st.names {
+            if !ts.resources.contains_key(name) && !st.known.contains_key(name) {
+                diff.removed.push(name.clone());
+            }
+        }
+        diff.removed.sort();
+        diff.removed.dedup();
+        diff
+    }
+
+    /// The response carrying `diff` for type `t` at snapshot `version`, with a new nonce: the
+    /// client is now taken to hold what it carries, and the type awaits its ACK.
+    fn emit(&mut self, t: usize, version: &str, diff: Diff) -> DeltaDiscoveryResponse {
+        let st = &mut self.types[t];
+        for (name, v) in diff.updated {
+            st.known.insert(name, v);
+        }
+        for name in &diff.removed {
+            if st.names.contains(name) {
+                st.known.insert(name.clone(), None);
+            } else {
+                st.known.remove(name);
+            }
+        }
+        self.next_nonce += 1;
+        let nonce = self.next_nonce.to_string();
+        st.nonce = Some(nonce.clone());
+        st.awaiting_ack = true;
+        st.sent_version = Some(version.to_string());
+        if t == CDS {
+            // Updated clusters finish warming only on fresh endpoints: forget what EDS sent for them.
+            let eds = &mut self.types[EDS];
+            for r in &diff.resources {
+                eds.known.remove(&r.name);
+            }
+            eds.dirty = true;
+        }
+        DeltaDiscoveryResponse {
+            system_version_info: version.to_string(),
+            resources: diff.resources,
+            type_url: TYPE_ORDER[t].to_string(),
+            removed_resources: diff.removed,
+            nonce,
             ..Default::default()
         }
     }
-
-    fn names(r: &DeltaDiscoveryResponse) -> Vec<&str> {
-        r.resources.iter().map(|r| r.name.as_str()).collect()
-    }
-
-    impl DeltaState {
-        fn responses_alone(&mut self, snap: Option<&Snapshot>) -> Vec<DeltaDiscoveryResponse> {
-            self.responses(snap, &Peers::default())
-        }
-    }
-
-    #[test]
-    fn wildcard_then_only_changes() {
-        let mut st = DeltaState::new();
-        st.on_request(&req(0, &[], &[], ""));
-        let out = st.responses_alone(Some(&snap(&[("a", "1"), ("b", "1")], &[], &[], &[])));
-        assert_eq!(names(&out[0]), ["a", "b"]);
-        st.on_request(&req(0, &[], &[], &out[0].nonce));
-        let out = st.responses_alone(Some(&snap(&[("a", "2"), ("b", "1")], &[], &[], &[])));
-        assert_eq!(names(&out[0]), ["a"], "only the changed resource");
-        st.on_request(&req(0, &[], &[], &out[0].nonce));
-        let out = st.responses_alone(Some(&snap(&[("a", "2")], &[], &[], &[])));
-        assert!(out[0].resources.is_empty());
-        assert_eq!(out[0].removed_resources, ["b"]);
-    }
-
-    #[test]
-    fn explicit_star_and_mixed_subscriptions() {
-        let s = snap(&[], &[], &[], &[("r1", "1"), ("r2", "1"), ("r3", "1")]);
-        let mut st = DeltaState::new();
-        st.on_request(&req(3, &["r1"], &[], ""));
-        let out = st.responses_alone(Some(&s));
-        assert_eq!(names(&out[0]), ["r1"]);
-        st.on_request(&req(3, &["*"], &[], &out[0].nonce));
-        let out = st.responses_alone(Some(&s));
-        assert_eq!(names(&out[0]), ["r2", "r3"], "wildcard adds the rest");
-        // Unsubscribing an explicit name still covered by wildcard sends it again.
-        st.on_request(&req(3, &[], &["r1"], &out[0].nonce));
-        let out = st.responses_alone(Some(&s));
-        assert_eq!(names(&out[0]), ["r1"]);
-    }
-
-    #[test]
-    fn unknown_subscribed_names_are_removed_once_and_sent_when_they_appear() {
-        let mut st = DeltaState::new();
-        st.on_request(&req(1, &["x"], &[], ""));
-        let out = st.responses_alone(Some(&snap(&[], &[], &[], &[])));
-        assert_eq!(out[0].removed_resources, ["x"]);
-        st.on_request(&req(1, &[], &[], &out[0].nonce));
-        assert!(
-            st.responses_alone(Some(&snap(&[], &[], &[], &[])))
-                .is_empty(),
-            "said once"
-        );
-        let out = st.responses_alone(Some(&snap(&[], &[("x", "1")], &[], &[])));
-        assert_eq!(names(&out[0]), ["x"]);
-    }
-
-    #[test]
-    fn reconnect_with_initial_versions_sends_only_what_differs() {
-        let s = snap(&[("a", "1"), ("b", "1")], &[], &[], &[]);
-        let mut first = DeltaState::new();
-        first.on_request(&req(0, &[], &[], ""));
-        let out = first.responses_alone(Some(&s));
-        let a_version = out[0].resources[0].version.clone();
-        let mut st = DeltaState::new();
-        let mut r = req(0, &[], &[], "");
-        r.initial_resource_versions.insert("a".into(), a_version);
-        r.initial_resource_versions
-            .insert("gone".into(), "v0".into());
-        st.on_request(&r);
-        let out = st.responses_alone(Some(&s));
-        assert_eq!(names(&out[0]), ["b"]);
-        assert_eq!(out[0].removed_resources, ["gone"]);
-    }
-
-    #[test]
-    fn subscription_changes_count_even_with_a_stale_nonce() {
-        let s = snap(&[], &[("a", "1"), ("b", "1")], &[], &[]);
-        let mut st = DeltaState::new();
-        st.on_request(&req(1, &["a"], &[], ""));
-        let out = st.responses_alone(Some(&s));
-        assert_eq!(
-            st.on_request(&req(1, &["b"], &[], "stale")),
-            RequestKind::Stale
-        );
-        st.on_request(&req(1, &[], &[], &out[0].nonce));
-        let out = st.responses_alone(Some(&s));
-        assert_eq!(names(&out[0]), ["b"]);
-    }
-
-    #[test]
-    fn nack_is_not_resent() {
-        let s = snap(&[("a", "1")], &[], &[], &[]);
-        let mut st = DeltaState::new();
-        st.on_request(&req(0, &[], &[], ""));
-        let out = st.responses_alone(Some(&s));
-        let mut n = req(0, &[], &[], &out[0].nonce);
-        n.error_detail = Some(Status {
-            code: 3,
-            message: "no".into(),
-            details: vec![],
-        });
-        assert!(matches!(st.on_request(&n), RequestKind::Nack { .. }));
-        assert!(st.responses_alone(Some(&s)).is_empty());
-    }
-
-    #[test]
-    fn updated_clusters_get_fresh_endpoints_and_removed_clusters_wait_for_routes() {
-        let mut st = DeltaState::new();
-        st.on_request(&req(0, &[], &[], ""));
-        st.on_request(&req(1, &["a", "b"], &[], ""));
-        st.on_request(&req(3, &["r"], &[], ""));
-        let s1 = snap(
-            &[("a", "1"), ("b", "1")],
-            &[("a", "e"), ("b", "e")],
-            &[],
-            &[("r", "uses a,b")],
-        );
-        let settle = |st: &mut DeltaState, s: &Snapshot| {
-            let mut log = Vec::new();
-            loop {
-                let out = st.responses_alone(Some(s));
-                if out.is_empty() {
-                    return log;
-                }
-                for r in out {
-                    let t = type_index(&r.type_url).unwrap();
-                    log.push((t, names(&r).join(","), r.removed_resources.join(",")));
-                    st.on_request(&req(t, &[], &[], &r.nonce));
-                }
-            }
-        };
-        settle(&mut st, &s1);
-        // Cluster a changes, b is dropped, the route moves off b; endpoints unchanged.
-        let s2 = snap(&[("a", "2")], &[("a", "e")], &[], &[("r", "uses a")]);
-        let log = settle(&mut st, &s2);
-        assert_eq!(
-            log,
-            vec![
-                (0, "a".to_string(), "".to_string()),
-                (1, "a".to_string(), "".to_string()),
-                (3, "r".to_string(), "".to_string()),
-                (0, "".to_string(), "b".to_string()),
-                (1, "".to_string(), "b".to_string()),
-            ]
-        );
-    }
-
-    #[test]
-    fn endpoints_of_a_new_cluster_go_out_before_cds_is_acknowledged() {
-        // Over ADS, Envoy ACKs a CDS update only once the clusters it warms have endpoints.
-        let mut st = DeltaState::new();
-        st.on_request(&req(0, &[], &[], ""));
-        st.on_request(&req(1, &["a"], &[], ""));
-        let s1 = snap(&[("a", "1")], &[("a", "e")], &[], &[]);
-        for r in st.responses_alone(Some(&s1)) {
-            st.on_request(&req(type_index(&r.type_url).unwrap(), &[], &[], &r.nonce));
-        }
-        let s2 = snap(
-            &[("a", "1"), ("b", "1")],
-            &[("a", "e"), ("b", "e")],
-            &[],
-            &[],
-        );
-        let out = st.responses_alone(Some(&s2));
-        assert_eq!(names(&out[0]), ["b"]);
-        // Envoy subscribes to b's endpoints, CDS still unacknowledged.
-        st.on_request(&req(1, &["b"], &[], ""));
-        let out = st.responses_alone(Some(&s2));
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].type_url, TYPE_ORDER[1]);
-        assert_eq!(names(&out[0]), ["b"]);
-    }
 }
+
+/// What one type's client lacks, worked out by [`DeltaState::diff`].
+#[derive(Default)]
+struct Diff {
+    /// Resources to send, and what the client will hold of each once it has them.
+    resources: Vec<DeltaResource>,
+    updated: Vec<(String, Option<String>)>,
+    /// Names to remove: deleted, or subscribed but not existing.
+    removed: Vec<String>,
+    /// Some deletions wait for listeners and routes to move off them.
+    held: bool,
+}
+
+#[cfg(test)]
+mod tests;

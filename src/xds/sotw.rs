@@ -169,18 +169,8 @@ impl SotwState {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (t, type_url) in TYPE_ORDER.iter().enumerate() {
-            // Listeners and routes wait until clusters and endpoints are settled, so a route never
-            // points at a cluster Envoy does not have yet.
-            if t > EDS
-                && self.types[..t]
-                    .iter()
-                    .any(|s| s.awaiting_ack || (s.force && s.requested))
-            {
-                break;
-            }
-            if t > EDS && (0..t).any(|u| !peers.settled(u, snap)) {
-                self.held_by_peers = (t..TYPE_ORDER.len()).any(|u| self.pending(u, snap));
+        for t in 0..TYPE_ORDER.len() {
+            if t > EDS && self.waits_for_earlier_types(t, snap, peers) {
                 break;
             }
             let st = &self.types[t];
@@ -191,336 +181,123 @@ impl SotwState {
             // it warms have their endpoints, so waiting would stall both until Envoy's 15 s
             // initial-fetch timeout (docs/xds-protocol.md §1.20a). One stream keeps order: endpoints sent
             // after a CDS response reach Envoy after it.
-            let ts = &snap.types[t];
-            let changed = st.sent_version.as_deref() != Some(ts.version.as_str());
-            if !(changed || st.names_changed || st.force) {
-                continue;
-            }
-            let mut version = ts.version.clone();
-            let mut selected: BTreeMap<String, Arc<Resource>> = ts
-                .resources
-                .iter()
-                .filter(|(name, _)| st.wildcard || st.names.contains(*name))
-                .map(|(n, r)| (n.clone(), r.clone()))
-                .collect();
-            if t == CDS {
-                // Make-before-break for removals: while listeners or routes still have to move off a
-                // cluster, keep serving it; drop it once they are acknowledged at their new versions.
-                let dependents_pending = [LDS, RDS].iter().any(|&d| {
-                    let ds = &self.types[d];
-                    let own = ds.requested
-                        && ds.sent_version.as_deref() != Some(snap.types[d].version.as_str());
-                    own || !peers.settled(d, snap)
-                });
-                if dependents_pending {
-                    let kept: Vec<(String, Arc<Resource>)> = self
-                        .sent_clusters
-                        .iter()
-                        .filter(|(n, _)| !selected.contains_key(*n))
-                        .map(|(n, r)| (n.clone(), r.clone()))
-                        .collect();
-                    if !kept.is_empty() {
-                        version = format!("{}+{}", ts.version, kept.len());
-                        if st.sent_version.as_deref() == Some(version.as_str())
-                            && !st.names_changed
-                            && !st.force
-                        {
-                            continue; // already sent this transitional set
-                        }
-                        selected.extend(kept);
-                    }
-                }
-                self.sent_clusters = selected.clone();
-            }
-            let resources = selected.values().map(|r| r.any.clone()).collect();
-            self.next_nonce += 1;
-            let nonce = self.next_nonce.to_string();
-            let st = &mut self.types[t];
-            st.sent_version = Some(version.clone());
-            st.nonce = Some(nonce.clone());
-            st.awaiting_ack = true;
-            st.names_changed = false;
-            st.force = false;
-            out.push(DiscoveryResponse {
-                version_info: version,
-                resources,
-                type_url: type_url.to_string(),
-                nonce,
-                ..Default::default()
-            });
-            if t == CDS {
-                // Envoy finishes warming an updated cluster only on a fresh EDS response.
-                self.types[EDS].force = true;
+            if let Some((version, selected)) = self.due(t, snap, peers) {
+                out.push(self.emit(t, version, selected));
             }
         }
         out
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::super::{Resource, TypeSnapshot};
-    use super::*;
-    use envoy_types::pb::google::protobuf::Any;
-    use envoy_types::pb::google::rpc::Status;
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
-
-    fn snap(clusters: &[&str], eps: &[&str], listeners: &[&str], routes: &[&str]) -> Snapshot {
-        let ts = |names: &[&str], t: usize| {
-            let m: BTreeMap<String, Arc<Resource>> = names
-                .iter()
-                .map(|n| {
-                    let any = Any {
-                        type_url: TYPE_ORDER[t].into(),
-                        value: n.as_bytes().to_vec(),
-                    };
-                    (n.to_string(), Arc::new(Resource::new(n.to_string(), any)))
-                })
-                .collect();
-            TypeSnapshot::new(m)
-        };
-        Snapshot::new([ts(clusters, 0), ts(eps, 1), ts(listeners, 2), ts(routes, 3)])
+    /// Listeners and routes (`t` > EDS) wait until clusters and endpoints are settled, on this
+    /// stream and on the Envoy's other streams, so a route never points at a cluster Envoy does
+    /// not have yet. Notes when it is the other streams that hold a change back.
+    fn waits_for_earlier_types(&mut self, t: usize, snap: &Snapshot, peers: &Peers) -> bool {
+        if self.types[..t]
+            .iter()
+            .any(|s| s.awaiting_ack || (s.force && s.requested))
+        {
+            return true;
+        }
+        if (0..t).any(|u| !peers.settled(u, snap)) {
+            self.held_by_peers = (t..TYPE_ORDER.len()).any(|u| self.pending(u, snap));
+            return true;
+        }
+        false
     }
 
-    fn req(t: usize, names: &[&str], version: &str, nonce: &str) -> DiscoveryRequest {
-        DiscoveryRequest {
-            type_url: TYPE_ORDER[t].into(),
-            resource_names: names.iter().map(|s| s.to_string()).collect(),
-            version_info: version.into(),
-            response_nonce: nonce.into(),
+    /// The version and resources type `t` owes the client, if anything changed since it was last
+    /// sent (the snapshot, the names asked for, or a forced resend).
+    fn due(
+        &self,
+        t: usize,
+        snap: &Snapshot,
+        peers: &Peers,
+    ) -> Option<(String, BTreeMap<String, Arc<Resource>>)> {
+        let st = &self.types[t];
+        let ts = &snap.types[t];
+        let changed = st.sent_version.as_deref() != Some(ts.version.as_str());
+        if !(changed || st.names_changed || st.force) {
+            return None;
+        }
+        let mut version = ts.version.clone();
+        let mut selected: BTreeMap<String, Arc<Resource>> = ts
+            .resources
+            .iter()
+            .filter(|(name, _)| st.wildcard || st.names.contains(*name))
+            .map(|(n, r)| (n.clone(), r.clone()))
+            .collect();
+        if t == CDS {
+            let kept = self.kept_clusters(snap, peers, &selected);
+            if !kept.is_empty() {
+                version = format!("{}+{}", ts.version, kept.len());
+                if st.sent_version.as_deref() == Some(version.as_str())
+                    && !st.names_changed
+                    && !st.force
+                {
+                    return None; // already sent this transitional set
+                }
+                selected.extend(kept);
+            }
+        }
+        Some((version, selected))
+    }
+
+    /// Make-before-break for removals: while listeners or routes still have to move off a
+    /// cluster, keep serving it; drop it once they are acknowledged at their new versions.
+    /// The clusters last sent that `selected` no longer has, while that lasts.
+    fn kept_clusters(
+        &self,
+        snap: &Snapshot,
+        peers: &Peers,
+        selected: &BTreeMap<String, Arc<Resource>>,
+    ) -> Vec<(String, Arc<Resource>)> {
+        let dependents_pending = [LDS, RDS].iter().any(|&d| {
+            let ds = &self.types[d];
+            let own =
+                ds.requested && ds.sent_version.as_deref() != Some(snap.types[d].version.as_str());
+            own || !peers.settled(d, snap)
+        });
+        if !dependents_pending {
+            return Vec::new();
+        }
+        self.sent_clusters
+            .iter()
+            .filter(|(n, _)| !selected.contains_key(*n))
+            .map(|(n, r)| (n.clone(), r.clone()))
+            .collect()
+    }
+
+    /// The response carrying `selected` as `version` of type `t`, with a new nonce; the type now
+    /// awaits its ACK.
+    fn emit(
+        &mut self,
+        t: usize,
+        version: String,
+        selected: BTreeMap<String, Arc<Resource>>,
+    ) -> DiscoveryResponse {
+        let resources = selected.values().map(|r| r.any.clone()).collect();
+        if t == CDS {
+            self.sent_clusters = selected;
+            // Envoy finishes warming an updated cluster only on a fresh EDS response.
+            self.types[EDS].force = true;
+        }
+        self.next_nonce += 1;
+        let nonce = self.next_nonce.to_string();
+        let st = &mut self.types[t];
+        st.sent_version = Some(version.clone());
+        st.nonce = Some(nonce.clone());
+        st.awaiting_ack = true;
+        st.names_changed = false;
+        st.force = false;
+        DiscoveryResponse {
+            version_info: version,
+            resources,
+            type_url: TYPE_ORDER[t].to_string(),
+            nonce,
             ..Default::default()
         }
     }
-
-    fn nack(t: usize, nonce: &str) -> DiscoveryRequest {
-        DiscoveryRequest {
-            error_detail: Some(Status {
-                code: 3,
-                message: "bad".into(),
-                details: vec![],
-            }),
-            ..req(t, &[], "", nonce)
-        }
-    }
-
-    impl SotwState {
-        fn responses_alone(&mut self, snap: Option<&Snapshot>) -> Vec<DiscoveryResponse> {
-            self.responses(snap, &Peers::default())
-        }
-    }
-
-    #[test]
-    fn initial_request_gets_everything_and_ack_gets_nothing() {
-        let s = snap(&["a", "b"], &["a"], &["l"], &["r"]);
-        let mut st = SotwState::new();
-        assert_eq!(st.on_request(&req(0, &[], "", "")), RequestKind::Initial);
-        let out = st.responses_alone(Some(&s));
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].resources.len(), 2);
-        let v = out[0].version_info.clone();
-        assert!(matches!(
-            st.on_request(&req(0, &[], &v, &out[0].nonce)),
-            RequestKind::Ack { .. }
-        ));
-        assert!(st.responses_alone(Some(&s)).is_empty());
-    }
-
-    #[test]
-    fn stale_nonce_is_ignored() {
-        let s = snap(&["a"], &[], &[], &[]);
-        let mut st = SotwState::new();
-        st.on_request(&req(0, &[], "", ""));
-        let first = st.responses_alone(Some(&s));
-        assert_eq!(
-            st.on_request(&req(0, &["x"], "", "999")),
-            RequestKind::Stale
-        );
-        // Still awaiting the ACK of the first response: nothing more goes out.
-        assert!(st.responses_alone(Some(&s)).is_empty());
-        assert!(matches!(
-            st.on_request(&req(0, &[], &first[0].version_info, &first[0].nonce)),
-            RequestKind::Ack { .. }
-        ));
-    }
-
-    #[test]
-    fn nack_is_not_resent_until_the_version_changes() {
-        let s1 = snap(&["a"], &[], &[], &[]);
-        let mut st = SotwState::new();
-        st.on_request(&req(0, &[], "", ""));
-        let out = st.responses_alone(Some(&s1));
-        let kind = st.on_request(&nack(0, &out[0].nonce));
-        assert!(matches!(kind, RequestKind::Nack { .. }));
-        assert!(
-            st.responses_alone(Some(&s1)).is_empty(),
-            "the rejected version must not be resent"
-        );
-        let s2 = snap(&["a", "b"], &[], &[], &[]);
-        assert_eq!(st.responses_alone(Some(&s2)).len(), 1);
-    }
-
-    /// A stream that holds cluster `a` and its endpoints, both acknowledged; and the EDS response.
-    fn settled_on_cluster_a() -> (SotwState, DiscoveryResponse) {
-        let s1 = snap(&["a"], &["a"], &[], &[]);
-        let mut st = SotwState::new();
-        st.on_request(&req(0, &[], "", ""));
-        let c = st.responses_alone(Some(&s1));
-        st.on_request(&req(0, &[], &c[0].version_info, &c[0].nonce));
-        st.on_request(&req(1, &["a"], "", ""));
-        let e = st.responses_alone(Some(&s1));
-        assert_eq!(e.len(), 1);
-        st.on_request(&req(1, &["a"], &e[0].version_info, &e[0].nonce));
-        (st, e.into_iter().next().unwrap())
-    }
-
-    #[test]
-    fn eds_is_answered_again_after_a_cds_push() {
-        let (mut st, e) = settled_on_cluster_a();
-        // Cluster changes, endpoints do not.
-        let mut s2 = snap(&["a"], &["a"], &[], &[]);
-        s2.types[0] = snap(&["a", "z"], &[], &[], &[]).types[0].clone();
-        let out = st.responses_alone(Some(&s2));
-        let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
-        assert_eq!(
-            types,
-            [TYPE_ORDER[0], TYPE_ORDER[1]],
-            "CDS, then EDS behind it"
-        );
-        assert_eq!(
-            out[1].version_info, e.version_info,
-            "EDS re-sent at the same version after CDS"
-        );
-    }
-
-    #[test]
-    fn eds_for_a_new_cluster_is_answered_before_cds_is_acknowledged() {
-        // Over ADS, Envoy ACKs a CDS update only once the clusters it warms have endpoints.
-        let (mut st, _) = settled_on_cluster_a();
-        let s2 = snap(&["a", "b"], &["a", "b"], &[], &[]);
-        let out = st.responses_alone(Some(&s2));
-        assert_eq!(out.len(), 2, "CDS and the forced EDS");
-        // Envoy asks for b's endpoints (echoing the EDS nonce it last processed) before its CDS ACK.
-        let eds = &out[1];
-        st.on_request(&req(1, &["a", "b"], &eds.version_info, &eds.nonce));
-        let out = st.responses_alone(Some(&s2));
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].type_url, TYPE_ORDER[1]);
-        assert_eq!(
-            out[0].resources.len(),
-            2,
-            "b's endpoints, with CDS still unacknowledged"
-        );
-    }
-
-    #[test]
-    fn listeners_wait_for_clusters_to_be_acknowledged() {
-        let s = snap(&["a"], &[], &["l"], &["r"]);
-        let mut st = SotwState::new();
-        st.on_request(&req(0, &[], "", ""));
-        st.on_request(&req(2, &[], "", ""));
-        let out = st.responses_alone(Some(&s));
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].type_url, TYPE_ORDER[0]);
-        st.on_request(&req(0, &[], &out[0].version_info, &out[0].nonce));
-        // EDS is forced after CDS but not subscribed yet, so listeners may go.
-        let out = st.responses_alone(Some(&s));
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].type_url, TYPE_ORDER[2]);
-    }
-
-    #[test]
-    fn removed_clusters_go_last() {
-        let s1 = snap(&["a", "b"], &[], &["l"], &["r1"]);
-        let mut st = SotwState::new();
-        st.on_request(&req(0, &[], "", ""));
-        st.on_request(&req(2, &[], "", ""));
-        st.on_request(&req(3, &["r1"], "", ""));
-        let ack_all = |st: &mut SotwState, snap: &Snapshot| -> Vec<(String, usize)> {
-            let mut sent = Vec::new();
-            loop {
-                let out = st.responses_alone(Some(snap));
-                if out.is_empty() {
-                    return sent;
-                }
-                for r in out {
-                    sent.push((r.type_url.clone(), r.resources.len()));
-                    let t = type_index(&r.type_url).unwrap();
-                    let names: Vec<&str> = if t == 3 { vec!["r1"] } else { vec![] };
-                    st.on_request(&req(t, &names, &r.version_info, &r.nonce));
-                }
-            }
-        };
-        ack_all(&mut st, &s1);
-        // Cluster b goes away and the route changes with it.
-        let s2 = snap(&["a"], &[], &["l"], &["r1"]);
-        let mut s2 = s2;
-        s2.types[3] = snap(&[], &[], &[], &["r1", "r1"]).types[3].clone();
-        Arc::make_mut(&mut s2.types[3]).version = "new-routes".into();
-        let sent = ack_all(&mut st, &s2);
-        let types: Vec<(&str, usize)> = sent
-            .iter()
-            .map(|(t, n)| (t.rsplit('.').next().unwrap(), *n))
-            .collect();
-        assert_eq!(
-            types,
-            vec![("Cluster", 2), ("RouteConfiguration", 1), ("Cluster", 1)],
-            "b stays until the routes moved off it"
-        );
-    }
-
-    #[test]
-    fn missing_names_are_remembered_and_sent_when_they_appear() {
-        let s1 = snap(&[], &[], &[], &[]);
-        let mut st = SotwState::new();
-        st.on_request(&req(3, &["r"], "", ""));
-        let out = st.responses_alone(Some(&s1));
-        assert_eq!(out.len(), 1);
-        assert!(out[0].resources.is_empty());
-        st.on_request(&req(3, &["r"], &out[0].version_info, &out[0].nonce));
-        let s2 = snap(&[], &[], &[], &["r", "other"]);
-        let out = st.responses_alone(Some(&s2));
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].resources.len(), 1, "only the requested name");
-    }
-
-    #[test]
-    fn unknown_node_gets_nothing_until_its_snapshot_appears() {
-        let mut st = SotwState::new();
-        st.on_request(&req(0, &[], "", ""));
-        assert!(st.responses_alone(None).is_empty());
-        assert_eq!(
-            st.responses_alone(Some(&snap(&["a"], &[], &[], &[]))).len(),
-            1
-        );
-    }
-
-    #[test]
-    fn a_per_type_route_stream_waits_for_the_cluster_stream_of_its_envoy() {
-        use super::super::group::Groups;
-        let groups = Groups::default();
-        let (cds, rds) = (
-            groups.join("peer", "node", 1),
-            groups.join("peer", "node", 2),
-        );
-        let s1 = snap(&["a"], &[], &[], &["r"]);
-        let (mut c, mut r) = (SotwState::new(), SotwState::new());
-        c.on_request(&req(0, &[], "", ""));
-        r.on_request(&req(3, &["r"], "", ""));
-        let out = c.responses(Some(&s1), &cds.peers());
-        cds.update(c.member(0));
-        assert!(
-            r.responses(Some(&s1), &rds.peers()).is_empty(),
-            "CDS is in flight"
-        );
-        assert!(r.held_by_peers);
-        c.on_request(&req(0, &[], &out[0].version_info, &out[0].nonce));
-        cds.update(c.member(0));
-        assert_eq!(
-            r.responses(Some(&s1), &rds.peers()).len(),
-            1,
-            "clusters settled"
-        );
-        assert!(!r.held_by_peers);
-    }
 }
+
+#[cfg(test)]
+mod tests;
