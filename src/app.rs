@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
+use crate::change::{ChangeSet, Identities};
 use crate::model::{self, MeshModel};
 use crate::source::{self, Limits};
 use crate::xds::Snapshot;
@@ -47,12 +48,13 @@ pub fn load_limited(dir: &std::path::Path, limits: Limits) -> LoadResult {
     load_with(dir, &mut LoadCache::new(limits))
 }
 
-/// What [`load_with`] keeps between calls: parsed files and per-document check results, and the
-/// limits every load observes.
+/// What a load keeps between calls: parsed files, the check results and entity identities of the
+/// last committed load (the published one, in a server), and the limits every load observes.
 #[derive(Default)]
 pub struct LoadCache {
     parsed: source::loader::ParseCache,
     checked: model::CheckCache,
+    baseline: Identities,
     limits: Limits,
 }
 
@@ -63,10 +65,33 @@ impl LoadCache {
             ..LoadCache::default()
         }
     }
+
+    /// Makes `loaded` the baseline of the next load's change set and check cache.
+    pub fn commit(&mut self, loaded: Loaded) {
+        self.checked = loaded.checked;
+        self.baseline = loaded.changes.current;
+    }
+}
+
+/// One load with what it changed since the cache's baseline, not yet committed.
+pub struct Loaded {
+    pub result: LoadResult,
+    /// Computed once per load; the validator re-checked, and the builder rebuilds, what it touches.
+    pub changes: ChangeSet,
+    checked: model::CheckCache,
 }
 
 /// Like [`load`], parsing and checking only what changed since the previous call with `cache`.
 pub fn load_with(dir: &std::path::Path, cache: &mut LoadCache) -> LoadResult {
+    let mut loaded = load_tracked(dir, cache);
+    let result = std::mem::take(&mut loaded.result);
+    cache.commit(loaded);
+    result
+}
+
+/// Reads, parses and validates `dir`, re-using what `cache` holds; the caller commits the result
+/// once it is published (until then the next load is compared with the same baseline).
+pub fn load_tracked(dir: &std::path::Path, cache: &mut LoadCache) -> Loaded {
     let out = source::loader::load_dir_cached(dir, &cache.limits, &mut cache.parsed);
     let mut result = LoadResult {
         files: out.files,
@@ -75,7 +100,8 @@ pub fn load_with(dir: &std::path::Path, cache: &mut LoadCache) -> LoadResult {
         warnings: out.warnings,
         ..Default::default()
     };
-    let validated = model::validate_with(&out.documents, &mut cache.checked);
+    let changes = ChangeSet::between(&cache.baseline, Identities::of(&out.documents));
+    let (validated, checked) = model::validate_with(&out.documents, &cache.checked, &changes);
     // Causes before consequences: what a file could not load as comes first, then what validation
     // of the rest found; a reference to something a failed file would have defined is marked.
     let mut problems = out.problems;
@@ -99,7 +125,11 @@ pub fn load_with(dir: &std::path::Path, cache: &mut LoadCache) -> LoadResult {
     }
     result.problems = problems;
     result.documents = out.documents;
-    result
+    Loaded {
+        result,
+        changes,
+        checked,
+    }
 }
 
 /// Whether `model` must be held rather than published (logged); `published` is what is served.

@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::reloader::{unchanged, ReloadOptions, Reloaded};
-use super::{load_with, LoadCache};
+use super::{load_tracked, LoadCache};
 use crate::build::Builder;
-use crate::change::{ChangeSet, Identities};
+use crate::change::ChangeSet;
 use crate::model::{MeshModel, ProxyId};
 use crate::report::{LoadResult, Published, Status};
 use crate::source::Limits;
@@ -24,8 +24,6 @@ use crate::xds::cache::SnapshotCache;
 struct Tracked {
     /// Per published node (by its entity key), its id and the entities it was built from.
     deps: HashMap<u64, (ProxyId, Vec<u64>)>,
-    /// Document identities per entity at the last accepted reload.
-    entities: Identities,
 }
 
 /// The pipeline from config directory to snapshot cache. Owned by one task (the reload task of a
@@ -95,8 +93,9 @@ impl Pipeline {
     /// new, hold a reload that would remove most of a mesh.
     pub fn reload_with(&mut self, origin: Option<Instant>, opts: ReloadOptions) -> Reloaded {
         let started = Instant::now();
-        let result = load_with(&self.dir, &mut self.load);
-        let loaded = started.elapsed();
+        let mut loaded = load_tracked(&self.dir, &mut self.load);
+        let result = std::mem::take(&mut loaded.result);
+        let load_time = started.elapsed();
         if opts.skip_unchanged && unchanged(&self.status.last, &result) {
             return Reloaded::Unchanged;
         }
@@ -111,7 +110,8 @@ impl Pipeline {
             self.report();
             return Reloaded::Held;
         }
-        let done = self.publish(&model, &result, origin);
+        let done = self.publish(&model, &loaded.changes, origin);
+        self.load.commit(loaded);
         info!(
             files = result.files.len(),
             read = result.files_read,
@@ -119,7 +119,7 @@ impl Pipeline {
             nodes = done.nodes,
             rebuilt = done.rebuilt,
             changed = done.changed,
-            load_ms = loaded.as_secs_f64() * 1e3,
+            load_ms = load_time.as_secs_f64() * 1e3,
             build_ms = done.build.as_secs_f64() * 1e3,
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "configuration loaded"
@@ -168,12 +168,11 @@ impl Pipeline {
     fn publish(
         &mut self,
         model: &MeshModel,
-        result: &LoadResult,
+        changes: &ChangeSet,
         origin: Option<Instant>,
     ) -> Outcome {
-        let changes = ChangeSet::between(&self.tracked.entities, Identities::of(&result.documents));
         let all = virtual_nodes(model);
-        let ids = self.nodes_to_rebuild(&all, &changes);
+        let ids = self.nodes_to_rebuild(&all, changes);
         let rebuilt = ids.len();
         let build_started = Instant::now();
         let built = self.builder.build(model, &ids);
@@ -205,7 +204,6 @@ impl Pipeline {
             }
             false
         });
-        self.tracked.entities = changes.current;
         rayon::spawn(move || drop(replaced));
         Outcome {
             nodes: all.len(),
@@ -253,7 +251,7 @@ fn virtual_nodes(model: &MeshModel) -> Vec<(u64, ProxyId)> {
         .values()
         .flat_map(|m| {
             m.virtual_nodes.keys().map(|n| {
-                let key = crate::spec::entity_key(crate::spec::Kind::VirtualNode, &m.name, n);
+                let key = crate::change::entity_key(crate::spec::Kind::VirtualNode, &m.name, n);
                 (key, ProxyId::virtual_node(&m.name, n))
             })
         })

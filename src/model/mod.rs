@@ -20,7 +20,7 @@ use crate::spec::{
 };
 
 pub use document::check_alone;
-pub use validate::{entity_identities, validate, validate_with, CheckCache};
+pub use validate::{validate, validate_with, CheckCache};
 
 /// Default proxy ports of docs/contract.md §2.
 pub const DEFAULT_INGRESS_PORT: u32 = 15000;

@@ -60,13 +60,13 @@ impl Document {
     }
 
     /// The model entity this document defines or belongs to (routes belong to their router), in the
-    /// form of [`crate::spec::entity_key`].
+    /// form of [`crate::change::entity_key`].
     pub fn entity_key(&self) -> u64 {
         self.entity
     }
 
     /// The other entities this document names: a service's provider, a node's backend services, a
-    /// route's target nodes (as [`crate::spec::entity_key`]s).
+    /// route's target nodes (as [`crate::change::entity_key`]s).
     pub fn references(&self) -> &[u64] {
         &self.references
     }
@@ -91,7 +91,7 @@ impl Document {
                 (Kind::VirtualGateway, n.virtual_gateway.unwrap_or_default())
             }
         };
-        crate::spec::entity_key(kind, mesh, name)
+        crate::change::entity_key(kind, mesh, name)
     }
 
     /// The name fields of the envelope, whatever the kind.

@@ -95,5 +95,3 @@ impl std::fmt::Display for Kind {
         f.write_str(self.native())
     }
 }
-
-pub use crate::change::entity_key;

@@ -1,35 +1,39 @@
-//! What a re-validation may skip: the per-document check results of the previous validation, and
-//! the identities of the entities they read. Moved here verbatim from `validate.rs`.
+//! What a re-validation may skip: the per-document check results of the last published validation,
+//! re-used for every document the load's [`ChangeSet`] does not touch.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{check_document, Validator};
+use crate::change::entity_key;
+use crate::change::ChangeSet;
 use crate::diag::Problem;
 use crate::model::MeshModel;
 use crate::source::Document;
-use crate::spec::{entity_key, Kind};
+use crate::spec::Kind;
 
-/// The per-document check results of the previous validation. A document is checked again only if
-/// it is new (changed files are parsed into new documents) or one of the entities its checks read
-/// (its mesh, the services, nodes or router it refers to) was defined by a changed document; the
-/// model itself is always rebuilt, so duplicates and missing parents are always found.
+/// The per-document check results of the last published validation. A document is checked again
+/// only if it is new (changed files are parsed into new documents) or one of the entities its
+/// checks read (its mesh, the services, nodes or router it refers to) is in the load's
+/// [`ChangeSet`]; the model itself is always rebuilt, so duplicates and missing parents are always
+/// found.
 #[derive(Default)]
 pub struct CheckCache {
     results: CheckResults,
-    /// Per entity, a combined identity of the documents that define it.
-    entities: HashMap<u64, u64>,
 }
 
 /// Problems found per document, by document identity; the `Arc` keeps the identity from being
 /// reused while the entry exists.
 type CheckResults = HashMap<usize, (Arc<Document>, Vec<Problem>)>;
 
-/// Like [`validate`], re-checking only what can have changed since the last call with `cache`.
+/// Like [`validate`], re-checking only what `changes` (from the load `cache` was made from) can
+/// have touched. Returns the check results of this validation too, to become the cache once what
+/// it validated is published.
 pub fn validate_with(
     docs: &[Arc<Document>],
-    cache: &mut CheckCache,
-) -> Result<MeshModel, Vec<Problem>> {
+    cache: &CheckCache,
+    changes: &ChangeSet,
+) -> (Result<MeshModel, Vec<Problem>>, CheckCache) {
     let mut v = Validator {
         problems: Vec::new(),
         model: MeshModel::default(),
@@ -37,36 +41,19 @@ pub fn validate_with(
     v.index(docs);
     v.problems
         .extend(crate::model::presence::problems(&v.model, docs.len()));
-    let entities = entity_identities(docs);
-    let mut changed: HashSet<u64> = entities
-        .iter()
-        .filter(|(k, id)| cache.entities.get(*k) != Some(*id))
-        .map(|(k, _)| *k)
-        .collect();
-    changed.extend(cache.entities.keys().filter(|k| !entities.contains_key(*k)));
-    let results = v.check(docs, &cache.results, &changed);
-    cache.results = results;
-    cache.entities = entities;
+    let results = if changes.everything() {
+        v.check(docs, &CheckResults::default(), changes.set())
+    } else {
+        v.check(docs, &cache.results, changes.set())
+    };
+    let checked = CheckCache { results };
     if v.problems.is_empty() {
-        Ok(v.model)
+        (Ok(v.model), checked)
     } else {
         v.problems.sort();
         v.problems.dedup();
-        Err(v.problems)
+        (Err(v.problems), checked)
     }
-}
-
-/// Per entity, an identity of the documents defining it: equal values mean the entity is
-/// unchanged. Built from the documents' content hashes, so re-parsing a file for an edit of one of
-/// its documents leaves the others' entities unchanged. Summing needs no allocation and ignores
-/// order (two identical duplicates still differ from one).
-pub fn entity_identities(docs: &[Arc<Document>]) -> HashMap<u64, u64> {
-    let mut m: HashMap<u64, u64> = HashMap::with_capacity(docs.len());
-    for d in docs {
-        let e = m.entry(d.entity_key()).or_default();
-        *e = e.wrapping_add(xxhash_rust::xxh3::xxh3_64(&d.content_hash().to_le_bytes()));
-    }
-    m
 }
 
 /// Whether a check of `doc` reads one of the `changed` entities: its mesh, its own entity, or one

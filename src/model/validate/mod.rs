@@ -20,15 +20,17 @@ mod tests;
 use std::sync::Arc;
 
 use super::MeshModel;
+use crate::change::{ChangeSet, Identities};
 use crate::diag::{Origin, Problem};
 use crate::source::{Body, Document};
 use crate::spec::Duration;
 
-pub use cache::{entity_identities, validate_with, CheckCache};
+pub use cache::{validate_with, CheckCache};
 
 /// Builds the model from loaded documents, or returns every problem found (sorted by file and line).
 pub fn validate(docs: &[Arc<Document>]) -> Result<MeshModel, Vec<Problem>> {
-    validate_with(docs, &mut CheckCache::default())
+    let changes = ChangeSet::between(&Default::default(), Identities::of(docs));
+    validate_with(docs, &CheckCache::default(), &changes).0
 }
 
 struct Validator {

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{validate, validate_with, CheckCache};
+use crate::change::{ChangeSet, Identities};
 use crate::model::MeshModel;
 use crate::source::loader::parse_file;
 use crate::source::{Document, LoadOutput};
@@ -81,24 +82,35 @@ fn cached_checks_follow_changes_to_what_a_document_refers_to() {
         files(&["node", "router", "route", "service"], "[]"),
         files(&all, with),
     ];
-    let mut keep = HashMap::new();
-    let mut cache = CheckCache::default();
-    let mut outcomes = Vec::new();
-    for (i, files) in steps.iter().enumerate() {
-        let docs = parse_files(files, &mut keep);
-        let cached = validate_with(&docs, &mut cache)
-            .map(|_| ())
-            .map_err(|p| p.iter().map(|p| p.to_string()).collect::<Vec<_>>());
-        let fresh = validate(&docs)
-            .map(|_| ())
-            .map_err(|p| p.iter().map(|p| p.to_string()).collect::<Vec<_>>());
-        assert_eq!(cached, fresh, "step {i}");
-        outcomes.push(cached.is_ok());
+    // The cache advances after every validation, or (as a server does) only after one that is
+    // published: either way it must agree with a fresh validation.
+    for commit_rejected in [true, false] {
+        let mut keep = HashMap::new();
+        let mut cache = CheckCache::default();
+        let mut baseline = Identities::default();
+        let mut outcomes = Vec::new();
+        for (i, files) in steps.iter().enumerate() {
+            let docs = parse_files(files, &mut keep);
+            let changes = ChangeSet::between(&baseline, Identities::of(&docs));
+            let (cached, next) = validate_with(&docs, &cache, &changes);
+            let cached = cached
+                .map(|_| ())
+                .map_err(|p| p.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+            if cached.is_ok() || commit_rejected {
+                cache = next;
+                baseline = changes.current;
+            }
+            let fresh = validate(&docs)
+                .map(|_| ())
+                .map_err(|p| p.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+            assert_eq!(cached, fresh, "step {i}");
+            outcomes.push(cached.is_ok());
+        }
+        assert_eq!(
+            outcomes,
+            [true, false, true, false, false, true, false, false, true]
+        );
     }
-    assert_eq!(
-        outcomes,
-        [true, false, true, false, false, true, false, false, true]
-    );
 }
 
 #[test]
