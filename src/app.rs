@@ -691,31 +691,4 @@ mod tests {
         }
         assert!(tables >= 4);
     }
-
-    #[test]
-    fn parallel_memoized_build_equals_one_by_one_translation() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::synth::write(
-            dir.path(),
-            &crate::synth::SynthParams {
-                services: 10,
-                clients: 300,
-                backends: 4,
-                seed: 3,
-            },
-        )
-        .unwrap();
-        let model = load(dir.path()).model.expect("valid");
-        let separate = build_snapshots(&translate::translate_all(&model));
-        let built = build_nodes(&model, &all_nodes(&model));
-        assert_eq!(built.len(), separate.len());
-        for b in built {
-            assert_eq!(
-                b.snapshot.versions(),
-                separate[&b.id.to_string()].versions(),
-                "{}",
-                b.id
-            );
-        }
-    }
 }

@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::app::{ServeConfig, Server};
-use crate::bootstrap::{self, BootstrapParams, XdsMode};
+use meshplane::app::{ServeConfig, Server};
+use meshplane::bootstrap::{self, BootstrapParams, XdsMode};
 
 mod limit_args;
 pub use limit_args::LimitArgs;
@@ -53,11 +53,11 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         debounce_ms: u64,
         #[command(flatten)]
-        limits: crate::xds::limits::ClientLimits,
+        limits: meshplane::xds::limits::ClientLimits,
         #[command(flatten)]
         load_limits: LimitArgs,
         #[command(flatten)]
-        reload: crate::app::ReloadSettings,
+        reload: meshplane::app::ReloadSettings,
     },
     /// Exit 0 when PATH (a directory, or one file) is a valid mesh; otherwise print every problem
     /// and exit 1.
@@ -93,7 +93,7 @@ pub enum Command {
         #[arg(long, short, value_enum, default_value_t = Output::Table)]
         output: Output,
         /// Show at most this many proxies (the count of the rest is printed).
-        #[arg(long, default_value_t = crate::admin::PROXIES_LIMIT)]
+        #[arg(long, default_value_t = meshplane::admin::PROXIES_LIMIT)]
         limit: usize,
         /// Refresh every 2 seconds until interrupted.
         #[arg(long)]
@@ -140,7 +140,7 @@ pub enum Command {
         seed: u64,
     },
     /// Simulate many Envoys against any xDS server and measure convergence (see PERFORMANCE.md).
-    Load(crate::loadgen::LoadOptions),
+    Load(crate::tools::loadgen::LoadOptions),
     /// Run the example mesh locally: meshplane, real Envoy sidecars and example services on
     /// 127.0.0.1, with traffic and a live view of the canary split. Ctrl-C stops everything.
     Demo {
@@ -196,7 +196,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             admin_port,
             mode,
         } => {
-            if crate::model::ProxyId::parse(&node_id).is_none() {
+            if meshplane::model::ProxyId::parse(&node_id).is_none() {
                 anyhow::bail!("node id `{node_id}` must be mesh/<mesh>/virtualNode/<name>, mesh/<mesh>/virtualGateway/<name> or an App Mesh ARN");
             }
             let (xds_host, xds_port) = bootstrap::split_host_port(&xds)
@@ -227,13 +227,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             backends,
             seed,
         } => {
-            let p = crate::synth::SynthParams {
+            let p = crate::tools::synth::SynthParams {
                 services,
                 clients,
                 backends,
                 seed,
             };
-            crate::synth::write(&dir, &p).with_context(|| format!("writing {}", dir.display()))?;
+            crate::tools::synth::write(&dir, &p)
+                .with_context(|| format!("writing {}", dir.display()))?;
             println!(
                 "{}: {} virtual nodes ({services} services x 2 versions + {clients} clients)",
                 dir.display(),
@@ -245,7 +246,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let report = rt.block_on(crate::loadgen::run(opts))?;
+            let report = rt.block_on(crate::tools::loadgen::run(opts))?;
             Ok(if report.ok {
                 ExitCode::SUCCESS
             } else {
@@ -272,7 +273,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(crate::demo::run(crate::demo::DemoOptions {
+            rt.block_on(crate::tools::demo::run(crate::tools::demo::DemoOptions {
                 config,
                 envoy,
                 duration: duration.map(std::time::Duration::from_secs),

@@ -9,10 +9,10 @@ use super::admin_client::{admin_get, admin_json, table, Output};
 /// The node a name given on the command line means: a full id or ARN as it is, else the one defined
 /// node it names (`backend-v1`, `demo/backend-v1`). `Err` with a message when none or several do.
 fn resolve(admin: &str, name: &str) -> anyhow::Result<Result<String, String>> {
-    if crate::model::ProxyId::parse(name).is_some() {
+    if meshplane::model::ProxyId::parse(name).is_some() {
         return Ok(Ok(name.to_string()));
     }
-    let nodes: Vec<crate::admin::NodeEntry> = admin_json(admin, "/nodes")?;
+    let nodes: Vec<meshplane::admin::NodeEntry> = admin_json(admin, "/nodes")?;
     let (mesh, short) = match name.split_once('/') {
         Some((m, n)) => (Some(m), n),
         None => (None, name),
@@ -33,7 +33,7 @@ fn resolve(admin: &str, name: &str) -> anyhow::Result<Result<String, String>> {
 }
 
 pub fn config(node_id: &str, admin: &str, output: Output) -> anyhow::Result<ExitCode> {
-    use crate::inspect::NodeView;
+    use meshplane::inspect::NodeView;
     let node_id = match resolve(admin, node_id)? {
         Ok(id) => id,
         Err(msg) => {

@@ -29,13 +29,13 @@ pub fn run(admin: &str, output: Output, limit: usize, watch: bool) -> anyhow::Re
 /// Defined nodes (those with a configuration) that no connected proxy names, at most `limit`.
 fn not_connected(
     admin: &str,
-    proxies: &[crate::admin::ProxyReport],
+    proxies: &[meshplane::admin::ProxyReport],
     limit: usize,
 ) -> anyhow::Result<(Vec<String>, usize)> {
-    let nodes: Vec<crate::admin::NodeEntry> = admin_json(admin, "/nodes")?;
+    let nodes: Vec<meshplane::admin::NodeEntry> = admin_json(admin, "/nodes")?;
     let connected: std::collections::HashSet<String> = proxies
         .iter()
-        .filter_map(|p| crate::model::ProxyId::parse(&p.node_id).map(|id| id.to_string()))
+        .filter_map(|p| meshplane::model::ProxyId::parse(&p.node_id).map(|id| id.to_string()))
         .collect();
     let mut missing: Vec<String> = nodes
         .into_iter()
@@ -48,7 +48,7 @@ fn not_connected(
 }
 
 fn status(admin: &str, output: Output, limit: usize) -> anyhow::Result<ExitCode> {
-    use crate::admin::{LoadReport, ProxyReport, SyncState};
+    use meshplane::admin::{LoadReport, ProxyReport, SyncState};
     let load: LoadReport = admin_json(admin, "/load")?;
     let path = format!("/proxies?limit={limit}");
     let (code, head, body) = admin_get_head(admin, &path)?;
@@ -64,11 +64,11 @@ fn status(admin: &str, output: Output, limit: usize) -> anyhow::Result<ExitCode>
                 .then(|| value.trim().parse::<usize>().ok())?
         })
     };
-    let omitted = header(crate::admin::TOTAL_HEADER)
+    let omitted = header(meshplane::admin::TOTAL_HEADER)
         .unwrap_or(proxies.len())
         .saturating_sub(proxies.len());
     // Proxies past the limit count too.
-    let nacked = header(crate::admin::NACKED_HEADER).is_some_and(|n| n > 0)
+    let nacked = header(meshplane::admin::NACKED_HEADER).is_some_and(|n| n > 0)
         || proxies.iter().any(|p| p.state() == SyncState::Nacked);
     let failed = nacked || !load.valid;
     if output == Output::Json {

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::xds::{type_index, type_short, CLUSTER, ENDPOINT, LISTENER, ROUTE};
+use meshplane::xds::{type_index, type_short, CLUSTER, ENDPOINT, LISTENER, ROUTE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LoadMode {
@@ -480,7 +480,7 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, LoadError> {
         *shared.edit_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         shared.edit.store(k as u64, Ordering::Release);
         if let Some(dir) = &opts.edit_dir {
-            crate::synth::edit_weights(dir, k as u64)
+            super::synth::edit_weights(dir, k as u64)
                 .map_err(|e| LoadError::Edit(e.to_string()))?;
         } else if let Some(cmd) = &opts.edit_cmd {
             let ok = std::process::Command::new("sh")
