@@ -3,7 +3,6 @@
 //! printed, never asserted (machines here are shared and noisy); see PERFORMANCE.md for the figures.
 
 // The load tool and mesh generator belong to the binary, not the library: included by path.
-#[allow(dead_code)]
 #[path = "../src/tools/loadgen/mod.rs"]
 mod loadgen;
 mod support;
