@@ -1,12 +1,17 @@
 //! Benchmarks of each pipeline stage at 100, 1,000 and 10,000 virtual nodes (synthetic meshes from
-//! `meshplane::synth`): load + validate, the build stage from scratch (translate + encode), and
+//! `src/tools/synth.rs`): load + validate, the build stage from scratch (translate + encode), and
 //! encoding one node's full SotW response set. Run with `cargo bench`; see PERFORMANCE.md.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use divan::Bencher;
-use meshplane::synth::{self, SynthParams};
+use synth::SynthParams;
+
+// The mesh generator belongs to the binary, not the library: included by path.
+#[allow(dead_code)]
+#[path = "../src/tools/synth.rs"]
+mod synth;
 
 /// The allocator the `meshplane` binary uses, so the numbers match it.
 #[global_allocator]

@@ -6,6 +6,11 @@
 //! cargo run --release --example prof_edit -- one 10000      # svc-1's route: a few clients
 //! ```
 
+// The mesh generator belongs to the binary, not the library: included by path.
+#[allow(dead_code)]
+#[path = "../src/tools/synth.rs"]
+mod synth;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -17,10 +22,7 @@ fn main() -> anyhow::Result<()> {
     let which = args.next().unwrap_or_else(|| "shared".into());
     let nodes: usize = args.next().map_or(Ok(10_000), |n| n.parse())?;
     let dir = tempfile::tempdir()?;
-    meshplane::synth::write(
-        dir.path(),
-        &meshplane::synth::SynthParams::for_nodes(nodes, 1),
-    )?;
+    synth::write(dir.path(), &synth::SynthParams::for_nodes(nodes, 1))?;
     // Files written less than 2 s before a load are re-read on every reload (their timestamps
     // cannot yet be trusted to show a later write), which is not the steady state being timed.
     std::thread::sleep(std::time::Duration::from_millis(2100));
@@ -31,7 +33,7 @@ fn main() -> anyhow::Result<()> {
     for step in 1..=20u64 {
         let t = std::time::Instant::now();
         if which == "shared" {
-            meshplane::synth::edit_weights(dir.path(), step)?;
+            synth::edit_weights(dir.path(), step)?;
         } else {
             let r = if step % 2 == 0 {
                 "maxRetries: 2"

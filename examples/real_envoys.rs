@@ -11,7 +11,15 @@ use std::time::{Duration, Instant};
 
 use meshplane::app::{ServeConfig, Server};
 use meshplane::bootstrap::{render, BootstrapParams, XdsMode};
-use meshplane::synth::{self, SynthParams};
+use synth::SynthParams;
+
+// The mesh generator and the demo's Envoy finder belong to the binary, not the library: included
+// by path.
+#[path = "../src/tools/demo/envoy_bin.rs"]
+mod envoy_bin;
+#[allow(dead_code)]
+#[path = "../src/tools/synth.rs"]
+mod synth;
 
 struct Kill(Child);
 impl Drop for Kill {
@@ -27,8 +35,8 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
     let edits: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
-    let envoy = meshplane::demo::find_envoy(None)
-        .expect("no Envoy: set MESHPLANE_ENVOY or run scripts/test.sh");
+    let envoy =
+        envoy_bin::find_envoy(None).expect("no Envoy: set MESHPLANE_ENVOY or run scripts/test.sh");
     let dir = tempfile::tempdir().unwrap();
     synth::write(
         dir.path(),

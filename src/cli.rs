@@ -1,21 +1,28 @@
-//! The command line (docs/contract.md §4): arguments, and `serve`, `validate`, `bootstrap`, `generate`,
-//! `load`, `demo`; `status`, `config` and `diff` (which talk to a running server) live in `cli/`.
+//! The command line (docs/contract.md §4): the arguments of every subcommand, logging, and which
+//! function runs each subcommand. The subcommands themselves live in `cli/`: `serve`, `validate`,
+//! `bootstrap`; `status`, `config` and `diff` (which talk to a running server); `tools` (`generate`,
+//! `load`, `demo`, running the code in `src/tools/`).
 
 mod admin_client;
+mod bootstrap;
 mod config;
 mod diff;
+mod serve;
 mod status;
+mod tools;
 mod validate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::app::{ServeConfig, Server};
-use crate::bootstrap::{self, BootstrapParams, XdsMode};
+use meshplane::app::ServeConfig;
+use meshplane::bootstrap::XdsMode;
+
+use crate::tools::demo::DemoOptions;
+use crate::tools::synth::SynthParams;
 
 mod limit_args;
 pub use limit_args::LimitArgs;
@@ -53,11 +60,11 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         debounce_ms: u64,
         #[command(flatten)]
-        limits: crate::xds::limits::ClientLimits,
+        limits: meshplane::xds::limits::ClientLimits,
         #[command(flatten)]
         load_limits: LimitArgs,
         #[command(flatten)]
-        reload: crate::app::ReloadSettings,
+        reload: meshplane::app::ReloadSettings,
     },
     /// Exit 0 when PATH (a directory, or one file) is a valid mesh; otherwise print every problem
     /// and exit 1.
@@ -93,7 +100,7 @@ pub enum Command {
         #[arg(long, short, value_enum, default_value_t = Output::Table)]
         output: Output,
         /// Show at most this many proxies (the count of the rest is printed).
-        #[arg(long, default_value_t = crate::admin::PROXIES_LIMIT)]
+        #[arg(long, default_value_t = meshplane::admin::PROXIES_LIMIT)]
         limit: usize,
         /// Refresh every 2 seconds until interrupted.
         #[arg(long)]
@@ -140,7 +147,7 @@ pub enum Command {
         seed: u64,
     },
     /// Simulate many Envoys against any xDS server and measure convergence (see PERFORMANCE.md).
-    Load(crate::loadgen::LoadOptions),
+    Load(crate::tools::loadgen::LoadOptions),
     /// Run the example mesh locally: meshplane, real Envoy sidecars and example services on
     /// 127.0.0.1, with traffic and a live view of the canary split. Ctrl-C stops everything.
     Demo {
@@ -183,6 +190,7 @@ pub fn init_tracing(json: bool, level: Option<&str>) {
     }
 }
 
+/// Runs one subcommand; each has a function (or a module) of its own.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate {
@@ -195,25 +203,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             xds,
             admin_port,
             mode,
-        } => {
-            if crate::model::ProxyId::parse(&node_id).is_none() {
-                anyhow::bail!("node id `{node_id}` must be mesh/<mesh>/virtualNode/<name>, mesh/<mesh>/virtualGateway/<name> or an App Mesh ARN");
-            }
-            let (xds_host, xds_port) = bootstrap::split_host_port(&xds)
-                .with_context(|| format!("--xds `{xds}` must be HOST:PORT"))?;
-            print!(
-                "{}",
-                bootstrap::render(&BootstrapParams {
-                    mode,
-                    node_id,
-                    xds_host,
-                    xds_port,
-                    admin_port,
-                    admin_address: "127.0.0.1".into()
-                })
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        } => bootstrap::run(node_id, &xds, admin_port, mode),
         Command::Status {
             admin,
             output,
@@ -226,32 +216,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clients,
             backends,
             seed,
-        } => {
-            let p = crate::synth::SynthParams {
+        } => tools::generate(
+            &dir,
+            SynthParams {
                 services,
                 clients,
                 backends,
                 seed,
-            };
-            crate::synth::write(&dir, &p).with_context(|| format!("writing {}", dir.display()))?;
-            println!(
-                "{}: {} virtual nodes ({services} services x 2 versions + {clients} clients)",
-                dir.display(),
-                p.nodes()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Load(opts) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let report = rt.block_on(crate::loadgen::run(opts))?;
-            Ok(if report.ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+            },
+        ),
+        Command::Load(opts) => tools::load(opts),
         Command::Config {
             node_id,
             admin,
@@ -268,18 +242,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             envoy,
             duration,
             rate,
-        } => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(crate::demo::run(crate::demo::DemoOptions {
-                config,
-                envoy,
-                duration: duration.map(std::time::Duration::from_secs),
-                rate,
-            }))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => tools::demo(DemoOptions {
+            config,
+            envoy,
+            duration: duration.map(std::time::Duration::from_secs),
+            rate,
+        }),
         Command::Serve {
             config,
             xds_listen,
@@ -288,38 +256,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limits,
             load_limits,
             reload,
-        } => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let code = rt.block_on(async move {
-                let cfg = ServeConfig {
-                    xds_listen,
-                    admin_listen,
-                    debounce: std::time::Duration::from_millis(debounce_ms.max(1)),
-                    limits,
-                    load_limits: load_limits.into(),
-                    reload,
-                    ..ServeConfig::new(config)
-                };
-                let server = Server::start(cfg).await?;
-                wait_for_signal().await?;
-                tracing::info!("shutting down");
-                server.shutdown().await;
-                anyhow::Ok(ExitCode::SUCCESS)
-            });
-            // Whatever a client or a reload still holds, the drain is over: do not wait for it.
-            rt.shutdown_timeout(std::time::Duration::from_millis(100));
-            code
-        }
+        } => serve::run(ServeConfig {
+            xds_listen,
+            admin_listen,
+            debounce: std::time::Duration::from_millis(debounce_ms.max(1)),
+            limits,
+            load_limits: load_limits.into(),
+            reload,
+            ..ServeConfig::new(config)
+        }),
     }
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
-    }
-    Ok(())
 }

@@ -10,7 +10,8 @@
 //!               ──xds─────▶ versioned snapshot cache ──▶ ADS streams to every Envoy
 //! ```
 //!
-//! `app` wires the stages together and owns reloads; `cli` is the command line.
+//! `app` wires the stages together and owns reloads. The command line and the tools are the
+//! `meshplane` binary's, not this library's (see the end of the layout).
 //!
 //! # Layout
 //!
@@ -28,9 +29,15 @@
 //! - `app` + `app/`: the reload task (`reloader`, `removal` guard) and server wiring
 //! - `admin` + `admin/page`: the admin HTTP API and the topology page; `inspect`: readable views of
 //!   served resources; `diff`: what saving a directory would change
-//! - `cli` + `cli/`: the command line (`status`, `config`, `diff`, `validate` talk to users)
-//! - tools that still live here: `loadgen` (xDS load tool), `synth` (mesh generator), `demo`
 //! - `bootstrap` (Envoy bootstraps), `diag` (problems with file and line), `par`, `proto`
+//!
+//! Outside the library, in the binary crate (`src/main.rs`), which uses it as `meshplane::...`:
+//!
+//! - `src/cli.rs` + `src/cli/`: the command line (`status`, `config`, `diff`, `validate` talk to
+//!   users; `serve`, `bootstrap` and the tool commands)
+//! - `src/tools/`: `loadgen/` (`meshplane load`, the xDS load tool), `synth` (`meshplane generate`,
+//!   the mesh generator), `demo/` (`meshplane demo`); tests, benches and examples include these
+//!   files by path
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -38,18 +45,14 @@ pub mod app;
 pub mod bootstrap;
 pub mod build;
 pub mod change;
-pub mod cli;
-pub mod demo;
 pub mod diag;
 pub mod diff;
 pub mod inspect;
-pub mod loadgen;
 pub mod model;
 pub mod par;
 pub mod proto;
 pub mod report;
 pub mod source;
 pub mod spec;
-pub mod synth;
 pub mod translate;
 pub mod xds;

@@ -1,5 +1,9 @@
-//! The `meshplane` binary: parse the command line, set up logging, run.
+//! The `meshplane` binary: parse the command line, set up logging, run. The command line (`cli`)
+//! and the tools (`tools`: load tool, mesh generator, demo) live here, outside the serving library.
 #![forbid(unsafe_code)]
+
+mod cli;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -7,7 +11,7 @@ use clap::Parser;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use meshplane::cli::{init_tracing, run, Cli};
+use cli::{init_tracing, run, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

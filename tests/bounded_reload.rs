@@ -4,6 +4,10 @@
 //! with them present opens its ports at once. Prints each case's reload time and peak memory.
 
 mod support;
+// The mesh generator belongs to the binary, not the library: included by path.
+#[allow(dead_code)]
+#[path = "../src/tools/synth.rs"]
+mod synth;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -192,7 +196,7 @@ async fn hostile_files_are_rejected_within_seconds_and_the_server_keeps_serving(
         assert!(took < Duration::from_secs(30), "{}: {took:?}", case.what);
         let now = server.pipeline.cache.get(FRONTEND).expect("still served");
         assert_eq!(now.versions(), good.versions(), "{}", case.what);
-        let (code, _) = meshplane::demo::http_get(server.admin_addr, "x", "/healthz", &[])
+        let (code, _) = support::envoy::http_get(server.admin_addr, "x", "/healthz", &[])
             .await
             .expect("healthz");
         assert_eq!(code, 200, "{}", case.what);
@@ -211,7 +215,7 @@ async fn a_restart_with_hostile_files_present_opens_its_ports_at_once() {
     let server = meshplane::app::Server::start(test_config(dir.path()))
         .await
         .expect("starts");
-    let (code, _) = meshplane::demo::http_get(server.admin_addr, "x", "/healthz", &[])
+    let (code, _) = support::envoy::http_get(server.admin_addr, "x", "/healthz", &[])
         .await
         .expect("healthz");
     assert_eq!(code, 200);
@@ -238,7 +242,7 @@ async fn a_restart_with_hostile_files_present_opens_its_ports_at_once() {
         }
         assert!(!st.ready);
     }
-    let (code, _) = meshplane::demo::http_get(server.admin_addr, "x", "/readyz", &[])
+    let (code, _) = support::envoy::http_get(server.admin_addr, "x", "/readyz", &[])
         .await
         .expect("readyz");
     assert_eq!(code, 503);
@@ -248,9 +252,9 @@ async fn a_restart_with_hostile_files_present_opens_its_ports_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_load_runs_after_the_ports_open() {
     let dir = MeshDir::new();
-    meshplane::synth::write(
+    synth::write(
         dir.path(),
-        &meshplane::synth::SynthParams {
+        &synth::SynthParams {
             services: 50,
             clients: 1500,
             backends: 4,
@@ -264,11 +268,11 @@ async fn the_first_load_runs_after_the_ports_open() {
         .expect("starts");
     let opened = t.elapsed();
     // Answered while the first load may still run: healthy, and ready only once it is done.
-    let (code, _) = meshplane::demo::http_get(server.admin_addr, "x", "/healthz", &[])
+    let (code, _) = support::envoy::http_get(server.admin_addr, "x", "/healthz", &[])
         .await
         .expect("healthz");
     assert_eq!(code, 200);
-    let (early, _) = meshplane::demo::http_get(server.admin_addr, "x", "/readyz", &[])
+    let (early, _) = support::envoy::http_get(server.admin_addr, "x", "/readyz", &[])
         .await
         .expect("readyz");
     let status = server.pipeline.clone();
@@ -281,7 +285,7 @@ async fn the_first_load_runs_after_the_ports_open() {
     );
     assert!(opened < loaded, "the ports opened only after the load");
     assert_eq!(early, 503, "ready before the first load was done");
-    let (code, _) = meshplane::demo::http_get(server.admin_addr, "x", "/readyz", &[])
+    let (code, _) = support::envoy::http_get(server.admin_addr, "x", "/readyz", &[])
         .await
         .expect("readyz");
     assert_eq!(code, 200);

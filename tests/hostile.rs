@@ -122,7 +122,7 @@ async fn a_running_server_rejects_each_and_keeps_serving_the_last_good_config() 
         .await;
         let now = server.pipeline.cache.get(FRONTEND).expect("still served");
         assert_eq!(now.versions(), good.versions(), "{}", case.file);
-        let (code, body) = meshplane::demo::http_get(server.admin_addr, "x", "/healthz", &[])
+        let (code, body) = support::envoy::http_get(server.admin_addr, "x", "/healthz", &[])
             .await
             .expect("healthz answers");
         assert_eq!((code, body.as_str()), (200, "ok\n"), "{}", case.file);

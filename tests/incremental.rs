@@ -4,7 +4,12 @@
 use std::collections::BTreeMap;
 
 use meshplane::app::Pipeline;
-use meshplane::synth::{self, SynthParams};
+use synth::SynthParams;
+
+// The mesh generator belongs to the binary, not the library: included by path.
+#[allow(dead_code)]
+#[path = "../src/tools/synth.rs"]
+mod synth;
 
 fn versions(p: &Pipeline) -> BTreeMap<String, [String; 4]> {
     p.cache.versions()

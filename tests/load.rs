@@ -2,10 +2,16 @@
 //! delta, converge on a synthetic mesh and every one of them receives two route edits. Timings are
 //! printed, never asserted (machines here are shared and noisy); see PERFORMANCE.md for the figures.
 
+// The load tool and mesh generator belong to the binary, not the library: included by path.
+#[path = "../src/tools/loadgen/mod.rs"]
+mod loadgen;
 mod support;
+#[allow(dead_code)]
+#[path = "../src/tools/synth.rs"]
+mod synth;
 
-use meshplane::loadgen::{run, LoadMode, LoadOptions};
-use meshplane::synth::{self, SynthParams};
+use loadgen::{run, LoadMode, LoadOptions};
+use synth::SynthParams;
 
 async fn small_load(mode: LoadMode) {
     let dir = tempfile::tempdir().unwrap();

@@ -4,15 +4,17 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use meshplane::inspect::NodeView;
+
 use super::admin_client::{admin_get, admin_json, table, Output};
 
 /// The node a name given on the command line means: a full id or ARN as it is, else the one defined
 /// node it names (`backend-v1`, `demo/backend-v1`). `Err` with a message when none or several do.
 fn resolve(admin: &str, name: &str) -> anyhow::Result<Result<String, String>> {
-    if crate::model::ProxyId::parse(name).is_some() {
+    if meshplane::model::ProxyId::parse(name).is_some() {
         return Ok(Ok(name.to_string()));
     }
-    let nodes: Vec<crate::admin::NodeEntry> = admin_json(admin, "/nodes")?;
+    let nodes: Vec<meshplane::admin::NodeEntry> = admin_json(admin, "/nodes")?;
     let (mesh, short) = match name.split_once('/') {
         Some((m, n)) => (Some(m), n),
         None => (None, name),
@@ -32,8 +34,8 @@ fn resolve(admin: &str, name: &str) -> anyhow::Result<Result<String, String>> {
     })
 }
 
+/// `meshplane config NODE`: what the running server serves to NODE, as JSON or one table per type.
 pub fn config(node_id: &str, admin: &str, output: Output) -> anyhow::Result<ExitCode> {
-    use crate::inspect::NodeView;
     let node_id = match resolve(admin, node_id)? {
         Ok(id) => id,
         Err(msg) => {
@@ -62,6 +64,16 @@ pub fn config(node_id: &str, admin: &str, output: Output) -> anyhow::Result<Exit
         &view.versions.listeners[..8.min(view.versions.listeners.len())],
         &view.versions.routes[..8.min(view.versions.routes.len())]
     );
+    print_listeners(&view);
+    println!();
+    print_routes(&view);
+    println!();
+    print_clusters(&view);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One row per listener: address, route table (or TCP cluster), TLS.
+fn print_listeners(view: &NodeView) {
     let rows: Vec<Vec<String>> = view
         .listeners
         .iter()
@@ -81,7 +93,10 @@ pub fn config(node_id: &str, admin: &str, output: Output) -> anyhow::Result<Exit
         "{}",
         table(&["LISTENER", "ADDRESS", "ROUTES", "TLS"], &rows)
     );
-    println!();
+}
+
+/// One row per route of every virtual host of every route table (a host with none says so).
+fn print_routes(view: &NodeView) {
     let mut rows = Vec::new();
     for rc in &view.routes {
         for vh in &rc.virtual_hosts {
@@ -130,7 +145,10 @@ pub fn config(node_id: &str, admin: &str, output: Output) -> anyhow::Result<Exit
             &rows
         )
     );
-    println!();
+}
+
+/// One row per cluster: discovery, endpoints, policies and circuit-breaker limits.
+fn print_clusters(view: &NodeView) {
     let endpoints: std::collections::BTreeMap<&str, &Vec<String>> = view
         .endpoints
         .iter()
@@ -186,5 +204,4 @@ pub fn config(node_id: &str, admin: &str, output: Output) -> anyhow::Result<Exit
             &rows
         )
     );
-    Ok(ExitCode::SUCCESS)
 }

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::admin_client::{admin_get, admin_json, Output};
-use crate::admin::NodeEntry;
-use crate::app::Pipeline;
-use crate::diff::{self, Diff};
-use crate::inspect::{node_view, NodeView};
+use meshplane::admin::NodeEntry;
+use meshplane::app::Pipeline;
+use meshplane::diff::{self, Diff};
+use meshplane::inspect::{node_view, NodeView};
 
 /// What a directory serves: every node's versions, and a way to summarise the nodes asked for.
 struct Built {

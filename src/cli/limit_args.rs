@@ -1,7 +1,7 @@
 //! The `--max-*` and `--follow-symlinks-outside` flags of `serve` and `validate`, turned into
 //! [`Limits`]. Sizes take a plain byte count or a binary suffix (`512KiB`, `8MiB`, `1GiB`).
 
-use crate::source::Limits;
+use meshplane::source::Limits;
 
 const D: Limits = Limits::DEFAULT;
 

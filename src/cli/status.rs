@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use meshplane::admin::{LoadReport, ProxyReport, SyncState};
 
 use super::admin_client::{admin_get_head, admin_json, short_version, table, Output};
 
@@ -29,13 +30,13 @@ pub fn run(admin: &str, output: Output, limit: usize, watch: bool) -> anyhow::Re
 /// Defined nodes (those with a configuration) that no connected proxy names, at most `limit`.
 fn not_connected(
     admin: &str,
-    proxies: &[crate::admin::ProxyReport],
+    proxies: &[meshplane::admin::ProxyReport],
     limit: usize,
 ) -> anyhow::Result<(Vec<String>, usize)> {
-    let nodes: Vec<crate::admin::NodeEntry> = admin_json(admin, "/nodes")?;
+    let nodes: Vec<meshplane::admin::NodeEntry> = admin_json(admin, "/nodes")?;
     let connected: std::collections::HashSet<String> = proxies
         .iter()
-        .filter_map(|p| crate::model::ProxyId::parse(&p.node_id).map(|id| id.to_string()))
+        .filter_map(|p| meshplane::model::ProxyId::parse(&p.node_id).map(|id| id.to_string()))
         .collect();
     let mut missing: Vec<String> = nodes
         .into_iter()
@@ -47,8 +48,9 @@ fn not_connected(
     Ok((missing, more))
 }
 
+/// One `status`: the load report and the proxies, as tables or JSON; 1 when a proxy is NACKED or
+/// the files on disk are invalid.
 fn status(admin: &str, output: Output, limit: usize) -> anyhow::Result<ExitCode> {
-    use crate::admin::{LoadReport, ProxyReport, SyncState};
     let load: LoadReport = admin_json(admin, "/load")?;
     let path = format!("/proxies?limit={limit}");
     let (code, head, body) = admin_get_head(admin, &path)?;
@@ -64,107 +66,136 @@ fn status(admin: &str, output: Output, limit: usize) -> anyhow::Result<ExitCode>
                 .then(|| value.trim().parse::<usize>().ok())?
         })
     };
-    let omitted = header(crate::admin::TOTAL_HEADER)
+    let omitted = header(meshplane::admin::TOTAL_HEADER)
         .unwrap_or(proxies.len())
         .saturating_sub(proxies.len());
     // Proxies past the limit count too.
-    let nacked = header(crate::admin::NACKED_HEADER).is_some_and(|n| n > 0)
+    let nacked = header(meshplane::admin::NACKED_HEADER).is_some_and(|n| n > 0)
         || proxies.iter().any(|p| p.state() == SyncState::Nacked);
     let failed = nacked || !load.valid;
     if output == Output::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "load": load,
-                "proxies": proxies,
-                "proxies_omitted": omitted,
-                "not_connected": if omitted == 0 {
-                    not_connected(admin, &proxies, limit)?.0
-                } else {
-                    Vec::new()
-                },
-            }))?
-        );
+        print_json(admin, &load, &proxies, omitted, limit)?;
     } else {
-        if load.valid {
-            println!(
-                "configuration: valid ({} files, {} reloads accepted, {} rejected)",
-                load.files.len(),
-                load.reloads_accepted,
-                load.reloads_rejected
-            );
-        } else {
-            println!(
-                "configuration: INVALID, still serving the last good one ({} problems):",
-                load.problems.len()
-            );
-            for p in &load.problems {
-                println!("  {p}");
-            }
-        }
-        if !load.warnings.is_empty() {
-            println!("warnings ({}):", load.warnings.len());
-            for w in &load.warnings {
-                println!("  {w}");
-            }
-        }
+        print_load(&load);
         println!();
-        let mut rows: Vec<Vec<String>> = proxies
-            .iter()
-            .map(|p| {
-                let mut row = vec![p.node_id.clone(), p.mode.clone(), p.peer.clone()];
-                for t in ["CDS", "EDS", "LDS", "RDS"] {
-                    let r = &p.types[t];
-                    let cell = match r.state {
-                        SyncState::NotSent => "NOT SENT".to_string(),
-                        s => format!("{} ({})", s.as_str(), short_version(&r.sent)),
-                    };
-                    row.push(cell);
-                }
-                row.push(if p.known {
-                    String::new()
-                } else {
-                    "unknown node".into()
-                });
-                row
-            })
-            .collect();
-        // Defined nodes nobody serves yet; only knowable when every proxy was listed.
-        let mut more_missing = 0;
-        if omitted == 0 {
-            let (missing, more) = not_connected(admin, &proxies, limit)?;
-            more_missing = more;
-            for id in missing {
-                let mut row = vec![id, "-".into(), "-".into()];
-                row.extend(std::iter::repeat_n("-".to_string(), 4));
-                row.push("NOT CONNECTED".into());
-                rows.push(row);
-            }
-        }
-        print!(
-            "{}",
-            table(
-                &["NODE", "MODE", "PEER", "CDS", "EDS", "LDS", "RDS", ""],
-                &rows
-            )
-        );
-        if omitted > 0 {
-            println!("... and {omitted} more proxies (--limit {limit})");
-        }
-        if more_missing > 0 {
-            println!("... and {more_missing} more defined nodes not connected (--limit {limit})");
-        }
-        for p in proxies.iter().filter(|p| p.state() == SyncState::Nacked) {
-            for (t, r) in &p.types {
-                if let Some(msg) = &r.nack {
-                    println!("\n{} {t} NACK: {msg}", p.node_id);
-                }
-            }
-        }
+        print_proxies(admin, &proxies, omitted, limit)?;
     }
     Ok(if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Everything `status` shows, as one JSON document.
+fn print_json(
+    admin: &str,
+    load: &LoadReport,
+    proxies: &[ProxyReport],
+    omitted: usize,
+    limit: usize,
+) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "load": load,
+            "proxies": proxies,
+            "proxies_omitted": omitted,
+            "not_connected": if omitted == 0 {
+                not_connected(admin, proxies, limit)?.0
+            } else {
+                Vec::new()
+            },
+        }))?
+    );
+    Ok(())
+}
+
+/// Whether the files on disk are valid (or every problem), and any warnings.
+fn print_load(load: &LoadReport) {
+    if load.valid {
+        println!(
+            "configuration: valid ({} files, {} reloads accepted, {} rejected)",
+            load.files.len(),
+            load.reloads_accepted,
+            load.reloads_rejected
+        );
+    } else {
+        println!(
+            "configuration: INVALID, still serving the last good one ({} problems):",
+            load.problems.len()
+        );
+        for p in &load.problems {
+            println!("  {p}");
+        }
+    }
+    if !load.warnings.is_empty() {
+        println!("warnings ({}):", load.warnings.len());
+        for w in &load.warnings {
+            println!("  {w}");
+        }
+    }
+}
+
+/// The proxy table (with the defined nodes not connected when every proxy was listed), what the
+/// limit left out, and every NACK's message.
+fn print_proxies(
+    admin: &str,
+    proxies: &[ProxyReport],
+    omitted: usize,
+    limit: usize,
+) -> anyhow::Result<()> {
+    let mut rows: Vec<Vec<String>> = proxies
+        .iter()
+        .map(|p| {
+            let mut row = vec![p.node_id.clone(), p.mode.clone(), p.peer.clone()];
+            for t in ["CDS", "EDS", "LDS", "RDS"] {
+                let r = &p.types[t];
+                let cell = match r.state {
+                    SyncState::NotSent => "NOT SENT".to_string(),
+                    s => format!("{} ({})", s.as_str(), short_version(&r.sent)),
+                };
+                row.push(cell);
+            }
+            row.push(if p.known {
+                String::new()
+            } else {
+                "unknown node".into()
+            });
+            row
+        })
+        .collect();
+    // Defined nodes nobody serves yet; only knowable when every proxy was listed.
+    let mut more_missing = 0;
+    if omitted == 0 {
+        let (missing, more) = not_connected(admin, proxies, limit)?;
+        more_missing = more;
+        for id in missing {
+            let mut row = vec![id, "-".into(), "-".into()];
+            row.extend(std::iter::repeat_n("-".to_string(), 4));
+            row.push("NOT CONNECTED".into());
+            rows.push(row);
+        }
+    }
+    print!(
+        "{}",
+        table(
+            &["NODE", "MODE", "PEER", "CDS", "EDS", "LDS", "RDS", ""],
+            &rows
+        )
+    );
+    if omitted > 0 {
+        println!("... and {omitted} more proxies (--limit {limit})");
+    }
+    if more_missing > 0 {
+        println!("... and {more_missing} more defined nodes not connected (--limit {limit})");
+    }
+    for p in proxies.iter().filter(|p| p.state() == SyncState::Nacked) {
+        for (t, r) in &p.types {
+            if let Some(msg) = &r.nack {
+                println!("\n{} {t} NACK: {msg}", p.node_id);
+            }
+        }
+    }
+    Ok(())
 }

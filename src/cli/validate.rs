@@ -7,17 +7,17 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::Output;
-use crate::app::{self, LoadResult};
-use crate::diag::Problem;
-use crate::source::Limits;
+use meshplane::app::{self, LoadResult};
+use meshplane::diag::Problem;
+use meshplane::source::Limits;
 
 #[derive(Serialize)]
 struct Report {
     valid: bool,
     path: String,
     files: usize,
-    problems: Vec<crate::admin::ProblemReport>,
-    warnings: Vec<crate::admin::ProblemReport>,
+    problems: Vec<meshplane::admin::ProblemReport>,
+    warnings: Vec<meshplane::admin::ProblemReport>,
 }
 
 /// A single file is validated as a mesh of its own, from a private copy in a directory of its own
@@ -56,8 +56,8 @@ fn load(path: &Path, limits: Limits) -> anyhow::Result<(LoadResult, PathBuf)> {
 }
 
 /// A problem with its file as the user would open it: below the path they gave.
-fn shown(base: &Path, p: &Problem) -> crate::admin::ProblemReport {
-    crate::admin::ProblemReport {
+fn shown(base: &Path, p: &Problem) -> meshplane::admin::ProblemReport {
+    meshplane::admin::ProblemReport {
         file: base.join(&p.file).display().to_string(),
         line: p.line,
         path: p.path.clone(),

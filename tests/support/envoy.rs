@@ -205,7 +205,10 @@ impl Drop for Envoy {
     }
 }
 
-pub use meshplane::demo::http_get;
+// The demo's HTTP client (the demo belongs to the binary, not the library): included by path.
+#[path = "../../src/tools/demo/http.rs"]
+mod http;
+pub use http::http_get;
 
 /// A test upstream: answers every request with its name; with `fail_every` = n, every n-th request
 /// gets a 503 instead. Counts requests and failures.
