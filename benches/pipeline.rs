@@ -57,7 +57,7 @@ fn build_from_scratch(bencher: Bencher, nodes: usize) {
     let ids = all_nodes(&model);
     bencher.bench(|| {
         meshplane::build::Builder::default()
-            .build(&model, &ids)
+            .build(&model, &ids, &[])
             .len()
     });
 }

@@ -3,6 +3,7 @@
 //! drops exactly the parts built from an entity that changed, so an edit of one route re-encodes
 //! that route's virtual hosts once and then only reassembles the route tables that include them.
 
+mod variants;
 mod view;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -13,7 +14,7 @@ use prost::{Message, Name};
 
 use crate::model::{MeshModel, ProxyId};
 use crate::translate::{self, Target};
-use crate::xds::{Resource, Snapshot, TypeSnapshot};
+use crate::xds::{Resource, Snapshot, TypeSnapshot, VariantKey};
 
 pub use view::NodeResources;
 
@@ -74,6 +75,8 @@ pub struct Builder {
     /// Per node (by entity key), the type snapshots it was last given: a rebuild whose resources
     /// of a type are the very same `Arc`s reuses the type snapshot instead of making an equal one.
     last: HashMap<u64, [Arc<TypeSnapshot>; 4]>,
+    /// Per node (by entity key), the per-type variants it was last given.
+    last_variants: HashMap<u64, variants::Variants>,
 }
 
 impl Builder {
@@ -88,6 +91,7 @@ impl Builder {
         let hit = |deps: &[u64]| deps.iter().any(is_changed);
         self.own.retain(|_, o| !hit(&o.deps));
         self.last.retain(|node, _| !is_changed(node));
+        self.last_variants.retain(|node, _| !is_changed(node));
         for m in self.services.values_mut() {
             m.retain(|_, s| !hit(&s.deps));
         }
@@ -96,10 +100,16 @@ impl Builder {
         }
     }
 
-    /// Builds the snapshots of `ids` (skipping ids the model does not translate), reusing every
+    /// Builds the snapshots of `ids` (skipping ids the model does not translate), each with the
+    /// per-type `variants` in demand, reusing every
     /// cached part and filling the caches with the parts it had to make. Work is spread over all
     /// cores; the per-node assembly only concatenates and hashes already-encoded bytes.
-    pub fn build(&mut self, model: &MeshModel, ids: &[ProxyId]) -> Vec<Built> {
+    pub fn build(
+        &mut self,
+        model: &MeshModel,
+        ids: &[ProxyId],
+        variants: &[VariantKey],
+    ) -> Vec<Built> {
         // 1. Nodes' own parts.
         let missing: Vec<&ProxyId> = ids
             .iter()
@@ -196,14 +206,27 @@ impl Builder {
         // 3. Every node: its own parts plus its backends' shared parts.
         let this = &*self;
         let built = crate::par::map_chunks(ids, 64, || (), |_, id| this.assemble(id));
-        for b in &built {
+        // 4. The per-type variants in demand, from each node's new snapshot.
+        let made = crate::par::map_chunks(&built, 64, Default::default, |memo, b| {
+            let (last, previous) = (this.last.get(&b.entity), this.last_variants.get(&b.entity));
+            Some(variants::make(&b.snapshot, variants, last, previous, memo))
+        });
+        let mut built = built;
+        for (b, v) in built.iter_mut().zip(made) {
+            let snap = std::mem::take(&mut b.snapshot);
+            b.snapshot = snap.with_variants(v);
             // Tests and debug servers check every snapshot they build (a panic here is a bug,
             // and the reload task turns it into a rejected reload).
             #[cfg(debug_assertions)]
-            if let Err(e) = b.snapshot.consistent() {
-                panic!("inconsistent snapshot for {}:\n{e}", b.key);
+            for s in std::iter::once(&b.snapshot).chain(b.snapshot.variants().iter().map(|v| &*v.1))
+            {
+                if let Err(e) = s.consistent() {
+                    panic!("inconsistent snapshot for {}:\n{e}", b.key);
+                }
             }
             self.last.insert(b.entity, b.snapshot.types.clone());
+            self.last_variants
+                .insert(b.entity, b.snapshot.variants().to_vec());
         }
         built
     }

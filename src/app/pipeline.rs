@@ -18,6 +18,7 @@ use crate::model::{MeshModel, ProxyId};
 use crate::report::{LoadResult, Published, Status};
 use crate::source::Limits;
 use crate::xds::cache::SnapshotCache;
+use crate::xds::variants::Demand;
 
 /// What each published node was built from, to rebuild only what an edit touches.
 #[derive(Default)]
@@ -37,6 +38,8 @@ pub struct Pipeline {
     load: LoadCache,
     builder: Builder,
     tracked: Tracked,
+    /// The per-type variants xDS streams need; every build makes them.
+    demand: Demand,
 }
 
 /// What publishing one accepted model did.
@@ -62,7 +65,33 @@ impl Pipeline {
             load: LoadCache::new(limits),
             builder: Builder::default(),
             tracked: Tracked::default(),
+            demand: Demand::default(),
         }
+    }
+
+    /// A pipeline that builds the per-type variants `demand` asks for.
+    pub fn with_demand(mut self, demand: Demand) -> Pipeline {
+        self.demand = demand;
+        self
+    }
+
+    /// What streams need changed with no file change (a new per-type variant): rebuilds every
+    /// node of the model being served from cached parts, with the variants now in demand.
+    pub fn refresh_variants(&mut self) {
+        let Some(model) = self.status.serving.clone() else {
+            return;
+        };
+        let started = Instant::now();
+        let all = virtual_nodes(&model);
+        let ids: Vec<ProxyId> = all.iter().map(|(_, id)| id.clone()).collect();
+        let done = self.publish_built(&model, &all, &ids, None);
+        info!(
+            variants = self.demand.wanted().len(),
+            nodes = done.nodes,
+            changed = done.changed,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "per-type variants built"
+        );
     }
 
     /// A read-only handle for the admin API, the status service and tests.
@@ -173,9 +202,20 @@ impl Pipeline {
     ) -> Outcome {
         let all = virtual_nodes(model);
         let ids = self.nodes_to_rebuild(&all, changes);
+        self.publish_built(model, &all, &ids, origin)
+    }
+
+    /// Builds `ids` and publishes their snapshots; removes the nodes not in `all`.
+    fn publish_built(
+        &mut self,
+        model: &MeshModel,
+        all: &[(u64, ProxyId)],
+        ids: &[ProxyId],
+        origin: Option<Instant>,
+    ) -> Outcome {
         let rebuilt = ids.len();
         let build_started = Instant::now();
-        let built = self.builder.build(model, &ids);
+        let built = self.builder.build(model, ids, &self.demand.wanted());
         let build = build_started.elapsed();
         let mut changed = 0;
         // Replaced snapshots are freed on the worker pool, not between two nodes' publications.

@@ -122,6 +122,20 @@ pub(super) async fn reload(
     .ok()
 }
 
+/// Rebuilds every node with the per-type variants now in demand, on the blocking pool (a panic
+/// is handled as in a reload).
+async fn refresh_variants(mut p: Pipeline) -> Option<Pipeline> {
+    tokio::task::spawn_blocking(move || {
+        guarded(&mut p, |p| {
+            p.refresh_variants();
+            Reloaded::Accepted
+        });
+        p
+    })
+    .await
+    .ok()
+}
+
 /// Runs one reload. A panic inside it (a bug, never an input: inputs are validated) is logged,
 /// counted and taken as a rejected reload: what was published keeps serving, and the caches the
 /// reload may have left half-updated are dropped, so the next reload builds afresh.
@@ -145,14 +159,28 @@ fn guarded(p: &mut Pipeline, run: impl FnOnce(&mut Pipeline) -> Reloaded) -> Rel
 pub(super) async fn run(
     mut p: Pipeline,
     mut changes: Changes,
+    mut variants: watch::Receiver<u64>,
     s: ReloadSettings,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut held: Option<Held> = None;
+    let mut variants_open = true;
     loop {
         let wake = held.as_ref().map(|h| h.check_at);
         let (origin, opts) = tokio::select! {
             _ = crate::xds::server::stopped(&mut stop) => break,
+            r = variants.changed(), if variants_open => {
+                if r.is_err() {
+                    // The xDS server is gone; file changes still reload.
+                    variants_open = false;
+                    continue;
+                }
+                match refresh_variants(p).await {
+                    Some(back) => p = back,
+                    None => return,
+                }
+                continue;
+            }
             c = changes.recv() => {
                 let Some(c) = c else { break };
                 let (origin, skip_unchanged) = match c {

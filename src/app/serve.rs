@@ -19,7 +19,7 @@ use crate::xds::accept::Incoming;
 use crate::xds::conn::ConnGate;
 use crate::xds::limits::{self, ClientLimits};
 use crate::xds::server::{Registry, XdsMetrics, XdsService};
-use crate::xds::{Resource, Snapshot, SourceMode, TypeSnapshot};
+use crate::xds::variants::Demand;
 
 /// Settings of `meshplane serve`.
 #[derive(Debug, Clone)]
@@ -133,7 +133,9 @@ impl Server {
         let xds_addr = local(&listeners.xds, cfg.xds_listen)?;
         let admin_addr = local(&listeners.admin, cfg.admin_listen)?;
         let descriptors = limits::raise_descriptor_limit();
-        let pipeline = Pipeline::with_limits(cfg.config_dir.clone(), cfg.load_limits);
+        let demand = Demand::default();
+        let pipeline = Pipeline::with_limits(cfg.config_dir.clone(), cfg.load_limits)
+            .with_demand(demand.clone());
         let published = pipeline.published();
         // Watch before the first load so no edit slips between the two.
         let (watcher, changes) =
@@ -142,10 +144,10 @@ impl Server {
         let mut tasks = Vec::new();
 
         // The reload task owns the pipeline; its first load runs once the ports are open.
-        let (settings, stop) = (cfg.reload, shutdown_rx.clone());
+        let (settings, stop, added) = (cfg.reload, shutdown_rx.clone(), demand.added());
         tasks.push(tokio::spawn(async move {
             if let Some((p, _)) = reloader::reload(pipeline, None, Default::default()).await {
-                reloader::run(p, changes, settings, stop).await;
+                reloader::run(p, changes, added, settings, stop).await;
             }
         }));
 
@@ -154,7 +156,7 @@ impl Server {
         let xds = XdsService::new(
             published.cache.clone(),
             node_key,
-            Arc::new(per_type_variant),
+            demand,
             shutdown_rx.clone(),
             cfg.limits.clone(),
         );
@@ -250,27 +252,4 @@ async fn join(tasks: &mut Vec<JoinHandle<()>>) {
         let _ = t.await;
         tasks.pop();
     }
-}
-
-/// Builds the variant of an ADS snapshot for Envoys on per-type services.
-fn per_type_variant(snap: &Snapshot, mode: SourceMode, cluster: &str) -> Snapshot {
-    let delta = mode == SourceMode::PerTypeDelta;
-    let types = std::array::from_fn(|t| {
-        let resources = snap.types[t]
-            .resources
-            .iter()
-            .map(|(name, r)| {
-                let r = match (
-                    mode,
-                    crate::translate::sources::for_per_type_services(&r.any, delta, cluster),
-                ) {
-                    (SourceMode::Ads, _) | (_, None) => r.clone(),
-                    (_, Some(any)) => Arc::new(Resource::new(name.clone(), any)),
-                };
-                (name.clone(), r)
-            })
-            .collect();
-        TypeSnapshot::new(resources)
-    });
-    Snapshot::new(types)
 }

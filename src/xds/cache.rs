@@ -52,7 +52,7 @@ impl SnapshotCache {
                 let removed = snapshot.is_none();
                 tx.send_if_modified(|cur| {
                     let same = match (&*cur, &snapshot) {
-                        (Some(a), Some(b)) => a.versions() == b.versions(),
+                        (Some(a), Some(b)) => a.same_content(b),
                         (a, b) => a.is_none() && b.is_none(),
                     };
                     if !same {

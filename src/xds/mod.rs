@@ -14,12 +14,15 @@ pub mod limits;
 pub mod metrics;
 pub mod server;
 pub mod sotw;
+pub mod variants;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use envoy_types::pb::google::protobuf::Any;
 use xxhash_rust::xxh3::Xxh3;
+
+pub use variants::VariantKey;
 
 pub const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 pub const ENDPOINT: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
@@ -108,45 +111,22 @@ pub enum SourceMode {
     PerTypeDelta,
 }
 
-/// Rewrites a snapshot built for ADS into one whose config sources point at per-type services on
-/// the named cluster of the Envoy's bootstrap. Supplied by the layer that knows the resources; the
-/// xDS layer only picks and caches variants.
-pub type VariantFn = Arc<dyn Fn(&Snapshot, SourceMode, &str) -> Snapshot + Send + Sync>;
-
 /// The `:authority` of a gRPC request. Envoy sets it to the name of the bootstrap cluster its
 /// `envoy_grpc` config source names (unless told otherwise), which is how per-type streams learn
 /// what to point endpoints and routes at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XdsAuthority(pub String);
 
-/// A per-type variant of a snapshot: its mode, the xDS cluster name it points at, the snapshot.
-type Variant = (SourceMode, Arc<str>, Arc<Snapshot>);
-
-/// The variants one snapshot keeps: Envoys of one mesh use one or two cluster names, not more.
-const MAX_VARIANTS: usize = 8;
-
 /// Everything one node is served, per type in [`TYPE_ORDER`].
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Shared: a node's new snapshot keeps the types an edit did not change.
     pub types: [Arc<TypeSnapshot>; 4],
     /// When the change that produced this snapshot was first seen (the file save), for convergence
     /// metrics.
     pub origin: Option<std::time::Instant>,
-    /// Per-type-service variants by mode and xDS cluster name, built on first use by a per-type
-    /// stream and shared after that (at most [`MAX_VARIANTS`]).
-    variants: std::sync::Mutex<Vec<Variant>>,
-}
-
-impl Clone for Snapshot {
-    /// A copy of the resources; its variants are made again on demand.
-    fn clone(&self) -> Snapshot {
-        Snapshot {
-            types: self.types.clone(),
-            origin: self.origin,
-            variants: Default::default(),
-        }
-    }
+    /// The per-type variants in demand when it was built (see [`variants`]), by key.
+    variants: Vec<(VariantKey, Arc<Snapshot>)>,
 }
 
 impl PartialEq for Snapshot {
@@ -164,44 +144,39 @@ impl Snapshot {
         Snapshot {
             types,
             origin: None,
-            variants: Default::default(),
+            variants: Vec::new(),
         }
     }
 
-    /// The snapshot as a stream of `mode` must see it, for an Envoy whose bootstrap calls
-    /// meshplane's cluster `cluster`.
-    pub fn for_mode(
-        self: &Arc<Self>,
-        mode: SourceMode,
-        cluster: &str,
-        make: &VariantFn,
-    ) -> Arc<Snapshot> {
-        if mode == SourceMode::Ads {
-            return self.clone();
-        }
-        let lock = || self.variants.lock().unwrap_or_else(|e| e.into_inner());
-        let found = lock()
-            .iter()
-            .find(|(m, c, _)| *m == mode && &**c == cluster)
-            .map(|(_, _, v)| v.clone());
-        if let Some(v) = found {
-            return v;
-        }
-        // Built outside the lock: other streams of this snapshot keep reading variants meanwhile.
-        let mut v = make(self, mode, cluster);
-        v.origin = self.origin;
-        let v = Arc::new(v);
-        let mut variants = lock();
-        if let Some((_, _, existing)) = variants
-            .iter()
-            .find(|(m, c, _)| *m == mode && &**c == cluster)
-        {
-            return existing.clone();
-        }
-        if variants.len() < MAX_VARIANTS {
-            variants.push((mode, cluster.into(), v.clone()));
-        }
-        v
+    /// This snapshot with its per-type variants, sorted by key.
+    pub fn with_variants(mut self, mut variants: Vec<(VariantKey, Arc<Snapshot>)>) -> Snapshot {
+        variants.sort_by(|a, b| a.0.cmp(&b.0));
+        self.variants = variants;
+        self
+    }
+
+    /// The variant for per-type streams of `key`, if it was in demand when this was built.
+    pub fn variant(&self, key: &VariantKey) -> Option<&Arc<Snapshot>> {
+        self.variants
+            .binary_search_by(|(k, _)| k.cmp(key))
+            .ok()
+            .map(|i| &self.variants[i].1)
+    }
+
+    pub fn variants(&self) -> &[(VariantKey, Arc<Snapshot>)] {
+        &self.variants
+    }
+
+    /// Whether `other` serves the same bytes to every stream: the same versions, and the same
+    /// variants with the same versions.
+    pub fn same_content(&self, other: &Snapshot) -> bool {
+        self.versions() == other.versions()
+            && self.variants.len() == other.variants.len()
+            && self
+                .variants
+                .iter()
+                .zip(&other.variants)
+                .all(|((ka, a), (kb, b))| ka == kb && a.versions() == b.versions())
     }
 
     /// The per-type versions, e.g. for status output.

@@ -42,9 +42,8 @@ use super::delta::DeltaState;
 use super::group::Groups;
 use super::limits::ClientLimits;
 use super::sotw::SotwState;
-use super::{
-    type_index, type_short, Snapshot, SourceMode, VariantFn, CLUSTER, ENDPOINT, LISTENER, ROUTE,
-};
+use super::variants::{Demand, Hold, VariantKey, MAX_VARIANTS};
+use super::{type_index, type_short, Snapshot, SourceMode, CLUSTER, ENDPOINT, LISTENER, ROUTE};
 pub use protocol::Protocol;
 
 /// Resolves once `shutdown` turns true (or its sender is gone).
@@ -105,7 +104,8 @@ impl Registry {
 pub struct XdsService {
     cache: SnapshotCache,
     node_key: NodeKeyFn,
-    variant: VariantFn,
+    /// The per-type variants open streams need; the build stage makes them.
+    demand: Demand,
     shutdown: watch::Receiver<bool>,
     limits: Arc<ClientLimits>,
     pub metrics: Arc<XdsMetrics>,
@@ -120,14 +120,14 @@ impl XdsService {
     pub fn new(
         cache: SnapshotCache,
         node_key: NodeKeyFn,
-        variant: VariantFn,
+        demand: Demand,
         shutdown: watch::Receiver<bool>,
         limits: ClientLimits,
     ) -> XdsService {
         XdsService {
             cache,
             node_key,
-            variant,
+            demand,
             shutdown,
             limits: Arc::new(limits),
             metrics: Arc::default(),
@@ -198,8 +198,9 @@ impl XdsService {
         }))
     }
 
-    /// Unary fetch: the node's current resources of one type (all, or the requested names).
-    fn fetch(
+    /// Unary fetch: the node's current resources of one type (all, or the requested names), as a
+    /// per-type SotW stream of the same Envoy would see them.
+    async fn fetch(
         &self,
         request: Request<DiscoveryRequest>,
         type_url: &'static str,
@@ -213,11 +214,29 @@ impl XdsService {
         self.limits.check_node_id(&node.id)?;
         let key = (self.node_key)(&node.id)
             .ok_or_else(|| Status::not_found("node id does not name a mesh node"))?;
-        let snap = self
-            .cache
-            .get(&key)
+        if self.cache.get(&key).is_none() {
+            return Err(Status::unavailable("no configuration for this node yet"));
+        }
+        let variant = VariantKey {
+            delta: false,
+            cluster: cluster.into(),
+        };
+        let hold = self.demand.hold(variant).ok_or_else(too_many_variants)?;
+        let mut snapshots = self.cache.subscribe(&key);
+        let ready = async {
+            loop {
+                let found = snapshots.borrow_and_update().clone();
+                if let Some(v) = found.and_then(|s| self.snapshot_for(s, Some(&hold))) {
+                    return Some(v);
+                }
+                snapshots.changed().await.ok()?;
+            }
+        };
+        let snap = tokio::time::timeout(FETCH_VARIANT_WAIT, ready)
+            .await
+            .ok()
+            .flatten()
             .ok_or_else(|| Status::unavailable("no configuration for this node yet"))?;
-        let snap = self.snapshot_for(snap, SourceMode::PerTypeSotw, &cluster);
         let t = type_index(type_url).unwrap_or(0);
         let ts = &snap.types[t];
         let resources = ts
@@ -234,15 +253,41 @@ impl XdsService {
         }))
     }
 
-    /// The node's snapshot as a stream (or fetch) of `mode` must see it, for an Envoy whose
-    /// bootstrap calls meshplane's cluster `cluster`: ADS streams get it as built; per-type ones a
-    /// variant whose references point at per-type services. The one place variants are asked for.
-    fn snapshot_for(&self, snap: Arc<Snapshot>, mode: SourceMode, cluster: &str) -> Arc<Snapshot> {
-        if mode == SourceMode::Ads {
-            return snap;
+    /// The node's snapshot as a stream (or fetch) must see it: ADS streams (no `hold`) get it as
+    /// built; per-type ones the variant of the hold's key, `None` until the build stage has made
+    /// it. The one place variants are picked.
+    fn snapshot_for(&self, snap: Arc<Snapshot>, hold: Option<&Hold>) -> Option<Arc<Snapshot>> {
+        match hold {
+            None => Some(snap),
+            Some(h) => snap.variant(h.key()).cloned(),
         }
-        snap.for_mode(mode, cluster, &self.variant)
     }
+
+    /// Claims the per-type variant a stream of `mode` needs; `Err` when too many are held.
+    fn hold_variant(&self, mode: SourceMode, cluster: &str) -> Result<Option<Hold>, Status> {
+        let delta = match mode {
+            SourceMode::Ads => return Ok(None),
+            SourceMode::PerTypeSotw => false,
+            SourceMode::PerTypeDelta => true,
+        };
+        let key = VariantKey {
+            delta,
+            cluster: cluster.into(),
+        };
+        self.demand
+            .hold(key)
+            .map(Some)
+            .ok_or_else(too_many_variants)
+    }
+}
+
+/// How long a fetch waits for the build stage to make the variant it needs.
+const FETCH_VARIANT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn too_many_variants() -> Status {
+    Status::resource_exhausted(format!(
+        "more than {MAX_VARIANTS} distinct xDS cluster names are in use by per-type streams"
+    ))
 }
 
 #[tonic::async_trait]
@@ -295,7 +340,7 @@ macro_rules! per_type_service {
                 &self,
                 request: Request<DiscoveryRequest>,
             ) -> Result<Response<DiscoveryResponse>, Status> {
-                self.fetch(request, $type_url)
+                self.fetch(request, $type_url).await
             }
         }
     };

@@ -20,6 +20,7 @@ use super::{stopped, Protocol, StreamInfo, XdsMetrics, XdsService};
 use crate::xds::cache::Subscription;
 use crate::xds::group::{Membership, Peers};
 use crate::xds::metrics::StreamRefusal;
+use crate::xds::variants::Hold;
 use crate::xds::{type_index, type_short, Snapshot, SourceMode, TypeStatus};
 
 mod request;
@@ -65,10 +66,9 @@ pub(super) struct Stream<P: Protocol> {
     tx: Responses<P::Resp>,
     /// The one type a per-type stream serves; `None` over ADS.
     only: Option<&'static str>,
-    /// How the resources this stream sends point at the others (ADS or a per-type service).
-    mode: SourceMode,
-    /// The bootstrap cluster that names meshplane, for per-type streams' resources.
-    cluster: String,
+    /// Per-type streams: the claim on the variant whose resources point at per-type services on
+    /// the bootstrap's cluster for meshplane (`Err` when too many variants are claimed).
+    variant: Result<Option<Hold>, Status>,
     /// This stream's entry in the registry, as last published.
     info: StreamInfo,
     /// Per type, the last version whose convergence time was recorded, so each counts once.
@@ -113,13 +113,13 @@ impl<P: Protocol> Stream<P> {
             (Some(_), false) => SourceMode::PerTypeSotw,
             (Some(_), true) => SourceMode::PerTypeDelta,
         };
+        let variant = svc.hold_variant(source, &cluster);
         Stream {
             shutdown: svc.shutdown.clone(),
             svc,
             tx,
             only,
-            mode: source,
-            cluster,
+            variant,
             info,
             converged: Default::default(),
             view: None,
@@ -136,6 +136,11 @@ impl<P: Protocol> Stream<P> {
         // A stream is only worth its memory once it says which node it is.
         let first_request = tokio::time::sleep(self.svc.limits.handshake_timeout);
         tokio::pin!(first_request);
+        if let Err(status) = &self.variant {
+            let status = status.clone();
+            self.refuse(status, None).await;
+            return self.close();
+        }
         loop {
             let next = match self.next_event(&mut inbound, first_request.as_mut()).await {
                 Event::End => Next::Stop,
@@ -249,7 +254,8 @@ impl<P: Protocol> Stream<P> {
     /// resources whose references point at per-type services.
     fn snapshot_for_stream(&mut self) -> Option<Arc<Snapshot>> {
         let snap = self.snapshots.as_mut()?.borrow_and_update().clone()?;
-        Some(self.svc.snapshot_for(snap, self.mode, &self.cluster))
+        let hold = self.variant.as_ref().ok()?.as_ref();
+        self.svc.snapshot_for(snap, hold)
     }
 
     /// What the Envoy's other streams have delivered. Nothing to wait for over ADS (this stream
