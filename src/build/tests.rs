@@ -24,3 +24,72 @@ fn spliced_route_tables_encode_exactly_like_prost() {
     }
     assert!(tables >= 4);
 }
+
+/// A variant in demand is built with every snapshot: its clusters fetch endpoints over the
+/// per-type service on the named cluster, its endpoints and route tables are the ADS ones, and a
+/// node an edit does not touch keeps its converted clusters as they were.
+#[test]
+fn variants_in_demand_are_built_and_kept_for_untouched_nodes() {
+    use crate::xds::variants::Demand;
+    use crate::xds::VariantKey;
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    use envoy_types::pb::envoy::config::core::v3::{api_config_source, config_source};
+    use std::sync::Arc;
+
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/features/mesh");
+    let dir = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let demand = Demand::default();
+    let key = VariantKey {
+        delta: true,
+        cluster: "control-plane".into(),
+    };
+    let _hold = demand.hold(key.clone()).unwrap();
+    let mut p = Pipeline::new(dir.path().to_path_buf()).with_demand(demand);
+    assert!(p.reload(None));
+    let nodes = p.cache.keys();
+    let mut eds_clusters = 0;
+    for n in &nodes {
+        let snap = p.cache.get(n).unwrap();
+        let v = snap.variant(&key).expect("variant built");
+        assert!(Arc::ptr_eq(&v.types[1], &snap.types[1]), "endpoints shared");
+        assert!(Arc::ptr_eq(&v.types[3], &snap.types[3]), "route tables shared");
+        for r in v.types[0].resources.values() {
+            let c = Cluster::decode(r.any.value.as_slice()).unwrap();
+            let Some(eds) = c.eds_cluster_config.and_then(|e| e.eds_config) else {
+                continue;
+            };
+            let Some(config_source::ConfigSourceSpecifier::ApiConfigSource(api)) =
+                eds.config_source_specifier
+            else {
+                panic!("{n}: {} still fetches endpoints over ADS", r.name);
+            };
+            assert_eq!(api.api_type, api_config_source::ApiType::DeltaGrpc as i32);
+            let target = format!("{:?}", api.grpc_services);
+            assert!(target.contains("control-plane"), "{target}");
+            eds_clusters += 1;
+        }
+    }
+    assert!(eds_clusters > 0, "the mesh has EDS clusters");
+    let before: Vec<_> = nodes.iter().map(|n| p.cache.get(n).unwrap()).collect();
+
+    // An edit of one route: nodes whose clusters did not change keep their converted ones.
+    let file = dir.path().join("all.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("maxRetries: 4"), "the features mesh has a retry policy to edit");
+    std::fs::write(&file, text.replacen("maxRetries: 4", "maxRetries: 5", 1)).unwrap();
+    assert!(p.reload(None));
+    let mut kept = 0;
+    for (n, old) in nodes.iter().zip(&before) {
+        let now = p.cache.get(n).unwrap();
+        if Arc::ptr_eq(&now.types[0], &old.types[0]) {
+            let (a, b) = (now.variant(&key).unwrap(), old.variant(&key).unwrap());
+            assert!(Arc::ptr_eq(&a.types[0], &b.types[0]), "{n}");
+            kept += 1;
+        }
+    }
+    assert!(kept > 0);
+}
