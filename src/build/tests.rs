@@ -56,7 +56,10 @@ fn variants_in_demand_are_built_and_kept_for_untouched_nodes() {
         let snap = p.cache.get(n).unwrap();
         let v = snap.variant(&key).expect("variant built");
         assert!(Arc::ptr_eq(&v.types[1], &snap.types[1]), "endpoints shared");
-        assert!(Arc::ptr_eq(&v.types[3], &snap.types[3]), "route tables shared");
+        assert!(
+            Arc::ptr_eq(&v.types[3], &snap.types[3]),
+            "route tables shared"
+        );
         for r in v.types[0].resources.values() {
             let c = Cluster::decode(r.any.value.as_slice()).unwrap();
             let Some(eds) = c.eds_cluster_config.and_then(|e| e.eds_config) else {
@@ -79,7 +82,10 @@ fn variants_in_demand_are_built_and_kept_for_untouched_nodes() {
     // An edit of one route: nodes whose clusters did not change keep their converted ones.
     let file = dir.path().join("all.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
-    assert!(text.contains("maxRetries: 4"), "the features mesh has a retry policy to edit");
+    assert!(
+        text.contains("maxRetries: 4"),
+        "the features mesh has a retry policy to edit"
+    );
     std::fs::write(&file, text.replacen("maxRetries: 4", "maxRetries: 5", 1)).unwrap();
     assert!(p.reload(None));
     let mut kept = 0;
