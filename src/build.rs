@@ -101,16 +101,22 @@ impl Builder {
     }
 
     /// Builds the snapshots of `ids` (skipping ids the model does not translate), each with the
-    /// per-type `variants` in demand, reusing every
-    /// cached part and filling the caches with the parts it had to make. Work is spread over all
-    /// cores; the per-node assembly only concatenates and hashes already-encoded bytes.
+    /// per-type `variants` in demand, reusing every cached part and filling the caches with the
+    /// parts it had to make. Work is spread over all cores; the per-node assembly only
+    /// concatenates and hashes already-encoded bytes.
     pub fn build(
         &mut self,
         model: &MeshModel,
         ids: &[ProxyId],
         variants: &[VariantKey],
     ) -> Vec<Built> {
-        // 1. Nodes' own parts.
+        self.build_own(model, ids);
+        self.build_services(model, ids);
+        self.assemble_all(ids, variants)
+    }
+
+    /// 1. The nodes' own parts that are not cached.
+    fn build_own(&mut self, model: &MeshModel, ids: &[ProxyId]) {
         let missing: Vec<&ProxyId> = ids
             .iter()
             .filter(|id| !self.own.contains_key(*id))
@@ -120,24 +126,11 @@ impl Builder {
             Some(((*id).clone(), Arc::new(encode_own(own, intern, id))))
         });
         self.own.extend(made);
+    }
 
-        // 2. Backend services the nodes call, with their targets' clusters.
-        let mut wanted: Vec<(&str, &str)> = Vec::new();
-        let mut seen: HashSet<(&str, &str)> = HashSet::new();
-        for id in ids {
-            let Some(frame) = self.own.get(id).and_then(|o| o.egress.as_ref()) else {
-                continue;
-            };
-            let known = self.services.get(&id.mesh);
-            for vs in &frame.backends {
-                if known.is_some_and(|m| m.contains_key(vs)) {
-                    continue;
-                }
-                if seen.insert((id.mesh.as_str(), vs.as_str())) {
-                    wanted.push((id.mesh.as_str(), vs.as_str()));
-                }
-            }
-        }
+    /// 2. The backend services the nodes call that are not cached, with their targets' clusters.
+    fn build_services(&mut self, model: &MeshModel, ids: &[ProxyId]) {
+        let wanted = self.missing_services(ids);
         let hosts = crate::par::map_chunks(
             &wanted,
             16,
@@ -153,39 +146,11 @@ impl Builder {
                 Some((mesh.to_string(), vs.to_string(), bytes, sh.targets, deps))
             },
         );
-        let mut targets: Vec<(&str, &Target)> = Vec::new();
-        let mut seen: HashSet<(&str, &Target)> = HashSet::new();
-        for (mesh, _, _, ts, _) in &hosts {
-            let known = self.upstreams.get(mesh);
-            for t in ts {
-                if !known.is_some_and(|m| m.contains_key(t)) && seen.insert((mesh, t)) {
-                    targets.push((mesh, t));
-                }
-            }
-        }
-        let made = crate::par::map_chunks(
-            &targets,
-            16,
-            || (),
-            |_, (mesh, t)| {
-                let m = model.meshes.get(*mesh)?;
-                let (c, cla) = translate::target_cluster(m, t);
-                let up = Upstream {
-                    cluster: Arc::new(Resource::new(c.name.clone(), pack(&c))),
-                    endpoints: cla
-                        .map(|e| Arc::new(Resource::new(e.cluster_name.clone(), pack(&e)))),
-                    deps: crate::change::own_dependencies(&ProxyId {
-                        mesh: mesh.to_string(),
-                        kind: crate::model::ProxyKind::VirtualNode,
-                        name: t.node.clone(),
-                    }),
-                };
-                Some((mesh.to_string(), (*t).clone(), Arc::new(up)))
-            },
-        );
-        for (mesh, t, up) in made {
-            self.upstreams.entry(mesh).or_default().insert(t, up);
-        }
+        let targets: Vec<(&str, &Target)> = hosts
+            .iter()
+            .flat_map(|(mesh, _, _, ts, _)| ts.iter().map(move |t| (mesh.as_str(), t)))
+            .collect();
+        self.build_upstreams(model, &targets);
         for (mesh, vs, hosts, ts, deps) in hosts {
             let known = self.upstreams.get(&mesh);
             let upstreams = ts
@@ -202,28 +167,79 @@ impl Builder {
                 .or_default()
                 .insert(vs, Arc::new(svc));
         }
+    }
 
-        // 3. Every node: its own parts plus its backends' shared parts.
+    /// The (mesh, service) pairs the nodes' egress tables name that are not cached, once each.
+    fn missing_services<'a>(&'a self, ids: &'a [ProxyId]) -> Vec<(&'a str, &'a str)> {
+        let mut wanted = Vec::new();
+        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        for id in ids {
+            let Some(frame) = self.own.get(id).and_then(|o| o.egress.as_ref()) else {
+                continue;
+            };
+            let known = self.services.get(&id.mesh);
+            for vs in &frame.backends {
+                if !known.is_some_and(|m| m.contains_key(vs))
+                    && seen.insert((id.mesh.as_str(), vs.as_str()))
+                {
+                    wanted.push((id.mesh.as_str(), vs.as_str()));
+                }
+            }
+        }
+        wanted
+    }
+
+    /// The clusters (and static endpoints) of `targets` that are not cached, once each.
+    fn build_upstreams(&mut self, model: &MeshModel, targets: &[(&str, &Target)]) {
+        let mut seen: HashSet<(&str, &Target)> = HashSet::new();
+        let missing: Vec<(&str, &Target)> = targets
+            .iter()
+            .filter(|(mesh, t)| {
+                !self
+                    .upstreams
+                    .get(*mesh)
+                    .is_some_and(|m| m.contains_key(*t))
+                    && seen.insert((mesh, t))
+            })
+            .copied()
+            .collect();
+        let made = crate::par::map_chunks(
+            &missing,
+            16,
+            || (),
+            |_, (mesh, t)| {
+                let m = model.meshes.get(*mesh)?;
+                let (c, cla) = translate::target_cluster(m, t);
+                let up = Upstream {
+                    cluster: Arc::new(Resource::new(c.name.clone(), pack(&c))),
+                    endpoints: cla
+                        .map(|e| Arc::new(Resource::new(e.cluster_name.clone(), pack(&e)))),
+                    deps: crate::change::own_dependencies(&ProxyId::virtual_node(mesh, &t.node)),
+                };
+                Some((mesh.to_string(), (*t).clone(), Arc::new(up)))
+            },
+        );
+        for (mesh, t, up) in made {
+            self.upstreams.entry(mesh).or_default().insert(t, up);
+        }
+    }
+
+    /// 3. Every node's snapshot from its own parts and its backends' shared parts, then 4. the
+    /// per-type variants in demand from each new snapshot.
+    fn assemble_all(&mut self, ids: &[ProxyId], variants: &[VariantKey]) -> Vec<Built> {
         let this = &*self;
-        let built = crate::par::map_chunks(ids, 64, || (), |_, id| this.assemble(id));
-        // 4. The per-type variants in demand, from each node's new snapshot.
+        let mut built = crate::par::map_chunks(ids, 64, || (), |_, id| this.assemble(id));
         let made = crate::par::map_chunks(&built, 64, Default::default, |memo, b| {
             let (last, previous) = (this.last.get(&b.entity), this.last_variants.get(&b.entity));
             Some(variants::make(&b.snapshot, variants, last, previous, memo))
         });
-        let mut built = built;
         for (b, v) in built.iter_mut().zip(made) {
             let snap = std::mem::take(&mut b.snapshot);
             b.snapshot = snap.with_variants(v);
             // Tests and debug servers check every snapshot they build (a panic here is a bug,
             // and the reload task turns it into a rejected reload).
             #[cfg(debug_assertions)]
-            for s in std::iter::once(&b.snapshot).chain(b.snapshot.variants().iter().map(|v| &*v.1))
-            {
-                if let Err(e) = s.consistent() {
-                    panic!("inconsistent snapshot for {}:\n{e}", b.key);
-                }
-            }
+            check_consistent(b);
             self.last.insert(b.entity, b.snapshot.types.clone());
             self.last_variants
                 .insert(b.entity, b.snapshot.variants().to_vec());
@@ -304,6 +320,17 @@ impl Builder {
             snapshot: Snapshot::from_shared(types),
             deps,
         })
+    }
+}
+
+/// Panics when `b`'s snapshot or one of its variants refers to a resource it lacks.
+#[cfg(debug_assertions)]
+fn check_consistent(b: &Built) {
+    let variants = b.snapshot.variants().iter().map(|v| &*v.1);
+    for s in std::iter::once(&b.snapshot).chain(variants) {
+        if let Err(e) = s.consistent() {
+            panic!("inconsistent snapshot for {}:\n{e}", b.key);
+        }
     }
 }
 

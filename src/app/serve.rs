@@ -164,37 +164,15 @@ impl Server {
         let registry = xds.registry.clone();
         let gate = xds_gate(&cfg.limits, descriptors, &metrics);
         let incoming = Incoming::new(listeners.xds, gate.clone());
-        let l = &cfg.limits;
-        let builder = tonic::transport::Server::builder()
-            .max_concurrent_streams(l.max_streams_per_connection)
-            .http2_keepalive_interval(Some(l.keepalive_interval))
-            .http2_keepalive_timeout(Some(l.keepalive_timeout));
-        let (status_service, mut stop) = (published.clone(), shutdown_rx.clone());
-        tasks.push(tokio::spawn(async move {
-            let result = xds
-                .add_to(builder)
-                .add_service(crate::proto::AdminService::server(status_service))
-                .serve_with_incoming_shutdown(incoming, async move {
-                    crate::xds::server::stopped(&mut stop).await;
-                })
-                .await;
-            if let Err(e) = result {
-                error!(error = %e, "xDS server failed");
-            }
-        }));
-
+        tasks.push(spawn_xds(
+            xds,
+            incoming,
+            &cfg.limits,
+            published.clone(),
+            shutdown_rx.clone(),
+        ));
         let router = crate::admin::router(published.clone(), metrics.clone(), registry.clone());
-        let mut stop = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let result = axum::serve(listeners.admin, router)
-                .with_graceful_shutdown(async move {
-                    crate::xds::server::stopped(&mut stop).await;
-                })
-                .await;
-            if let Err(e) = result {
-                error!(error = %e, "admin server failed");
-            }
-        }));
+        tasks.push(spawn_admin(listeners.admin, router, shutdown_rx));
         info!(%xds_addr, %admin_addr, dir = %cfg.config_dir.display(), "meshplane serving");
         Ok(Server {
             xds_addr,
@@ -232,6 +210,50 @@ impl Server {
             }
         }
     }
+}
+
+/// Serves every xDS service and the gRPC status service until shutdown.
+fn spawn_xds(
+    xds: XdsService,
+    incoming: Incoming,
+    l: &ClientLimits,
+    status: Published,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(l.max_streams_per_connection)
+        .http2_keepalive_interval(Some(l.keepalive_interval))
+        .http2_keepalive_timeout(Some(l.keepalive_timeout));
+    tokio::spawn(async move {
+        let result = xds
+            .add_to(builder)
+            .add_service(crate::proto::AdminService::server(status))
+            .serve_with_incoming_shutdown(incoming, async move {
+                crate::xds::server::stopped(&mut stop).await;
+            })
+            .await;
+        if let Err(e) = result {
+            error!(error = %e, "xDS server failed");
+        }
+    })
+}
+
+/// Serves the admin API until shutdown.
+fn spawn_admin(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                crate::xds::server::stopped(&mut stop).await;
+            })
+            .await;
+        if let Err(e) = result {
+            error!(error = %e, "admin server failed");
+        }
+    })
 }
 
 /// The gate every xDS connection passes, within `--max-connections` and the descriptor limit.
