@@ -115,7 +115,7 @@ impl Builder {
         self.assemble_all(ids, variants)
     }
 
-    /// 1. The nodes' own parts that are not cached.
+    /// Step 1: the nodes' own parts that are not cached.
     fn build_own(&mut self, model: &MeshModel, ids: &[ProxyId]) {
         let missing: Vec<&ProxyId> = ids
             .iter()
@@ -128,7 +128,8 @@ impl Builder {
         self.own.extend(made);
     }
 
-    /// 2. The backend services the nodes call that are not cached, with their targets' clusters.
+    /// Step 2: the backend services the nodes call that are not cached, with their targets'
+    /// clusters.
     fn build_services(&mut self, model: &MeshModel, ids: &[ProxyId]) {
         let wanted = self.missing_services(ids);
         let hosts = crate::par::map_chunks(
@@ -224,8 +225,8 @@ impl Builder {
         }
     }
 
-    /// 3. Every node's snapshot from its own parts and its backends' shared parts, then 4. the
-    /// per-type variants in demand from each new snapshot.
+    /// Steps 3 and 4: every node's snapshot from its own parts and its backends' shared parts,
+    /// then the per-type variants in demand, from each new snapshot.
     fn assemble_all(&mut self, ids: &[ProxyId], variants: &[VariantKey]) -> Vec<Built> {
         let this = &*self;
         let mut built = crate::par::map_chunks(ids, 64, || (), |_, id| this.assemble(id));
