@@ -1,3 +1,5 @@
+//! Tests of the build stage: spliced route tables, per-type variants.
+
 use prost::Message;
 
 use crate::app::Pipeline;
