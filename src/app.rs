@@ -92,7 +92,8 @@ pub fn load_with(dir: &std::path::Path, cache: &mut LoadCache) -> LoadResult {
 /// Reads, parses and validates `dir`, re-using what `cache` holds; the caller commits the result
 /// once it is published (until then the next load is compared with the same baseline).
 pub fn load_tracked(dir: &std::path::Path, cache: &mut LoadCache) -> Loaded {
-    let out = source::loader::load_dir_cached(dir, &cache.limits, &mut cache.parsed);
+    let out =
+        source::loader::load_dir_cached(dir, &cache.limits, &mut cache.parsed, model::check_alone);
     let mut result = LoadResult {
         files: out.files,
         files_read: out.files_read,

@@ -3,8 +3,8 @@
 //! `walk` finds the files; this module reads them within the `limits`, keeps what each file parsed
 //! into (`ParseCache`) so a reload reads and parses only what changed, and hands each changed file
 //! to `parse`. Nothing here judges a document: its names and untranslated sections are checked by
-//! `model::check_alone` (asked for per parsed file, so cached with the parse), references and
-//! ranges by `model::validate`.
+//! the caller's [`Judge`] (`model::check_alone`, run per parsed file, so cached with the parse),
+//! references and ranges by `model::validate`.
 
 use std::collections::HashMap;
 use std::fs;
@@ -16,6 +16,12 @@ use crate::diag::Problem;
 
 pub use super::document::{Body, Document, Names};
 pub use super::parse::{parse_file, parse_file_with};
+
+/// What the caller says of each document of a freshly parsed file on its own (problems, then
+/// warnings), cached with the parse so an unchanged file is not judged again. The loader only
+/// parses; the judgment is the model's (`model::check_alone`), handed in by the caller. One parse
+/// cache must always be used with the same judge.
+pub type Judge = fn(&Document, &mut Vec<Problem>, &mut Vec<Problem>);
 
 /// Everything read from a directory.
 #[derive(Debug, Default)]
@@ -91,7 +97,12 @@ fn size_breach(len: u64, total: u64, limits: &Limits) -> Option<String> {
 /// Reads and parses every mesh file below `root`, in a stable (sorted) order, within the default
 /// [`Limits`].
 pub fn load_dir(root: &Path) -> LoadOutput {
-    load_dir_cached(root, &Limits::DEFAULT, &mut ParseCache::default())
+    load_dir_cached(
+        root,
+        &Limits::DEFAULT,
+        &mut ParseCache::default(),
+        |_, _, _| {},
+    )
 }
 
 /// What one file parsed into, keyed by a hash of its content.
@@ -156,7 +167,12 @@ type Read = (PathBuf, String, u64, Option<ParsedFile>, Option<Stamp>);
 /// Like [`load_dir`], reusing `cache` for files whose content is unchanged: files whose metadata is
 /// unchanged are not even read, the others are read and hashed, and only changed content is parsed.
 /// Nothing larger than `limits` is read or parsed.
-pub fn load_dir_cached(root: &Path, limits: &Limits, cache: &mut ParseCache) -> LoadOutput {
+pub fn load_dir_cached(
+    root: &Path,
+    limits: &Limits,
+    cache: &mut ParseCache,
+    judge: Judge,
+) -> LoadOutput {
     let mut out = LoadOutput::default();
     let walk = super::walk::collect_files(root, limits);
     let mut files = walk.files;
@@ -165,7 +181,7 @@ pub fn load_dir_cached(root: &Path, limits: &Limits, cache: &mut ParseCache) -> 
     files.sort_by(|a, b| a.0.cmp(&b.0));
     // Read what may have changed, then parse the changed files on every core.
     let reads = read_changed(root, limits, cache, files, &mut out);
-    let mut parsed_new = parse_changed(&reads, limits, &mut out);
+    let mut parsed_new = parse_changed(&reads, limits, judge, &mut out);
     let mut next = HashMap::with_capacity(reads.len());
     for (i, (rel, _text, _hash, cached, _stamp)) in reads.into_iter().enumerate() {
         let Some(parsed) = cached.or_else(|| parsed_new.remove(&i)) else {
@@ -231,6 +247,7 @@ fn read_changed(
 fn parse_changed(
     reads: &[Read],
     limits: &Limits,
+    judge: Judge,
     out: &mut LoadOutput,
 ) -> HashMap<usize, ParsedFile> {
     let todo: Vec<usize> = reads
@@ -248,7 +265,9 @@ fn parse_changed(
             let (rel, text, hash, _, stamp) = &reads[i];
             let mut one = LoadOutput::default();
             parse_file_with(rel, text, limits, &mut one);
-            check_alone(&mut one);
+            for doc in &one.documents {
+                judge(doc, &mut one.problems, &mut one.warnings);
+            }
             Some((
                 i,
                 ParsedFile {
@@ -262,14 +281,6 @@ fn parse_changed(
         },
     );
     parsed_new.into_iter().collect()
-}
-
-/// What each document of a freshly parsed file says on its own (its names, sections not translated
-/// yet) is judged by `model`; asked for here so the verdict is cached with the parse.
-fn check_alone(out: &mut LoadOutput) {
-    for doc in &out.documents {
-        crate::model::check_alone(doc, &mut out.problems, &mut out.warnings);
-    }
 }
 
 #[cfg(test)]
@@ -288,23 +299,48 @@ mod tests {
         };
         write("kind: Mesh\nmeshName: aaaa\n");
         let mut cache = ParseCache::default();
-        let first = load_dir_cached(dir.path(), &Limits::DEFAULT, &mut cache);
+        let first = load_dir_cached(
+            dir.path(),
+            &Limits::DEFAULT,
+            &mut cache,
+            crate::model::check_alone,
+        );
         assert_eq!((first.files_read, first.files_parsed), (1, 1));
-        let again = load_dir_cached(dir.path(), &Limits::DEFAULT, &mut cache);
+        let again = load_dir_cached(
+            dir.path(),
+            &Limits::DEFAULT,
+            &mut cache,
+            crate::model::check_alone,
+        );
         assert_eq!((again.files_read, again.files_parsed), (0, 0));
         assert_eq!(again.documents.len(), 1);
 
         // Same size, same modification time: the change time still tells.
         write("kind: Mesh\nmeshName: bbbb\n");
-        let edited = load_dir_cached(dir.path(), &Limits::DEFAULT, &mut cache);
+        let edited = load_dir_cached(
+            dir.path(),
+            &Limits::DEFAULT,
+            &mut cache,
+            crate::model::check_alone,
+        );
         assert_eq!((edited.files_read, edited.files_parsed), (1, 1));
         assert_eq!(edited.documents[0].names().mesh, Some("bbbb"));
 
         // A file modified just now is read again until its time is safely in the past.
         std::fs::write(&file, "kind: Mesh\nmeshName: cccc\n").unwrap();
-        let fresh = load_dir_cached(dir.path(), &Limits::DEFAULT, &mut cache);
+        let fresh = load_dir_cached(
+            dir.path(),
+            &Limits::DEFAULT,
+            &mut cache,
+            crate::model::check_alone,
+        );
         assert_eq!((fresh.files_read, fresh.files_parsed), (1, 1));
-        let racy = load_dir_cached(dir.path(), &Limits::DEFAULT, &mut cache);
+        let racy = load_dir_cached(
+            dir.path(),
+            &Limits::DEFAULT,
+            &mut cache,
+            crate::model::check_alone,
+        );
         assert_eq!((racy.files_read, racy.files_parsed), (1, 0));
     }
 
