@@ -34,6 +34,12 @@ pub struct Document {
     /// `""` for the native form, `"virtualNode."` (etc.) for the export form: field paths in messages
     /// are written as the user sees them in the file.
     pub prefix: String,
+    /// The Kubernetes form's field paths: App Mesh path → the manifest's path for it (the longest
+    /// match wins; `prefix` for the rest). Empty for the other forms.
+    pub(super) paths: Vec<(String, String)>,
+    /// A Kubernetes manifest without `spec.meshRef`: its mesh is settled by the loader once every
+    /// file is read (the config's only mesh); until then it has no `meshName`.
+    pub(super) mesh_implicit: bool,
     pub lines: DocLines,
     /// [`Document::entity_key`] and [`Document::references`], computed once when the file is parsed:
     /// every reload asks for them, and unchanged files are not parsed again.
@@ -45,13 +51,60 @@ pub struct Document {
 impl Document {
     /// A problem about `field` (relative to the resource, e.g. `spec.listeners[0]`).
     pub fn problem(&self, field: &str, message: impl Into<String>) -> Problem {
-        let path = format!("{}{}", self.prefix, field);
+        let path = self.path_of(field);
         Problem {
             file: self.file.to_path_buf(),
             line: self.lines.line_of(&path),
             path,
             message: message.into(),
         }
+    }
+
+    /// The path of `field` (relative to the App Mesh resource) as the user wrote it in the file.
+    pub fn path_of(&self, field: &str) -> String {
+        let rule = self
+            .paths
+            .iter()
+            .filter(|(from, _)| {
+                field.strip_prefix(from.as_str()).is_some_and(|rest| {
+                    rest.is_empty() || rest.starts_with('.') || rest.starts_with('[')
+                })
+            })
+            .max_by_key(|(from, _)| from.len());
+        match rule {
+            Some((from, to)) => format!("{to}{}", &field[from.len()..]),
+            None => format!("{}{}", self.prefix, field),
+        }
+    }
+
+    /// Whether this document came from a Kubernetes manifest.
+    pub fn is_k8s(&self) -> bool {
+        !self.paths.is_empty()
+    }
+
+    /// This document as a member of `mesh`: a Kubernetes manifest without `meshRef` in a config
+    /// with one mesh.
+    pub(super) fn in_mesh(&self, mesh: &str) -> Document {
+        let mut doc = self.clone();
+        macro_rules! set {
+            ($($v:ident),*) => {
+                match &mut doc.body {
+                    $(Body::$v(e) => e.mesh_name = Some(mesh.to_string()),)*
+                }
+            };
+        }
+        set!(
+            Mesh,
+            VirtualService,
+            VirtualNode,
+            VirtualRouter,
+            Route,
+            VirtualGateway,
+            GatewayRoute
+        );
+        doc.entity = doc.compute_entity_key();
+        doc.references = super::references::compute_references(&doc);
+        doc
     }
 
     /// Line where the document's resource starts.

@@ -270,6 +270,15 @@ impl DocLines {
         })
     }
 
+    /// The same document, with the resource starting at `path` (an inline route of a manifest).
+    pub fn starting_at(&self, path: &str) -> DocLines {
+        DocLines {
+            file: self.file.clone(),
+            doc: self.doc,
+            first_key: self.line_of(path),
+        }
+    }
+
     /// Line of the document's first key: where the resource starts.
     pub fn start(&self) -> usize {
         self.first_key

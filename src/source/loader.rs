@@ -194,7 +194,50 @@ pub fn load_dir_cached(
         out.files.push(rel);
     }
     cache.files = next;
+    settle_implicit_mesh(&mut out, judge);
     out
+}
+
+/// Kubernetes manifests without `spec.meshRef` belong to the config's only mesh (the controller
+/// takes the mesh whose `namespaceSelector` selects their namespace, but meshplane ignores
+/// selectors). Settled on every load, once every file is read, and judged then: which meshes
+/// exist can change in another file.
+fn settle_implicit_mesh(out: &mut LoadOutput, judge: Judge) {
+    if !out.documents.iter().any(|d| d.mesh_implicit) {
+        return;
+    }
+    let mut meshes: Vec<String> = out
+        .documents
+        .iter()
+        .filter(|d| d.kind == crate::spec::Kind::Mesh)
+        .filter_map(|d| d.names().mesh.map(str::to_string))
+        .collect();
+    meshes.sort_unstable();
+    meshes.dedup();
+    for doc in std::mem::take(&mut out.documents) {
+        if !doc.mesh_implicit {
+            out.documents.push(doc);
+            continue;
+        }
+        if let [only] = meshes.as_slice() {
+            let doc = doc.in_mesh(only);
+            judge(&doc, &mut out.problems, &mut out.warnings);
+            out.documents.push(Arc::new(doc));
+            continue;
+        }
+        let found = if meshes.is_empty() {
+            "no Mesh is defined".to_string()
+        } else {
+            format!("there are {} meshes ({})", meshes.len(), meshes.join(", "))
+        };
+        out.problems.push(doc.problem(
+            "meshName",
+            format!(
+                "no `spec.meshRef`, and {found}: name the mesh with `meshRef: {{name: <mesh>}}` \
+                 (meshplane ignores namespace selectors)"
+            ),
+        ));
+    }
 }
 
 /// Reads the `files` (sorted) whose stamp changed, within `limits`, taking from `cache` what each
@@ -265,7 +308,8 @@ fn parse_changed(
             let (rel, text, hash, _, stamp) = &reads[i];
             let mut one = LoadOutput::default();
             parse_file_with(rel, text, limits, &mut one);
-            for doc in &one.documents {
+            // A manifest without `meshRef` is judged once its mesh is settled.
+            for doc in one.documents.iter().filter(|d| !d.mesh_implicit) {
                 judge(doc, &mut one.problems, &mut one.warnings);
             }
             Some((

@@ -2,12 +2,13 @@
 //!
 //! `walk` finds the mesh files (symlinks, loops, bounds); `loader` reads them, within the `limits`
 //! that `prepass` checks before any YAML is deserialized, and keeps what unchanged files parsed into;
-//! `parse` turns one file's text into `document`s and reports what it cannot parse; `references`
+//! `parse` turns one file's text into `document`s (`k8s` translates the Kubernetes form) and reports what it cannot parse; `references`
 //! lists the entities a document names; `lines` maps field paths back to source lines; `watch`
 //! follows the config path however it changes and turns each settled burst of file-system events
 //! into one reload signal.
 
 mod document;
+mod k8s;
 pub mod limits;
 pub mod lines;
 pub mod loader;

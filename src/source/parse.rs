@@ -71,13 +71,79 @@ pub fn parse_file_with(file: &Path, text: &str, limits: &Limits, out: &mut LoadO
     }
 }
 
+fn content_hash(value: &impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
 fn parse_document(file: &Arc<Path>, value: Value, lines: DocLines, out: &mut LoadOutput) {
-    let content = {
-        use std::hash::{Hash, Hasher};
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        value.hash(&mut h);
-        h.finish()
+    if let Value::Mapping(map) = value {
+        if super::k8s::is_manifest(&map) {
+            return parse_manifest(file, map, lines, out);
+        }
+        return parse_resource(file, Value::Mapping(map), lines, out);
+    }
+    parse_resource(file, value, lines, out)
+}
+
+/// A Kubernetes manifest: skipped unless it is one of the App Mesh controller's, else translated
+/// into the App Mesh documents it stands for (a router with inline routes is several).
+fn parse_manifest(
+    file: &Arc<Path>,
+    map: serde_yaml_ng::Mapping,
+    lines: DocLines,
+    out: &mut LoadOutput,
+) {
+    let m = super::k8s::translate(map);
+    if let Some((api, kind)) = &m.skipped {
+        tracing::debug!(file = %file.display(), line = lines.start(), api, kind, "not an App Mesh manifest; skipped");
+        return;
+    }
+    let at = |path: &str, message: String| Problem {
+        file: file.to_path_buf(),
+        line: lines.line_of(path),
+        path: path.to_string(),
+        message,
     };
+    let failed = !m.problems.is_empty();
+    out.problems
+        .extend(m.problems.into_iter().map(|(p, msg)| at(&p, msg)));
+    out.warnings
+        .extend(m.warnings.into_iter().map(|(p, msg)| at(&p, msg)));
+    for t in m.resources {
+        let mut doc = Document {
+            file: file.clone(),
+            kind: t.kind,
+            body: Body::Mesh(empty_envelope()),
+            prefix: String::new(),
+            paths: t.paths,
+            mesh_implicit: t.mesh_implicit,
+            lines: match &t.start {
+                Some(path) => lines.starting_at(path),
+                None => lines.clone(),
+            },
+            entity: 0,
+            references: Vec::new(),
+            content: content_hash(&(t.kind, &t.envelope)),
+        };
+        let Some(body) = typed_body(&doc, t.envelope, out) else {
+            continue;
+        };
+        if failed {
+            continue; // read only for the rest of its problems
+        }
+        doc.body = body;
+        doc.entity = doc.compute_entity_key();
+        doc.references = compute_references(&doc);
+        out.documents.push(Arc::new(doc));
+    }
+}
+
+/// A document of the native or export form.
+fn parse_resource(file: &Arc<Path>, value: Value, lines: DocLines, out: &mut LoadOutput) {
+    let content = content_hash(&value);
     let (kind, prefix, inner) = match detect_form(value) {
         Ok(form) => form,
         Err((path, message)) => {
@@ -95,6 +161,8 @@ fn parse_document(file: &Arc<Path>, value: Value, lines: DocLines, out: &mut Loa
         kind,
         body: Body::Mesh(empty_envelope()),
         prefix,
+        paths: Vec::new(),
+        mesh_implicit: false,
         lines,
         entity: 0,
         references: Vec::new(),
@@ -205,7 +273,12 @@ fn typed<S: DeserializeOwned>(
         serde_path_to_error::deserialize(serde_ignored::Deserializer::new(inner, &mut on_unknown));
     for path in unknown {
         let field = path.rsplit(['.', '[']).next().unwrap_or(&path).to_string();
-        let hint = super::suggest::field(&field)
+        let hint = if doc.is_k8s() {
+            super::suggest::k8s_field(&field)
+        } else {
+            super::suggest::field(&field)
+        };
+        let hint = hint
             .map(|w| format!(" (did you mean `{w}`?)"))
             .unwrap_or_default();
         out.problems
@@ -298,5 +371,55 @@ mod tests {
         assert_eq!(out.problems.len(), 1);
         assert!(out.problems[0].message.starts_with("YAML syntax error"));
         assert!(out.problems[0].line >= 2);
+    }
+
+    const K8S: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n---\napiVersion: appmesh.k8s.aws/v1beta2\nkind: VirtualRouter\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  meshRef: {name: demo, uid: x}\n  listeners:\n    - portMapping: {port: 80, protocol: http}\n  routes:\n    - name: main\n      httpRoute:\n        match: {prefix: /}\n        action:\n          weightedTargets:\n            - virtualNodeRef: {name: web-v1}\n              weight: 1\n              wieght: 2\n";
+
+    #[test]
+    fn k8s_manifests_load_beside_other_manifests_with_their_own_paths() {
+        let out = parse(K8S);
+        let msgs: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            msgs,
+            vec!["mesh.yaml:24: spec.routes[0].httpRoute.action.weightedTargets[0].wieght: unknown field `wieght` (did you mean `weight`?)"]
+        );
+        let kinds: Vec<Kind> = out.documents.iter().map(|d| d.kind).collect();
+        assert_eq!(kinds, vec![Kind::VirtualRouter, Kind::Route]);
+        let route = &out.documents[1];
+        assert_eq!(route.names().virtual_router, Some("web_shop"));
+        assert_eq!(route.names().mesh, Some("demo"));
+        assert_eq!(route.line(), 17);
+        let p = route.problem("spec.httpRoute.action.weightedTargets[0].virtualNode", "x");
+        assert_eq!(
+            (p.line, p.path.as_str()),
+            (
+                22,
+                "spec.routes[0].httpRoute.action.weightedTargets[0].virtualNodeRef"
+            )
+        );
+        let p = route.problem("routeName", "x");
+        assert_eq!((p.line, p.path.as_str()), (17, "spec.routes[0].name"));
+        let p = out.documents[0].problem("virtualRouterName", "x");
+        assert_eq!((p.line, p.path.as_str()), (10, "metadata.name"));
+    }
+
+    #[test]
+    fn k8s_problems_name_the_manifest_field() {
+        let out = parse("apiVersion: appmesh.k8s.aws/v1beta2\nkind: VirtualNode\nmetadata: {name: a}\nspec:\n  podSelector: {matchLabels: {app: a}}\n  backends:\n    - virtualService:\n        virtualServiceRf: {name: b}\n  listners: []\n");
+        let msgs: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            msgs,
+            vec![
+                "mesh.yaml:7: spec.backends[0].virtualService: missing `virtualServiceRef` (or `virtualServiceARN`)",
+                "mesh.yaml:8: spec.backends[0].virtualService.virtualServiceRf: unknown field `virtualServiceRf` (did you mean `virtualServiceRef`?)",
+                "mesh.yaml:9: spec.listners: unknown field `listners` (did you mean `listeners`?)",
+            ]
+        );
+        let out = parse("apiVersion: appmesh.k8s.aws/v1beta2\nkind: VirtualNode\nmetadata: {name: a}\nspec:\n  listners: []\n");
+        assert_eq!(
+            out.problems[0].to_string(),
+            "mesh.yaml:5: spec.listners: unknown field `listners` (did you mean `listeners`?)"
+        );
+        assert_eq!(out.documents[0].names().virtual_node, Some("a_default"));
     }
 }

@@ -122,6 +122,48 @@ pub fn field(word: &str) -> Option<&'static str> {
         .map(|(_, w)| w)
 }
 
+/// The fields only the Kubernetes form has (its envelope, the controller's names and references).
+const K8S_WORDS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata",
+    "spec",
+    "status",
+    "name",
+    "namespace",
+    "uid",
+    "awsName",
+    "meshRef",
+    "meshOwner",
+    "meshServiceDiscovery",
+    "namespaceSelector",
+    "podSelector",
+    "gatewayRouteSelector",
+    "backendGroups",
+    "routes",
+    "virtualNodeRef",
+    "virtualNodeARN",
+    "virtualServiceRef",
+    "virtualServiceARN",
+    "virtualRouterRef",
+    "virtualRouterARN",
+    "virtualGatewayRef",
+    "certificateARN",
+    "certificateAuthorityARNs",
+];
+
+/// Like [`field`], for a manifest of the Kubernetes form: its own names come first.
+pub fn k8s_field(word: &str) -> Option<&'static str> {
+    let limit = if word.chars().count() <= 4 { 1 } else { 2 };
+    K8S_WORDS
+        .iter()
+        .map(|w| (distance(word, w), *w))
+        .filter(|(d, w)| *d <= limit && *w != word)
+        .min()
+        .map(|(_, w)| w)
+        .or_else(|| field(word))
+}
+
 /// Levenshtein distance, case-insensitive (a wrong capital is one of the commonest slips).
 fn distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.to_lowercase().chars().collect();
