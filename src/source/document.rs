@@ -40,6 +40,11 @@ pub struct Document {
     /// A Kubernetes manifest without `spec.meshRef`: its mesh is settled by the loader once every
     /// file is read (the config's only mesh); until then it has no `meshName`.
     pub(super) mesh_implicit: bool,
+    /// A Kubernetes manifest's (kind, default name, `awsName`) when `awsName` renames it.
+    pub(super) renamed: Option<(Kind, String, String)>,
+    /// The (kind, default name) of what a Kubernetes manifest names by `meshRef` or `<kind>Ref`:
+    /// such a reference means the `awsName` of its target, settled once every file is read.
+    pub(super) by_ref: Vec<(Kind, String)>,
     pub lines: DocLines,
     /// [`Document::entity_key`] and [`Document::references`], computed once when the file is parsed:
     /// every reload asks for them, and unchanged files are not parsed again.
@@ -82,26 +87,103 @@ impl Document {
         !self.paths.is_empty()
     }
 
-    /// This document as a member of `mesh`: a Kubernetes manifest without `meshRef` in a config
-    /// with one mesh.
-    pub(super) fn in_mesh(&self, mesh: &str) -> Document {
+    /// This Kubernetes manifest's document once every file is read: in `mesh` when it has no
+    /// `meshRef`, and with each reference by name to a resource that `awsName` renamed replaced
+    /// by that `awsName` (`renamed(kind, default name)`).
+    pub(super) fn settled(
+        &self,
+        mesh: Option<&str>,
+        renamed: &dyn Fn(Kind, &str) -> Option<String>,
+    ) -> Document {
         let mut doc = self.clone();
-        macro_rules! set {
-            ($($v:ident),*) => {
-                match &mut doc.body {
-                    $(Body::$v(e) => e.mesh_name = Some(mesh.to_string()),)*
+        let by_ref = &self.by_ref;
+        let to = |kind: Kind, name: &str| {
+            by_ref
+                .iter()
+                .any(|(k, n)| *k == kind && n == name)
+                .then(|| renamed(kind, name))
+                .flatten()
+        };
+        let swap = |kind: Kind, name: &mut String| {
+            if let Some(new) = to(kind, name) {
+                *name = new;
+            }
+        };
+        macro_rules! envelope {
+            ($e:expr) => {{
+                if let Some(mesh) = mesh {
+                    $e.mesh_name = Some(mesh.to_string());
                 }
-            };
+                if let Some(m) = $e.mesh_name.as_mut() {
+                    swap(Kind::Mesh, m);
+                }
+                if let Some(g) = $e.virtual_gateway_name.as_mut() {
+                    swap(Kind::VirtualGateway, g);
+                }
+            }};
         }
-        set!(
-            Mesh,
-            VirtualService,
-            VirtualNode,
-            VirtualRouter,
-            Route,
-            VirtualGateway,
-            GatewayRoute
-        );
+        match &mut doc.body {
+            Body::Mesh(e) => envelope!(e),
+            Body::VirtualService(e) => {
+                envelope!(e);
+                if let Some(p) = e
+                    .spec
+                    .as_mut()
+                    .map(Arc::make_mut)
+                    .and_then(|s| s.provider.as_mut())
+                {
+                    if let Some(n) = p.virtual_node.as_mut() {
+                        swap(Kind::VirtualNode, &mut n.virtual_node_name);
+                    }
+                    if let Some(r) = p.virtual_router.as_mut() {
+                        swap(Kind::VirtualRouter, &mut r.virtual_router_name);
+                    }
+                }
+            }
+            Body::VirtualNode(e) => {
+                envelope!(e);
+                if let Some(s) = e.spec.as_mut().map(Arc::make_mut) {
+                    for b in s
+                        .backends
+                        .iter_mut()
+                        .filter_map(|b| b.virtual_service.as_mut())
+                    {
+                        swap(Kind::VirtualService, &mut b.virtual_service_name);
+                    }
+                }
+            }
+            Body::Route(e) => {
+                envelope!(e);
+                if let Some(s) = e.spec.as_mut().map(Arc::make_mut) {
+                    for h in [s.http_route.as_mut(), s.http2_route.as_mut()]
+                        .into_iter()
+                        .flatten()
+                    {
+                        for t in &mut h.action.weighted_targets {
+                            swap(Kind::VirtualNode, &mut t.virtual_node);
+                        }
+                    }
+                    for raw in [s.grpc_route.as_mut(), s.tcp_route.as_mut()]
+                        .into_iter()
+                        .flatten()
+                    {
+                        let targets = raw
+                            .get_mut("action")
+                            .and_then(|a| a.get_mut("weightedTargets"))
+                            .and_then(|t| t.as_sequence_mut());
+                        for t in targets.into_iter().flatten() {
+                            if let Some(serde_yaml_ng::Value::String(n)) = t.get_mut("virtualNode")
+                            {
+                                swap(Kind::VirtualNode, n);
+                            }
+                        }
+                    }
+                }
+            }
+            Body::VirtualRouter(e) => envelope!(e),
+            Body::VirtualGateway(e) => envelope!(e),
+            Body::GatewayRoute(e) => envelope!(e),
+        }
         doc.entity = doc.compute_entity_key();
         doc.references = super::references::compute_references(&doc);
         doc

@@ -31,6 +31,11 @@ pub(super) struct Translated {
     pub start: Option<String>,
     /// No `spec.meshRef`: the mesh is the config's only one, settled once every file is read.
     pub mesh_implicit: bool,
+    /// (kind, the controller's default name, `spec.awsName`) when `awsName` renames the resource:
+    /// references to it by `<kind>Ref` then mean the `awsName`, settled once every file is read.
+    pub renamed: Option<(Kind, String, String)>,
+    /// The (kind, default name) of every resource this one names by `meshRef` or `<kind>Ref`.
+    pub by_ref: Vec<(Kind, String)>,
 }
 
 /// What a manifest amounts to.
@@ -134,29 +139,38 @@ struct Cx {
     problems: Vec<(String, String)>,
     warnings: Vec<(String, String)>,
     out: Vec<Translated>,
+    /// References by name of the resource being translated (see [`Translated::by_ref`]).
+    by_ref: Vec<(Kind, String)>,
+    /// `spec.meshRef.name`, which the inline routes of a router share.
+    mesh_ref: Option<String>,
 }
 
 /// A reference field of the k8s form: `<what>Ref` / `<what>ARN`, resolved into the App Mesh
 /// `<what>Name`.
 struct RefField {
+    kind: Kind,
     what: &'static str,
     /// Joins name and namespace in the controller's default App Mesh name.
     sep: char,
 }
 
 const VIRTUAL_NODE: RefField = RefField {
+    kind: Kind::VirtualNode,
     what: "virtualNode",
     sep: '_',
 };
 const VIRTUAL_SERVICE: RefField = RefField {
+    kind: Kind::VirtualService,
     what: "virtualService",
     sep: '.',
 };
 const VIRTUAL_ROUTER: RefField = RefField {
+    kind: Kind::VirtualRouter,
     what: "virtualRouter",
     sep: '_',
 };
 const VIRTUAL_GATEWAY: RefField = RefField {
+    kind: Kind::VirtualGateway,
     what: "virtualGateway",
     sep: '_',
 };
@@ -198,6 +212,11 @@ impl Cx {
     /// Translates the spec of a resource of `kind` named `name` in the manifest.
     fn resource(&mut self, kind: Kind, name: &str, spec: &mut Mapping) {
         let mut paths = Vec::new();
+        let default = match kind {
+            Kind::Mesh => name.to_string(),
+            Kind::VirtualService => format!("{name}.{}", self.ns),
+            _ => format!("{name}_{}", self.ns),
+        };
         let (aws_name, name_path) = match spec.shift_remove("awsName") {
             Some(Value::String(s)) if !s.is_empty() => (s, "spec.awsName"),
             Some(_) => {
@@ -207,15 +226,9 @@ impl Cx {
                 );
                 return;
             }
-            None => {
-                let n = match kind {
-                    Kind::Mesh => name.to_string(),
-                    Kind::VirtualService => format!("{name}.{}", self.ns),
-                    _ => format!("{name}_{}", self.ns),
-                };
-                (n, "metadata.name")
-            }
+            None => (default.clone(), "metadata.name"),
         };
+        let renamed = (aws_name != default).then(|| (kind, default, aws_name.clone()));
         let mut env = Mapping::new();
         let own = match kind {
             Kind::Mesh => "meshName",
@@ -241,6 +254,7 @@ impl Cx {
         } else {
             match self.mesh_ref(spec) {
                 Some(mesh) => {
+                    self.mesh_ref = Some(mesh.clone());
                     env.insert("meshName".into(), mesh.into());
                     paths.push(("meshName".into(), "spec.meshRef.name".into()));
                 }
@@ -307,16 +321,28 @@ impl Cx {
         }
         arn_spelling(spec);
         env.insert("spec".into(), Value::Mapping(spec.clone()));
+        let by_ref = self.take_refs();
         self.out.push(Translated {
             kind,
             envelope: Value::Mapping(env),
             paths,
             start: None,
             mesh_implicit,
+            renamed,
+            by_ref,
         });
         if let Some(routes) = routes {
             self.routes(routes, &aws_name, mesh_implicit);
         }
+    }
+
+    /// The references by name collected since the last resource, with the mesh's.
+    fn take_refs(&mut self) -> Vec<(Kind, String)> {
+        let mut refs = std::mem::take(&mut self.by_ref);
+        if let Some(mesh) = &self.mesh_ref {
+            refs.push((Kind::Mesh, mesh.clone()));
+        }
+        refs
     }
 
     /// `spec.meshRef.name`, the mesh's App Mesh name by the controller's rule (a Mesh is named
@@ -446,7 +472,9 @@ impl Cx {
                         return None;
                     }
                 };
-                (format!("{name}{}{ns}", r.sep), p)
+                let name = format!("{name}{}{ns}", r.sep);
+                self.by_ref.push((r.kind, name.clone()));
+                (name, p)
             }
             (None, Some(v)) => {
                 let p = format!("{path}.{arn_key}");
@@ -554,12 +582,15 @@ impl Cx {
             env.insert("virtualRouterName".into(), router.into());
             env.insert("routeName".into(), name.into());
             env.insert("spec".into(), Value::Mapping(spec));
+            let by_ref = self.take_refs();
             self.out.push(Translated {
                 kind: Kind::Route,
                 envelope: Value::Mapping(env),
                 paths,
                 start: Some(at),
                 mesh_implicit,
+                renamed: None,
+                by_ref,
             });
         }
     }

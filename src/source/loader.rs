@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::limits::{read_text, Limits, ReadError};
 use crate::diag::Problem;
+use crate::spec::Kind;
 
 pub use super::document::{Body, Document, Names};
 pub use super::parse::{parse_file, parse_file_with};
@@ -194,35 +195,57 @@ pub fn load_dir_cached(
         out.files.push(rel);
     }
     cache.files = next;
-    settle_implicit_mesh(&mut out, judge);
+    settle_k8s(&mut out, judge);
     out
 }
 
-/// Kubernetes manifests without `spec.meshRef` belong to the config's only mesh (the controller
-/// takes the mesh whose `namespaceSelector` selects their namespace, but meshplane ignores
-/// selectors). Settled on every load, once every file is read, and judged then: which meshes
-/// exist can change in another file.
-fn settle_implicit_mesh(out: &mut LoadOutput, judge: Judge) {
-    if !out.documents.iter().any(|d| d.mesh_implicit) {
+/// What the Kubernetes form's documents say about other files, settled once every file is read:
+/// a manifest without `spec.meshRef` belongs to the config's only mesh (the controller takes the
+/// mesh whose `namespaceSelector` selects its namespace, but meshplane ignores selectors), and a
+/// reference by `<kind>Ref` to a resource that `spec.awsName` renamed means that `awsName`. Done
+/// on every load (another file may change the answer); a manifest without `meshRef` is judged
+/// only then.
+fn settle_k8s(out: &mut LoadOutput, judge: Judge) {
+    let renames: HashMap<(Kind, &str), &str> = out
+        .documents
+        .iter()
+        .filter_map(|d| d.renamed.as_ref())
+        .map(|(k, default, aws)| ((*k, default.as_str()), aws.as_str()))
+        .collect();
+    let touched = |d: &Document| {
+        d.mesh_implicit
+            || d.by_ref
+                .iter()
+                .any(|(k, n)| renames.contains_key(&(*k, n.as_str())))
+    };
+    if !out.documents.iter().any(|d| touched(d)) {
         return;
     }
+    let renamed = |k: Kind, n: &str| renames.get(&(k, n)).map(|s| s.to_string());
     let mut meshes: Vec<String> = out
         .documents
         .iter()
-        .filter(|d| d.kind == crate::spec::Kind::Mesh)
+        .filter(|d| d.kind == Kind::Mesh)
         .filter_map(|d| d.names().mesh.map(str::to_string))
         .collect();
     meshes.sort_unstable();
     meshes.dedup();
-    for doc in std::mem::take(&mut out.documents) {
+    let mut settled = Vec::with_capacity(out.documents.len());
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    for doc in &out.documents {
+        if !touched(doc) {
+            settled.push(doc.clone());
+            continue;
+        }
         if !doc.mesh_implicit {
-            out.documents.push(doc);
+            settled.push(Arc::new(doc.settled(None, &renamed)));
             continue;
         }
         if let [only] = meshes.as_slice() {
-            let doc = doc.in_mesh(only);
-            judge(&doc, &mut out.problems, &mut out.warnings);
-            out.documents.push(Arc::new(doc));
+            let doc = doc.settled(Some(only), &renamed);
+            judge(&doc, &mut problems, &mut warnings);
+            settled.push(Arc::new(doc));
             continue;
         }
         let found = if meshes.is_empty() {
@@ -230,7 +253,7 @@ fn settle_implicit_mesh(out: &mut LoadOutput, judge: Judge) {
         } else {
             format!("there are {} meshes ({})", meshes.len(), meshes.join(", "))
         };
-        out.problems.push(doc.problem(
+        problems.push(doc.problem(
             "meshName",
             format!(
                 "no `spec.meshRef`, and {found}: name the mesh with `meshRef: {{name: <mesh>}}` \
@@ -238,6 +261,9 @@ fn settle_implicit_mesh(out: &mut LoadOutput, judge: Judge) {
             ),
         ));
     }
+    out.documents = settled;
+    out.problems.append(&mut problems);
+    out.warnings.append(&mut warnings);
 }
 
 /// Reads the `files` (sorted) whose stamp changed, within `limits`, taking from `cache` what each
@@ -397,5 +423,84 @@ mod tests {
         assert!(!is_mesh_file(Path::new(".git/x.yaml")));
         assert!(!is_mesh_file(Path::new("b.yaml.bak")));
         assert!(!is_mesh_file(Path::new("4913")));
+    }
+
+    fn k8s_load(files: &[(&str, &str)]) -> LoadOutput {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        load_dir_cached(
+            dir.path(),
+            &Limits::DEFAULT,
+            &mut ParseCache::default(),
+            crate::model::check_alone,
+        )
+    }
+
+    const NODE: &str = "apiVersion: appmesh.k8s.aws/v1beta2\nkind: VirtualNode\nmetadata: {name: v1, namespace: ns}\nspec: {awsName: catalog-v1}\n---\napiVersion: appmesh.k8s.aws/v1beta2\nkind: VirtualService\nmetadata: {name: s, namespace: ns}\nspec:\n  provider: {virtualNode: {virtualNodeRef: {name: v1}}}\n";
+
+    #[test]
+    fn k8s_manifests_join_the_only_mesh_and_refer_to_aws_names() {
+        let mesh = "apiVersion: appmesh.k8s.aws/v1beta2\nkind: Mesh\nmetadata: {name: m}\nspec: {awsName: prod}\n";
+        let out = k8s_load(&[("a.yaml", NODE), ("mesh.yaml", mesh)]);
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        let vs = out
+            .documents
+            .iter()
+            .find(|d| d.kind == crate::spec::Kind::VirtualService)
+            .unwrap();
+        assert_eq!(vs.names().mesh, Some("prod"));
+        let crate::source::Body::VirtualService(e) = &vs.body else {
+            panic!()
+        };
+        let provider = e.spec.as_ref().unwrap().provider.as_ref().unwrap();
+        assert_eq!(
+            provider.virtual_node.as_ref().unwrap().virtual_node_name,
+            "catalog-v1"
+        );
+        assert_eq!(
+            vs.references(),
+            &[crate::change::entity_key(
+                crate::spec::Kind::VirtualNode,
+                "prod",
+                "catalog-v1"
+            )]
+        );
+
+        // A meshRef names the k8s Mesh; its awsName is the App Mesh name.
+        let with_ref = NODE.replace(
+            "spec: {awsName: catalog-v1}",
+            "spec: {awsName: catalog-v1, meshRef: {name: m, uid: u}}",
+        );
+        let out = k8s_load(&[("a.yaml", &with_ref), ("mesh.yaml", mesh)]);
+        let node = out
+            .documents
+            .iter()
+            .find(|d| d.kind == crate::spec::Kind::VirtualNode)
+            .unwrap();
+        assert_eq!(node.names().mesh, Some("prod"));
+    }
+
+    #[test]
+    fn a_k8s_manifest_without_mesh_ref_needs_exactly_one_mesh() {
+        let out = k8s_load(&[("a.yaml", NODE)]);
+        let msgs: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        assert!(
+            msgs[0]
+                .starts_with("a.yaml:4: spec.meshRef: no `spec.meshRef`, and no Mesh is defined"),
+            "{msgs:?}"
+        );
+        let two = "kind: Mesh\nmeshName: a\n---\nkind: Mesh\nmeshName: b\n";
+        let out = k8s_load(&[("a.yaml", NODE), ("m.yaml", two)]);
+        assert!(
+            out.problems[0]
+                .message
+                .contains("there are 2 meshes (a, b)"),
+            "{:?}",
+            out.problems
+        );
+        assert_eq!(out.documents.len(), 2, "the meshes only");
     }
 }

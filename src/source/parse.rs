@@ -120,6 +120,8 @@ fn parse_manifest(
             prefix: String::new(),
             paths: t.paths,
             mesh_implicit: t.mesh_implicit,
+            renamed: t.renamed,
+            by_ref: t.by_ref,
             lines: match &t.start {
                 Some(path) => lines.starting_at(path),
                 None => lines.clone(),
@@ -163,6 +165,8 @@ fn parse_resource(file: &Arc<Path>, value: Value, lines: DocLines, out: &mut Loa
         prefix,
         paths: Vec::new(),
         mesh_implicit: false,
+        renamed: None,
+        by_ref: Vec::new(),
         lines,
         entity: 0,
         references: Vec::new(),
