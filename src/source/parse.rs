@@ -426,4 +426,41 @@ mod tests {
         );
         assert_eq!(out.documents[0].names().virtual_node, Some("a_default"));
     }
+
+    #[test]
+    fn k8s_gateways_load_with_their_names_and_refs() {
+        let out = parse("apiVersion: appmesh.k8s.aws/v1beta2\nkind: VirtualGateway\nmetadata: {name: ingress, namespace: edge}\nspec:\n  meshRef: {name: demo, uid: u}\n  namespaceSelector: {matchLabels: {gateway: ingress}}\n  podSelector: {matchLabels: {app: ingress}}\n  gatewayRouteSelector: {matchLabels: {gateway: ingress}}\n  listeners:\n    - portMapping: {port: 8088, protocol: http}\n---\napiVersion: appmesh.k8s.aws/v1beta2\nkind: GatewayRoute\nmetadata: {name: shop, namespace: edge}\nspec:\n  meshRef: {name: demo, uid: u}\n  virtualGatewayRef: {name: ingress, namespace: edge, uid: v}\n  httpRoute:\n    match: {prefix: /shop}\n    action:\n      target:\n        virtualService:\n          virtualServiceRef: {name: web, namespace: shop}\n");
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        let [gw, route] = &out.documents[..] else {
+            panic!("{:?}", out.documents)
+        };
+        assert_eq!(
+            (gw.kind, gw.names().virtual_gateway),
+            (Kind::VirtualGateway, Some("ingress_edge"))
+        );
+        assert_eq!(route.kind, Kind::GatewayRoute);
+        assert_eq!(route.names().gateway_route, Some("shop_edge"));
+        assert_eq!(route.names().virtual_gateway, Some("ingress_edge"));
+        let Body::GatewayRoute(e) = &route.body else {
+            panic!()
+        };
+        let spec = serde_yaml_ng::to_string(e.spec.as_deref().unwrap()).unwrap();
+        assert!(spec.contains("virtualServiceName: web.shop"), "{spec}");
+        let Body::VirtualGateway(e) = &gw.body else {
+            panic!()
+        };
+        let spec = serde_yaml_ng::to_string(e.spec.as_deref().unwrap()).unwrap();
+        assert!(!spec.contains("Selector"), "{spec}");
+        let p = route.problem(
+            "spec.httpRoute.action.target.virtualService.virtualServiceName",
+            "x",
+        );
+        assert_eq!(
+            (p.line, p.path.as_str()),
+            (
+                23,
+                "spec.httpRoute.action.target.virtualService.virtualServiceRef"
+            )
+        );
+    }
 }
