@@ -93,3 +93,59 @@ spec:\n  listeners:\n    - portMapping: {port: 80, protocol: http}\n  routes:\n 
     assert!(text.contains("1 problem(s)"), "{text}");
     assert!(!text.contains("consequence"), "{text}");
 }
+
+#[test]
+fn an_aws_name_edited_in_one_file_reaches_the_manifests_that_refer_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["mesh.yaml", "frontend.yaml", "backend.yaml"] {
+        std::fs::copy(fixture("k8s").join(f), dir.path().join(f)).unwrap();
+    }
+    let mut p = Pipeline::new(dir.path().to_path_buf());
+    assert!(p.reload(None));
+    let before = p.cache.versions();
+    // The router in the same file refers to the node by virtualNodeRef, and frontend.yaml,
+    // unchanged, to the service by virtualServiceRef: both must follow the renames.
+    let backend = dir.path().join("backend.yaml");
+    let text = std::fs::read_to_string(&backend).unwrap();
+    let text = text
+        .replace("awsName: backend-v1", "awsName: backend-one")
+        .replace(
+            "  provider:\n    virtualRouter:",
+            "  awsName: backend.shop.local\n  provider:\n    virtualRouter:",
+        );
+    assert!(text.contains("awsName: backend.shop.local"));
+    std::fs::write(&backend, text).unwrap();
+    assert!(p.reload(None), "{:?}", p.status());
+    let after = p.cache.versions();
+    assert!(
+        after.contains_key("mesh/demo/virtualNode/backend-one"),
+        "{after:?}"
+    );
+    assert_ne!(
+        before["mesh/demo/virtualNode/frontend_shop"], after["mesh/demo/virtualNode/frontend_shop"],
+        "the frontend's clusters name the renamed node"
+    );
+    assert_eq!(
+        after,
+        published(dir.path()),
+        "incremental equals a full build"
+    );
+
+    // A second mesh leaves the manifests without meshRef without a mesh: the reload is refused.
+    std::fs::write(
+        dir.path().join("other.yaml"),
+        "kind: Mesh\nmeshName: other\n",
+    )
+    .unwrap();
+    assert!(!p.reload(None));
+    let problems = format!("{:?}", p.status());
+    assert!(
+        problems.contains("there are 2 meshes (demo, other)"),
+        "{problems}"
+    );
+    assert_eq!(
+        p.cache.versions(),
+        after,
+        "the last good configuration is kept"
+    );
+}

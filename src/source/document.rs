@@ -184,6 +184,18 @@ impl Document {
             Body::VirtualGateway(e) => envelope!(e),
             Body::GatewayRoute(e) => envelope!(e),
         }
+        // What was settled is part of the content: a rename in another file changes this
+        // document for change tracking even though its own text did not change.
+        let applied: Vec<(&Kind, &str, Option<String>)> = by_ref
+            .iter()
+            .map(|(k, n)| (k, n.as_str(), renamed(*k, n)))
+            .collect();
+        doc.content = {
+            use std::hash::{Hash, Hasher};
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            (self.content, mesh, applied).hash(&mut h);
+            h.finish()
+        };
         doc.entity = doc.compute_entity_key();
         doc.references = super::references::compute_references(&doc);
         doc
