@@ -89,11 +89,44 @@ fn parse_document(file: &Arc<Path>, value: Value, lines: DocLines, out: &mut Loa
 }
 
 /// A Kubernetes manifest: skipped unless it is one of the App Mesh controller's, else translated
-/// into the App Mesh documents it stands for (a router with inline routes is several).
+/// into the App Mesh documents it stands for (a router with inline routes is several). A `List`
+/// (what `kubectl get -o yaml` prints) is each of its items.
 fn parse_manifest(
     file: &Arc<Path>,
-    map: serde_yaml_ng::Mapping,
+    mut map: serde_yaml_ng::Mapping,
     lines: DocLines,
+    out: &mut LoadOutput,
+) {
+    let is_list = map.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        && map.get("kind").and_then(Value::as_str) == Some("List");
+    if !is_list {
+        return parse_item(file, map, &lines, "", out);
+    }
+    let Some(Value::Sequence(items)) = map.shift_remove("items") else {
+        return;
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        let base = format!("items[{i}]");
+        match item {
+            Value::Mapping(m) if super::k8s::is_manifest(&m) => {
+                parse_item(file, m, &lines.starting_at(&base), &format!("{base}."), out)
+            }
+            _ => out.problems.push(Problem {
+                file: file.to_path_buf(),
+                line: lines.line_of(&base),
+                path: base,
+                message: "a List item must be a manifest (`apiVersion`, `kind`, ...)".into(),
+            }),
+        }
+    }
+}
+
+/// One manifest, at `base` (`""`, or `items[3].` in a List).
+fn parse_item(
+    file: &Arc<Path>,
+    map: serde_yaml_ng::Mapping,
+    lines: &DocLines,
+    base: &str,
     out: &mut LoadOutput,
 ) {
     let m = super::k8s::translate(map);
@@ -101,11 +134,14 @@ fn parse_manifest(
         tracing::debug!(file = %file.display(), line = lines.start(), api, kind, "not an App Mesh manifest; skipped");
         return;
     }
-    let at = |path: &str, message: String| Problem {
-        file: file.to_path_buf(),
-        line: lines.line_of(path),
-        path: path.to_string(),
-        message,
+    let at = |path: &str, message: String| {
+        let path = format!("{base}{path}");
+        Problem {
+            file: file.to_path_buf(),
+            line: lines.line_of(&path),
+            path,
+            message,
+        }
     };
     let failed = !m.problems.is_empty();
     out.problems
@@ -113,17 +149,22 @@ fn parse_manifest(
     out.warnings
         .extend(m.warnings.into_iter().map(|(p, msg)| at(&p, msg)));
     for t in m.resources {
+        let paths = t
+            .paths
+            .into_iter()
+            .map(|(from, to)| (from, format!("{base}{to}")))
+            .collect();
         let mut doc = Document {
             file: file.clone(),
             kind: t.kind,
             body: Body::Mesh(empty_envelope()),
-            prefix: String::new(),
-            paths: t.paths,
+            prefix: base.to_string(),
+            paths,
             mesh_implicit: t.mesh_implicit,
             renamed: t.renamed,
             by_ref: t.by_ref,
             lines: match &t.start {
-                Some(path) => lines.starting_at(path),
+                Some(path) => lines.starting_at(&format!("{base}{path}")),
                 None => lines.clone(),
             },
             entity: 0,
@@ -461,6 +502,31 @@ mod tests {
                 23,
                 "spec.httpRoute.action.target.virtualService.virtualServiceRef"
             )
+        );
+    }
+
+    #[test]
+    fn a_kubectl_get_list_is_each_of_its_items() {
+        let out = parse("apiVersion: v1\nkind: List\nmetadata: {resourceVersion: \"\"}\nitems:\n  - apiVersion: appmesh.k8s.aws/v1beta2\n    kind: VirtualNode\n    metadata:\n      name: a\n      namespace: shop\n      uid: 1b2c\n      annotations: {kubectl.kubernetes.io/last-applied-configuration: \"{}\"}\n    spec:\n      meshRef: {name: demo, uid: x}\n      listeners:\n        - portMapping: {port: 80, protocol: htp}\n    status:\n      virtualNodeARN: arn:aws:appmesh:us-west-2:1:mesh/demo/virtualNode/a_shop\n  - apiVersion: v1\n    kind: Service\n    metadata: {name: a}\n  - apiVersion: appmesh.k8s.aws/v1beta2\n    kind: VirtualService\n    metadata: {name: a, namespace: shop}\n    spec:\n      meshRef: {name: demo, uid: x}\n      provider: {virtualNode: {virtualNodeRef: {name: a}}}\n");
+        let msgs: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("mesh.yaml:15: items[0].spec.listeners[0].portMapping.protocol: unknown variant `htp`"),
+            "{msgs:?}"
+        );
+        let [vs] = &out.documents[..] else {
+            panic!("{:?}", out.documents)
+        };
+        assert_eq!(vs.names().virtual_service, Some("a.shop"));
+        assert_eq!(vs.line(), 21);
+        let p = vs.problem("spec.provider.virtualNode.virtualNodeName", "x");
+        assert_eq!(
+            (p.line, p.path.as_str()),
+            (26, "items[2].spec.provider.virtualNode.virtualNodeRef")
+        );
+        assert_eq!(
+            vs.problem("virtualServiceName", "x").path,
+            "items[2].metadata.name"
         );
     }
 }
