@@ -109,6 +109,11 @@ impl Document {
                 *name = new;
             }
         };
+        // A spec is copied only when one of its references is renamed (it is shared with the
+        // parse cache): a manifest that only joins the config's mesh keeps it as it is.
+        let in_spec = by_ref.iter().any(|(k, n)| {
+            !matches!(k, Kind::Mesh | Kind::VirtualGateway) && renamed(*k, n).is_some()
+        });
         macro_rules! envelope {
             ($e:expr) => {{
                 if let Some(mesh) = mesh {
@@ -129,6 +134,7 @@ impl Document {
                 if let Some(p) = e
                     .spec
                     .as_mut()
+                    .filter(|_| in_spec)
                     .map(Arc::make_mut)
                     .and_then(|s| s.provider.as_mut())
                 {
@@ -142,7 +148,7 @@ impl Document {
             }
             Body::VirtualNode(e) => {
                 envelope!(e);
-                if let Some(s) = e.spec.as_mut().map(Arc::make_mut) {
+                if let Some(s) = e.spec.as_mut().filter(|_| in_spec).map(Arc::make_mut) {
                     for b in s
                         .backends
                         .iter_mut()
@@ -154,7 +160,7 @@ impl Document {
             }
             Body::Route(e) => {
                 envelope!(e);
-                if let Some(s) = e.spec.as_mut().map(Arc::make_mut) {
+                if let Some(s) = e.spec.as_mut().filter(|_| in_spec).map(Arc::make_mut) {
                     for h in [s.http_route.as_mut(), s.http2_route.as_mut()]
                         .into_iter()
                         .flatten()
