@@ -332,7 +332,7 @@ impl Cx {
             by_ref,
         });
         if let Some(routes) = routes {
-            self.routes(routes, &aws_name, mesh_implicit);
+            self.routes(routes, (&aws_name, name_path), mesh_implicit);
         }
     }
 
@@ -513,8 +513,8 @@ impl Cx {
         }
     }
 
-    /// The inline `routes` of the router `router`: one Route envelope each.
-    fn routes(&mut self, routes: Value, router: &str, mesh_implicit: bool) {
+    /// The inline `routes` of the router `router` (named at `router_path`): one Route envelope each.
+    fn routes(&mut self, routes: Value, (router, router_path): (&str, &str), mesh_implicit: bool) {
         let Value::Sequence(routes) = routes else {
             if !routes.is_null() {
                 self.problem("spec.routes", "must be a list of routes".into());
@@ -547,7 +547,7 @@ impl Cx {
             let mut paths = vec![
                 ("spec".to_string(), at.clone()),
                 ("routeName".to_string(), format!("{at}.name")),
-                ("virtualRouterName".to_string(), "metadata.name".to_string()),
+                ("virtualRouterName".to_string(), router_path.to_string()),
                 (
                     "meshName".to_string(),
                     if mesh_implicit {
