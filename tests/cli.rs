@@ -1,5 +1,8 @@
-//! The command line of docs/contract.md §4, run as a real process.
+//! The command line of docs/contract.md §4, run as a real process; `flags` checks the flag rules
+//! across every subcommand.
 
+#[path = "cli/flags.rs"]
+mod flags;
 mod support;
 
 use std::process::{Command, Stdio};

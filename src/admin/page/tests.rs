@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
-use crate::admin::TypeReport;
+use crate::admin::{SyncState, TypeReport};
 
 fn demo() -> Arc<MeshModel> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo");
