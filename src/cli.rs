@@ -203,11 +203,13 @@ pub enum Output {
     Json,
 }
 
-pub fn init_tracing(json: bool, level: Option<&str>) {
+pub fn init_tracing(json: bool, level: Option<&str>, quiet: bool) {
+    // A report command's output is its report: the pipeline's progress lines would only bury it.
+    let default = if quiet { "warn" } else { "info" };
     let filter = match level {
         Some(l) => tracing_subscriber::EnvFilter::new(l),
         None => tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
     };
     // Colour codes only for a person at a terminal: never in files, pipes or log collectors.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -219,6 +221,17 @@ pub fn init_tracing(json: bool, level: Option<&str>) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+impl Cli {
+    /// Whether the command prints a report (validate, diff, status, config, bootstrap, generate)
+    /// rather than running a server, the demo or the load tool, whose logs are their progress.
+    pub fn reports(&self) -> bool {
+        !matches!(
+            self.command,
+            Command::Serve { .. } | Command::Demo { .. } | Command::Load(_)
+        )
     }
 }
 

@@ -270,10 +270,16 @@ fn diff_against_another_directory_spells_out_weights_and_exits_1() {
         .arg(new.path())
         .arg("--against")
         .arg(old.path())
+        .env_remove("RUST_LOG")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     println!("{text}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !log.contains("INFO"),
+        "a report command logs only warnings unless asked: {log}"
+    );
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("mesh/demo/virtualNode/frontend (changed)"),
