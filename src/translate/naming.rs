@@ -2,9 +2,6 @@
 
 use crate::spec::Protocol;
 
-/// The bootstrap's cluster for meshplane itself, which per-type config sources point at.
-pub const XDS_CLUSTER: &str = "meshplane_xds";
-
 /// `cds_ingress_<mesh>_<node>_<proto>_<port>`: the local app behind this sidecar.
 pub fn ingress_cluster(mesh: &str, node: &str, proto: Protocol, port: u32) -> String {
     format!("cds_ingress_{mesh}_{node}_{}_{port}", proto.as_str())
