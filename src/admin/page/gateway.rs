@@ -1,6 +1,5 @@
-//! The gateways of a mesh on the topology page: loaded and validated but not translated yet, so
-//! each is listed with what its raw spec tells (listeners, gateway routes and their targets) and
-//! any sidecars connected under its id.
+//! The gateways of a mesh on the topology page: each with its listeners, its gateway routes and
+//! their targets, and the gateway Envoys connected under its id.
 
 use std::fmt::Write as _;
 
@@ -16,8 +15,8 @@ pub(super) fn list(out: &mut String, m: &Mesh, sidecars: &Sidecars) {
     let _ = write!(
         out,
         "<div class=\"gateways\"><h3>Virtual gateways <span class=\"count\">{}</span></h3>\
-         <p class=\"note\">Loaded and validated, not translated yet: meshplane serves no \
-         configuration to gateway Envoys.</p><div class=\"cols\">",
+         <p class=\"note\">Each gateway Envoy listens on its listeners' ports and routes by \
+         its gateway routes to their target services.</p><div class=\"cols\">",
         m.virtual_gateways.len()
     );
     for (name, item) in m.virtual_gateways.iter().take(LIST_LIMIT) {
