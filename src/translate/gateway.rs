@@ -19,7 +19,8 @@ use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager, HttpConnectionManager,
 };
-use envoy_types::pb::google::protobuf::{value, Struct, Value};
+use envoy_types::pb::google::protobuf::{value, Any, Struct, Value};
+use prost::{Message, Name};
 
 use super::cluster::{load_assignment, protocol_options, thresholds, UNLIMITED};
 use super::listener::{hcm, listener, HCM};
@@ -141,44 +142,105 @@ fn self_redirect(name: String, egress: u32, l: &GatewayListener) -> Cluster {
 /// App Mesh's text or json format, else Envoy's default format.
 fn access_log(lg: &Logging) -> Option<AccessLog> {
     let file = lg.access_log.as_ref()?.file.as_ref()?;
-    let format = file.format.as_ref().and_then(|f| {
-        let format = if let Some(text) = &f.text {
-            let mut text = text.clone();
-            if !text.ends_with('\n') {
-                text.push('\n');
-            }
-            substitution_format_string::Format::TextFormatSource(DataSource {
-                specifier: Some(data_source::Specifier::InlineString(text)),
-                ..Default::default()
-            })
-        } else {
-            let fields = f
-                .json
-                .as_ref()?
-                .iter()
-                .map(|kv| {
-                    let v = Value {
-                        kind: Some(value::Kind::StringValue(kv.value.clone())),
-                    };
-                    (kv.key.clone(), v)
-                })
-                .collect();
-            substitution_format_string::Format::JsonFormat(Struct { fields })
-        };
-        Some(file_access_log::AccessLogFormat::LogFormat(
-            SubstitutionFormatString {
-                format: Some(format),
-                ..Default::default()
-            },
-        ))
-    });
-    let cfg = FileAccessLog {
+    let mut value = FileAccessLog {
         path: file.path.clone(),
-        access_log_format: format,
-    };
+        access_log_format: None,
+    }
+    .encode_to_vec();
+    let format = file.format.as_ref();
+    if let Some(text) = format.and_then(|f| f.text.as_ref()) {
+        let mut text = text.clone();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        let sfs = SubstitutionFormatString {
+            format: Some(substitution_format_string::Format::TextFormatSource(
+                DataSource {
+                    specifier: Some(data_source::Specifier::InlineString(text)),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        };
+        file_access_log::AccessLogFormat::LogFormat(sfs).encode(&mut value);
+    } else if let Some(json) = format.and_then(|f| f.json.as_ref()) {
+        // A `Struct` is a hash map, which prost encodes in hash order: the same file would give
+        // other bytes in another process. Its entries are encoded here in the file's order, one
+        // single-entry `Struct` after the other (the wire form of one `Struct` holding them all).
+        let mut fields = Vec::new();
+        for kv in json {
+            let v = Value {
+                kind: Some(value::Kind::StringValue(kv.value.clone())),
+            };
+            fields.extend(
+                Struct {
+                    fields: [(kv.key.clone(), v)].into_iter().collect(),
+                }
+                .encode_to_vec(),
+            );
+        }
+        // SubstitutionFormatString { json_format (2): fields }, as FileAccessLog.log_format (5).
+        let mut sfs = Vec::new();
+        prost::encoding::bytes::encode(2, &fields, &mut sfs);
+        prost::encoding::bytes::encode(5, &sfs, &mut value);
+    }
     Some(AccessLog {
         name: "envoy.access_loggers.file".into(),
-        config_type: Some(access_log::ConfigType::TypedConfig(any(&cfg))),
+        config_type: Some(access_log::ConfigType::TypedConfig(Any {
+            type_url: FileAccessLog::type_url(),
+            value,
+        })),
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{AccessLog as Log, FileAccessLog as File, JsonFormatRef, LoggingFormat};
+
+    #[test]
+    fn json_access_logs_encode_the_same_bytes_every_time() {
+        let lg = Logging {
+            access_log: Some(Log {
+                file: Some(File {
+                    path: "/dev/stdout".into(),
+                    format: Some(LoggingFormat {
+                        json: Some(
+                            ["a", "b", "c", "d", "e"]
+                                .iter()
+                                .map(|k| JsonFormatRef {
+                                    key: k.to_string(),
+                                    value: format!("%{k}%"),
+                                })
+                                .collect(),
+                        ),
+                        text: None,
+                    }),
+                }),
+            }),
+        };
+        let bytes = |l: &AccessLog| match &l.config_type {
+            Some(access_log::ConfigType::TypedConfig(a)) => a.value.clone(),
+            None => Vec::new(),
+        };
+        let first = access_log(&lg).unwrap();
+        for _ in 0..20 {
+            assert_eq!(bytes(&first), bytes(&access_log(&lg).unwrap()));
+        }
+        let decoded = FileAccessLog::decode(bytes(&first).as_slice()).unwrap();
+        assert_eq!(decoded.path, "/dev/stdout");
+        let Some(file_access_log::AccessLogFormat::LogFormat(sfs)) = decoded.access_log_format
+        else {
+            panic!("a log format")
+        };
+        let Some(substitution_format_string::Format::JsonFormat(st)) = sfs.format else {
+            panic!("json")
+        };
+        assert_eq!(st.fields.len(), 5);
+        assert_eq!(
+            st.fields["c"].kind,
+            Some(value::Kind::StringValue("%c%".into()))
+        );
+    }
 }
