@@ -34,3 +34,20 @@ pub fn ingress_routes(proto: Protocol, port: u32) -> String {
 pub fn egress_routes(port: u32) -> String {
     format!("rds_egress_http_{port}")
 }
+
+/// `cds_ingress_<mesh>_<gateway>_self_redirect_<proto>_<egress port>` (with several gateway
+/// listeners, `..._self_redirect_<listener port>_<proto>_<egress port>`): the loop from a gateway's
+/// ingress listener back into its own egress listener.
+pub fn self_redirect_cluster(
+    mesh: &str,
+    gateway: &str,
+    listener_port: Option<u32>,
+    proto: Protocol,
+    egress_port: u32,
+) -> String {
+    let listener = listener_port.map_or(String::new(), |p| format!("{p}_"));
+    format!(
+        "cds_ingress_{mesh}_{gateway}_self_redirect_{listener}{}_{egress_port}",
+        proto.as_str()
+    )
+}

@@ -257,7 +257,7 @@ fn invalid_files_list_problems_and_say_what_is_still_served() {
 }
 
 #[test]
-fn gateways_are_listed_as_not_translated_with_their_routes() {
+fn gateways_are_listed_with_their_routes() {
     let model = model_of(
         "kind: Mesh\nmeshName: m\n---\nkind: VirtualNode\nmeshName: m\nvirtualNodeName: shop\n\
          spec: {listeners: [{portMapping: {port: 80, protocol: http}}], serviceDiscovery: {dns: {hostname: shop}}}\n---\n\
@@ -275,7 +275,7 @@ fn gateways_are_listed_as_not_translated_with_their_routes() {
     );
     let t = text(&page(Some(&model), &valid(), &[gw]));
     assert!(
-        t.contains("Virtual gateways 1 Loaded and validated, not translated yet"),
+        t.contains("Virtual gateways 1 Each gateway Envoy listens"),
         "{t}"
     );
     assert!(

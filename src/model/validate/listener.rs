@@ -11,7 +11,7 @@ use crate::spec::{
 pub(super) fn check_listener(doc: &Document, base: &str, l: &NodeListener, out: &mut Vec<Problem>) {
     let proto = l.port_mapping.protocol;
     if let Some(hc) = &l.health_check {
-        check_health_check(doc, base, l, hc, out);
+        check_health_check(doc, base, l.port_mapping.port, hc, out);
     }
     if let Some(od) = &l.outlier_detection {
         check_outlier_detection(doc, base, od, out);
@@ -24,10 +24,11 @@ pub(super) fn check_listener(doc: &Document, base: &str, l: &NodeListener, out: 
     }
 }
 
-fn check_health_check(
+/// A listener's health check (virtual node or gateway listener on `port`).
+pub(super) fn check_health_check(
     doc: &Document,
     base: &str,
-    l: &NodeListener,
+    port: u32,
     hc: &HealthCheck,
     out: &mut Vec<Problem>,
 ) {
@@ -64,11 +65,11 @@ fn check_health_check(
         60000,
         out,
     );
-    if let Some(port) = hc.port {
-        if port != l.port_mapping.port {
+    if let Some(hc_port) = hc.port {
+        if hc_port != port {
             out.push(doc.problem(
                 &format!("{p}.port"),
-                format!("must equal the listener's port {}", l.port_mapping.port),
+                format!("must equal the listener's port {port}"),
             ));
         }
     }
