@@ -95,7 +95,7 @@ async fn resources(State(s): State<AdminState>, Query(q): Query<NodeQuery>) -> R
     let Some(id) = ProxyId::parse(&q.node) else {
         return (
             StatusCode::BAD_REQUEST,
-            "node must be mesh/<mesh>/virtualNode/<name> or an App Mesh ARN\n",
+            "node must be mesh/<mesh>/virtualNode/<name>, mesh/<mesh>/virtualGateway/<name> or an App Mesh ARN\n",
         )
             .into_response();
     };

@@ -89,9 +89,10 @@ pub enum Command {
         #[arg(long, short, value_enum, value_name = "FORMAT", default_value_t = Output::Table)]
         output: Output,
     },
-    /// Print an Envoy bootstrap (YAML) for one sidecar.
+    /// Print an Envoy bootstrap (YAML) for one sidecar or gateway Envoy.
     Bootstrap {
-        /// mesh/<mesh>/virtualNode/<name> (or the full App Mesh ARN).
+        /// mesh/<mesh>/virtualNode/<name>, mesh/<mesh>/virtualGateway/<name> (or the full App Mesh
+        /// ARN).
         #[arg(long)]
         node_id: String,
         /// HOST:PORT of meshplane's xDS listener.
@@ -144,8 +145,9 @@ pub enum Command {
     /// The clusters, endpoints, listeners and routes served to one node.
     #[command(group(ArgGroup::new("which_node").required(true).args(["node", "node_id"])))]
     Config {
-        /// mesh/<mesh>/virtualNode/<name>, the full App Mesh ARN, or a short name that names one
-        /// defined node (`backend-v1`, `demo/backend-v1`).
+        /// mesh/<mesh>/virtualNode/<name>, mesh/<mesh>/virtualGateway/<name>, the full App Mesh
+        /// ARN, or a short name that names one defined node or gateway (`backend-v1`,
+        /// `demo/backend-v1`, `edge`).
         #[arg(value_name = "NODE")]
         node: Option<String>,
         /// The same NODE, spelt as `bootstrap` and `load` spell it.
