@@ -235,10 +235,21 @@ fn summary(out: &mut String, model: &MeshModel, sidecars: &Sidecars) {
     let mut nodes = 0;
     let mut not_connected = 0;
     let mut counts: [usize; 4] = [0; 4];
+    let mut gateways = 0;
     for m in model.meshes.values() {
-        for name in m.virtual_nodes.keys() {
+        let node_ids = m
+            .virtual_nodes
+            .keys()
+            .map(|name| ProxyId::virtual_node(&m.name, name));
+        let gateway_ids = m.virtual_gateways.keys().map(|name| ProxyId {
+            mesh: m.name.clone(),
+            kind: crate::model::ProxyKind::VirtualGateway,
+            name: name.clone(),
+        });
+        gateways += m.virtual_gateways.len();
+        for id in node_ids.chain(gateway_ids) {
             nodes += 1;
-            let connected = sidecars.of(&ProxyId::virtual_node(&m.name, name));
+            let connected = sidecars.of(&id);
             if connected.is_empty() {
                 not_connected += 1;
             }
@@ -247,10 +258,18 @@ fn summary(out: &mut String, model: &MeshModel, sidecars: &Sidecars) {
             }
         }
     }
+    let defined = if gateways == 0 {
+        count(nodes, "virtual node")
+    } else {
+        format!(
+            "{} and {}",
+            count(nodes - gateways, "virtual node"),
+            count(gateways, "virtual gateway")
+        )
+    };
     let _ = write!(
         out,
-        "<section class=\"summary\"><h2>Sidecars</h2><p>{} in {}</p><p>",
-        count(nodes, "virtual node"),
+        "<section class=\"summary\"><h2>Sidecars</h2><p>{defined} in {}</p><p>",
         count(model.meshes.len(), "mesh")
     );
     for (i, s) in STATES.iter().enumerate() {

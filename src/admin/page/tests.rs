@@ -285,6 +285,15 @@ fn gateways_are_listed_with_their_routes() {
         "{t}"
     );
     assert!(t.contains("sidecar NOT SENT"), "{t}");
+    // The summary counts the gateway and its Envoy like a node's.
+    assert!(
+        t.contains("Sidecars 1 virtual node and 1 virtual gateway in 1 mesh"),
+        "{t}"
+    );
+    assert!(
+        t.contains("1 NOT CONNECTED"),
+        "the node has no sidecar: {t}"
+    );
     assert!(!t.contains("Sidecars naming nothing loaded"), "{t}");
     assert!(t.contains("provided by node shop"), "{t}");
 }
