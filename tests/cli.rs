@@ -93,6 +93,38 @@ fn bootstrap_prints_an_envoy_bootstrap() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("mesh/<mesh>/virtualNode/<name>"));
 }
 
+/// A gateway is bootstrapped like a sidecar: its node id (either form) and ADS, no listeners of its
+/// own (a gateway has no ingressPort or egressPort flags: its listeners arrive over LDS, checked
+/// with real Envoy in tests/gateway.rs).
+#[test]
+fn bootstrap_takes_gateway_node_ids() {
+    for id in [
+        "mesh/edge/virtualGateway/ingress",
+        "arn:aws:appmesh:eu-west-1:123456789012:mesh/edge/virtualGateway/ingress",
+    ] {
+        let out = meshplane()
+            .args(["bootstrap", "--node-id", id, "--xds", "meshplane:18000"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let y: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&out.stdout).unwrap();
+        assert_eq!(y["node"]["id"].as_str(), Some(id));
+        assert_eq!(y["node"]["cluster"].as_str(), Some(id));
+        assert_eq!(
+            y["admin"]["address"]["socket_address"]["port_value"].as_u64(),
+            Some(9901)
+        );
+        assert!(y["dynamic_resources"]["ads_config"].is_mapping());
+        assert!(y["static_resources"]["listeners"].is_null());
+    }
+    let help = meshplane().args(["bootstrap", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("mesh/<mesh>/virtualGateway/<name>"));
+}
+
 /// `meshplane serve` on the example mesh with free ports, once its xDS port accepts: the child,
 /// the xDS address and the admin port.
 async fn serve_demo(stderr: Stdio) -> (std::process::Child, std::net::SocketAddr, u16) {

@@ -257,12 +257,15 @@ async fn envoy_accepts_every_gateway_feature() {
     dir.write("all.yaml", &text);
     let server = start(dir.path()).await;
     let work = tempfile::tempdir().unwrap();
-    let gw = Envoy::start(
-        "mesh/edge/virtualGateway/ingress",
-        server.xds_addr,
-        work.path(),
-    )
-    .await;
+    // Started from what `meshplane bootstrap --node-id mesh/edge/virtualGateway/ingress` prints.
+    let id = "mesh/edge/virtualGateway/ingress";
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshplane"))
+        .args(["bootstrap", "--node-id", id, "--admin-port", "0", "--xds"])
+        .arg(server.xds_addr.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let gw = Envoy::start_bootstrap(id, work.path(), &String::from_utf8(out.stdout).unwrap()).await;
     let want = [
         format!("rds_ingress_http_{http}"),
         format!("rds_ingress_grpc_{grpc}"),
