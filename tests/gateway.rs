@@ -2,12 +2,18 @@
 //! front of two services whose nodes have their own sidecars and upstream apps that echo the Host
 //! and path they received. Checks hostname exact and suffix matches, prefix and host rewrites as
 //! the app sees them, header and query matches, an 80/20 router split behind the gateway (printed),
-//! and a gateway-route edit on disk applied without restarts (save → applied printed).
+//! and a gateway-route edit on disk applied without restarts (save → applied printed). A third test
+//! makes real gRPC calls through a grpc gateway listener and `grpcRoute` to a tonic server.
 
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use meshplane::proto::admin::admin_server::{Admin, AdminServer};
+use meshplane::proto::admin::{GetStatusRequest, GetStatusResponse};
 
 use support::envoy::{free_port, http_get, Envoy};
 use support::*;
@@ -321,4 +327,148 @@ async fn envoy_accepts_every_gateway_feature() {
             .all(|l| l["host"] == "shop.edge.local" && l["method"] == "GET"),
         "{logged}"
     );
+}
+
+/// A gRPC upstream: meshplane's own `meshplane.admin.v1.Admin` service (proto/), answering every
+/// `GetStatus` with `reloads_accepted = 4242` and counting the calls it got.
+struct RpcApp {
+    calls: Arc<AtomicU64>,
+}
+
+#[tonic::async_trait]
+impl Admin for RpcApp {
+    async fn get_status(
+        &self,
+        req: tonic::Request<GetStatusRequest>,
+    ) -> Result<tonic::Response<GetStatusResponse>, tonic::Status> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let tenant = req
+            .metadata()
+            .get("x-tenant")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string();
+        Ok(tonic::Response::new(GetStatusResponse {
+            reloads_accepted: 4242,
+            warnings: vec![meshplane::proto::admin::Problem {
+                message: tenant,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }))
+    }
+}
+
+/// A unary call of `GetStatus` on `service` (the generated client only knows the real one).
+async fn get_status(
+    channel: tonic::transport::Channel,
+    service: &str,
+    tenant: &str,
+) -> Result<GetStatusResponse, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path: tonic::codegen::http::uri::PathAndQuery =
+        format!("/{service}/GetStatus").parse().unwrap();
+    let mut req = tonic::Request::new(GetStatusRequest {});
+    req.metadata_mut()
+        .insert("x-tenant", tenant.parse().unwrap());
+    grpc.unary(
+        req,
+        path,
+        tonic_prost::ProstCodec::<GetStatusRequest, GetStatusResponse>::default(),
+    )
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+/// A gRPC gateway listener and a `grpcRoute` (serviceName and metadata match) to a virtual service
+/// whose node has a grpc listener, its own sidecar, and a real tonic server behind it: a real gRPC
+/// call through the gateway Envoy succeeds, and a call to another service name (or without the
+/// metadata) is not routed (Envoy's no-route, gRPC UNIMPLEMENTED) and never reaches the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_gateway_route_reaches_a_real_grpc_server() {
+    let (gateway, egress, app, ingress) = (free_port(), free_port(), free_port(), free_port());
+    let calls = Arc::new(AtomicU64::new(0));
+    let server_calls = calls.clone();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(AdminServer::new(RpcApp {
+                calls: server_calls,
+            }))
+            .serve(([127, 0, 0, 1], app).into())
+            .await
+            .expect("grpc app");
+    });
+    let dir = MeshDir::new();
+    dir.write(
+        "mesh.yaml",
+        &format!(
+            "kind: Mesh\nmeshName: rpc\n\
+             ---\nkind: VirtualNode\nmeshName: rpc\nvirtualNodeName: status\nspec:\n  listeners: [{{portMapping: {{port: {app}, protocol: grpc}}}}]\n  serviceDiscovery: {{static: {{endpoints: [{{address: 127.0.0.1}}]}}}}\n  proxy: {{ingressPort: {ingress}}}\n\
+             ---\nkind: VirtualService\nmeshName: rpc\nvirtualServiceName: status.rpc.local\nspec: {{provider: {{virtualNode: {{virtualNodeName: status}}}}}}\n\
+             ---\nkind: VirtualGateway\nmeshName: rpc\nvirtualGatewayName: edge\nspec:\n  listeners: [{{portMapping: {{port: {gateway}, protocol: grpc}}}}]\n  proxy: {{egressPort: {egress}}}\n\
+             ---\nkind: GatewayRoute\nmeshName: rpc\nvirtualGatewayName: edge\ngatewayRouteName: status-rpc\nspec:\n  grpcRoute:\n    match:\n      serviceName: meshplane.admin.v1.Admin\n      metadata: [{{name: x-tenant, match: {{suffix: -prod}}}}]\n    action: {{target: {{virtualService: {{virtualServiceName: status.rpc.local}}}}}}\n"
+        ),
+    );
+    let server = start(dir.path()).await;
+    assert!(
+        server.pipeline.status().last.problems.is_empty()
+            && server.pipeline.status().last.warnings.is_empty(),
+        "{:#?}",
+        server.pipeline.status().last
+    );
+    let work = tempfile::tempdir().unwrap();
+    let _sidecar = Envoy::start("mesh/rpc/virtualNode/status", server.xds_addr, work.path()).await;
+    let gw = Envoy::start("mesh/rpc/virtualGateway/edge", server.xds_addr, work.path()).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{gateway}"))
+        .unwrap()
+        .connect_lazy();
+
+    let began = Instant::now();
+    let answer = loop {
+        match get_status(channel.clone(), "meshplane.admin.v1.Admin", "eu-prod").await {
+            Ok(r) => break r,
+            Err(e) => assert!(
+                began.elapsed() < Duration::from_secs(20),
+                "no gRPC answer through the gateway: {e}; see {}",
+                work.path().display()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!(
+        "gRPC through the gateway answered {} ms after its Envoy started",
+        began.elapsed().as_millis()
+    );
+    assert_eq!(answer.reloads_accepted, 4242);
+    assert_eq!(
+        answer.warnings[0].message, "eu-prod",
+        "metadata reaches the app"
+    );
+    let seen = calls.load(Ordering::SeqCst);
+
+    // Another service name, and the right one without the metadata: not routed.
+    for (service, tenant) in [
+        ("meshplane.admin.v1.Other", "eu-prod"),
+        ("meshplane.admin.v1.Admin", "eu-test"),
+    ] {
+        let err = get_status(channel.clone(), service, tenant)
+            .await
+            .expect_err(service);
+        assert_eq!(err.code(), tonic::Code::Unimplemented, "{service}: {err}");
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        seen,
+        "the app saw no other call"
+    );
+    assert_eq!(gw.stat("http.ingress.no_route").await, 2);
+    // And the matching call still works on the same connection.
+    let again = get_status(channel, "meshplane.admin.v1.Admin", "us-prod")
+        .await
+        .unwrap();
+    assert_eq!(again.warnings[0].message, "us-prod");
+    assert_eq!(calls.load(Ordering::SeqCst), seen + 1);
 }
