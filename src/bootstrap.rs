@@ -1,7 +1,7 @@
 //! The Envoy bootstrap printed by `meshplane bootstrap`: node identity, admin, and ADS pointing at
 //! meshplane. Everything else arrives over ADS.
 
-use crate::translate::naming::XDS_CLUSTER;
+use crate::xds::authority::DEFAULT_CLUSTER as XDS_CLUSTER;
 
 /// How the sidecar talks xDS to meshplane.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

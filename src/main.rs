@@ -15,7 +15,7 @@ use cli::{init_tracing, run, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_json, cli.log_level.as_deref());
+    init_tracing(cli.log_json, cli.log_level.as_deref(), cli.reports());
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

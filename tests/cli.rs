@@ -1,5 +1,8 @@
-//! The command line of docs/contract.md §4, run as a real process.
+//! The command line of docs/contract.md §4, run as a real process; `flags` checks the flag rules
+//! across every subcommand.
 
+#[path = "cli/flags.rs"]
+mod flags;
 mod support;
 
 use std::process::{Command, Stdio};
@@ -88,6 +91,38 @@ fn bootstrap_prints_an_envoy_bootstrap() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("mesh/<mesh>/virtualNode/<name>"));
+}
+
+/// A gateway is bootstrapped like a sidecar: its node id (either form) and ADS, no listeners of its
+/// own (a gateway has no ingressPort or egressPort flags: its listeners arrive over LDS, checked
+/// with real Envoy in tests/gateway.rs).
+#[test]
+fn bootstrap_takes_gateway_node_ids() {
+    for id in [
+        "mesh/edge/virtualGateway/ingress",
+        "arn:aws:appmesh:eu-west-1:123456789012:mesh/edge/virtualGateway/ingress",
+    ] {
+        let out = meshplane()
+            .args(["bootstrap", "--node-id", id, "--xds", "meshplane:18000"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let y: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&out.stdout).unwrap();
+        assert_eq!(y["node"]["id"].as_str(), Some(id));
+        assert_eq!(y["node"]["cluster"].as_str(), Some(id));
+        assert_eq!(
+            y["admin"]["address"]["socket_address"]["port_value"].as_u64(),
+            Some(9901)
+        );
+        assert!(y["dynamic_resources"]["ads_config"].is_mapping());
+        assert!(y["static_resources"]["listeners"].is_null());
+    }
+    let help = meshplane().args(["bootstrap", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("mesh/<mesh>/virtualGateway/<name>"));
 }
 
 /// `meshplane serve` on the example mesh with free ports, once its xDS port accepts: the child,
@@ -267,10 +302,16 @@ fn diff_against_another_directory_spells_out_weights_and_exits_1() {
         .arg(new.path())
         .arg("--against")
         .arg(old.path())
+        .env_remove("RUST_LOG")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     println!("{text}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !log.contains("INFO"),
+        "a report command logs only warnings unless asked: {log}"
+    );
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("mesh/demo/virtualNode/frontend (changed)"),

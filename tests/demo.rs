@@ -1,7 +1,10 @@
 //! The two demos of the example mesh: `meshplane demo` run for real (meshplane, three Envoy sidecars,
 //! example services, traffic, a live weight edit, Ctrl-C), and `docker-compose.yml` checked against the
-//! example mesh (and by `docker-compose config` where installed; CI installs it).
+//! example mesh (and by `docker-compose config` where installed; CI installs it). `script` runs
+//! `scripts/demo.sh` itself, in this binary so that it shares the lock on the demo's fixed ports.
 
+#[path = "demo/script.rs"]
+mod script;
 mod support;
 
 use std::io::{BufRead, BufReader};

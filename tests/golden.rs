@@ -87,6 +87,25 @@ fn served_versions(dir: &Path) -> BTreeMap<String, [String; 4]> {
 
 const CHILD: &str = "MESHPLANE_GOLDEN_CHILD_DIR";
 
+/// [`served_versions`] of `mesh`, computed by this test binary run again.
+fn in_another_process(mesh: &Path) -> BTreeMap<String, [String; 4]> {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "served_bytes_do_not_depend_on_process_or_document_order",
+            "--nocapture",
+        ])
+        .env(CHILD, mesh)
+        .output()
+        .expect("run the test binary again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSIONS "))
+        .unwrap_or_else(|| panic!("child printed no versions: {stdout}"));
+    serde_json::from_str(json).unwrap()
+}
+
 /// The same files give the same bytes in another process (another hash seed, another
 /// allocation order) and whatever order their documents come in.
 #[test]
@@ -99,22 +118,17 @@ fn served_bytes_do_not_depend_on_process_or_document_order() {
     let mesh = root().join("tests/golden/features/mesh");
     let here = served_versions(&mesh);
     assert!(here.len() >= 3);
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "served_bytes_do_not_depend_on_process_or_document_order",
-            "--nocapture",
-        ])
-        .env(CHILD, &mesh)
-        .output()
-        .expect("run the test binary again");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let json = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("VERSIONS "))
-        .unwrap_or_else(|| panic!("child printed no versions: {stdout}"));
-    let there: BTreeMap<String, [String; 4]> = serde_json::from_str(json).unwrap();
-    assert_eq!(here, there, "another process served other bytes");
+    assert_eq!(
+        here,
+        in_another_process(&mesh),
+        "another process served other bytes"
+    );
+    let gateway = root().join("tests/golden/gateway/mesh");
+    assert_eq!(
+        served_versions(&gateway),
+        in_another_process(&gateway),
+        "another process served a gateway other bytes"
+    );
 
     // Each document in a file of its own, in reverse order.
     let text = std::fs::read_to_string(mesh.join("all.yaml")).unwrap();
@@ -128,5 +142,13 @@ fn served_bytes_do_not_depend_on_process_or_document_order() {
         here,
         served_versions(shuffled.path()),
         "reordered documents served other bytes"
+    );
+}
+
+#[test]
+fn every_gateway_feature() {
+    check(
+        &root().join("tests/golden/gateway/mesh"),
+        &root().join("tests/golden/gateway"),
     );
 }

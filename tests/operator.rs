@@ -352,3 +352,122 @@ async fn an_invalid_directory_is_not_ready_and_reports_its_problems() {
     );
     server.shutdown().await;
 }
+
+/// The golden gateway mesh (tests/golden/gateway/mesh): its gateway is listed, resolved, served and
+/// counted like a virtual node by `status`, `config`, `/nodes`, `/proxies`, `/resources` and
+/// `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_are_seen_like_nodes() {
+    let dir = MeshDir::copy_of(&repo_path("tests/golden/gateway/mesh"));
+    let server = start(dir.path()).await;
+    let admin = server.admin_addr;
+    let admin_s = admin.to_string();
+    let gw = "mesh/edge/virtualGateway/ingress";
+
+    let nodes: Vec<meshplane::admin::NodeEntry> = get_json(admin, "/nodes").await;
+    let ids: Vec<&str> = nodes.iter().map(|n| n.node_id.as_str()).collect();
+    assert!(ids.contains(&gw), "{ids:?}");
+    assert_eq!(ids.len(), 4, "three nodes and the gateway: {ids:?}");
+
+    // Defined, nobody connected: listed as NOT CONNECTED, like a node.
+    let (code, json) = cli(&["status", "--admin", &admin_s, "-o", "json"]).await;
+    assert_eq!(code, 0, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let missing: Vec<&str> = v["not_connected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    assert!(missing.contains(&gw), "{v}");
+    let (_, table) = cli(&["status", "--admin", &admin_s]).await;
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(gw) && l.contains("NOT CONNECTED")),
+        "{table}"
+    );
+
+    // What the gateway is served: its listeners on 0.0.0.0:<port> and its egress on
+    // 127.0.0.1:<egressPort>, whichever way it is named.
+    let (code, out) = cli(&["config", gw, "--admin", &admin_s]).await;
+    assert_eq!(code, 0, "{out}");
+    for want in [
+        "0.0.0.0:8088",
+        "0.0.0.0:8089",
+        "127.0.0.1:15011",
+        "rds_ingress_http_8088",
+        "rds_ingress_grpc_8089",
+        "rds_egress_http_15011",
+        "shop.example.com",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    for short in [
+        "ingress",
+        "edge/ingress",
+        "arn:aws:appmesh:eu-west-1:123456789012:mesh/edge/virtualGateway/ingress",
+    ] {
+        let (code, again) = cli(&["config", short, "--admin", &admin_s]).await;
+        assert_eq!(
+            (code, &again),
+            (0, &out),
+            "`config {short}` is `config {gw}`"
+        );
+    }
+    let (code, out) = cli(&["config", gw, "--admin", &admin_s, "-o", "json"]).await;
+    assert_eq!(code, 0);
+    let view: meshplane::inspect::NodeView = serde_json::from_str(&out).unwrap();
+    assert_eq!(view.node_id, gw);
+    assert_eq!(view.listeners.len(), 3, "{view:#?}");
+    let (status, _) = http_get(admin, "x", &format!("/resources?node={gw}"), &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let (status, body) = http_get(
+        admin,
+        "x",
+        "/resources?node=mesh/edge/virtualGateway/nobody",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 404, "{body}");
+
+    // A gateway proxy connects: /proxies and `status` list it as a known proxy, synced once it
+    // acknowledges, and it is no longer NOT CONNECTED.
+    let mut ads = AdsClient::connect(server.xds_addr, gw).await;
+    ads.request(CDS, &[], "", "").await;
+    let cds = ads.recv().await;
+    ads.ack(&cds, &[]).await;
+    ads.request(LDS, &[], "", "").await;
+    let lds = ads.recv().await;
+    assert_eq!(
+        names_of(&lds).len(),
+        3,
+        "two gateway listeners and the egress"
+    );
+    ads.ack(&lds, &[]).await;
+    let p = wait_for_state(admin, gw, "LDS", SyncState::Synced).await;
+    assert_eq!(
+        (p.mesh.as_deref(), p.node.as_deref(), p.known),
+        (Some("edge"), Some("ingress"), true)
+    );
+    let (code, table) = cli(&["status", "--admin", &admin_s]).await;
+    assert_eq!(code, 0, "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(gw) && l.contains("SYNCED") && !l.contains("NOT CONNECTED")),
+        "{table}"
+    );
+    let (_, metrics) = http_get(admin, "x", "/metrics", &[]).await.unwrap();
+    for want in [
+        "meshplane_connected_proxies{mode=\"ADS\"} 1",
+        "meshplane_nodes 4",
+    ] {
+        assert!(metrics.contains(want), "missing {want:?} in:\n{metrics}");
+    }
+    drop(ads);
+    server.shutdown().await;
+}

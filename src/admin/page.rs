@@ -6,17 +6,19 @@
 mod gateway;
 mod mesh;
 mod router;
+mod sidecars;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 
-use super::{problems, AdminState, ProblemReport, ProxyReport, SyncState};
+use super::{problems, AdminState, ProblemReport, ProxyReport};
 use crate::model::{MeshModel, ProxyId};
+use sidecars::{connection, sidecar, state_badge, state_index, unknown_section, STATES};
 
 /// How many entries of one list (problems, services, nodes, ...) the page shows; the JSON
 /// endpoints and `meshplane status` list them all.
@@ -233,10 +235,21 @@ fn summary(out: &mut String, model: &MeshModel, sidecars: &Sidecars) {
     let mut nodes = 0;
     let mut not_connected = 0;
     let mut counts: [usize; 4] = [0; 4];
+    let mut gateways = 0;
     for m in model.meshes.values() {
-        for name in m.virtual_nodes.keys() {
+        let node_ids = m
+            .virtual_nodes
+            .keys()
+            .map(|name| ProxyId::virtual_node(&m.name, name));
+        let gateway_ids = m.virtual_gateways.keys().map(|name| ProxyId {
+            mesh: m.name.clone(),
+            kind: crate::model::ProxyKind::VirtualGateway,
+            name: name.clone(),
+        });
+        gateways += m.virtual_gateways.len();
+        for id in node_ids.chain(gateway_ids) {
             nodes += 1;
-            let connected = sidecars.of(&ProxyId::virtual_node(&m.name, name));
+            let connected = sidecars.of(&id);
             if connected.is_empty() {
                 not_connected += 1;
             }
@@ -245,10 +258,18 @@ fn summary(out: &mut String, model: &MeshModel, sidecars: &Sidecars) {
             }
         }
     }
+    let defined = if gateways == 0 {
+        count(nodes, "virtual node")
+    } else {
+        format!(
+            "{} and {}",
+            count(nodes - gateways, "virtual node"),
+            count(gateways, "virtual gateway")
+        )
+    };
     let _ = write!(
         out,
-        "<section class=\"summary\"><h2>Sidecars</h2><p>{} in {}</p><p>",
-        count(nodes, "virtual node"),
+        "<section class=\"summary\"><h2>Sidecars</h2><p>{defined} in {}</p><p>",
         count(model.meshes.len(), "mesh")
     );
     for (i, s) in STATES.iter().enumerate() {
@@ -267,95 +288,6 @@ pub(super) fn count(n: usize, one: &str) -> String {
         (_, true) => format!("{n} {one}es"),
         (_, false) => format!("{n} {one}s"),
     }
-}
-
-const STATES: [SyncState; 4] = [
-    SyncState::Synced,
-    SyncState::Nacked,
-    SyncState::Stale,
-    SyncState::NotSent,
-];
-
-fn state_index(s: SyncState) -> usize {
-    STATES.iter().position(|x| *x == s).unwrap_or(0)
-}
-
-/// A coloured badge for a sync state, with `prefix` (a count or a type) before the state's name.
-pub(super) fn state_badge(s: SyncState, prefix: &str) -> String {
-    let class = match s {
-        SyncState::Synced => "ok",
-        SyncState::Nacked => "bad",
-        SyncState::Stale => "warn",
-        SyncState::NotSent => "idle",
-    };
-    format!(
-        "<span class=\"badge {class}\">{} {}</span>",
-        esc(prefix),
-        s.as_str()
-    )
-}
-
-/// A card head's badge for the sidecars connected to one node or gateway: NOT CONNECTED, or how
-/// many there are and the worst state among them.
-pub(super) fn connection(out: &mut String, connected: &[&ProxyReport]) {
-    let worst = [SyncState::Nacked, SyncState::Stale, SyncState::Synced]
-        .into_iter()
-        .find(|s| connected.iter().any(|p| p.state() == *s))
-        .unwrap_or(SyncState::NotSent);
-    match connected.len() {
-        0 => out.push_str("<span class=\"badge notconn\">NOT CONNECTED</span>"),
-        n => out.push_str(&state_badge(worst, &count(n, "sidecar"))),
-    }
-}
-
-/// One connected sidecar: mode, peer, connection time, per-type states and Envoy's message for
-/// every NACK.
-pub(super) fn sidecar(out: &mut String, p: &ProxyReport) {
-    let _ = write!(
-        out,
-        "<div class=\"sidecar\"><div><span class=\"mode\">{}</span> from <code>{}</code> since ",
-        esc(&p.mode),
-        esc(&p.peer)
-    );
-    time(out, UNIX_EPOCH + Duration::from_secs(p.connected_since));
-    out.push_str("</div><div class=\"types\">");
-    for (ty, t) in &p.types {
-        out.push_str(&state_badge(t.state, ty));
-    }
-    out.push_str("</div>");
-    for (ty, t) in &p.types {
-        if let Some(msg) = &t.nack {
-            let _ = write!(
-                out,
-                "<div class=\"nack\"><b>{} rejected by Envoy:</b> <code>{}</code></div>",
-                esc(ty),
-                esc(msg)
-            );
-        }
-    }
-    out.push_str("</div>");
-}
-
-fn unknown_section(out: &mut String, unknown: &[&ProxyReport]) {
-    if unknown.is_empty() {
-        return;
-    }
-    out.push_str(
-        "<section class=\"unknown\"><h2>Sidecars naming nothing loaded</h2><p class=\"note\">\
-         Their node ids name no virtual node or gateway of the loaded meshes.</p>",
-    );
-    for p in unknown.iter().take(LIST_LIMIT) {
-        let _ = write!(
-            out,
-            "<div class=\"card\"><div class=\"head\"><code>{}</code>",
-            esc(&p.node_id)
-        );
-        connection(out, &[p]);
-        out.push_str("</div>");
-        sidecar(out, p);
-        out.push_str("</div>");
-    }
-    out.push_str("</section>\n");
 }
 
 /// Writes a UTC time as a `<time>` element showing the time of day (the date in its title); the

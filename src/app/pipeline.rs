@@ -283,17 +283,28 @@ impl Pipeline {
     }
 }
 
-/// Every virtual node of the model with its entity key (cheap to hash and compare, unlike a
-/// `ProxyId`).
+/// Every virtual node and virtual gateway of the model with its entity key (cheap to hash and
+/// compare, unlike a `ProxyId`).
 fn virtual_nodes(model: &MeshModel) -> Vec<(u64, ProxyId)> {
+    use crate::change::entity_key;
+    use crate::spec::Kind;
     model
         .meshes
         .values()
         .flat_map(|m| {
-            m.virtual_nodes.keys().map(|n| {
-                let key = crate::change::entity_key(crate::spec::Kind::VirtualNode, &m.name, n);
+            let nodes = m.virtual_nodes.keys().map(|n| {
+                let key = entity_key(Kind::VirtualNode, &m.name, n);
                 (key, ProxyId::virtual_node(&m.name, n))
-            })
+            });
+            let gateways = m.virtual_gateways.keys().map(|g| {
+                let id = ProxyId {
+                    mesh: m.name.clone(),
+                    kind: crate::model::ProxyKind::VirtualGateway,
+                    name: g.clone(),
+                };
+                (entity_key(Kind::VirtualGateway, &m.name, g), id)
+            });
+            nodes.chain(gateways)
         })
         .collect()
 }

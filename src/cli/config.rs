@@ -9,7 +9,7 @@ use meshplane::inspect::NodeView;
 use super::admin_client::{admin_get, admin_json, table, Output};
 
 /// The node a name given on the command line means: a full id or ARN as it is, else the one defined
-/// node it names (`backend-v1`, `demo/backend-v1`). `Err` with a message when none or several do.
+/// node or gateway it names (`backend-v1`, `demo/backend-v1`, `edge`). `Err` with a message when none or several do.
 fn resolve(admin: &str, name: &str) -> anyhow::Result<Result<String, String>> {
     if meshplane::model::ProxyId::parse(name).is_some() {
         return Ok(Ok(name.to_string()));
@@ -29,7 +29,7 @@ fn resolve(admin: &str, name: &str) -> anyhow::Result<Result<String, String>> {
         .collect();
     Ok(match found.as_slice() {
         [one] => Ok(one.clone()),
-        [] => Err(format!("no defined node is called {name}")),
+        [] => Err(format!("no defined node or gateway is called {name}")),
         many => Err(format!("{name} could be any of: {}", many.join(", "))),
     })
 }

@@ -27,7 +27,7 @@ pub fn run(admin: &str, output: Output, limit: usize, watch: bool) -> anyhow::Re
     }
 }
 
-/// Defined nodes (those with a configuration) that no connected proxy names, at most `limit`.
+/// Defined nodes and gateways (those with a configuration) that no connected proxy names, at most `limit`.
 fn not_connected(
     admin: &str,
     proxies: &[meshplane::admin::ProxyReport],
@@ -165,7 +165,7 @@ fn print_proxies(
             row
         })
         .collect();
-    // Defined nodes nobody serves yet; only knowable when every proxy was listed.
+    // Defined nodes and gateways nobody serves yet; only knowable when every proxy was listed.
     let mut more_missing = 0;
     if omitted == 0 {
         let (missing, more) = not_connected(admin, proxies, limit)?;
@@ -188,7 +188,7 @@ fn print_proxies(
         println!("... and {omitted} more proxies (--limit {limit})");
     }
     if more_missing > 0 {
-        println!("... and {more_missing} more defined nodes not connected (--limit {limit})");
+        println!("... and {more_missing} more defined nodes and gateways not connected (--limit {limit})");
     }
     for p in proxies.iter().filter(|p| p.state() == SyncState::Nacked) {
         for (t, r) in &p.types {

@@ -86,6 +86,16 @@ impl VirtualNodeSpec {
     }
 }
 
+impl crate::spec::VirtualGatewaySpec {
+    /// The port of the gateway's egress listener, where its gateway routes send requests back into
+    /// the mesh (`spec.proxy.egressPort`, docs/contract.md §2).
+    pub fn egress_port(&self) -> u32 {
+        self.proxy
+            .and_then(|p| p.egress_port)
+            .unwrap_or(DEFAULT_EGRESS_PORT)
+    }
+}
+
 /// The kind of Envoy a node id names (docs/contract.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ProxyKind {

@@ -3,7 +3,9 @@
 
 use crate::diag::Problem;
 use crate::source::{Body, Document};
-use crate::spec::{Envelope, MeshSpec, RouteSpec, VirtualNodeSpec};
+use crate::spec::{
+    Envelope, GatewayRouteSpec, MeshSpec, RouteSpec, Toggle, VirtualGatewaySpec, VirtualNodeSpec,
+};
 
 /// The warnings of one document.
 struct Warnings<'a> {
@@ -30,8 +32,14 @@ pub(super) fn report_untranslated(doc: &Document, warnings: &mut Vec<Problem>) {
             virtual_node(&mut w, spec);
         }
         Body::Route(e) => route(&mut w, e),
-        Body::VirtualGateway(_) => w.warn("spec".into(), "VirtualGateway"),
-        Body::GatewayRoute(_) => w.warn("spec".into(), "GatewayRoute"),
+        Body::VirtualGateway(e) => {
+            let Some(spec) = &e.spec else { return };
+            virtual_gateway(&mut w, spec);
+        }
+        Body::GatewayRoute(e) => {
+            let Some(spec) = &e.spec else { return };
+            gateway_route(&mut w, spec);
+        }
         Body::VirtualService(_) | Body::VirtualRouter(_) => {}
     }
 }
@@ -99,6 +107,54 @@ fn virtual_node(w: &mut Warnings, spec: &VirtualNodeSpec) {
     }
 }
 
+fn virtual_gateway(w: &mut Warnings, spec: &VirtualGatewaySpec) {
+    for (i, l) in spec.listeners.iter().enumerate() {
+        if l.tls.is_some() {
+            w.warn(format!("spec.listeners[{i}].tls"), "gateway listener TLS");
+        }
+        if l.health_check.is_some() {
+            w.warn(
+                format!("spec.listeners[{i}].healthCheck"),
+                "gateway listener health check",
+            );
+        }
+    }
+    if spec
+        .backend_defaults
+        .as_ref()
+        .is_some_and(|b| b.client_policy.is_some())
+    {
+        w.warn(
+            "spec.backendDefaults.clientPolicy".into(),
+            "backend default client policy (TLS)",
+        );
+    }
+}
+
+fn gateway_route(w: &mut Warnings, spec: &GatewayRouteSpec) {
+    let http = [
+        ("httpRoute", &spec.http_route),
+        ("http2Route", &spec.http2_route),
+    ]
+    .into_iter()
+    .filter_map(|(k, r)| {
+        let h = r.as_ref()?.action.rewrite.as_ref()?.hostname.as_ref()?;
+        Some((k, h.default_target_hostname))
+    });
+    let grpc = spec.grpc_route.as_ref().and_then(|r| {
+        let h = r.action.rewrite.as_ref()?.hostname.as_ref()?;
+        Some(("grpcRoute", h.default_target_hostname))
+    });
+    for (kind, toggle) in http.chain(grpc) {
+        if toggle == Some(Toggle::Disabled) {
+            w.warn(
+                format!("spec.{kind}.action.rewrite.hostname.defaultTargetHostname"),
+                "`defaultTargetHostname: DISABLED` (the Host is still rewritten to the target service)",
+            );
+        }
+    }
+}
+
 fn route(w: &mut Warnings, e: &Envelope<RouteSpec>) {
     let Some(spec) = &e.spec else { return };
     if spec.grpc_route.is_some() {
@@ -116,7 +172,7 @@ mod tests {
     #[test]
     fn untranslated_fields_load_with_a_warning() {
         let out = parse(
-            "kind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: g\nspec:\n  grpcRoute:\n    match: {serviceName: x}\n    action: {weightedTargets: [{virtualNode: a, weight: 1}]}\n---\nkind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec: {listeners: []}\n",
+            "kind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: g\nspec:\n  grpcRoute:\n    match: {serviceName: x}\n    action: {weightedTargets: [{virtualNode: a, weight: 1}]}\n---\nkind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec:\n  listeners: [{portMapping: {port: 80, protocol: http}, tls: {mode: STRICT}}]\n",
         );
         assert!(out.problems.is_empty(), "{:?}", out.problems);
         assert_eq!(out.documents.len(), 2);
@@ -126,7 +182,9 @@ mod tests {
             "{w:?}"
         );
         assert!(
-            w[1].starts_with("mesh.yaml:13: spec: VirtualGateway is not translated"),
+            w[1].starts_with(
+                "mesh.yaml:14: spec.listeners[0].tls: gateway listener TLS is not translated"
+            ),
             "{w:?}"
         );
     }

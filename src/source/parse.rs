@@ -399,6 +399,33 @@ mod tests {
     }
 
     #[test]
+    fn gateway_specs_are_typed_and_reject_unknown_fields() {
+        let out = parse(
+            "kind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec:\n  listeners:\n    - portMapping: {port: 8080, protocol: http}\n      connectionPool: {http: {maxConnections: 5}}\n  logging: {accessLog: {file: {path: /dev/stdout, format: {text: x}}}}\n---\nkind: GatewayRoute\nmeshName: demo\nvirtualGatewayName: gw\ngatewayRouteName: r\nspec:\n  httpRoute:\n    match: {prefix: /a, hostName: {exact: a.com}}\n    action:\n      target: {virtualService: {virtualServiceName: a}}\n      rewrite: {prefix: {defaultPrefix: DISABLED}, hostname: {defaultTargetHostname: ENABLED}}\n",
+        );
+        let msgs: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            msgs,
+            vec!["mesh.yaml:16: spec.httpRoute.match.hostName: unknown field `hostName` (did you mean `hostname`?)"]
+        );
+        let Body::VirtualGateway(gw) = &out.documents[0].body else {
+            panic!("a gateway")
+        };
+        let l = &gw.spec.as_ref().unwrap().listeners[0];
+        assert_eq!(l.port_mapping.port, 8080);
+        assert_eq!(
+            l.connection_pool
+                .as_ref()
+                .unwrap()
+                .http
+                .as_ref()
+                .unwrap()
+                .max_connections,
+            5
+        );
+    }
+
+    #[test]
     fn reports_wrong_types_with_path() {
         let out = parse(
             "virtualNode:\n  meshName: demo\n  virtualNodeName: a\n  spec:\n    listeners:\n      - portMapping:\n          port: eighty\n          protocol: http\n",

@@ -1,4 +1,5 @@
-//! The entity keys a document names (a service's provider, a node's backends, a route's targets),
+//! The entity keys a document names (a service's provider, a node's backends, a route's targets, a
+//! gateway route's target service),
 //! computed once when it is parsed: every reload's change tracking asks for them. What counts as a
 //! reference is `spec::References`; this only keys it.
 
@@ -12,10 +13,8 @@ pub(super) fn compute_references(doc: &Document) -> Vec<u64> {
         Body::VirtualService(e) => e.spec.as_deref().map(|s| s as &dyn References),
         Body::VirtualNode(e) => e.spec.as_deref().map(|s| s as &dyn References),
         Body::Route(e) => e.spec.as_deref().map(|s| s as &dyn References),
-        Body::Mesh(_)
-        | Body::VirtualRouter(_)
-        | Body::VirtualGateway(_)
-        | Body::GatewayRoute(_) => None,
+        Body::GatewayRoute(e) => e.spec.as_deref().map(|s| s as &dyn References),
+        Body::Mesh(_) | Body::VirtualRouter(_) | Body::VirtualGateway(_) => None,
     };
     let mut refs = Vec::new();
     if let Some(s) = spec {

@@ -3,7 +3,7 @@
 //! dependencies and the validator's re-check rule from it, so a new field holding a reference is
 //! taught here and nowhere else.
 
-use super::{Kind, RouteSpec, VirtualNodeSpec, VirtualServiceSpec};
+use super::{GatewayRouteSpec, Kind, RouteSpec, VirtualNodeSpec, VirtualServiceSpec};
 
 /// A resource that names other entities of its mesh.
 pub trait References {
@@ -52,6 +52,18 @@ impl References for RouteSpec {
             for t in &h.action.weighted_targets {
                 visit(Kind::VirtualNode, &t.virtual_node);
             }
+        }
+    }
+}
+
+impl References for GatewayRouteSpec {
+    /// The virtual service its target names (whichever route type it is).
+    fn references<'a>(&'a self, visit: &mut dyn FnMut(Kind, &'a str)) {
+        if let Some(t) = self.target() {
+            visit(
+                Kind::VirtualService,
+                &t.virtual_service.virtual_service_name,
+            );
         }
     }
 }

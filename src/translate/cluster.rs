@@ -25,14 +25,18 @@ use crate::model::Mesh;
 use crate::spec::{DnsResponseType, NodeListener, Protocol, ServiceDiscovery};
 
 /// App Mesh leaves circuit breakers wide open unless a connection pool says otherwise.
-const UNLIMITED: u32 = 2_147_483_647;
+pub(super) const UNLIMITED: u32 = 2_147_483_647;
 /// App Mesh's connect timeout for mesh clusters.
 const CONNECT_TIMEOUT_MS: u64 = 1000;
 
 /// Name of the DNS cache shared by the allow-all cluster and the egress forward-proxy filter.
 pub const DNS_CACHE: &str = "meshplane_egress_dns_cache";
 
-fn thresholds(max_connections: u32, max_pending: u32, max_requests: u32) -> CircuitBreakers {
+pub(super) fn thresholds(
+    max_connections: u32,
+    max_pending: u32,
+    max_requests: u32,
+) -> CircuitBreakers {
     CircuitBreakers {
         thresholds: vec![Thresholds {
             priority: RoutingPriority::Default as i32,
@@ -46,7 +50,7 @@ fn thresholds(max_connections: u32, max_pending: u32, max_requests: u32) -> Circ
     }
 }
 
-fn load_assignment(name: &str, endpoints: &[(String, u32)]) -> ClusterLoadAssignment {
+pub(super) fn load_assignment(name: &str, endpoints: &[(String, u32)]) -> ClusterLoadAssignment {
     ClusterLoadAssignment {
         cluster_name: name.to_string(),
         endpoints: vec![LocalityLbEndpoints {
@@ -67,7 +71,9 @@ fn load_assignment(name: &str, endpoints: &[(String, u32)]) -> ClusterLoadAssign
 }
 
 /// HTTP/2 towards the upstream for http2 and grpc listeners.
-fn protocol_options(proto: Protocol) -> HashMap<String, envoy_types::pb::google::protobuf::Any> {
+pub(super) fn protocol_options(
+    proto: Protocol,
+) -> HashMap<String, envoy_types::pb::google::protobuf::Any> {
     let mut m = HashMap::new();
     if proto.is_h2() {
         let opts = HttpProtocolOptions {

@@ -17,9 +17,13 @@ use super::{naming, route};
 use crate::model::Mesh;
 use crate::spec::{NodeListener, Protocol, VirtualNodeSpec};
 
-const HCM: &str = "envoy.filters.network.http_connection_manager";
+pub(super) const HCM: &str = "envoy.filters.network.http_connection_manager";
 
-fn hcm(stat_prefix: String, route_config: String, forward_proxy: bool) -> HttpConnectionManager {
+pub(super) fn hcm(
+    stat_prefix: String,
+    route_config: String,
+    forward_proxy: bool,
+) -> HttpConnectionManager {
     let mut http_filters = Vec::new();
     if forward_proxy {
         let cfg = DfpFilterConfig {
@@ -62,7 +66,7 @@ fn hcm(stat_prefix: String, route_config: String, forward_proxy: bool) -> HttpCo
     }
 }
 
-fn listener(
+pub(super) fn listener(
     name: String,
     address: &str,
     port: u32,

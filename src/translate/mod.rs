@@ -5,6 +5,8 @@
 //! to `127.0.0.1:egressPort`, routed by Host header to the node's backend virtual services.
 
 mod cluster;
+mod gateway;
+mod gateway_route;
 mod listener;
 pub mod naming;
 mod route;
@@ -45,12 +47,14 @@ pub struct EgressTable {
     pub allow_all_host: Option<Arc<VirtualHost>>,
 }
 
-/// The node-specific parts of `id`'s resources, or `None` when the model does not define it (or it
-/// is a virtual gateway, which is loaded but not translated yet).
+/// The node-specific parts of `id`'s resources, or `None` when the model does not define it. For a
+/// virtual gateway: its ingress listeners, route tables and self-redirect clusters, and an egress
+/// table whose backends are its gateway routes' target services (`gateway`).
 pub fn translate_own(model: &MeshModel, id: &ProxyId) -> Option<OwnResources> {
     let mesh = model.meshes.get(&id.mesh)?;
-    if id.kind != ProxyKind::VirtualNode {
-        return None;
+    if id.kind == ProxyKind::VirtualGateway {
+        let gw = mesh.virtual_gateways.get(&id.name)?;
+        return Some(gateway::gateway_own(mesh, &id.name, &gw.spec));
     }
     let node = mesh.virtual_nodes.get(&id.name)?;
     let spec = &node.spec;

@@ -2,9 +2,6 @@
 
 use crate::spec::Protocol;
 
-/// The bootstrap's cluster for meshplane itself, which per-type config sources point at.
-pub const XDS_CLUSTER: &str = "meshplane_xds";
-
 /// `cds_ingress_<mesh>_<node>_<proto>_<port>`: the local app behind this sidecar.
 pub fn ingress_cluster(mesh: &str, node: &str, proto: Protocol, port: u32) -> String {
     format!("cds_ingress_{mesh}_{node}_{}_{port}", proto.as_str())
@@ -36,4 +33,21 @@ pub fn ingress_routes(proto: Protocol, port: u32) -> String {
 /// `rds_egress_http_<egress port>`.
 pub fn egress_routes(port: u32) -> String {
     format!("rds_egress_http_{port}")
+}
+
+/// `cds_ingress_<mesh>_<gateway>_self_redirect_<proto>_<egress port>` (with several gateway
+/// listeners, `..._self_redirect_<listener port>_<proto>_<egress port>`): the loop from a gateway's
+/// ingress listener back into its own egress listener.
+pub fn self_redirect_cluster(
+    mesh: &str,
+    gateway: &str,
+    listener_port: Option<u32>,
+    proto: Protocol,
+    egress_port: u32,
+) -> String {
+    let listener = listener_port.map_or(String::new(), |p| format!("{p}_"));
+    format!(
+        "cds_ingress_{mesh}_{gateway}_self_redirect_{listener}{}_{egress_port}",
+        proto.as_str()
+    )
 }

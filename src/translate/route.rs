@@ -2,7 +2,7 @@
 //! backend virtual service, its routes ordered by App Mesh priority. A route's match is built in
 //! [`matching`], its retry policy in [`retry`]; the action (weighted clusters, timeouts) here.
 
-mod matching;
+pub(super) mod matching;
 mod retry;
 
 use std::collections::BTreeSet;

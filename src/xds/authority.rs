@@ -11,7 +11,7 @@ use super::XdsAuthority;
 
 /// The cluster name meshplane's own bootstraps use, and the fallback when a request carries no
 /// usable authority.
-pub const DEFAULT_CLUSTER: &str = crate::translate::naming::XDS_CLUSTER;
+pub const DEFAULT_CLUSTER: &str = "meshplane_xds";
 
 /// Longest authority taken for a cluster name; longer ones fall back to [`DEFAULT_CLUSTER`].
 const MAX_CLUSTER_NAME: usize = 256;

@@ -1,14 +1,12 @@
-//! The gateways of a mesh on the topology page: loaded and validated but not translated yet, so
-//! each is listed with what its raw spec tells (listeners, gateway routes and their targets) and
-//! any sidecars connected under its id.
+//! The gateways of a mesh on the topology page: each with its listeners, its gateway routes and
+//! their targets, and the gateway Envoys connected under its id.
 
 use std::fmt::Write as _;
 
-use serde_yaml_ng::Value;
-
-use super::mesh::{at, link};
+use super::mesh::link;
 use super::{connection, esc, more, sidecar, Sidecars, LIST_LIMIT};
 use crate::model::{Mesh, ProxyId, ProxyKind};
+use crate::spec::{GatewayRouteSpec, VirtualGatewaySpec};
 
 pub(super) fn list(out: &mut String, m: &Mesh, sidecars: &Sidecars) {
     if m.virtual_gateways.is_empty() {
@@ -17,8 +15,8 @@ pub(super) fn list(out: &mut String, m: &Mesh, sidecars: &Sidecars) {
     let _ = write!(
         out,
         "<div class=\"gateways\"><h3>Virtual gateways <span class=\"count\">{}</span></h3>\
-         <p class=\"note\">Loaded and validated, not translated yet: meshplane serves no \
-         configuration to gateway Envoys.</p><div class=\"cols\">",
+         <p class=\"note\">Each gateway Envoy listens on its listeners' ports and routes by \
+         its gateway routes to their target services.</p><div class=\"cols\">",
         m.virtual_gateways.len()
     );
     for (name, item) in m.virtual_gateways.iter().take(LIST_LIMIT) {
@@ -59,19 +57,15 @@ pub(super) fn list(out: &mut String, m: &Mesh, sidecars: &Sidecars) {
     out.push_str("</div></div>");
 }
 
-fn gateway_listeners(spec: &Value) -> String {
-    let ls: Vec<String> = at(spec, &["listeners"])
-        .and_then(Value::as_sequence)
-        .map(|ls| {
-            ls.iter()
-                .filter_map(|l| {
-                    let port = at(l, &["portMapping", "port"])?.as_u64()?;
-                    let proto = at(l, &["portMapping", "protocol"]).and_then(Value::as_str);
-                    Some(format!("{port} {}", proto.unwrap_or("?")))
-                })
-                .collect()
+fn gateway_listeners(spec: &VirtualGatewaySpec) -> String {
+    let ls: Vec<String> = spec
+        .listeners
+        .iter()
+        .map(|l| {
+            let pm = l.port_mapping;
+            format!("{} {}", pm.port, pm.protocol.as_str())
         })
-        .unwrap_or_default();
+        .collect();
     if ls.is_empty() {
         "none".into()
     } else {
@@ -79,25 +73,21 @@ fn gateway_listeners(spec: &Value) -> String {
     }
 }
 
-/// `name: http prefix /shop → shop.local`, as far as the raw spec tells (already escaped).
-fn gateway_route(mesh: &str, name: &str, spec: &Value) -> String {
-    for (key, kind) in [
-        ("httpRoute", "http"),
-        ("http2Route", "http2"),
-        ("grpcRoute", "grpc"),
-    ] {
-        let Some(r) = spec.get(key) else { continue };
-        let matcher = at(r, &["match", "prefix"])
-            .or_else(|| at(r, &["match", "serviceName"]))
-            .and_then(Value::as_str)
-            .map_or(String::new(), |p| format!(" {p}"));
-        let target = at(
-            r,
-            &["action", "target", "virtualService", "virtualServiceName"],
-        )
-        .and_then(Value::as_str)
-        .map_or("?".to_string(), |vs| link("vs", mesh, vs));
-        return format!("{}: {kind}{} → {target}", esc(name), esc(&matcher));
-    }
-    esc(name)
+/// `name: http prefix /shop → shop.local` (already escaped).
+fn gateway_route(mesh: &str, name: &str, spec: &GatewayRouteSpec) -> String {
+    let http = |r: &crate::spec::HttpGatewayRoute| r.matcher.prefix.clone();
+    let (kind, matcher) = if let Some(r) = &spec.http_route {
+        ("http", http(r))
+    } else if let Some(r) = &spec.http2_route {
+        ("http2", http(r))
+    } else if let Some(r) = &spec.grpc_route {
+        ("grpc", r.matcher.service_name.clone())
+    } else {
+        return esc(name);
+    };
+    let matcher = matcher.map_or(String::new(), |p| format!(" {p}"));
+    let target = spec.target().map_or("?".to_string(), |t| {
+        link("vs", mesh, &t.virtual_service.virtual_service_name)
+    });
+    format!("{}: {kind}{} → {target}", esc(name), esc(&matcher))
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
-use crate::admin::TypeReport;
+use crate::admin::{SyncState, TypeReport};
 
 fn demo() -> Arc<MeshModel> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo");
@@ -257,7 +257,7 @@ fn invalid_files_list_problems_and_say_what_is_still_served() {
 }
 
 #[test]
-fn gateways_are_listed_as_not_translated_with_their_routes() {
+fn gateways_are_listed_with_their_routes() {
     let model = model_of(
         "kind: Mesh\nmeshName: m\n---\nkind: VirtualNode\nmeshName: m\nvirtualNodeName: shop\n\
          spec: {listeners: [{portMapping: {port: 80, protocol: http}}], serviceDiscovery: {dns: {hostname: shop}}}\n---\n\
@@ -275,7 +275,7 @@ fn gateways_are_listed_as_not_translated_with_their_routes() {
     );
     let t = text(&page(Some(&model), &valid(), &[gw]));
     assert!(
-        t.contains("Virtual gateways 1 Loaded and validated, not translated yet"),
+        t.contains("Virtual gateways 1 Each gateway Envoy listens"),
         "{t}"
     );
     assert!(
@@ -285,6 +285,15 @@ fn gateways_are_listed_as_not_translated_with_their_routes() {
         "{t}"
     );
     assert!(t.contains("sidecar NOT SENT"), "{t}");
+    // The summary counts the gateway and its Envoy like a node's.
+    assert!(
+        t.contains("Sidecars 1 virtual node and 1 virtual gateway in 1 mesh"),
+        "{t}"
+    );
+    assert!(
+        t.contains("1 NOT CONNECTED"),
+        "the node has no sidecar: {t}"
+    );
     assert!(!t.contains("Sidecars naming nothing loaded"), "{t}");
     assert!(t.contains("provided by node shop"), "{t}");
 }

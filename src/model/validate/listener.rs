@@ -11,7 +11,7 @@ use crate::spec::{
 pub(super) fn check_listener(doc: &Document, base: &str, l: &NodeListener, out: &mut Vec<Problem>) {
     let proto = l.port_mapping.protocol;
     if let Some(hc) = &l.health_check {
-        check_health_check(doc, base, l, hc, out);
+        check_health_check(doc, base, l.port_mapping.port, hc, out);
     }
     if let Some(od) = &l.outlier_detection {
         check_outlier_detection(doc, base, od, out);
@@ -24,10 +24,11 @@ pub(super) fn check_listener(doc: &Document, base: &str, l: &NodeListener, out: 
     }
 }
 
-fn check_health_check(
+/// A listener's health check (virtual node or gateway listener on `port`).
+pub(super) fn check_health_check(
     doc: &Document,
     base: &str,
-    l: &NodeListener,
+    port: u32,
     hc: &HealthCheck,
     out: &mut Vec<Problem>,
 ) {
@@ -64,11 +65,11 @@ fn check_health_check(
         60000,
         out,
     );
-    if let Some(port) = hc.port {
-        if port != l.port_mapping.port {
+    if let Some(hc_port) = hc.port {
+        if hc_port != port {
             out.push(doc.problem(
                 &format!("{p}.port"),
-                format!("must equal the listener's port {}", l.port_mapping.port),
+                format!("must equal the listener's port {port}"),
             ));
         }
     }
@@ -126,27 +127,13 @@ fn check_connection_pool(
     out: &mut Vec<Problem>,
 ) {
     let p = format!("{base}.connectionPool");
-    let given: Vec<(&str, Protocol)> = [
-        (cp.tcp.is_some(), "tcp", Protocol::Tcp),
-        (cp.http.is_some(), "http", Protocol::Http),
-        (cp.http2.is_some(), "http2", Protocol::Http2),
-        (cp.grpc.is_some(), "grpc", Protocol::Grpc),
-    ]
-    .into_iter()
-    .filter(|g| g.0)
-    .map(|g| (g.1, g.2))
-    .collect();
-    match given.as_slice() {
-        [(name, pr)] if *pr != proto => out.push(doc.problem(
-            &format!("{p}.{name}"),
-            format!(
-                "connection pool `{name}` does not match the listener protocol `{}`",
-                proto.as_str()
-            ),
-        )),
-        [_] => {}
-        _ => out.push(doc.problem(&p, "give exactly one of `tcp`, `http`, `http2` or `grpc`")),
-    }
+    let given = [
+        cp.tcp.is_some(),
+        cp.http.is_some(),
+        cp.http2.is_some(),
+        cp.grpc.is_some(),
+    ];
+    one_for_protocol(doc, &p, "connection pool", proto, given, out);
     let min1 = |v: u32, f: &str, out: &mut Vec<Problem>| {
         range(doc, &format!("{p}.{f}"), v.into(), 1, u32::MAX.into(), out)
     };
@@ -174,28 +161,52 @@ fn check_timeout(
     t: &ListenerTimeout,
     out: &mut Vec<Problem>,
 ) {
-    let given: Vec<(&str, Protocol)> = [
-        (t.tcp.is_some(), "tcp", Protocol::Tcp),
-        (t.http.is_some(), "http", Protocol::Http),
-        (t.http2.is_some(), "http2", Protocol::Http2),
-        (t.grpc.is_some(), "grpc", Protocol::Grpc),
-    ]
-    .into_iter()
-    .filter(|g| g.0)
-    .map(|g| (g.1, g.2))
-    .collect();
-    match given.as_slice() {
+    let given = [
+        t.tcp.is_some(),
+        t.http.is_some(),
+        t.http2.is_some(),
+        t.grpc.is_some(),
+    ];
+    one_for_protocol(
+        doc,
+        &format!("{base}.timeout"),
+        "timeout",
+        proto,
+        given,
+        out,
+    );
+}
+
+/// A per-protocol union (`tcp`, `http`, `http2`, `grpc`; `given` in that order) must give exactly
+/// one member, the listener's own protocol.
+fn one_for_protocol(
+    doc: &Document,
+    path: &str,
+    what: &str,
+    proto: Protocol,
+    given: [bool; 4],
+    out: &mut Vec<Problem>,
+) {
+    const MEMBERS: [(&str, Protocol); 4] = [
+        ("tcp", Protocol::Tcp),
+        ("http", Protocol::Http),
+        ("http2", Protocol::Http2),
+        ("grpc", Protocol::Grpc),
+    ];
+    let set: Vec<(&str, Protocol)> = MEMBERS
+        .into_iter()
+        .zip(given)
+        .filter_map(|(m, g)| g.then_some(m))
+        .collect();
+    match set.as_slice() {
         [(name, pr)] if *pr != proto => out.push(doc.problem(
-            &format!("{base}.timeout.{name}"),
+            &format!("{path}.{name}"),
             format!(
-                "timeout `{name}` does not match the listener protocol `{}`",
+                "{what} `{name}` does not match the listener protocol `{}`",
                 proto.as_str()
             ),
         )),
         [_] => {}
-        _ => out.push(doc.problem(
-            &format!("{base}.timeout"),
-            "give exactly one of `tcp`, `http`, `http2` or `grpc`",
-        )),
+        _ => out.push(doc.problem(path, "give exactly one of `tcp`, `http`, `http2` or `grpc`")),
     }
 }

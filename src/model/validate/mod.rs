@@ -3,10 +3,12 @@
 //! This module owns the two passes and what they share: `index` puts every resource in its place
 //! (duplicates, missing parents), then each document is checked on its own against the finished
 //! model by the module of its kind (`service`, `node` with `listener`, `router`, `route` with
-//! `route_match`). Meshes, virtual gateways and gateway routes have no field rules of their own yet.
+//! `route_match`, `gateway`, `gateway_route`). Meshes have no field rules of their own.
 //! `cache` owns what a re-validation may skip.
 
 mod cache;
+mod gateway;
+mod gateway_route;
 mod index;
 mod listener;
 mod node;
@@ -86,7 +88,25 @@ fn check_document(model: &MeshModel, doc: &Document, out: &mut Vec<Problem>) {
                 }
             }
         }
-        Body::VirtualGateway(_) | Body::GatewayRoute(_) => {}
+        Body::VirtualGateway(e) => match &e.spec {
+            Some(s) => gateway::check_gateway(doc, s, out),
+            None => gateway::check_gateway(doc, &Default::default(), out),
+        },
+        Body::GatewayRoute(e) => {
+            let gw = n(e.virtual_gateway_name.as_deref());
+            if let Some(g) = mesh.virtual_gateways.get(&gw) {
+                match &e.spec {
+                    Some(s) => gateway_route::check_gateway_route(doc, mesh, &g.spec, s, out),
+                    None => gateway_route::check_gateway_route(
+                        doc,
+                        mesh,
+                        &g.spec,
+                        &Default::default(),
+                        out,
+                    ),
+                }
+            }
+        }
     }
 }
 

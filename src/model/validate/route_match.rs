@@ -5,7 +5,7 @@ use crate::diag::Problem;
 use crate::source::Document;
 use crate::spec::{HeaderMatchMethod, HttpRouteMatch, VirtualRouterSpec};
 
-const HTTP_METHODS: [&str; 9] = [
+pub(super) const HTTP_METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
 
@@ -136,7 +136,12 @@ fn check_port(
     }
 }
 
-fn check_match_method(doc: &Document, path: &str, m: &HeaderMatchMethod, out: &mut Vec<Problem>) {
+pub(super) fn check_match_method(
+    doc: &Document,
+    path: &str,
+    m: &HeaderMatchMethod,
+    out: &mut Vec<Problem>,
+) {
     let given = [
         m.exact.is_some(),
         m.prefix.is_some(),

@@ -193,3 +193,96 @@ fn backends_must_name_defined_services() {
         vec!["m.yaml:9: spec.backends[0].virtualService.virtualServiceName: VirtualService `nowhere` is not defined in mesh `demo`"]
     );
 }
+
+const GATEWAY_BASE: &str = "kind: Mesh\nmeshName: demo\n---\nkind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\nspec:\n  listeners: [{portMapping: {port: 80, protocol: http}}]\n  serviceDiscovery: {dns: {hostname: a}}\n---\nkind: VirtualService\nmeshName: demo\nvirtualServiceName: a.local\nspec: {provider: {virtualNode: {virtualNodeName: a}}}\n---\nkind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec:\n  listeners:\n    - portMapping: {port: 8080, protocol: http}\n    - portMapping: {port: 9090, protocol: grpc}\n";
+
+fn gateway_route(name: &str, spec: &str) -> String {
+    format!("---\nkind: GatewayRoute\nmeshName: demo\nvirtualGatewayName: gw\ngatewayRouteName: {name}\nspec:\n{spec}")
+}
+
+#[test]
+fn a_valid_gateway_with_its_routes_builds() {
+    let text = format!(
+        "{GATEWAY_BASE}{}{}",
+        gateway_route(
+            "web",
+            "  priority: 1\n  httpRoute:\n    match: {prefix: /web/, hostname: {suffix: example.com}, headers: [{name: x, match: {range: {start: 1, end: 5}}, invert: true}]}\n    action:\n      target: {virtualService: {virtualServiceName: a.local}}\n      rewrite: {prefix: {value: /v2/}, hostname: {defaultTargetHostname: ENABLED}}\n"
+        ),
+        gateway_route(
+            "rpc",
+            "  grpcRoute:\n    match: {serviceName: shop.Cart, port: 9090}\n    action: {target: {virtualService: {virtualServiceName: a.local}}}\n"
+        ),
+    );
+    let model = check(&text).expect("valid");
+    assert_eq!(model.meshes["demo"].gateway_routes.len(), 2);
+}
+
+#[test]
+fn every_gateway_problem_is_reported_with_its_path() {
+    let text = format!(
+        "{GATEWAY_BASE}{}{}{}{}{}",
+        gateway_route(
+            "dangling",
+            "  priority: 1001\n  httpRoute:\n    match: {prefix: /aws-appmesh/x}\n    action: {target: {virtualService: {virtualServiceName: nope.local}}}\n"
+        ),
+        gateway_route(
+            "h2",
+            "  http2Route:\n    match: {prefix: /}\n    action: {target: {virtualService: {virtualServiceName: a.local}}}\n"
+        ),
+        gateway_route(
+            "rewrites",
+            "  httpRoute:\n    match: {path: {exact: /a}, port: 7070}\n    action:\n      target: {virtualService: {virtualServiceName: a.local}}\n      rewrite: {prefix: {defaultPrefix: ENABLED, value: v}}\n"
+        ),
+        gateway_route(
+            "grpc-on-http",
+            "  grpcRoute:\n    match: {serviceName: aws.appmesh.x, port: 8080}\n    action: {target: {virtualService: {virtualServiceName: a.local}}}\n"
+        ),
+        gateway_route(
+            "h2",
+            "  httpRoute:\n    match: {prefix: /}\n    action: {target: {virtualService: {virtualServiceName: a.local}}}\n"
+        ),
+    );
+    let problems = check(&text).expect_err("invalid");
+    let want = [
+        "spec.priority: 1001 is out of range",
+        "spec.httpRoute.match.prefix: `/aws-appmesh/x` is reserved",
+        "spec.httpRoute.action.target.virtualService.virtualServiceName: VirtualService `nope.local` is not defined",
+        "spec.http2Route: the virtual gateway has no http2 listener to serve a http2Route",
+        "spec.httpRoute.match.port: the virtual gateway has no listener on port 7070",
+        "spec.httpRoute.action.rewrite.prefix: a prefix rewrite needs a `match.prefix`",
+        "spec.httpRoute.action.rewrite.prefix: give either `defaultPrefix` or `value`, not both",
+        "spec.grpcRoute.match.serviceName: `aws.appmesh.x` is reserved",
+        "spec.grpcRoute.match.port: the gateway listener on port 8080 is http: a grpcRoute needs a grpc listener",
+        ": duplicate GatewayRoute `h2`",
+    ];
+    for w in want {
+        assert!(
+            problems.iter().any(|p| p.contains(w)),
+            "missing {w:?} in {problems:#?}"
+        );
+    }
+    assert!(
+        problems.iter().all(|p| p.starts_with("m.yaml:")),
+        "{problems:#?}"
+    );
+    assert_eq!(problems.len(), want.len(), "{problems:#?}");
+}
+
+#[test]
+fn gateway_listener_rules() {
+    let text = "kind: Mesh\nmeshName: demo\n---\nkind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec:\n  listeners:\n    - portMapping: {port: 15001, protocol: tcp}\n      connectionPool: {http2: {maxRequests: 0}}\n  logging: {accessLog: {file: {path: /dev/stdout, format: {text: a, json: [{key: k, value: v}]}}}}\n";
+    let problems = check(text).expect_err("invalid");
+    let want = [
+        "m.yaml:9: spec.listeners[0].portMapping.protocol: a virtual gateway listener must be http, http2 or grpc",
+        "spec.listeners[0].connectionPool.http2: connection pool `http2` does not match",
+        "spec.listeners[0].connectionPool.http2.maxRequests: 0 is out of range",
+        "spec.logging.accessLog.file.format: give exactly one of `text` or `json`",
+        "spec.listeners[0].portMapping.port: port 15001 is the gateway's default egress port",
+    ];
+    for w in want {
+        assert!(
+            problems.iter().any(|p| p.contains(w)),
+            "missing {w:?} in {problems:#?}"
+        );
+    }
+}

@@ -24,20 +24,28 @@ use super::synth;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LoadMode {
+    /// ADS, state of the world (`ads` as `bootstrap --mode` says it).
+    #[value(alias = "ads")]
     Sotw,
+    /// ADS, incremental (`ads-delta` as `bootstrap --mode` says it).
+    #[value(alias = "ads-delta")]
     Delta,
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadOptions {
     /// The xDS server, HOST:PORT.
-    #[arg(long, default_value = "127.0.0.1:18000")]
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:18000")]
     pub xds: String,
     /// Simulated Envoys.
     #[arg(long, default_value_t = 100)]
     pub clients: usize,
     /// Node id of client i; `{i}` becomes i modulo --nodes.
-    #[arg(long, default_value = "mesh/synth/virtualNode/client-{i}")]
+    #[arg(
+        long,
+        value_name = "NODE",
+        default_value = "mesh/synth/virtualNode/client-{i}"
+    )]
     pub node_id: String,
     /// Distinct node ids (default: one per client).
     #[arg(long)]
@@ -62,15 +70,22 @@ pub struct LoadOptions {
     /// PID of the server process, for its RSS and CPU time.
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Seconds to wait for convergence (and for each edit).
-    #[arg(long, default_value_t = 60)]
+    /// How long to wait for convergence (and for each edit), in whole seconds (e.g. `60s`, `2m`;
+    /// a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = whole_seconds)]
     pub timeout: u64,
-    /// `table` or `json`, as in the other commands.
-    #[arg(long, short = 'o', default_value = "table", value_parser = ["table", "json"])]
+    /// `table` for people, `json` for scripts.
+    #[arg(long, short = 'o', value_name = "FORMAT", default_value = "table", value_parser = ["table", "json"])]
     pub output: String,
     /// Same as `-o json` (kept for scripts written before `-o`).
     #[arg(long, hide = true)]
     pub json: bool,
+}
+
+/// A duration flag (`60s`, `2m`, `500ms`, or bare seconds) rounded up to whole seconds.
+fn whole_seconds(s: &str) -> Result<u64, String> {
+    let d = meshplane::xds::limits::parse_duration(s)?;
+    Ok(d.as_secs() + u64::from(d.subsec_nanos() > 0))
 }
 
 #[derive(Debug, thiserror::Error)]

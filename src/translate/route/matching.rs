@@ -47,7 +47,7 @@ fn headers(m: &HttpRouteMatch) -> Vec<HeaderMatcher> {
 }
 
 /// One configured header: the first match method given wins; none means the header is present.
-fn header(h: &HeaderMatch) -> HeaderMatcher {
+pub(in crate::translate) fn header(h: &HeaderMatch) -> HeaderMatcher {
     use header_matcher::HeaderMatchSpecifier as S;
     use string_matcher::MatchPattern as P;
     let spec = match &h.matcher {
@@ -80,7 +80,7 @@ fn header(h: &HeaderMatch) -> HeaderMatcher {
 }
 
 /// An exact value, or (no value given) the parameter is present.
-fn query_parameter(q: &QueryParameterMatch) -> QueryParameterMatcher {
+pub(in crate::translate) fn query_parameter(q: &QueryParameterMatch) -> QueryParameterMatcher {
     use query_parameter_matcher::QueryParameterMatchSpecifier as S;
     QueryParameterMatcher {
         name: q.name.clone(),
@@ -93,21 +93,21 @@ fn query_parameter(q: &QueryParameterMatch) -> QueryParameterMatcher {
     }
 }
 
-fn string_match(p: string_matcher::MatchPattern) -> StringMatcher {
+pub(in crate::translate) fn string_match(p: string_matcher::MatchPattern) -> StringMatcher {
     StringMatcher {
         match_pattern: Some(p),
         ignore_case: false,
     }
 }
 
-fn regex(r: &str) -> RegexMatcher {
+pub(in crate::translate) fn regex(r: &str) -> RegexMatcher {
     RegexMatcher {
         regex: r.to_string(),
         ..Default::default()
     }
 }
 
-fn exact_header(name: &str, value: &str) -> HeaderMatcher {
+pub(in crate::translate) fn exact_header(name: &str, value: &str) -> HeaderMatcher {
     HeaderMatcher {
         name: name.into(),
         header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(

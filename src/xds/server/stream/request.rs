@@ -53,7 +53,7 @@ impl<P: Protocol> Stream<P> {
                 info!("stream opened");
             }
             None => {
-                warn!("node id does not name a mesh node (expected mesh/<mesh>/virtualNode/<name> or its ARN); nothing will be served");
+                warn!("node id does not name a mesh node (expected mesh/<mesh>/virtualNode/<name>, mesh/<mesh>/virtualGateway/<name> or its ARN); nothing will be served");
                 self.snapshots = Some(Subscription::detached());
             }
         }

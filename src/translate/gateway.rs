@@ -1,0 +1,246 @@
+//! A virtual gateway's own resources, in App Mesh's data-path shape: per gateway listener an
+//! ingress listener on `0.0.0.0:<portMapping.port>` whose route table holds the gateway routes
+//! (built in `gateway_route`), sending to a STATIC self-redirect cluster at
+//! `127.0.0.1:<egress port>` with the Host rewritten to the target virtual service; and the
+//! gateway's egress listener on that port, whose route table is filled with the target services'
+//! virtual hosts exactly as a sidecar with those backends gets them (by the builder, from the
+//! shared per-service parts). So routers, weights, retries, timeouts, health checks and outlier
+//! detection of the targets apply behind the gateway for free.
+
+use envoy_types::pb::envoy::config::accesslog::v3::{access_log, AccessLog};
+use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
+use envoy_types::pb::envoy::config::core::v3::{
+    data_source, substitution_format_string, DataSource, SubstitutionFormatString, TrafficDirection,
+};
+use envoy_types::pb::envoy::config::listener::v3::{filter, Filter};
+use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{
+    file_access_log, FileAccessLog,
+};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager, HttpConnectionManager,
+};
+use envoy_types::pb::google::protobuf::{value, Any, Struct, Value};
+use prost::{Message, Name};
+
+use super::cluster::{load_assignment, protocol_options, thresholds, UNLIMITED};
+use super::listener::{hcm, listener, HCM};
+use super::util::{any, millis};
+use super::{gateway_route, naming, EgressTable, OwnResources};
+use crate::model::Mesh;
+use crate::spec::{GatewayListener, Logging, VirtualGatewaySpec};
+
+/// App Mesh's connect timeout for the self-redirect cluster (a loopback hop).
+const SELF_REDIRECT_CONNECT_MS: u64 = 250;
+
+/// Everything gateway `name` is served that does not come from its target services.
+pub fn gateway_own(mesh: &Mesh, name: &str, spec: &VirtualGatewaySpec) -> OwnResources {
+    let egress = spec.egress_port();
+    let routes = gateway_route::routes_of(mesh, name);
+    let log = spec.logging.as_ref().and_then(access_log);
+    let mut own = OwnResources::default();
+    let multi = spec.listeners.len() > 1;
+    for l in &spec.listeners {
+        let pm = l.port_mapping;
+        let cluster = naming::self_redirect_cluster(
+            &mesh.name,
+            name,
+            multi.then_some(pm.port),
+            pm.protocol,
+            egress,
+        );
+        own.clusters.push(self_redirect(cluster.clone(), egress, l));
+        let rds = naming::ingress_routes(pm.protocol, pm.port);
+        let stat = if multi {
+            format!("ingress.{}.{}", pm.protocol.as_str(), pm.port)
+        } else {
+            "ingress".to_string()
+        };
+        let mut h = hcm(stat, rds.clone(), false);
+        // Host matches compare names, whatever port the client dialled.
+        h.strip_port_mode = Some(http_connection_manager::StripPortMode::StripAnyHostPort(
+            true,
+        ));
+        h.access_log.extend(log.clone());
+        own.listeners.push(listener(
+            naming::ingress_listener(pm.port),
+            "0.0.0.0",
+            pm.port,
+            hcm_filter(&h),
+            TrafficDirection::Inbound,
+        ));
+        own.routes
+            .push(gateway_route::ingress_table(rds, &cluster, l, &routes));
+    }
+    let mut h = hcm("egress".into(), naming::egress_routes(egress), false);
+    h.access_log.extend(log);
+    own.listeners.push(listener(
+        naming::egress_listener(egress),
+        "127.0.0.1",
+        egress,
+        hcm_filter(&h),
+        TrafficDirection::Outbound,
+    ));
+    let mut backends: Vec<String> = routes
+        .iter()
+        .filter_map(|r| r.spec.target())
+        .map(|t| t.virtual_service.virtual_service_name.clone())
+        .collect();
+    backends.sort_unstable();
+    backends.dedup();
+    own.egress = Some(EgressTable {
+        name: naming::egress_routes(egress),
+        backends,
+        allow_all_host: None,
+    });
+    own
+}
+
+fn hcm_filter(h: &HttpConnectionManager) -> Filter {
+    Filter {
+        name: HCM.into(),
+        config_type: Some(filter::ConfigType::TypedConfig(any(h))),
+    }
+}
+
+/// `127.0.0.1:<egress port>`, guarded by the listener's connection pool; HTTP/2 for http2 and grpc
+/// listeners, so the request keeps its protocol into the egress listener.
+fn self_redirect(name: String, egress: u32, l: &GatewayListener) -> Cluster {
+    let pool = l.connection_pool.as_ref();
+    let (conns, pending, requests) = match pool {
+        Some(p) if p.http.is_some() => {
+            let h = p.http.as_ref();
+            (
+                h.map_or(UNLIMITED, |h| h.max_connections),
+                h.and_then(|h| h.max_pending_requests).unwrap_or(UNLIMITED),
+                UNLIMITED,
+            )
+        }
+        Some(p) => {
+            let r = p
+                .http2
+                .as_ref()
+                .or(p.grpc.as_ref())
+                .map_or(UNLIMITED, |r| r.max_requests);
+            (UNLIMITED, UNLIMITED, r)
+        }
+        None => (UNLIMITED, UNLIMITED, UNLIMITED),
+    };
+    Cluster {
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32,
+        )),
+        connect_timeout: Some(millis(SELF_REDIRECT_CONNECT_MS)),
+        load_assignment: Some(load_assignment(&name, &[("127.0.0.1".to_string(), egress)])),
+        circuit_breakers: Some(thresholds(conns, pending, requests)),
+        typed_extension_protocol_options: protocol_options(l.port_mapping.protocol),
+        name,
+        ..Default::default()
+    }
+}
+
+/// The gateway's access log (one per gateway, on its ingress and egress listeners): a file, with
+/// App Mesh's text or json format, else Envoy's default format.
+fn access_log(lg: &Logging) -> Option<AccessLog> {
+    let file = lg.access_log.as_ref()?.file.as_ref()?;
+    let mut value = FileAccessLog {
+        path: file.path.clone(),
+        access_log_format: None,
+    }
+    .encode_to_vec();
+    let format = file.format.as_ref();
+    if let Some(text) = format.and_then(|f| f.text.as_ref()) {
+        let mut text = text.clone();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        let sfs = SubstitutionFormatString {
+            format: Some(substitution_format_string::Format::TextFormatSource(
+                DataSource {
+                    specifier: Some(data_source::Specifier::InlineString(text)),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        };
+        file_access_log::AccessLogFormat::LogFormat(sfs).encode(&mut value);
+    } else if let Some(json) = format.and_then(|f| f.json.as_ref()) {
+        // A `Struct` is a hash map, which prost encodes in hash order: the same file would give
+        // other bytes in another process. Its entries are encoded here in the file's order, one
+        // single-entry `Struct` after the other (the wire form of one `Struct` holding them all).
+        let mut fields = Vec::new();
+        for kv in json {
+            let v = Value {
+                kind: Some(value::Kind::StringValue(kv.value.clone())),
+            };
+            fields.extend(
+                Struct {
+                    fields: [(kv.key.clone(), v)].into_iter().collect(),
+                }
+                .encode_to_vec(),
+            );
+        }
+        // SubstitutionFormatString { json_format (2): fields }, as FileAccessLog.log_format (5).
+        let mut sfs = Vec::new();
+        prost::encoding::bytes::encode(2, &fields, &mut sfs);
+        prost::encoding::bytes::encode(5, &sfs, &mut value);
+    }
+    Some(AccessLog {
+        name: "envoy.access_loggers.file".into(),
+        config_type: Some(access_log::ConfigType::TypedConfig(Any {
+            type_url: FileAccessLog::type_url(),
+            value,
+        })),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{AccessLog as Log, FileAccessLog as File, JsonFormatRef, LoggingFormat};
+
+    #[test]
+    fn json_access_logs_encode_the_same_bytes_every_time() {
+        let lg = Logging {
+            access_log: Some(Log {
+                file: Some(File {
+                    path: "/dev/stdout".into(),
+                    format: Some(LoggingFormat {
+                        json: Some(
+                            ["a", "b", "c", "d", "e"]
+                                .iter()
+                                .map(|k| JsonFormatRef {
+                                    key: k.to_string(),
+                                    value: format!("%{k}%"),
+                                })
+                                .collect(),
+                        ),
+                        text: None,
+                    }),
+                }),
+            }),
+        };
+        let bytes = |l: &AccessLog| match &l.config_type {
+            Some(access_log::ConfigType::TypedConfig(a)) => a.value.clone(),
+            None => Vec::new(),
+        };
+        let first = access_log(&lg).unwrap();
+        for _ in 0..20 {
+            assert_eq!(bytes(&first), bytes(&access_log(&lg).unwrap()));
+        }
+        let decoded = FileAccessLog::decode(bytes(&first).as_slice()).unwrap();
+        assert_eq!(decoded.path, "/dev/stdout");
+        let Some(file_access_log::AccessLogFormat::LogFormat(sfs)) = decoded.access_log_format
+        else {
+            panic!("a log format")
+        };
+        let Some(substitution_format_string::Format::JsonFormat(st)) = sfs.format else {
+            panic!("json")
+        };
+        assert_eq!(st.fields.len(), 5);
+        assert_eq!(
+            st.fields["c"].kind,
+            Some(value::Kind::StringValue("%c%".into()))
+        );
+    }
+}
