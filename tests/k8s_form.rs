@@ -37,6 +37,7 @@ fn one_mesh_in_three_forms_publishes_identical_snapshots() {
     assert_eq!(
         native.keys().collect::<Vec<_>>(),
         [
+            "mesh/demo/virtualGateway/ingress_shop",
             "mesh/demo/virtualNode/backend-v1",
             "mesh/demo/virtualNode/backend-v2_shop",
             "mesh/demo/virtualNode/frontend_shop",
@@ -97,9 +98,17 @@ spec:\n  listeners:\n    - portMapping: {port: 80, protocol: http}\n  routes:\n 
 #[test]
 fn an_aws_name_edited_in_one_file_reaches_the_manifests_that_refer_to_it() {
     let dir = tempfile::tempdir().unwrap();
-    for f in ["mesh.yaml", "frontend.yaml", "backend.yaml"] {
+    for f in ["mesh.yaml", "frontend.yaml", "backend.yaml", "gateway.yaml"] {
         std::fs::copy(fixture("k8s").join(f), dir.path().join(f)).unwrap();
     }
+    // The gateway route, in its own file, targets the service that is renamed below.
+    let gateway = dir.path().join("gateway.yaml");
+    let text = std::fs::read_to_string(&gateway).unwrap();
+    std::fs::write(
+        &gateway,
+        text.replace("{name: frontend}", "{name: backend}"),
+    )
+    .unwrap();
     let mut p = Pipeline::new(dir.path().to_path_buf());
     assert!(p.reload(None));
     let before = p.cache.versions();
@@ -124,6 +133,11 @@ fn an_aws_name_edited_in_one_file_reaches_the_manifests_that_refer_to_it() {
     assert_ne!(
         before["mesh/demo/virtualNode/frontend_shop"], after["mesh/demo/virtualNode/frontend_shop"],
         "the frontend's clusters name the renamed node"
+    );
+    assert_ne!(
+        before["mesh/demo/virtualGateway/ingress_shop"],
+        after["mesh/demo/virtualGateway/ingress_shop"],
+        "the gateway routes to the renamed service"
     );
     assert_eq!(
         after,

@@ -188,7 +188,22 @@ impl Document {
             }
             Body::VirtualRouter(e) => envelope!(e),
             Body::VirtualGateway(e) => envelope!(e),
-            Body::GatewayRoute(e) => envelope!(e),
+            Body::GatewayRoute(e) => {
+                envelope!(e);
+                if let Some(s) = e.spec.as_mut().filter(|_| in_spec).map(Arc::make_mut) {
+                    let http = [s.http_route.as_mut(), s.http2_route.as_mut()].into_iter();
+                    let targets = http
+                        .flatten()
+                        .map(|h| &mut h.action.target)
+                        .chain(s.grpc_route.as_mut().map(|g| &mut g.action.target));
+                    for t in targets {
+                        swap(
+                            Kind::VirtualService,
+                            &mut t.virtual_service.virtual_service_name,
+                        );
+                    }
+                }
+            }
         }
         // What was settled is part of the content: a rename in another file changes this
         // document for change tracking even though its own text did not change.
