@@ -309,7 +309,7 @@ async fn envoy_accepts_every_gateway_feature() {
     let began = Instant::now();
     let logged = loop {
         let logged = std::fs::read_to_string(&log).unwrap_or_default();
-        if logged.lines().count() >= 2 || began.elapsed() > Duration::from_secs(5) {
+        if logged.lines().count() >= 2 || began.elapsed() > Duration::from_secs(10) {
             break logged;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
