@@ -35,14 +35,18 @@ struct Own {
     listeners: Vec<Arc<Resource>>,
     routes: Vec<Arc<Resource>>,
     egress: Option<EgressFrame>,
-    deps: [u64; 2],
+    /// The node's own entity key.
+    entity: u64,
+    /// [`crate::change::own_dependencies`], and those of the services its egress tail host is
+    /// built from.
+    deps: Vec<u64>,
 }
 
 /// The node-specific frame of the egress route table; the backends' hosts go between its parts.
 struct EgressFrame {
     name: String,
     backends: Vec<String>,
-    /// The encoded catch-all host (ALLOW_ALL), appended after the backends' hosts.
+    /// The encoded catch-all host (ALLOW_ALL, or a gateway's), appended after the backends' hosts.
     tail: Vec<u8>,
 }
 
@@ -123,7 +127,8 @@ impl Builder {
             .collect();
         let made = crate::par::map_chunks(&missing, 64, Interner::default, |intern, id| {
             let own = translate::translate_own(model, id)?;
-            Some(((*id).clone(), Arc::new(encode_own(own, intern, id))))
+            let mesh = model.meshes.get(&id.mesh)?;
+            Some(((*id).clone(), Arc::new(encode_own(own, intern, mesh, id))))
         });
         self.own.extend(made);
     }
@@ -257,7 +262,7 @@ impl Builder {
         let mut endpoints = BTreeMap::new();
         let listeners = by_name(&own.listeners);
         let mut routes = by_name(&own.routes);
-        let mut deps = own.deps.to_vec();
+        let mut deps = own.deps.clone();
         if let Some(frame) = &own.egress {
             let services: Vec<&Service> = frame
                 .backends
@@ -297,7 +302,7 @@ impl Builder {
         }
         deps.sort_unstable();
         deps.dedup();
-        let last = self.last.get(&own.deps[1]);
+        let last = self.last.get(&own.entity);
         let mut t = 0;
         let types = [clusters, endpoints, listeners, routes].map(|resources| {
             let same = last.map(|l| &l[t]).filter(|prev| {
@@ -317,7 +322,7 @@ impl Builder {
         Some(Built {
             id: id.clone(),
             key: id.to_string(),
-            entity: own.deps[1],
+            entity: own.entity,
             snapshot: Snapshot::from_shared(types),
             deps,
         })
@@ -350,7 +355,19 @@ impl Interner {
     }
 }
 
-fn encode_own(own: translate::OwnResources, intern: &mut Interner, id: &ProxyId) -> Own {
+fn encode_own(
+    own: translate::OwnResources,
+    intern: &mut Interner,
+    mesh: &crate::model::Mesh,
+    id: &ProxyId,
+) -> Own {
+    let own_deps = crate::change::own_dependencies(id);
+    let mut deps = own_deps.to_vec();
+    for vs in own.egress.iter().flat_map(|e| &e.tail_services) {
+        deps.extend(crate::change::service_dependencies(mesh, vs));
+    }
+    deps.sort_unstable();
+    deps.dedup();
     let routes = own
         .routes
         .iter()
@@ -371,13 +388,14 @@ fn encode_own(own: translate::OwnResources, intern: &mut Interner, id: &ProxyId)
         egress: own.egress.map(|e| EgressFrame {
             name: e.name,
             backends: e.backends,
-            tail: e.allow_all_host.map_or_else(Vec::new, |h| {
+            tail: e.tail_host.map_or_else(Vec::new, |h| {
                 let mut b = Vec::new();
                 prost::encoding::message::encode(2, &*h, &mut b);
                 b
             }),
         }),
-        deps: crate::change::own_dependencies(id),
+        entity: own_deps[1],
+        deps,
     }
 }
 

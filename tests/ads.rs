@@ -350,7 +350,8 @@ async fn admin_grpc_status_reports_nodes_and_problems() {
         .unwrap()
         .into_inner();
     assert!(st.ready && st.valid);
-    assert_eq!(st.nodes.len(), 3);
+    // The demo's three nodes and its gateway.
+    assert_eq!(st.nodes.len(), 4);
     server.shutdown().await;
 }
 

@@ -1,5 +1,5 @@
-//! The two demos of the example mesh: `meshplane demo` run for real (meshplane, three Envoy sidecars,
-//! example services, traffic, a live weight edit, Ctrl-C), and `docker-compose.yml` checked against the
+//! The two demos of the example mesh: `meshplane demo` run for real (meshplane, three Envoy sidecars
+//! and a gateway Envoy, example services, traffic in through the gateway, a live weight edit, Ctrl-C), and `docker-compose.yml` checked against the
 //! example mesh (and by `docker-compose config` where installed; CI installs it). `script` runs
 //! `scripts/demo.sh` itself, in this binary so that it shares the lock on the demo's fixed ports.
 
@@ -35,7 +35,23 @@ fn spawn_demo(dir: &MeshDir) -> std::process::Child {
         .unwrap()
 }
 
-/// The Envoy pid in a line like `started Envoy for ... (pid 123)`.
+/// A GET of `/` to the example gateway's listener (127.0.0.1:8088) with `headers` (each ending in
+/// CRLF): the whole response.
+fn gateway_get(headers: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", 8088)).expect("the gateway listens");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:8088\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// The Envoy pid in a line like `started Envoy for ... (pid 123)` (`started gateway Envoy ...`).
 fn sidecar_pid(line: &str) -> Option<u32> {
     line.split("(pid ")
         .nth(1)
@@ -63,18 +79,34 @@ fn local_demo_shows_the_split_follow_an_edit_and_stops_everything_on_ctrl_c() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut pids = Vec::new();
     let mut before = Vec::new();
-    // Three seconds of 90/10.
+    // Three seconds of 90/10, the traffic entering through the gateway.
     while before.len() < 3 {
         let line = next(Duration::from_secs(30)).expect("demo output");
         if let Some(pid) = sidecar_pid(&line) {
             pids.push(pid);
         }
         if line.contains("frontend -> backend.demo.local") {
+            assert!(
+                line.contains("] edge -> frontend -> backend.demo.local: "),
+                "{line}"
+            );
             before.push(v2_share(&line).unwrap_or(0.0));
         }
         assert!(Instant::now() < deadline);
     }
-    assert_eq!(pids.len(), 3, "three sidecars started");
+    assert_eq!(
+        pids.len(),
+        4,
+        "three sidecars and the gateway's Envoy started"
+    );
+    // The gateway Envoy itself answers on the example's port: to the frontend, whose app calls
+    // the backend (as the demo's traffic asks it to) through its sidecar.
+    let via_gateway = gateway_get("x-demo-call: backend.demo.local\r\n");
+    assert!(
+        via_gateway.ends_with("\r\n\r\nbackend-v1") || via_gateway.ends_with("\r\n\r\nbackend-v2"),
+        "{via_gateway}"
+    );
+    assert!(gateway_get("").ends_with("\r\n\r\nfrontend"));
     let text = dir
         .read("router.yaml")
         .replace("weight: 90", "weight: 50")
@@ -119,7 +151,7 @@ fn local_demo_shows_the_split_follow_an_edit_and_stops_everything_on_ctrl_c() {
     assert!(
         output
             .iter()
-            .any(|l| l == "stopped 3 Envoy sidecars and meshplane"),
+            .any(|l| l == "stopped 3 Envoy sidecars, 1 gateway Envoy and meshplane"),
         "{output:#?}"
     );
     for pid in pids {

@@ -1,7 +1,8 @@
 //! A real Envoy virtual gateway (`mesh/gw/virtualGateway/edge`, bootstrapped like any sidecar) in
 //! front of two services whose nodes have their own sidecars and upstream apps that echo the Host
 //! and path they received. Checks hostname exact and suffix matches, prefix and host rewrites as
-//! the app sees them, header and query matches, an 80/20 router split behind the gateway (printed),
+//! the app sees them, `defaultTargetHostname: DISABLED` (the client's Host kept, the right service
+//! still reached, App Mesh's `x-app-mesh-virtual-service` header gone), header and query matches, an 80/20 router split behind the gateway (printed),
 //! and a gateway-route edit on disk applied without restarts (save → applied printed). A third test
 //! makes real gRPC calls through a grpc gateway listener and `grpcRoute` to a tonic server.
 
@@ -19,7 +20,8 @@ use support::envoy::{free_port, http_get, Envoy};
 use support::*;
 use tokio::net::TcpListener;
 
-/// An app that answers `<name> <Host> <path?query>`.
+/// An app that answers `<name> <Host> <path?query>`, and ` x-app-mesh-virtual-service=<value>` after
+/// that if the header reached it.
 async fn echo(port: u16, name: &'static str) {
     let listener = TcpListener::bind(("127.0.0.1", port))
         .await
@@ -35,7 +37,12 @@ async fn echo(port: u16, name: &'static str) {
             .uri()
             .path_and_query()
             .map_or("/".to_string(), |p| p.to_string());
-        format!("{name} {host} {path}")
+        let vs = req
+            .headers()
+            .get("x-app-mesh-virtual-service")
+            .map(|v| format!(" x-app-mesh-virtual-service={}", v.to_str().unwrap_or("?")))
+            .unwrap_or_default();
+        format!("{name} {host} {path}{vs}")
     });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -90,6 +97,14 @@ fn routes(shop_host_to: &str) -> String {
         gateway_route(
             "api-rewrite",
             "  priority: 10\n  httpRoute:\n    match: {prefix: /api/, hostname: {exact: api.example.com}}\n    action:\n      target: {virtualService: {virtualServiceName: cart.gw.local}}\n      rewrite: {prefix: {value: /v2/}}\n",
+        ),
+        gateway_route(
+            "keep-host",
+            "  priority: 10\n  httpRoute:\n    match: {prefix: /, hostname: {exact: keep.example.com}}\n    action:\n      target: {virtualService: {virtualServiceName: cart.gw.local}}\n      rewrite: {hostname: {defaultTargetHostname: DISABLED}}\n",
+        ),
+        gateway_route(
+            "keep-host-shop",
+            "  priority: 10\n  httpRoute:\n    match: {prefix: /shop/, hostname: {exact: keep.example.com}}\n    action:\n      target: {virtualService: {virtualServiceName: shop.gw.local}}\n      rewrite: {prefix: {defaultPrefix: DISABLED}, hostname: {defaultTargetHostname: DISABLED}}\n",
         ),
         gateway_route(
             "by-header",
@@ -187,6 +202,23 @@ async fn a_real_envoy_gateway_routes_into_the_mesh() {
     assert_eq!(b, "cart cart.gw.local /q?to=cart");
     let b = get(gw, "other.example.com", "/q?to=shop", &[]).await;
     assert!(b.starts_with("shop-v"), "{b}");
+    // `defaultTargetHostname: DISABLED`: the app sees the client's Host, and the request still
+    // reaches the route's target (two targets behind the same Host, by path), with the target
+    // named in x-app-mesh-virtual-service on the way and that header removed before the app,
+    // whatever the client sent in it.
+    let b = get(gw, "keep.example.com", "/k", &[]).await;
+    assert_eq!(b, "cart keep.example.com /k");
+    let b = get(gw, "keep.example.com", "/shop/k", &[]).await;
+    assert!(
+        b.starts_with("shop-v") && b.ends_with(" keep.example.com /shop/k"),
+        "{b}"
+    );
+    let spoof = [("x-app-mesh-virtual-service", "shop.gw.local")];
+    let b = get(gw, "keep.example.com", "/k", &spoof).await;
+    assert_eq!(b, "cart keep.example.com /k");
+    // The rewrite default still applies elsewhere: the Host is the target service.
+    let b = get(gw, "eu.cart.example.com", "/k", &[]).await;
+    assert_eq!(b, "cart cart.gw.local /k");
     // Hostname exact with a port in the Host: the port is not part of the match.
     let b = get(gw, "shop.example.com:1", "/p", &[]).await;
     assert!(

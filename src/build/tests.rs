@@ -9,9 +9,18 @@ use crate::app::Pipeline;
 /// that built the same table differently.
 #[test]
 fn spliced_route_tables_encode_exactly_like_prost() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/features/mesh");
-    let mut p = Pipeline::new(dir);
-    assert!(p.reload(None));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut tables = 0;
+    // The features mesh has an ALLOW_ALL tail host; the gateway one a gateway's catch-all host.
+    for mesh in ["tests/golden/features/mesh", "tests/golden/gateway/mesh"] {
+        let mut p = Pipeline::new(root.join(mesh));
+        assert!(p.reload(None));
+        tables += spliced_tables(&p);
+    }
+    assert!(tables >= 8);
+}
+
+fn spliced_tables(p: &Pipeline) -> usize {
     let mut tables = 0;
     for key in p.cache.keys() {
         let snap = p.cache.get(&key).expect("published");
@@ -24,7 +33,55 @@ fn spliced_route_tables_encode_exactly_like_prost() {
             tables += 1;
         }
     }
-    assert!(tables >= 4);
+    tables
+}
+
+/// The gateway's egress catch-all host (for its routes that keep the client's Host) is made of its
+/// target services' routes: an edit of such a route reaches it on an incremental reload, exactly
+/// as a full rebuild makes it.
+#[test]
+fn a_gateway_catch_all_host_follows_its_targets_routes() {
+    use envoy_types::pb::envoy::config::route::v3::{route, route_action, RouteConfiguration};
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/gateway/mesh");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.yaml");
+    std::fs::copy(src.join("all.yaml"), &file).unwrap();
+    let weights = |p: &Pipeline| -> Vec<u32> {
+        let snap = p.cache.get("mesh/edge/virtualGateway/ingress").unwrap();
+        let r = &snap.types[3].resources["rds_egress_http_15011"];
+        let rc = RouteConfiguration::decode(r.any.value.as_slice()).unwrap();
+        let last = rc.virtual_hosts.last().unwrap();
+        assert_eq!(
+            (last.name.as_str(), last.domains.as_slice()),
+            ("default_backend", &["*".to_string()][..])
+        );
+        let split = last.routes.iter().find(|r| r.name == "split").unwrap();
+        let Some(route::Action::Route(a)) = &split.action else {
+            panic!("a route action")
+        };
+        let Some(route_action::ClusterSpecifier::WeightedClusters(w)) = &a.cluster_specifier else {
+            panic!("weighted clusters")
+        };
+        w.clusters
+            .iter()
+            .map(|c| c.weight.as_ref().map_or(0, |w| w.value))
+            .collect()
+    };
+    let mut p = Pipeline::new(dir.path().to_path_buf());
+    assert!(p.reload(None));
+    assert_eq!(weights(&p), [80, 20]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let edited = text.replace(
+        "weight: 80}, {virtualNode: shop-v2, weight: 20}",
+        "weight: 60}, {virtualNode: shop-v2, weight: 40}",
+    );
+    assert_ne!(text, edited);
+    std::fs::write(&file, edited).unwrap();
+    assert!(p.reload(None));
+    assert_eq!(weights(&p), [60, 40]);
+    let mut full = Pipeline::new(dir.path().to_path_buf());
+    assert!(full.reload(None));
+    assert_eq!(p.cache.versions(), full.cache.versions());
 }
 
 /// A variant in demand is built with every snapshot: its clusters fetch endpoints over the

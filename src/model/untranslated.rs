@@ -3,9 +3,7 @@
 
 use crate::diag::Problem;
 use crate::source::{Body, Document};
-use crate::spec::{
-    Envelope, GatewayRouteSpec, MeshSpec, RouteSpec, Toggle, VirtualGatewaySpec, VirtualNodeSpec,
-};
+use crate::spec::{Envelope, MeshSpec, RouteSpec, VirtualGatewaySpec, VirtualNodeSpec};
 
 /// The warnings of one document.
 struct Warnings<'a> {
@@ -36,11 +34,7 @@ pub(super) fn report_untranslated(doc: &Document, warnings: &mut Vec<Problem>) {
             let Some(spec) = &e.spec else { return };
             virtual_gateway(&mut w, spec);
         }
-        Body::GatewayRoute(e) => {
-            let Some(spec) = &e.spec else { return };
-            gateway_route(&mut w, spec);
-        }
-        Body::VirtualService(_) | Body::VirtualRouter(_) => {}
+        Body::VirtualService(_) | Body::VirtualRouter(_) | Body::GatewayRoute(_) => {}
     }
 }
 
@@ -128,30 +122,6 @@ fn virtual_gateway(w: &mut Warnings, spec: &VirtualGatewaySpec) {
             "spec.backendDefaults.clientPolicy".into(),
             "backend default client policy (TLS)",
         );
-    }
-}
-
-fn gateway_route(w: &mut Warnings, spec: &GatewayRouteSpec) {
-    let http = [
-        ("httpRoute", &spec.http_route),
-        ("http2Route", &spec.http2_route),
-    ]
-    .into_iter()
-    .filter_map(|(k, r)| {
-        let h = r.as_ref()?.action.rewrite.as_ref()?.hostname.as_ref()?;
-        Some((k, h.default_target_hostname))
-    });
-    let grpc = spec.grpc_route.as_ref().and_then(|r| {
-        let h = r.action.rewrite.as_ref()?.hostname.as_ref()?;
-        Some(("grpcRoute", h.default_target_hostname))
-    });
-    for (kind, toggle) in http.chain(grpc) {
-        if toggle == Some(Toggle::Disabled) {
-            w.warn(
-                format!("spec.{kind}.action.rewrite.hostname.defaultTargetHostname"),
-                "`defaultTargetHostname: DISABLED` (the Host is still rewritten to the target service)",
-            );
-        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! `127.0.0.1:<egress port>` with the Host rewritten to the target virtual service; and the
 //! gateway's egress listener on that port, whose route table is filled with the target services'
 //! virtual hosts exactly as a sidecar with those backends gets them (by the builder, from the
-//! shared per-service parts). So routers, weights, retries, timeouts, health checks and outlier
+//! shared per-service parts), plus a catch-all host for the routes that keep the client's Host
+//! ([`default_backend`]). So routers, weights, retries, timeouts, health checks and outlier
 //! detection of the targets apply behind the gateway for free.
 
 use envoy_types::pb::envoy::config::accesslog::v3::{access_log, AccessLog};
@@ -13,6 +14,7 @@ use envoy_types::pb::envoy::config::core::v3::{
     data_source, substitution_format_string, DataSource, SubstitutionFormatString, TrafficDirection,
 };
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter};
+use envoy_types::pb::envoy::config::route::v3::VirtualHost;
 use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{
     file_access_log, FileAccessLog,
 };
@@ -21,13 +23,18 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use envoy_types::pb::google::protobuf::{value, Any, Struct, Value};
 use prost::{Message, Name};
+use std::sync::Arc;
 
 use super::cluster::{load_assignment, protocol_options, thresholds, UNLIMITED};
 use super::listener::{hcm, listener, HCM};
+use super::route::matching::exact_header;
 use super::util::{any, millis};
 use super::{gateway_route, naming, EgressTable, OwnResources};
 use crate::model::Mesh;
 use crate::spec::{GatewayListener, Logging, VirtualGatewaySpec};
+
+/// App Mesh's name for the gateway's egress catch-all host.
+const DEFAULT_BACKEND: &str = "default_backend";
 
 /// App Mesh's connect timeout for the self-redirect cluster (a loopback hop).
 const SELF_REDIRECT_CONNECT_MS: u64 = 250;
@@ -87,12 +94,47 @@ pub fn gateway_own(mesh: &Mesh, name: &str, spec: &VirtualGatewaySpec) -> OwnRes
         .collect();
     backends.sort_unstable();
     backends.dedup();
+    let keeping = gateway_route::host_keeping_targets(&routes);
+    let mut tail_services: Vec<String> = keeping.iter().map(|(_, vs)| vs.clone()).collect();
+    tail_services.dedup();
     own.egress = Some(EgressTable {
         name: naming::egress_routes(egress),
         backends,
-        allow_all_host: None,
+        tail_host: (!keeping.is_empty()).then(|| Arc::new(default_backend(mesh, &keeping))),
+        tail_services,
     });
     own
+}
+
+/// The catch-all host of the gateway's egress table (domains `*`, after the services' hosts), for
+/// the requests of gateway routes that keep the client's Host (`defaultTargetHostname: DISABLED`):
+/// per target, the routes of the virtual host its Host would have been rewritten to (as
+/// [`super::service_hosts`] makes them for every client), each also matching the target in
+/// [`gateway_route::VS_HEADER`] and removing that header before the request goes upstream. The
+/// header values are distinct, so the targets' routes never shadow one another.
+fn default_backend(mesh: &Mesh, targets: &[(String, String)]) -> VirtualHost {
+    let mut routes = Vec::new();
+    for (value, vs) in targets {
+        let sh = super::service_hosts(mesh, vs);
+        let Some(host) = sh.hosts.iter().find(|h| h.domains.contains(value)) else {
+            continue;
+        };
+        for r in &host.routes {
+            let mut r = r.clone();
+            let m = r.r#match.get_or_insert_with(Default::default);
+            m.headers
+                .push(exact_header(gateway_route::VS_HEADER, value));
+            r.request_headers_to_remove
+                .push(gateway_route::VS_HEADER.into());
+            routes.push(r);
+        }
+    }
+    VirtualHost {
+        name: DEFAULT_BACKEND.into(),
+        domains: vec!["*".into()],
+        routes,
+        ..Default::default()
+    }
 }
 
 fn hcm_filter(h: &HttpConnectionManager) -> Filter {

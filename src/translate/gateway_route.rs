@@ -5,6 +5,9 @@
 use std::cmp::Reverse;
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::config::core::v3::{
+    header_value_option::HeaderAppendAction, HeaderValue, HeaderValueOption,
+};
 use envoy_types::pb::envoy::config::route::v3::{
     route, route_action, route_match, Route, RouteAction, RouteMatch, VirtualHost,
 };
@@ -15,9 +18,14 @@ use super::route::RouteTable;
 use super::util::millis;
 use crate::model::Mesh;
 use crate::spec::{
-    GatewayListener, GatewayRouteSpec, GatewayRouteTarget, HostnameMatch, HttpGatewayRoute,
-    Protocol, Toggle,
+    GatewayListener, GatewayRouteSpec, GatewayRouteTarget, HostnameMatch, HostnameRewrite,
+    HttpGatewayRoute, Protocol, Toggle,
 };
+
+/// The request header a gateway route with `defaultTargetHostname: DISABLED` names its target
+/// service in (App Mesh's own), for the gateway's egress catch-all host to route by; removed there
+/// before the request leaves the gateway.
+pub const VS_HEADER: &str = "x-app-mesh-virtual-service";
 
 /// One gateway route of the gateway, by name.
 pub struct GatewayRouteRef<'a> {
@@ -167,7 +175,18 @@ fn envoy_routes(
             return None;
         }
         let host = Host::of(h.matcher.hostname.as_ref());
-        return Some((host, http_routes(r.name, h, cluster)));
+        let routes = http_routes(r.name, h, cluster);
+        return Some((
+            host,
+            keep_host(
+                routes,
+                h.action
+                    .rewrite
+                    .as_ref()
+                    .and_then(|rw| rw.hostname.as_ref()),
+                &h.action.target,
+            ),
+        ));
     }
     let g = s.grpc_route.as_ref().filter(|_| proto == Protocol::Grpc)?;
     if g.matcher.port.is_some_and(|p| p != port) {
@@ -185,9 +204,14 @@ fn envoy_routes(
         ..Default::default()
     };
     let action = forward(cluster, &g.action.target);
+    let hostname = g
+        .action
+        .rewrite
+        .as_ref()
+        .and_then(|rw| rw.hostname.as_ref());
     Some((
         Host::of(m.hostname.as_ref()),
-        vec![route(r.name, rm, action)],
+        keep_host(vec![route(r.name, rm, action)], hostname, &g.action.target),
     ))
 }
 
@@ -261,15 +285,91 @@ fn http_routes(name: &str, h: &HttpGatewayRoute, cluster: &str) -> Vec<Route> {
     }
 }
 
-/// To the self-redirect cluster, the Host rewritten to the target service (App Mesh's default,
-/// `defaultTargetHostname: ENABLED`) so the egress listener routes it as that service's clients
-/// are routed (`DISABLED` is reported at load as not translated yet). No timeout here: the target's route timeouts apply on the egress side.
-fn forward(cluster: &str, t: &GatewayRouteTarget) -> RouteAction {
+/// What the egress listener routes a request of target `t` by: the service's name, with the port
+/// when the target names one (`<vs>:<port>`, a domain of that port's virtual host).
+pub fn target_host(t: &GatewayRouteTarget) -> String {
     let vs = &t.virtual_service.virtual_service_name;
-    let host = match t.port {
+    match t.port {
         Some(p) => format!("{vs}:{p}"),
         None => vs.clone(),
-    };
+    }
+}
+
+fn keeps_host(h: Option<&HostnameRewrite>) -> bool {
+    h.and_then(|h| h.default_target_hostname) == Some(Toggle::Disabled)
+}
+
+/// `defaultTargetHostname: DISABLED`, App Mesh's way: the Host is left as the client sent it and
+/// the target is named in [`VS_HEADER`] instead (replacing any value the client sent), which the
+/// gateway's egress catch-all host routes by ([`host_keeping_targets`]).
+fn keep_host(
+    mut routes: Vec<Route>,
+    h: Option<&HostnameRewrite>,
+    t: &GatewayRouteTarget,
+) -> Vec<Route> {
+    if !keeps_host(h) {
+        return routes;
+    }
+    for r in &mut routes {
+        if let Some(route::Action::Route(a)) = &mut r.action {
+            a.host_rewrite_specifier = None;
+        }
+        r.request_headers_to_add.push(HeaderValueOption {
+            header: Some(HeaderValue {
+                key: VS_HEADER.into(),
+                value: target_host(t),
+                ..Default::default()
+            }),
+            append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+            ..Default::default()
+        });
+    }
+    routes
+}
+
+/// The targets of the gateway's routes that keep the client's Host, as (the [`VS_HEADER`] value
+/// their routes set, the target service); sorted, unique.
+pub fn host_keeping_targets(routes: &[GatewayRouteRef]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = routes
+        .iter()
+        .filter_map(|r| {
+            let s = r.spec;
+            let (hostname, target) = match (&s.http_route, &s.http2_route, &s.grpc_route) {
+                (Some(h), _, _) | (None, Some(h), _) => (
+                    h.action
+                        .rewrite
+                        .as_ref()
+                        .and_then(|rw| rw.hostname.as_ref()),
+                    &h.action.target,
+                ),
+                (None, None, Some(g)) => (
+                    g.action
+                        .rewrite
+                        .as_ref()
+                        .and_then(|rw| rw.hostname.as_ref()),
+                    &g.action.target,
+                ),
+                (None, None, None) => return None,
+            };
+            keeps_host(hostname).then(|| {
+                (
+                    target_host(target),
+                    target.virtual_service.virtual_service_name.clone(),
+                )
+            })
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// To the self-redirect cluster, the Host rewritten to the target service (App Mesh's default,
+/// `defaultTargetHostname: ENABLED`) so the egress listener routes it as that service's clients
+/// are routed ([`keep_host`] undoes the rewrite for `DISABLED`). No timeout here: the target's
+/// route timeouts apply on the egress side.
+fn forward(cluster: &str, t: &GatewayRouteTarget) -> RouteAction {
+    let host = target_host(t);
     RouteAction {
         cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.into())),
         host_rewrite_specifier: Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(host)),

@@ -39,12 +39,16 @@ pub struct OwnResources {
 }
 
 /// The node-specific frame of the egress route table: its name, the backend virtual services whose
-/// hosts fill it (sorted, unique), and the mesh's catch-all host last when egress is ALLOW_ALL.
+/// hosts fill it (sorted, unique), and a catch-all host last: the mesh's when egress is ALLOW_ALL,
+/// or a gateway's for its routes that keep the client's Host.
 #[derive(Debug, Clone, Default)]
 pub struct EgressTable {
     pub name: String,
     pub backends: Vec<String>,
-    pub allow_all_host: Option<Arc<VirtualHost>>,
+    pub tail_host: Option<Arc<VirtualHost>>,
+    /// The services the tail host is built from (sorted, unique): an edit of one of them changes
+    /// the node's own parts.
+    pub tail_services: Vec<String>,
 }
 
 /// The node-specific parts of `id`'s resources, or `None` when the model does not define it. For a
@@ -91,7 +95,8 @@ pub fn translate_own(model: &MeshModel, id: &ProxyId) -> Option<OwnResources> {
         own.egress = Some(EgressTable {
             name: naming::egress_routes(spec.egress_port()),
             backends,
-            allow_all_host: allow_all.then(|| Arc::new(route::allow_all_host(mesh))),
+            tail_host: allow_all.then(|| Arc::new(route::allow_all_host(mesh))),
+            tail_services: Vec::new(),
         });
     }
     Some(own)

@@ -246,7 +246,12 @@ fn demo_script_shows_its_steps_at_once_then_the_split_and_ctrl_c_stops_everythin
         .iter()
         .filter(|l| sidecar_pid(&l.text).is_some())
         .count();
-    assert_eq!(sidecars, 3, "three sidecars:\n{}", script.transcript());
+    assert_eq!(
+        sidecars,
+        4,
+        "three sidecars and the gateway's Envoy:\n{}",
+        script.transcript()
+    );
     let mean = shares.iter().sum::<f64>() / shares.len() as f64;
     assert!(mean < 25.0, "the example's 90/10 split: {shares:?}");
 

@@ -120,7 +120,9 @@ fn demo_shows_router_weights_providers_and_unconnected_nodes() {
         assert!(c.contains("NOT CONNECTED"), "{c}");
     }
     assert!(text(&html).contains("egress DROP_ALL"));
-    assert!(text(&html).contains("0 SYNCED 0 NACKED 0 STALE 0 NOT SENT 3 NOT CONNECTED"));
+    // The three nodes and the gateway `edge`, which is listed with its route.
+    assert!(text(&html).contains("0 SYNCED 0 NACKED 0 STALE 0 NOT SENT 4 NOT CONNECTED"));
+    assert!(text(&html).contains("to-frontend"), "{}", text(&html));
 }
 
 #[test]
@@ -153,7 +155,8 @@ fn connected_sidecars_show_per_type_state_and_envoys_nack_message() {
         "{v2}"
     );
     assert!(card(&html, "vn-demo-backend-v1").contains("NOT CONNECTED"));
-    assert!(text(&html).contains("1 SYNCED 1 NACKED 0 STALE 0 NOT SENT 1 NOT CONNECTED"));
+    // backend-v1 and the gateway `edge`.
+    assert!(text(&html).contains("1 SYNCED 1 NACKED 0 STALE 0 NOT SENT 2 NOT CONNECTED"));
 }
 
 #[test]

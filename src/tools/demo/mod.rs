@@ -1,7 +1,8 @@
 //! `meshplane demo`: the example mesh running locally with no Docker. Starts meshplane, one real Envoy
-//! sidecar per virtual node and a small HTTP service per listener on 127.0.0.1, sends traffic through
-//! each client's sidecar and prints who answered, once a second. Edit the route weights on disk and the
-//! split follows. Everything it started is stopped on Ctrl-C (or after `--duration`).
+//! sidecar per virtual node and a small HTTP service per listener on 127.0.0.1, one Envoy per virtual
+//! gateway, sends traffic in through the gateway (or, for a client no gateway route leads to,
+//! through the client's sidecar) and prints who answered, once a second. Edit the route weights on
+//! disk and the split follows. Everything it started is stopped on Ctrl-C (or after `--duration`).
 
 //!
 //! This file owns the demo's outline (check the mesh, start meshplane, start the mesh, send traffic,
@@ -75,9 +76,14 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         start_mesh(&model, &envoy, &server, &work, &mut sidecars).await?;
         let plan = traffic_plan(&model);
         warm_up(&plan).await;
+        let through = if plan.iter().any(|c| c.label.matches(" -> ").count() > 1) {
+            "in through the gateway (gateway -> client -> service)"
+        } else {
+            "through each client's sidecar"
+        };
         println!(
-            "\nSending {} requests/s through each client's sidecar. Edit the route weights under {} and watch the split;\n\
-             `meshplane status --admin {}` shows every sidecar. Ctrl-C stops everything.\n",
+            "\nSending {} requests/s {through}. Edit the route weights under {} and watch the split;\n\
+             `meshplane status --admin {}` shows every sidecar and gateway. Ctrl-C stops everything.\n",
             opts.rate,
             opts.config.display(),
             server.admin_addr
@@ -89,13 +95,18 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         r = run => r,
         _ = &mut stop => Ok(()),
     };
-    let n = sidecars.len();
+    let gateways = sidecars.iter().filter(|s| s.gateway).count();
+    let n = sidecars.len() - gateways;
     for s in sidecars.drain(..) {
         drop(s);
     }
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&work);
-    println!("stopped {n} Envoy sidecars and meshplane");
+    match gateways {
+        0 => println!("stopped {n} Envoy sidecars and meshplane"),
+        1 => println!("stopped {n} Envoy sidecars, 1 gateway Envoy and meshplane"),
+        g => println!("stopped {n} Envoy sidecars, {g} gateway Envoys and meshplane"),
+    }
     result
 }
 
@@ -135,8 +146,8 @@ async fn start_server(config: &Path) -> Result<Server, DemoError> {
     }
 }
 
-/// Every virtual node's example services and Envoy sidecar; each sidecar goes into `sidecars` as
-/// soon as it runs, so a failure later still stops it.
+/// Every virtual node's example services and Envoy sidecar, then every virtual gateway's Envoy;
+/// each Envoy goes into `sidecars` as soon as it runs, so a failure later still stops it.
 async fn start_mesh(
     model: &MeshModel,
     envoy: &Path,
@@ -146,8 +157,16 @@ async fn start_mesh(
 ) -> Result<(), DemoError> {
     for mesh in model.meshes.values() {
         for (name, node) in &mesh.virtual_nodes {
+            let backends: Vec<String> = node
+                .spec
+                .backends
+                .iter()
+                .filter_map(|b| b.virtual_service.as_ref())
+                .map(|v| v.virtual_service_name.clone())
+                .collect();
             for l in &node.spec.listeners {
-                start_app(l.port_mapping.port, name.clone()).await?;
+                let egress = node.spec.egress_port();
+                start_app(l.port_mapping.port, name.clone(), egress, backends.clone()).await?;
             }
             let id = ProxyId {
                 mesh: mesh.name.clone(),
@@ -157,6 +176,25 @@ async fn start_mesh(
             sidecars.push(start_envoy(envoy, &id, server.xds_addr, work)?);
             println!(
                 "started Envoy for {id} (pid {})",
+                sidecars.last().map_or(0, |s| s.child.id())
+            );
+        }
+        for (name, gw) in &mesh.virtual_gateways {
+            let id = ProxyId {
+                mesh: mesh.name.clone(),
+                kind: ProxyKind::VirtualGateway,
+                name: name.clone(),
+            };
+            sidecars.push(start_envoy(envoy, &id, server.xds_addr, work)?);
+            let ports: Vec<String> = gw
+                .spec
+                .listeners
+                .iter()
+                .map(|l| format!("0.0.0.0:{}", l.port_mapping.port))
+                .collect();
+            println!(
+                "started gateway Envoy for {id} on {} (pid {})",
+                ports.join(", "),
                 sidecars.last().map_or(0, |s| s.child.id())
             );
         }
