@@ -3,6 +3,7 @@
 //! drops exactly the parts built from an entity that changed, so an edit of one route re-encodes
 //! that route's virtual hosts once and then only reassembles the route tables that include them.
 
+mod encode;
 mod variants;
 mod view;
 
@@ -10,13 +11,16 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use envoy_types::pb::google::protobuf::Any;
-use prost::{Message, Name};
+use prost::Name;
 
 use crate::model::{MeshModel, ProxyId};
 use crate::translate::{self, Target};
 use crate::xds::{Resource, Snapshot, TypeSnapshot, VariantKey};
 
+pub use encode::pack;
 pub use view::NodeResources;
+
+use encode::{encode_own, Interner};
 
 /// A node's new snapshot and the entities it was built from.
 pub struct Built {
@@ -337,73 +341,6 @@ fn check_consistent(b: &Built) {
         if let Err(e) = s.consistent() {
             panic!("inconsistent snapshot for {}:\n{e}", b.key);
         }
-    }
-}
-
-/// Shares identical resources (same name and bytes, such as the egress listener of every node on the
-/// same port) between the nodes one worker encodes.
-#[derive(Default)]
-struct Interner(HashMap<(String, u64), Arc<Resource>>);
-
-impl Interner {
-    fn intern(&mut self, name: &str, any: Any) -> Arc<Resource> {
-        let r = Resource::new(name.to_string(), any);
-        self.0
-            .entry((r.name.clone(), r.hash))
-            .or_insert_with(|| Arc::new(r))
-            .clone()
-    }
-}
-
-fn encode_own(
-    own: translate::OwnResources,
-    intern: &mut Interner,
-    mesh: &crate::model::Mesh,
-    id: &ProxyId,
-) -> Own {
-    let own_deps = crate::change::own_dependencies(id);
-    let mut deps = own_deps.to_vec();
-    for vs in own.egress.iter().flat_map(|e| &e.tail_services) {
-        deps.extend(crate::change::service_dependencies(mesh, vs));
-    }
-    deps.sort_unstable();
-    deps.dedup();
-    let routes = own
-        .routes
-        .iter()
-        .map(|rt| intern.intern(&rt.name, pack(&rt.to_proto())))
-        .collect();
-    Own {
-        clusters: own
-            .clusters
-            .iter()
-            .map(|c| intern.intern(&c.name, pack(c)))
-            .collect(),
-        listeners: own
-            .listeners
-            .iter()
-            .map(|l| intern.intern(&l.name, pack(l)))
-            .collect(),
-        routes,
-        egress: own.egress.map(|e| EgressFrame {
-            name: e.name,
-            backends: e.backends,
-            tail: e.tail_host.map_or_else(Vec::new, |h| {
-                let mut b = Vec::new();
-                prost::encoding::message::encode(2, &*h, &mut b);
-                b
-            }),
-        }),
-        entity: own_deps[1],
-        deps,
-    }
-}
-
-/// A message as the `Any` xDS carries it.
-pub fn pack<M: Message + Name>(m: &M) -> Any {
-    Any {
-        type_url: M::type_url(),
-        value: m.encode_to_vec(),
     }
 }
 

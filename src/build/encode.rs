@@ -1,0 +1,80 @@
+//! Encoding a node's own translated resources into shared bytes: the interner that lets the nodes
+//! one worker encodes share identical resources, and the node's `Own` part with its dependencies.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use envoy_types::pb::google::protobuf::Any;
+use prost::{Message, Name};
+
+use super::{EgressFrame, Own};
+use crate::model::ProxyId;
+use crate::translate;
+use crate::xds::Resource;
+
+/// Shares identical resources (same name and bytes, such as the egress listener of every node on the
+/// same port) between the nodes one worker encodes.
+#[derive(Default)]
+pub(super) struct Interner(HashMap<(String, u64), Arc<Resource>>);
+
+impl Interner {
+    fn intern(&mut self, name: &str, any: Any) -> Arc<Resource> {
+        let r = Resource::new(name.to_string(), any);
+        self.0
+            .entry((r.name.clone(), r.hash))
+            .or_insert_with(|| Arc::new(r))
+            .clone()
+    }
+}
+
+pub(super) fn encode_own(
+    own: translate::OwnResources,
+    intern: &mut Interner,
+    mesh: &crate::model::Mesh,
+    id: &ProxyId,
+) -> Own {
+    let own_deps = crate::change::own_dependencies(id);
+    let mut deps = own_deps.to_vec();
+    for vs in own.egress.iter().flat_map(|e| &e.tail_services) {
+        deps.extend(crate::change::service_dependencies(mesh, vs));
+    }
+    deps.sort_unstable();
+    deps.dedup();
+    let routes = own
+        .routes
+        .iter()
+        .map(|rt| intern.intern(&rt.name, pack(&rt.to_proto())))
+        .collect();
+    Own {
+        clusters: own
+            .clusters
+            .iter()
+            .map(|c| intern.intern(&c.name, pack(c)))
+            .collect(),
+        listeners: own
+            .listeners
+            .iter()
+            .map(|l| intern.intern(&l.name, pack(l)))
+            .collect(),
+        routes,
+        egress: own.egress.map(|e| EgressFrame {
+            name: e.name,
+            backends: e.backends,
+            tail: e.tail_host.map_or_else(Vec::new, |h| {
+                let mut b = Vec::new();
+                prost::encoding::message::encode(2, &*h, &mut b);
+                b
+            }),
+        }),
+        entity: own_deps[1],
+        deps,
+    }
+}
+
+/// A message as the `Any` xDS carries it.
+pub fn pack<M: Message + Name>(m: &M) -> Any {
+    Any {
+        type_url: M::type_url(),
+        value: m.encode_to_vec(),
+    }
+}
