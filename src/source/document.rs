@@ -1,5 +1,8 @@
 //! One App Mesh resource as parsed: its typed body, where it came from (file, line index, the
 //! export-form prefix of its field paths), its name fields and its identity for change tracking.
+//! `settle` settles a Kubernetes manifest's document once every file is read.
+
+mod settle;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -85,141 +88,6 @@ impl Document {
     /// Whether this document came from a Kubernetes manifest.
     pub fn is_k8s(&self) -> bool {
         !self.paths.is_empty()
-    }
-
-    /// This Kubernetes manifest's document once every file is read: in `mesh` when it has no
-    /// `meshRef`, and with each reference by name to a resource that `awsName` renamed replaced
-    /// by that `awsName` (`renamed(kind, default name)`).
-    pub(super) fn settled(
-        &self,
-        mesh: Option<&str>,
-        renamed: &dyn Fn(Kind, &str) -> Option<String>,
-    ) -> Document {
-        let mut doc = self.clone();
-        let by_ref = &self.by_ref;
-        let to = |kind: Kind, name: &str| {
-            by_ref
-                .iter()
-                .any(|(k, n)| *k == kind && n == name)
-                .then(|| renamed(kind, name))
-                .flatten()
-        };
-        let swap = |kind: Kind, name: &mut String| {
-            if let Some(new) = to(kind, name) {
-                *name = new;
-            }
-        };
-        // A spec is copied only when one of its references is renamed (it is shared with the
-        // parse cache): a manifest that only joins the config's mesh keeps it as it is.
-        let in_spec = by_ref.iter().any(|(k, n)| {
-            !matches!(k, Kind::Mesh | Kind::VirtualGateway) && renamed(*k, n).is_some()
-        });
-        macro_rules! envelope {
-            ($e:expr) => {{
-                if let Some(mesh) = mesh {
-                    $e.mesh_name = Some(mesh.to_string());
-                }
-                if let Some(m) = $e.mesh_name.as_mut() {
-                    swap(Kind::Mesh, m);
-                }
-                if let Some(g) = $e.virtual_gateway_name.as_mut() {
-                    swap(Kind::VirtualGateway, g);
-                }
-            }};
-        }
-        match &mut doc.body {
-            Body::Mesh(e) => envelope!(e),
-            Body::VirtualService(e) => {
-                envelope!(e);
-                if let Some(p) = e
-                    .spec
-                    .as_mut()
-                    .filter(|_| in_spec)
-                    .map(Arc::make_mut)
-                    .and_then(|s| s.provider.as_mut())
-                {
-                    if let Some(n) = p.virtual_node.as_mut() {
-                        swap(Kind::VirtualNode, &mut n.virtual_node_name);
-                    }
-                    if let Some(r) = p.virtual_router.as_mut() {
-                        swap(Kind::VirtualRouter, &mut r.virtual_router_name);
-                    }
-                }
-            }
-            Body::VirtualNode(e) => {
-                envelope!(e);
-                if let Some(s) = e.spec.as_mut().filter(|_| in_spec).map(Arc::make_mut) {
-                    for b in s
-                        .backends
-                        .iter_mut()
-                        .filter_map(|b| b.virtual_service.as_mut())
-                    {
-                        swap(Kind::VirtualService, &mut b.virtual_service_name);
-                    }
-                }
-            }
-            Body::Route(e) => {
-                envelope!(e);
-                if let Some(s) = e.spec.as_mut().filter(|_| in_spec).map(Arc::make_mut) {
-                    for h in [s.http_route.as_mut(), s.http2_route.as_mut()]
-                        .into_iter()
-                        .flatten()
-                    {
-                        for t in &mut h.action.weighted_targets {
-                            swap(Kind::VirtualNode, &mut t.virtual_node);
-                        }
-                    }
-                    for raw in [s.grpc_route.as_mut(), s.tcp_route.as_mut()]
-                        .into_iter()
-                        .flatten()
-                    {
-                        let targets = raw
-                            .get_mut("action")
-                            .and_then(|a| a.get_mut("weightedTargets"))
-                            .and_then(|t| t.as_sequence_mut());
-                        for t in targets.into_iter().flatten() {
-                            if let Some(serde_yaml_ng::Value::String(n)) = t.get_mut("virtualNode")
-                            {
-                                swap(Kind::VirtualNode, n);
-                            }
-                        }
-                    }
-                }
-            }
-            Body::VirtualRouter(e) => envelope!(e),
-            Body::VirtualGateway(e) => envelope!(e),
-            Body::GatewayRoute(e) => {
-                envelope!(e);
-                if let Some(s) = e.spec.as_mut().filter(|_| in_spec).map(Arc::make_mut) {
-                    let http = [s.http_route.as_mut(), s.http2_route.as_mut()].into_iter();
-                    let targets = http
-                        .flatten()
-                        .map(|h| &mut h.action.target)
-                        .chain(s.grpc_route.as_mut().map(|g| &mut g.action.target));
-                    for t in targets {
-                        swap(
-                            Kind::VirtualService,
-                            &mut t.virtual_service.virtual_service_name,
-                        );
-                    }
-                }
-            }
-        }
-        // What was settled is part of the content: a rename in another file changes this
-        // document for change tracking even though its own text did not change.
-        let applied: Vec<(&Kind, &str, Option<String>)> = by_ref
-            .iter()
-            .map(|(k, n)| (k, n.as_str(), renamed(*k, n)))
-            .collect();
-        doc.content = {
-            use std::hash::{Hash, Hasher};
-            let mut h = xxhash_rust::xxh3::Xxh3::new();
-            (self.content, mesh, applied).hash(&mut h);
-            h.finish()
-        };
-        doc.entity = doc.compute_entity_key();
-        doc.references = super::references::compute_references(&doc);
-        doc
     }
 
     /// Line where the document's resource starts.
