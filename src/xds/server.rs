@@ -185,14 +185,10 @@ impl XdsService {
             }
         };
         let span = info_span!("xds", %peer, %mode, node = tracing::field::Empty);
-        let this = self.clone();
-        tokio::spawn(
-            async move {
-                let stream = stream::Stream::<P>::new(this, tx, only, peer, mode, cluster);
-                stream.run(inbound).await
-            }
-            .instrument(span),
-        );
+        // Made here, not inside the spawned future: a future holding the stream and then the run
+        // that owns it would keep two copies of its state for the stream's whole life (~2 KiB each).
+        let stream = stream::Stream::<P>::new(self.clone(), tx, only, peer, mode, cluster);
+        tokio::spawn(stream.run(inbound).instrument(span));
         Box::pin(tokio_stream::StreamExt::map(ReceiverStream::new(rx), |r| {
             *r
         }))
