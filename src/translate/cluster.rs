@@ -22,7 +22,9 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
 use super::util::{ads, any, millis, secs, socket, u32v};
 use super::{mesh_node, naming, Target};
 use crate::model::Mesh;
-use crate::spec::{DnsResponseType, NodeListener, Protocol, ServiceDiscovery};
+use crate::spec::{
+    DnsResponseType, HttpPool, NodeListener, Protocol, RequestPool, ServiceDiscovery,
+};
 
 /// App Mesh leaves circuit breakers wide open unless a connection pool says otherwise.
 pub(super) const UNLIMITED: u32 = 2_147_483_647;
@@ -96,33 +98,41 @@ pub(super) fn protocol_options(
     m
 }
 
+/// A connection pool's (max connections, max pending requests, max requests), the unset ones
+/// unlimited: exactly one of `tcp` (its max connections), `http`, or `http2`/`grpc` is given.
+pub(super) fn pool_limits(
+    tcp: Option<u32>,
+    http: Option<&HttpPool>,
+    requests: Option<&RequestPool>,
+) -> (u32, u32, u32) {
+    if let Some(c) = tcp {
+        return (c, UNLIMITED, UNLIMITED);
+    }
+    if let Some(h) = http {
+        return (
+            h.max_connections,
+            h.max_pending_requests.unwrap_or(UNLIMITED),
+            UNLIMITED,
+        );
+    }
+    (
+        UNLIMITED,
+        UNLIMITED,
+        requests.map_or(UNLIMITED, |r| r.max_requests),
+    )
+}
+
 /// The local app: `127.0.0.1:<portMapping.port>`, guarded by the listener's connection pool.
 pub fn ingress_cluster(mesh: &Mesh, node: &str, l: &NodeListener) -> Cluster {
     let pm = l.port_mapping;
     let name = naming::ingress_cluster(&mesh.name, node, pm.protocol, pm.port);
     let pool = l.connection_pool.as_ref();
     let (conns, pending, requests) = match pool {
-        Some(p) if p.tcp.is_some() => (
-            p.tcp.as_ref().map_or(UNLIMITED, |t| t.max_connections),
-            UNLIMITED,
-            UNLIMITED,
+        Some(p) => pool_limits(
+            p.tcp.as_ref().map(|t| t.max_connections),
+            p.http.as_ref(),
+            p.http2.as_ref().or(p.grpc.as_ref()),
         ),
-        Some(p) if p.http.is_some() => {
-            let h = p.http.as_ref();
-            (
-                h.map_or(UNLIMITED, |h| h.max_connections),
-                h.and_then(|h| h.max_pending_requests).unwrap_or(UNLIMITED),
-                UNLIMITED,
-            )
-        }
-        Some(p) => {
-            let r = p
-                .http2
-                .as_ref()
-                .or(p.grpc.as_ref())
-                .map_or(UNLIMITED, |r| r.max_requests);
-            (UNLIMITED, UNLIMITED, r)
-        }
         None => (UNLIMITED, UNLIMITED, UNLIMITED),
     };
     Cluster {

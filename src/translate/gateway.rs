@@ -25,7 +25,7 @@ use envoy_types::pb::google::protobuf::{value, Any, Struct, Value};
 use prost::{Message, Name};
 use std::sync::Arc;
 
-use super::cluster::{load_assignment, protocol_options, thresholds, UNLIMITED};
+use super::cluster::{load_assignment, pool_limits, protocol_options, thresholds, UNLIMITED};
 use super::listener::{hcm, listener, HCM};
 use super::route::matching::exact_header;
 use super::util::{any, millis};
@@ -149,22 +149,7 @@ fn hcm_filter(h: &HttpConnectionManager) -> Filter {
 fn self_redirect(name: String, egress: u32, l: &GatewayListener) -> Cluster {
     let pool = l.connection_pool.as_ref();
     let (conns, pending, requests) = match pool {
-        Some(p) if p.http.is_some() => {
-            let h = p.http.as_ref();
-            (
-                h.map_or(UNLIMITED, |h| h.max_connections),
-                h.and_then(|h| h.max_pending_requests).unwrap_or(UNLIMITED),
-                UNLIMITED,
-            )
-        }
-        Some(p) => {
-            let r = p
-                .http2
-                .as_ref()
-                .or(p.grpc.as_ref())
-                .map_or(UNLIMITED, |r| r.max_requests);
-            (UNLIMITED, UNLIMITED, r)
-        }
+        Some(p) => pool_limits(None, p.http.as_ref(), p.http2.as_ref().or(p.grpc.as_ref())),
         None => (UNLIMITED, UNLIMITED, UNLIMITED),
     };
     Cluster {

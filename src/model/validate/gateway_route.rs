@@ -158,23 +158,7 @@ fn check_http(doc: &Document, base: &str, r: &HttpGatewayRoute, out: &mut Vec<Pr
         }
     }
     check_headers(doc, &format!("{mp}.headers"), &m.headers, out);
-    if m.query_parameters.len() > 10 {
-        out.push(doc.problem(
-            &format!("{mp}.queryParameters"),
-            "at most 10 query parameter matches",
-        ));
-    }
-    for (i, q) in m.query_parameters.iter().enumerate() {
-        if q.name.is_empty() {
-            out.push(doc.problem(
-                &format!("{mp}.queryParameters[{i}].name"),
-                "must not be empty",
-            ));
-        }
-        if q.matcher.as_ref().is_some_and(|mm| mm.exact.is_none()) {
-            out.push(doc.problem(&format!("{mp}.queryParameters[{i}].match"), "give `exact`"));
-        }
-    }
+    super::route_match::check_query_parameters(doc, &mp, &m.query_parameters, out);
     check_rewrite(doc, base, r, out);
 }
 

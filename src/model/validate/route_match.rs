@@ -3,7 +3,7 @@
 
 use crate::diag::Problem;
 use crate::source::Document;
-use crate::spec::{HeaderMatchMethod, HttpRouteMatch, VirtualRouterSpec};
+use crate::spec::{HeaderMatchMethod, HttpRouteMatch, QueryParameterMatch, VirtualRouterSpec};
 
 pub(super) const HTTP_METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
@@ -89,13 +89,24 @@ fn check_headers_and_query(doc: &Document, mp: &str, m: &HttpRouteMatch, out: &m
             check_match_method(doc, &format!("{hp}.match"), mm, out);
         }
     }
-    if m.query_parameters.len() > 10 {
+    check_query_parameters(doc, mp, &m.query_parameters, out);
+}
+
+/// The port must be one of the router's listeners, and is required when it has several.
+/// At most 10 query parameter matches, each named, each `exact` (routes and gateway routes).
+pub(super) fn check_query_parameters(
+    doc: &Document,
+    mp: &str,
+    query: &[QueryParameterMatch],
+    out: &mut Vec<Problem>,
+) {
+    if query.len() > 10 {
         out.push(doc.problem(
             &format!("{mp}.queryParameters"),
             "at most 10 query parameter matches",
         ));
     }
-    for (i, q) in m.query_parameters.iter().enumerate() {
+    for (i, q) in query.iter().enumerate() {
         if q.name.is_empty() {
             out.push(doc.problem(
                 &format!("{mp}.queryParameters[{i}].name"),
@@ -108,7 +119,6 @@ fn check_headers_and_query(doc: &Document, mp: &str, m: &HttpRouteMatch, out: &m
     }
 }
 
-/// The port must be one of the router's listeners, and is required when it has several.
 fn check_port(
     doc: &Document,
     router: &VirtualRouterSpec,
