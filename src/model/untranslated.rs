@@ -3,7 +3,9 @@
 
 use crate::diag::Problem;
 use crate::source::{Body, Document};
-use crate::spec::{Envelope, MeshSpec, RouteSpec, VirtualGatewaySpec, VirtualNodeSpec};
+use crate::spec::{
+    BackendDefaults, Envelope, MeshSpec, RouteSpec, VirtualGatewaySpec, VirtualNodeSpec,
+};
 
 /// The warnings of one document.
 struct Warnings<'a> {
@@ -89,11 +91,12 @@ fn virtual_node(w: &mut Warnings, spec: &VirtualNodeSpec) {
             );
         }
     }
-    if spec
-        .backend_defaults
-        .as_ref()
-        .is_some_and(|b| b.client_policy.is_some())
-    {
+    backend_defaults(w, spec.backend_defaults.as_ref());
+}
+
+/// A node's or a gateway's `backendDefaults.clientPolicy` (TLS origination).
+fn backend_defaults(w: &mut Warnings, defaults: Option<&BackendDefaults>) {
+    if defaults.is_some_and(|b| b.client_policy.is_some()) {
         w.warn(
             "spec.backendDefaults.clientPolicy".into(),
             "backend default client policy (TLS)",
@@ -113,16 +116,7 @@ fn virtual_gateway(w: &mut Warnings, spec: &VirtualGatewaySpec) {
             );
         }
     }
-    if spec
-        .backend_defaults
-        .as_ref()
-        .is_some_and(|b| b.client_policy.is_some())
-    {
-        w.warn(
-            "spec.backendDefaults.clientPolicy".into(),
-            "backend default client policy (TLS)",
-        );
-    }
+    backend_defaults(w, spec.backend_defaults.as_ref());
 }
 
 fn route(w: &mut Warnings, e: &Envelope<RouteSpec>) {

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use super::listener::check_health_check;
-use super::{check_port, range};
+use super::check_port;
+use super::listener::{check_health_check, check_pool_limits};
 use crate::diag::Problem;
 use crate::source::Document;
 use crate::spec::{GatewayConnectionPool, Logging, Protocol, VirtualGatewaySpec};
@@ -96,21 +96,7 @@ fn check_pool(
         [_] => {}
         _ => out.push(doc.problem(&p, "give exactly one of `http`, `http2` or `grpc`")),
     }
-    let min1 = |v: u32, f: &str, out: &mut Vec<Problem>| {
-        range(doc, &format!("{p}.{f}"), v.into(), 1, u32::MAX.into(), out)
-    };
-    if let Some(h) = &cp.http {
-        min1(h.max_connections, "http.maxConnections", out);
-        if let Some(m) = h.max_pending_requests {
-            min1(m, "http.maxPendingRequests", out);
-        }
-    }
-    if let Some(h) = &cp.http2 {
-        min1(h.max_requests, "http2.maxRequests", out);
-    }
-    if let Some(h) = &cp.grpc {
-        min1(h.max_requests, "grpc.maxRequests", out);
-    }
+    check_pool_limits(doc, &p, None, cp.http.as_ref(), [&cp.http2, &cp.grpc], out);
 }
 
 /// A file path of 1 to 255 characters; a format that is either text (1 to 1000 characters) or

@@ -10,7 +10,7 @@ use crate::model::Mesh;
 use crate::source::Document;
 use crate::spec::{
     GatewayRouteSpec, GatewayRouteTarget, GrpcGatewayRoute, HeaderMatch, HostnameMatch,
-    HttpGatewayRoute, Protocol, VirtualGatewaySpec,
+    HttpGatewayRoute, Kind, Protocol, VirtualGatewaySpec,
 };
 
 const RESERVED_PREFIXES: [&str; 2] = ["/aws-appmesh", "/aws-app-mesh"];
@@ -109,10 +109,7 @@ fn check_target(
     if !mesh.virtual_services.contains_key(vs) {
         out.push(doc.problem(
             &format!("{base}.action.target.virtualService.virtualServiceName"),
-            format!(
-                "VirtualService `{vs}` is not defined in mesh `{}`",
-                mesh.name
-            ),
+            super::not_defined(Kind::VirtualService, vs, &mesh.name),
         ));
     }
     if let Some(p) = t.port {
@@ -131,16 +128,7 @@ fn check_http(doc: &Document, base: &str, r: &HttpGatewayRoute, out: &mut Vec<Pr
             out.push(doc.problem(&mp, "give one of `prefix`, `path` or `hostname`"))
         }
         (Some(prefix), None) => check_prefix(doc, &format!("{mp}.prefix"), prefix, out),
-        (None, Some(path)) => match (&path.exact, &path.regex) {
-            (Some(e), None) if !e.starts_with('/') => {
-                out.push(doc.problem(&format!("{mp}.path.exact"), "must start with `/`"))
-            }
-            (Some(_), None) | (None, Some(_)) => {}
-            _ => out.push(doc.problem(
-                &format!("{mp}.path"),
-                "give exactly one of `exact` or `regex`",
-            )),
-        },
+        (None, Some(path)) => super::route_match::check_path_match(doc, &mp, path, out),
         (None, None) => {}
     }
     if let Some(h) = &m.hostname {

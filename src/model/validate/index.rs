@@ -9,7 +9,7 @@ use super::{n, origin, Validator};
 use crate::diag::{Origin, Problem};
 use crate::model::{Item, Mesh, Router};
 use crate::source::{Body, Document};
-use crate::spec::{Envelope, GatewayRouteSpec, MeshSpec, RouteSpec, VirtualRouterSpec};
+use crate::spec::{Envelope, GatewayRouteSpec, Kind, MeshSpec, RouteSpec, VirtualRouterSpec};
 
 /// Where a resource went: nowhere new because it duplicates one defined at the `Origin`
 /// (`Some`), into the model (`None`), or nowhere because its parent is missing (`Err`).
@@ -168,7 +168,7 @@ fn insert_route(
     match mesh.virtual_routers.get_mut(&router) {
         None => Err(doc.problem(
             "virtualRouterName",
-            format!("VirtualRouter `{router}` is not defined in mesh `{mesh_name}`"),
+            super::not_defined(Kind::VirtualRouter, &router, mesh_name),
         )),
         Some(r) => Ok(insert(
             &mut r.routes,
@@ -191,7 +191,7 @@ fn insert_gateway_route(
     if !mesh.virtual_gateways.contains_key(&gw) {
         return Err(doc.problem(
             "virtualGatewayName",
-            format!("VirtualGateway `{gw}` is not defined in mesh `{mesh_name}`"),
+            super::not_defined(Kind::VirtualGateway, &gw, mesh_name),
         ));
     }
     let key = (gw, n(e.gateway_route_name.as_deref()));

@@ -5,7 +5,8 @@ use super::{check_duration, range};
 use crate::diag::Problem;
 use crate::source::Document;
 use crate::spec::{
-    ConnectionPool, HealthCheck, ListenerTimeout, NodeListener, OutlierDetection, Protocol,
+    ConnectionPool, HealthCheck, HttpPool, ListenerTimeout, NodeListener, OutlierDetection,
+    Protocol, RequestPool,
 };
 
 pub(super) fn check_listener(doc: &Document, base: &str, l: &NodeListener, out: &mut Vec<Problem>) {
@@ -134,23 +135,36 @@ fn check_connection_pool(
         cp.grpc.is_some(),
     ];
     one_for_protocol(doc, &p, "connection pool", proto, given, out);
+    let tcp = cp.tcp.as_ref().map(|t| t.max_connections);
+    check_pool_limits(doc, &p, tcp, cp.http.as_ref(), [&cp.http2, &cp.grpc], out);
+}
+
+/// Every limit a connection pool gives is at least 1 (node and gateway listeners alike); `requests`
+/// are the `http2` and `grpc` members.
+pub(super) fn check_pool_limits(
+    doc: &Document,
+    p: &str,
+    tcp: Option<u32>,
+    http: Option<&HttpPool>,
+    requests: [&Option<RequestPool>; 2],
+    out: &mut Vec<Problem>,
+) {
     let min1 = |v: u32, f: &str, out: &mut Vec<Problem>| {
         range(doc, &format!("{p}.{f}"), v.into(), 1, u32::MAX.into(), out)
     };
-    if let Some(t) = &cp.tcp {
-        min1(t.max_connections, "tcp.maxConnections", out);
+    if let Some(c) = tcp {
+        min1(c, "tcp.maxConnections", out);
     }
-    if let Some(h) = &cp.http {
+    if let Some(h) = http {
         min1(h.max_connections, "http.maxConnections", out);
         if let Some(m) = h.max_pending_requests {
             min1(m, "http.maxPendingRequests", out);
         }
     }
-    if let Some(h) = &cp.http2 {
-        min1(h.max_requests, "http2.maxRequests", out);
-    }
-    if let Some(h) = &cp.grpc {
-        min1(h.max_requests, "grpc.maxRequests", out);
+    for (r, name) in requests.into_iter().zip(["http2", "grpc"]) {
+        if let Some(r) = r {
+            min1(r.max_requests, &format!("{name}.maxRequests"), out);
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use super::MeshModel;
 use crate::change::{ChangeSet, Identities};
 use crate::diag::{Origin, Problem};
 use crate::source::{Body, Document};
-use crate::spec::Duration;
+use crate::spec::{Duration, Kind};
 
 pub use cache::{validate_with, CheckCache};
 
@@ -111,6 +111,12 @@ fn check_document(model: &MeshModel, doc: &Document, out: &mut Vec<Problem>) {
 }
 
 /// `value` must be within `lo..=hi`.
+/// The message for a reference to a `kind` named `name` that mesh `mesh` does not define. (The
+/// loader marks these as possible consequences when a file failed to load: keep the wording.)
+fn not_defined(kind: Kind, name: &str, mesh: &str) -> String {
+    format!("{kind} `{name}` is not defined in mesh `{mesh}`")
+}
+
 fn range(doc: &Document, path: &str, value: u64, lo: u64, hi: u64, out: &mut Vec<Problem>) {
     if value < lo || value > hi {
         out.push(doc.problem(

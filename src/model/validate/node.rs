@@ -8,7 +8,7 @@ use super::listener::check_listener;
 use crate::diag::Problem;
 use crate::model::Mesh;
 use crate::source::Document;
-use crate::spec::{ServiceDiscovery, VirtualNodeSpec};
+use crate::spec::{Kind, ServiceDiscovery, VirtualNodeSpec};
 
 pub(super) fn check_node(
     doc: &Document,
@@ -111,10 +111,7 @@ fn check_backends(doc: &Document, mesh: &Mesh, spec: &VirtualNodeSpec, out: &mut
         if !mesh.virtual_services.contains_key(name) {
             out.push(doc.problem(
                 &format!("{path}.virtualService.virtualServiceName"),
-                format!(
-                    "VirtualService `{name}` is not defined in mesh `{}`",
-                    mesh.name
-                ),
+                super::not_defined(Kind::VirtualService, name, &mesh.name),
             ));
         }
         if !seen.insert(name.clone()) {

@@ -6,7 +6,7 @@ use crate::diag::Problem;
 use crate::model::Mesh;
 use crate::source::Document;
 use crate::spec::{
-    HttpRetryPolicy, HttpRoute, Protocol, RouteSpec, VirtualRouterSpec, WeightedTarget,
+    HttpRetryPolicy, HttpRoute, Kind, Protocol, RouteSpec, VirtualRouterSpec, WeightedTarget,
 };
 
 const HTTP_RETRY_EVENTS: [&str; 4] = [
@@ -111,10 +111,7 @@ fn check_target_node(
     match mesh.virtual_nodes.get(&t.virtual_node) {
         None => out.push(doc.problem(
             &format!("{tp}[{i}].virtualNode"),
-            format!(
-                "VirtualNode `{}` is not defined in mesh `{}`",
-                t.virtual_node, mesh.name
-            ),
+            super::not_defined(Kind::VirtualNode, &t.virtual_node, &mesh.name),
         )),
         Some(vn) => {
             if vn.spec.listeners.is_empty() {

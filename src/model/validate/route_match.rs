@@ -3,7 +3,9 @@
 
 use crate::diag::Problem;
 use crate::source::Document;
-use crate::spec::{HeaderMatchMethod, HttpRouteMatch, QueryParameterMatch, VirtualRouterSpec};
+use crate::spec::{
+    HeaderMatchMethod, HttpRouteMatch, PathMatch, QueryParameterMatch, VirtualRouterSpec,
+};
 
 pub(super) const HTTP_METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
@@ -32,16 +34,7 @@ fn check_path(doc: &Document, mp: &str, m: &HttpRouteMatch, out: &mut Vec<Proble
         (Some(prefix), None) if !prefix.starts_with('/') => {
             out.push(doc.problem(&format!("{mp}.prefix"), "must start with `/`"))
         }
-        (None, Some(path)) => match (&path.exact, &path.regex) {
-            (Some(e), None) if !e.starts_with('/') => {
-                out.push(doc.problem(&format!("{mp}.path.exact"), "must start with `/`"))
-            }
-            (Some(_), None) | (None, Some(_)) => {}
-            _ => out.push(doc.problem(
-                &format!("{mp}.path"),
-                "give exactly one of `exact` or `regex`",
-            )),
-        },
+        (None, Some(path)) => check_path_match(doc, mp, path, out),
         _ => {}
     }
 }
@@ -93,6 +86,21 @@ fn check_headers_and_query(doc: &Document, mp: &str, m: &HttpRouteMatch, out: &m
 }
 
 /// The port must be one of the router's listeners, and is required when it has several.
+/// A path match is exactly one of `exact` (starting with `/`) or `regex` (routes and gateway
+/// routes).
+pub(super) fn check_path_match(doc: &Document, mp: &str, path: &PathMatch, out: &mut Vec<Problem>) {
+    match (&path.exact, &path.regex) {
+        (Some(e), None) if !e.starts_with('/') => {
+            out.push(doc.problem(&format!("{mp}.path.exact"), "must start with `/`"))
+        }
+        (Some(_), None) | (None, Some(_)) => {}
+        _ => out.push(doc.problem(
+            &format!("{mp}.path"),
+            "give exactly one of `exact` or `regex`",
+        )),
+    }
+}
+
 /// At most 10 query parameter matches, each named, each `exact` (routes and gateway routes).
 pub(super) fn check_query_parameters(
     doc: &Document,

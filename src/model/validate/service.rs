@@ -1,9 +1,10 @@
 //! Virtual services: a service's provider is exactly one defined virtual node or virtual router.
 
+use super::not_defined;
 use crate::diag::Problem;
 use crate::model::Mesh;
 use crate::source::Document;
-use crate::spec::VirtualServiceSpec;
+use crate::spec::{Kind, VirtualServiceSpec};
 
 pub(super) fn check_service(
     doc: &Document,
@@ -17,10 +18,7 @@ pub(super) fn check_service(
             if !mesh.virtual_nodes.contains_key(&vn.virtual_node_name) {
                 out.push(doc.problem(
                     "spec.provider.virtualNode.virtualNodeName",
-                    format!(
-                        "VirtualNode `{}` is not defined in mesh `{}`",
-                        vn.virtual_node_name, mesh.name
-                    ),
+                    not_defined(Kind::VirtualNode, &vn.virtual_node_name, &mesh.name),
                 ));
             }
         }
@@ -28,10 +26,7 @@ pub(super) fn check_service(
             if !mesh.virtual_routers.contains_key(&vr.virtual_router_name) {
                 out.push(doc.problem(
                     "spec.provider.virtualRouter.virtualRouterName",
-                    format!(
-                        "VirtualRouter `{}` is not defined in mesh `{}`",
-                        vr.virtual_router_name, mesh.name
-                    ),
+                    not_defined(Kind::VirtualRouter, &vr.virtual_router_name, &mesh.name),
                 ));
             }
         }
