@@ -1,7 +1,8 @@
 //! Packaging that cannot be run here (no Docker engine) but can be checked: the Rust version the
 //! Dockerfile builds with is the one `Cargo.toml` declares, and it is new enough for every crate
 //! the lock file pins; the compose file starts services in dependency order, restarts them, builds
-//! the image once and publishes the admin API on loopback only.
+//! the image once and publishes the admin API on loopback only, and it runs an Envoy for every
+//! sidecar and gateway of the demo mesh it serves.
 
 use std::path::Path;
 use std::process::Command;
@@ -104,6 +105,53 @@ fn compose_starts_in_order_restarts_and_keeps_admin_on_loopback() {
         ports.contains(&"127.0.0.1:18001:18001"),
         "admin on loopback: {ports:?}"
     );
+}
+
+#[test]
+fn compose_runs_an_envoy_for_every_node_and_gateway_of_the_demo_mesh() {
+    let compose: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&repo("docker-compose.yml")).unwrap();
+    let script = compose["services"]["bootstrap"]["command"][0]
+        .as_str()
+        .expect("the bootstrap job's script");
+    let mut bootstrapped: Vec<String> = script
+        .split("--node-id ")
+        .skip(1)
+        .filter_map(|s| s.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    bootstrapped.sort();
+    let loaded = meshplane::app::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo"));
+    let model = loaded.model.expect("the demo mesh loads");
+    let mut proxies = Vec::new();
+    for (m, mesh) in &model.meshes {
+        proxies.extend(
+            mesh.virtual_nodes
+                .keys()
+                .map(|n| format!("mesh/{m}/virtualNode/{n}")),
+        );
+        proxies.extend(
+            mesh.virtual_gateways
+                .keys()
+                .map(|g| format!("mesh/{m}/virtualGateway/{g}")),
+        );
+    }
+    proxies.sort();
+    assert_eq!(
+        bootstrapped, proxies,
+        "a bootstrap for every proxy of examples/demo"
+    );
+    let services = compose["services"].as_mapping().expect("services");
+    for (i, id) in proxies.iter().enumerate() {
+        let name = id.rsplit('/').next().unwrap_or_default();
+        let file = format!("/bootstrap/{name}.yaml");
+        let envoy = services.values().find(|s| {
+            s["command"]
+                .as_sequence()
+                .is_some_and(|c| c.iter().any(|a| a.as_str() == Some(file.as_str())))
+        });
+        assert!(envoy.is_some(), "no Envoy runs {file} ({id}, #{i})");
+    }
 }
 
 /// Just enough of `Cargo.toml` to read `rust-version` (no TOML parser among our dependencies).
