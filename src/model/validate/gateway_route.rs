@@ -115,6 +115,74 @@ fn check_target(
     if let Some(p) = t.port {
         check_port(doc, &format!("{base}.action.target.port"), p, out);
     }
+    check_target_port(doc, mesh, base, t, out);
+}
+
+/// App Mesh's rule for `target.port`: the provider of the target service must listen on it, and
+/// it is required when the provider has several listeners (which one is meant is otherwise not
+/// said). A service whose provider is missing or not yet defined is reported elsewhere.
+fn check_target_port(
+    doc: &Document,
+    mesh: &Mesh,
+    base: &str,
+    t: &GatewayRouteTarget,
+    out: &mut Vec<Problem>,
+) {
+    let vs = &t.virtual_service.virtual_service_name;
+    let Some(ports) = provider_ports(mesh, vs) else {
+        return;
+    };
+    let field = format!("{base}.action.target.port");
+    match t.port {
+        Some(p) if !ports.is_empty() && !ports.contains(&p) => out.push(doc.problem(
+            &field,
+            format!(
+                "the provider of virtual service {vs} has no listener on port {p} (it listens on {})",
+                join(&ports)
+            ),
+        )),
+        None if ports.len() > 1 => out.push(doc.problem(
+            &format!("{base}.action.target"),
+            format!(
+                "the provider of virtual service {vs} has several listeners ({}): give `port`",
+                join(&ports)
+            ),
+        )),
+        _ => {}
+    }
+}
+
+/// The listener ports of the virtual node or router that provides `vs`, when both are defined.
+fn provider_ports(mesh: &Mesh, vs: &str) -> Option<Vec<u32>> {
+    let provider = mesh.virtual_services.get(vs)?.spec.provider.as_ref()?;
+    if let Some(n) = &provider.virtual_node {
+        let node = mesh.virtual_nodes.get(&n.virtual_node_name)?;
+        return Some(
+            node.spec
+                .listeners
+                .iter()
+                .map(|l| l.port_mapping.port)
+                .collect(),
+        );
+    }
+    let r = provider.virtual_router.as_ref()?;
+    let router = mesh.virtual_routers.get(&r.virtual_router_name)?;
+    Some(
+        router
+            .spec
+            .listeners
+            .iter()
+            .map(|l| l.port_mapping.port)
+            .collect(),
+    )
+}
+
+fn join(ports: &[u32]) -> String {
+    ports
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn check_http(doc: &Document, base: &str, r: &HttpGatewayRoute, out: &mut Vec<Problem>) {

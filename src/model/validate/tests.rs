@@ -286,3 +286,70 @@ fn gateway_listener_rules() {
         );
     }
 }
+
+#[test]
+fn a_gateway_route_target_port_must_be_a_listener_of_the_provider() {
+    // Node `b` listens on 80 and 81: a route to its service must say which.
+    let two = "---\nkind: VirtualNode\nmeshName: demo\nvirtualNodeName: b\nspec:\n  listeners: [{portMapping: {port: 80, protocol: http}}, {portMapping: {port: 81, protocol: http}}]\n  serviceDiscovery: {dns: {hostname: b}}\n---\nkind: VirtualService\nmeshName: demo\nvirtualServiceName: b.local\nspec: {provider: {virtualNode: {virtualNodeName: b}}}\n";
+    let route = |name: &str, target: &str| {
+        gateway_route(
+            name,
+            &format!(
+                "  httpRoute:\n    match: {{prefix: /{name}}}\n    action: {{target: {target}}}\n"
+            ),
+        )
+    };
+    let text = format!(
+        "{GATEWAY_BASE}{two}{}{}{}{}",
+        route(
+            "ok",
+            "{virtualService: {virtualServiceName: b.local}, port: 81}"
+        ),
+        route("single", "{virtualService: {virtualServiceName: a.local}}"),
+        route(
+            "wrong",
+            "{virtualService: {virtualServiceName: a.local}, port: 81}"
+        ),
+        route("which", "{virtualService: {virtualServiceName: b.local}}"),
+    );
+    let problems = check(&text).expect_err("invalid");
+    let want = [
+        "spec.httpRoute.action.target.port: the provider of virtual service a.local has no listener on port 81 (it listens on 80)",
+        "spec.httpRoute.action.target: the provider of virtual service b.local has several listeners (80, 81): give `port`",
+    ];
+    for w in want {
+        assert!(
+            problems.iter().any(|p| p.contains(w)),
+            "missing {w:?} in {problems:#?}"
+        );
+    }
+    assert_eq!(problems.len(), want.len(), "{problems:#?}");
+}
+
+#[test]
+fn a_cached_gateway_route_check_follows_its_target_providers_listeners() {
+    let gateway = "kind: Mesh\nmeshName: demo\n---\nkind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec: {listeners: [{portMapping: {port: 8080, protocol: http}}]}\n---\nkind: GatewayRoute\nmeshName: demo\nvirtualGatewayName: gw\ngatewayRouteName: r\nspec:\n  httpRoute:\n    match: {prefix: /}\n    action: {target: {virtualService: {virtualServiceName: b.local}}}\n---\nkind: VirtualService\nmeshName: demo\nvirtualServiceName: b.local\nspec: {provider: {virtualNode: {virtualNodeName: b}}}\n".to_string();
+    let node = |listeners: &str| {
+        format!("kind: VirtualNode\nmeshName: demo\nvirtualNodeName: b\nspec:\n  listeners: {listeners}\n  serviceDiscovery: {{dns: {{hostname: b}}}}\n")
+    };
+    let one = "[{portMapping: {port: 80, protocol: http}}]";
+    let two =
+        "[{portMapping: {port: 80, protocol: http}}, {portMapping: {port: 81, protocol: http}}]";
+    let mut keep = HashMap::new();
+    let mut cache = CheckCache::default();
+    let mut baseline = Identities::default();
+    let mut outcomes = Vec::new();
+    // Only the node's file changes; the gateway route's is parsed once.
+    for listeners in [one, two, one] {
+        let files = [("gw.yaml", gateway.clone()), ("node.yaml", node(listeners))];
+        let docs = parse_files(&files, &mut keep);
+        let changes = ChangeSet::between(&baseline, Identities::of(&docs));
+        let (cached, next) = validate_with(&docs, &cache, &changes);
+        cache = next;
+        baseline = changes.current;
+        let fresh = validate(&docs).is_ok();
+        assert_eq!(cached.is_ok(), fresh);
+        outcomes.push(fresh);
+    }
+    assert_eq!(outcomes, [true, false, true]);
+}
