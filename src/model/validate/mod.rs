@@ -16,6 +16,8 @@ mod route;
 mod route_match;
 mod router;
 mod service;
+mod tcp_egress;
+mod tcp_route;
 #[cfg(test)]
 mod tests;
 
