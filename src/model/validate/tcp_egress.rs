@@ -109,3 +109,7 @@ fn check_collisions(doc: &Document, mesh: &Mesh, spec: &VirtualNodeSpec, out: &m
         out.push(doc.problem(&path, msg));
     }
 }
+
+#[cfg(test)]
+#[path = "tcp_egress/tests.rs"]
+mod tests;
