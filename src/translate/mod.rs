@@ -2,7 +2,8 @@
 //!
 //! Sidecar layout (docs/contract.md §2): listener *i* of a virtual node accepts mesh traffic on
 //! `0.0.0.0:ingressPort+i` and hands it to the app on `127.0.0.1:<port>`; the app sends outbound traffic
-//! to `127.0.0.1:egressPort`, routed by Host header to the node's backend virtual services.
+//! to `127.0.0.1:egressPort`, routed by Host header to the node's backend virtual services, and
+//! reaches a TCP backend at `127.0.0.1:<its port>` (or `proxy.tcpEgress`), a `tcp_proxy` (`tcp`).
 
 mod cluster;
 mod gateway;
