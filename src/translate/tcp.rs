@@ -179,7 +179,7 @@ fn router_port(
             Some((name, r.spec.tcp_route.as_ref()?, r.spec.priority))
         })
         .filter(|(_, t, _)| t.port().is_none_or(|p| p == port))
-        .min_by_key(|(name, _, priority)| (priority.map_or(u64::MAX, u64::from), (*name).clone()))
+        .min_by_key(|(name, _, priority)| (priority.map_or(u64::MAX, u64::from), *name))
         .map(|(_, t, _)| t)?;
     let clusters = route_clusters(mesh, route, targets);
     if clusters.iter().all(|c| c.1 == 0) {
