@@ -4,6 +4,7 @@
 //! that route's virtual hosts once and then only reassembles the route tables that include them.
 
 mod encode;
+mod tcp;
 mod variants;
 mod view;
 
@@ -39,6 +40,8 @@ struct Own {
     listeners: Vec<Arc<Resource>>,
     routes: Vec<Arc<Resource>>,
     egress: Option<EgressFrame>,
+    /// A virtual node's part of its TCP egress listeners.
+    tcp: Option<translate::TcpFrame>,
     /// The node's own entity key.
     entity: u64,
     /// [`crate::change::own_dependencies`], and those of the services its egress tail host is
@@ -60,6 +63,8 @@ struct Service {
     hosts: Vec<u8>,
     upstreams: Vec<Arc<Upstream>>,
     deps: Vec<u64>,
+    /// Its tcp ports, for the TCP egress listeners of the virtual nodes that call it.
+    tcp: Vec<tcp::SharedTcp>,
 }
 
 /// A target's encoded cluster and, for static discovery, its endpoints.
@@ -147,21 +152,31 @@ impl Builder {
             || (),
             |_, (mesh, vs)| {
                 let m = model.meshes.get(*mesh)?;
-                let sh = translate::service_hosts(m, vs);
+                let mut sh = translate::service_hosts(m, vs);
                 let mut bytes = Vec::new();
                 for h in &sh.hosts {
                     prost::encoding::message::encode(2, &**h, &mut bytes);
                 }
+                let (tcp_ports, tcp_targets) = translate::service_tcp(m, vs);
+                sh.targets.extend(tcp_targets);
+                let tcp = tcp::shared(tcp_ports);
                 let deps = crate::change::service_dependencies(m, vs);
-                Some((mesh.to_string(), vs.to_string(), bytes, sh.targets, deps))
+                Some((
+                    mesh.to_string(),
+                    vs.to_string(),
+                    bytes,
+                    sh.targets,
+                    deps,
+                    tcp,
+                ))
             },
         );
         let targets: Vec<(&str, &Target)> = hosts
             .iter()
-            .flat_map(|(mesh, _, _, ts, _)| ts.iter().map(move |t| (mesh.as_str(), t)))
+            .flat_map(|(mesh, _, _, ts, _, _)| ts.iter().map(move |t| (mesh.as_str(), t)))
             .collect();
         self.build_upstreams(model, &targets);
-        for (mesh, vs, hosts, ts, deps) in hosts {
+        for (mesh, vs, hosts, ts, deps, tcp) in hosts {
             let known = self.upstreams.get(&mesh);
             let upstreams = ts
                 .iter()
@@ -171,6 +186,7 @@ impl Builder {
                 hosts,
                 upstreams,
                 deps,
+                tcp,
             };
             self.services
                 .entry(mesh)
@@ -264,16 +280,16 @@ impl Builder {
         };
         let mut clusters = by_name(&own.clusters);
         let mut endpoints = BTreeMap::new();
-        let listeners = by_name(&own.listeners);
+        let mut listeners = by_name(&own.listeners);
         let mut routes = by_name(&own.routes);
         let mut deps = own.deps.clone();
         if let Some(frame) = &own.egress {
-            let services: Vec<&Service> = frame
+            let services: Vec<(&String, &Service)> = frame
                 .backends
                 .iter()
-                .filter_map(|vs| self.services.get(&id.mesh)?.get(vs).map(|s| &**s))
+                .filter_map(|vs| Some((vs, &**self.services.get(&id.mesh)?.get(vs)?)))
                 .collect();
-            let len = services.iter().map(|s| s.hosts.len()).sum::<usize>()
+            let len = services.iter().map(|(_, s)| s.hosts.len()).sum::<usize>()
                 + frame.tail.len()
                 + frame.name.len()
                 + 8;
@@ -282,7 +298,10 @@ impl Builder {
             if !frame.name.is_empty() {
                 prost::encoding::string::encode(1, &frame.name, &mut value);
             }
-            for s in &services {
+            for (vs, s) in &services {
+                if let Some(f) = &own.tcp {
+                    tcp::add_listeners(f, vs, &s.tcp, &mut listeners);
+                }
                 value.extend_from_slice(&s.hosts);
                 deps.extend_from_slice(&s.deps);
                 for u in &s.upstreams {

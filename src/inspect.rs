@@ -68,7 +68,7 @@ pub struct ListenerView {
     pub address: String,
     /// The route table an HTTP listener uses.
     pub route_config: Option<String>,
-    /// The cluster a TCP listener forwards to.
+    /// The cluster a TCP listener forwards to (a split: `name weight, ...`).
     pub tcp_cluster: Option<String>,
     /// `plaintext`, `TLS` (every filter chain terminates TLS) or `TLS and plaintext` (some do:
     /// App Mesh's PERMISSIVE).
@@ -186,9 +186,18 @@ fn listener_view(l: &Listener) -> ListenerView {
             }
         } else if cfg.type_url == TcpProxy::type_url() {
             if let Ok(tcp) = TcpProxy::decode(cfg.value.as_slice()) {
-                if let Some(tcp_proxy::ClusterSpecifier::Cluster(c)) = tcp.cluster_specifier {
-                    tcp_cluster = Some(c);
-                }
+                tcp_cluster = match tcp.cluster_specifier {
+                    Some(tcp_proxy::ClusterSpecifier::Cluster(c)) => Some(c),
+                    // A tcpRoute split: `name weight, name weight`, as weighted HTTP routes show.
+                    Some(tcp_proxy::ClusterSpecifier::WeightedClusters(w)) => Some(
+                        w.clusters
+                            .iter()
+                            .map(|c| format!("{} {}", c.name, c.weight))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+                    None => None,
+                };
             }
         }
     }

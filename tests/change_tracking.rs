@@ -1,6 +1,7 @@
 //! Property test of change tracking: on a generated mesh, random edits of every kind of reference
 //! (a route's weights and targets, a service's provider, a node's backends, a target node, the
-//! mesh) are reloaded incrementally, and after each one
+//! mesh) are reloaded incrementally (one service is TCP: a tcpRoute, tcp listeners, and its clients'
+//! TCP egress listeners), and after each one
 //! - what the long-lived pipeline serves equals what a fresh pipeline builds from the same files, and
 //! - the nodes whose snapshots changed are exactly those that depend on the edited entity (every
 //!   edit here is one each dependent sees in its configuration).
@@ -39,6 +40,8 @@ struct Service {
     /// Per version: the app's port, and whether it has a health check.
     ports: [u16; 3],
     checked: [bool; 3],
+    /// A TCP service: tcp listeners, a tcp router listener on 7000 and a tcpRoute.
+    tcp: bool,
 }
 
 struct Mesh {
@@ -57,6 +60,7 @@ impl Mesh {
                 third: false,
                 ports: [8080, 8081, 8082],
                 checked: [true, false, false],
+                tcp: i == SERVICES - 1,
             })
             .collect();
         let backends = (0..CLIENTS)
@@ -103,12 +107,15 @@ impl Mesh {
 
 fn service_file(i: usize, s: &Service) -> String {
     let mut docs = Vec::new();
+    let proto = if s.tcp { "tcp" } else { "http" };
     for v in 0..3 {
         let mut node = format!(
-            "kind: VirtualNode\nmeshName: m\nvirtualNodeName: svc{i}-v{v}\nspec:\n  listeners:\n    - portMapping: {{port: {}, protocol: http}}\n",
+            "kind: VirtualNode\nmeshName: m\nvirtualNodeName: svc{i}-v{v}\nspec:\n  listeners:\n    - portMapping: {{port: {}, protocol: {proto}}}\n",
             s.ports[v]
         );
-        if s.checked[v] {
+        if s.checked[v] && s.tcp {
+            node.push_str("      healthCheck: {protocol: tcp, healthyThreshold: 2, unhealthyThreshold: 3, intervalMillis: 5000, timeoutMillis: 2000}\n");
+        } else if s.checked[v] {
             node.push_str("      healthCheck: {protocol: http, path: /health, healthyThreshold: 2, unhealthyThreshold: 3, intervalMillis: 5000, timeoutMillis: 2000}\n");
         }
         node.push_str(
@@ -116,8 +123,9 @@ fn service_file(i: usize, s: &Service) -> String {
         );
         docs.push(node);
     }
+    let router_port = if s.tcp { 7000 } else { 80 };
     docs.push(format!(
-        "kind: VirtualRouter\nmeshName: m\nvirtualRouterName: r{i}\nspec:\n  listeners:\n    - portMapping: {{port: 80, protocol: http}}\n"
+        "kind: VirtualRouter\nmeshName: m\nvirtualRouterName: r{i}\nspec:\n  listeners:\n    - portMapping: {{port: {router_port}, protocol: {proto}}}\n"
     ));
     let mut targets = format!(
         "          - {{virtualNode: svc{i}-v0, weight: {}}}\n          - {{virtualNode: svc{i}-v1, weight: {}}}\n",
@@ -129,8 +137,13 @@ fn service_file(i: usize, s: &Service) -> String {
             s.weights[2]
         ));
     }
+    let route = if s.tcp {
+        "tcpRoute:\n"
+    } else {
+        "httpRoute:\n    match: {prefix: /}\n"
+    };
     docs.push(format!(
-        "kind: Route\nmeshName: m\nvirtualRouterName: r{i}\nrouteName: main\nspec:\n  httpRoute:\n    match: {{prefix: /}}\n    action:\n      weightedTargets:\n{targets}"
+        "kind: Route\nmeshName: m\nvirtualRouterName: r{i}\nrouteName: main\nspec:\n  {route}    action:\n      weightedTargets:\n{targets}"
     ));
     let provider = if s.routed {
         format!("virtualRouter: {{virtualRouterName: r{i}}}")

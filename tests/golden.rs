@@ -152,3 +152,56 @@ fn every_gateway_feature() {
         &root().join("tests/golden/gateway"),
     );
 }
+
+#[test]
+fn every_tcp_feature() {
+    check(
+        &root().join("tests/golden/tcp/mesh"),
+        &root().join("tests/golden/tcp"),
+    );
+    tcp_proxies(
+        &root().join("tests/golden/tcp/mesh"),
+        &root().join("tests/golden/tcp/tcp_proxies.txt"),
+    );
+}
+
+/// The `tcp_proxy` filters of every node's listeners, decoded (the node files show them as
+/// bytes), compared with `file`.
+fn tcp_proxies(mesh_dir: &Path, file: &Path) {
+    use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+    use prost::Message;
+    let mut p = Pipeline::new(mesh_dir.to_path_buf());
+    assert!(p.reload(None), "{} is invalid", mesh_dir.display());
+    let mut text = String::new();
+    for key in p.cache.keys() {
+        let snap = p.cache.get(&key).expect("published");
+        let res = NodeResources::decode(&snap).expect("decodes");
+        for l in &res.listeners {
+            let filters = l.filter_chains.iter().flat_map(|c| &c.filters);
+            for f in filters {
+                let Some(ConfigType::TypedConfig(any)) = &f.config_type else {
+                    continue;
+                };
+                if !f.name.ends_with("tcp_proxy") {
+                    continue;
+                }
+                if let Ok(t) = TcpProxy::decode(any.value.as_slice()) {
+                    text.push_str(&format!("{key} {}:\n{t:#?}\n", l.name));
+                }
+            }
+        }
+    }
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(file, &text).unwrap();
+        return;
+    }
+    let want =
+        std::fs::read_to_string(file).expect("golden tcp_proxies.txt; run with UPDATE_GOLDEN=1");
+    assert_eq!(
+        want,
+        text,
+        "{} differs; run with UPDATE_GOLDEN=1 and review the diff",
+        file.display()
+    );
+}

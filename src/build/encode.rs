@@ -66,6 +66,7 @@ pub(super) fn encode_own(
                 b
             }),
         }),
+        tcp: own.tcp,
         entity: own_deps[1],
         deps,
     }

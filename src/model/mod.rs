@@ -7,6 +7,7 @@
 
 mod document;
 mod presence;
+mod tcp_egress;
 mod untranslated;
 mod validate;
 
@@ -20,6 +21,7 @@ use crate::spec::{
 };
 
 pub use document::check_alone;
+pub use tcp_egress::TcpEgress;
 pub use validate::{validate, validate_with, CheckCache};
 
 /// Default proxy ports of docs/contract.md §2.
@@ -64,6 +66,7 @@ impl VirtualNodeSpec {
     /// The port this node's Envoy accepts inbound traffic on for listener `index` (docs/contract.md §2).
     pub fn ingress_port(&self, index: usize) -> u32 {
         self.proxy
+            .as_ref()
             .and_then(|p| p.ingress_port)
             .unwrap_or(DEFAULT_INGRESS_PORT)
             + index as u32
@@ -72,6 +75,7 @@ impl VirtualNodeSpec {
     /// The port this node's Envoy accepts outbound traffic from its app on.
     pub fn egress_port(&self) -> u32 {
         self.proxy
+            .as_ref()
             .and_then(|p| p.egress_port)
             .unwrap_or(DEFAULT_EGRESS_PORT)
     }

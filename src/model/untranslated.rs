@@ -59,12 +59,6 @@ fn virtual_node(w: &mut Warnings, spec: &VirtualNodeSpec) {
         if l.tls.is_some() {
             w.warn(format!("spec.listeners[{i}].tls"), "listener TLS");
         }
-        if l.port_mapping.protocol == crate::spec::Protocol::Tcp {
-            w.warn(
-                format!("spec.listeners[{i}].portMapping.protocol"),
-                "egress to a tcp listener (tcpRoute, tcp backends)",
-            );
-        }
     }
     if let Some(sd) = &spec.service_discovery {
         if sd.aws_cloud_map.is_some() {
@@ -123,9 +117,6 @@ fn route(w: &mut Warnings, e: &Envelope<RouteSpec>) {
     let Some(spec) = &e.spec else { return };
     if spec.grpc_route.is_some() {
         w.warn("spec.grpcRoute".into(), "grpcRoute");
-    }
-    if spec.tcp_route.is_some() {
-        w.warn("spec.tcpRoute".into(), "tcpRoute");
     }
 }
 

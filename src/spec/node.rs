@@ -199,9 +199,13 @@ pub struct BackendDefaults {
     pub client_policy: Option<Value>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProxyPorts {
     pub ingress_port: Option<u32>,
     pub egress_port: Option<u32>,
+    /// Where the app reaches each TCP backend (virtual service name → local port), instead of
+    /// `127.0.0.1:<the service's listener port>` (docs/contract.md §2).
+    #[serde(default)]
+    pub tcp_egress: std::collections::BTreeMap<String, u32>,
 }

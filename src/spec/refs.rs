@@ -43,7 +43,7 @@ impl References for VirtualNodeSpec {
 }
 
 impl References for RouteSpec {
-    /// The virtual nodes its weighted targets send traffic to (HTTP and HTTP/2 routes).
+    /// The virtual nodes its weighted targets send traffic to (HTTP, HTTP/2 and TCP routes).
     fn references<'a>(&'a self, visit: &mut dyn FnMut(Kind, &'a str)) {
         for h in [self.http_route.as_ref(), self.http2_route.as_ref()]
             .into_iter()
@@ -52,6 +52,13 @@ impl References for RouteSpec {
             for t in &h.action.weighted_targets {
                 visit(Kind::VirtualNode, &t.virtual_node);
             }
+        }
+        for t in self
+            .tcp_route
+            .iter()
+            .flat_map(|r| &r.action.weighted_targets)
+        {
+            visit(Kind::VirtualNode, &t.virtual_node);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The VirtualRouter and Route specs: router listeners, and HTTP and HTTP/2 routes with their
-//! match, action and retry policy (gRPC and TCP routes are kept raw: not translated yet).
+//! match, action and retry policy (gRPC routes are kept raw: not translated yet; TCP routes are in
+//! `tcp_route`).
 
 use serde::Deserialize;
 use serde_yaml_ng::Value;
@@ -27,8 +28,7 @@ pub struct RouteSpec {
     pub http2_route: Option<HttpRoute>,
     /// Not translated yet (gRPC routes): reported at load time.
     pub grpc_route: Option<Value>,
-    /// Not translated yet (TCP routes): reported at load time.
-    pub tcp_route: Option<Value>,
+    pub tcp_route: Option<super::TcpRoute>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

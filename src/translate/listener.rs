@@ -9,10 +9,9 @@ use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager, http_filter, HttpConnectionManager, HttpFilter, Rds,
 };
-use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{tcp_proxy, TcpProxy};
 
 use super::cluster::dns_cache;
-use super::util::{ads, any, boolv, millis, socket};
+use super::util::{ads, any, boolv, socket};
 use super::{naming, route};
 use crate::model::Mesh;
 use crate::spec::{NodeListener, Protocol, VirtualNodeSpec};
@@ -102,21 +101,8 @@ pub fn ingress(
         "ingress".to_string()
     };
     if pm.protocol == Protocol::Tcp {
-        let idle = l
-            .timeout
-            .as_ref()
-            .and_then(|t| t.tcp.as_ref())
-            .and_then(|t| t.idle);
-        let tcp = TcpProxy {
-            stat_prefix,
-            cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(cluster)),
-            idle_timeout: idle.map(|d| millis(d.as_millis())),
-            ..Default::default()
-        };
-        let f = Filter {
-            name: "envoy.filters.network.tcp_proxy".into(),
-            config_type: Some(filter::ConfigType::TypedConfig(any(&tcp))),
-        };
+        // The tcp listener's access logs: none until access logs are translated.
+        let f = super::tcp::ingress_filter(stat_prefix, cluster, l, Vec::new());
         return (
             listener(
                 naming::ingress_listener(port),

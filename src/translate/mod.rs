@@ -2,7 +2,8 @@
 //!
 //! Sidecar layout (docs/contract.md §2): listener *i* of a virtual node accepts mesh traffic on
 //! `0.0.0.0:ingressPort+i` and hands it to the app on `127.0.0.1:<port>`; the app sends outbound traffic
-//! to `127.0.0.1:egressPort`, routed by Host header to the node's backend virtual services.
+//! to `127.0.0.1:egressPort`, routed by Host header to the node's backend virtual services, and
+//! reaches a TCP backend at `127.0.0.1:<its port>` (or `proxy.tcpEgress`), a `tcp_proxy` (`tcp`).
 
 mod cluster;
 mod gateway;
@@ -11,6 +12,7 @@ mod listener;
 pub mod naming;
 mod route;
 pub mod sources;
+mod tcp;
 mod util;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use crate::model::{Mesh, MeshModel, ProxyId, ProxyKind};
 use crate::spec::EgressFilterType;
 
 pub use route::{RouteTable, ServiceHosts};
+pub use tcp::{egress_listener as tcp_egress_listener, ServiceTcpPort, TcpFrame};
 
 /// The parts of a node's resources that depend only on the node itself and its mesh: ingress
 /// clusters, listeners and route tables, the egress listener, and what its egress route table is
@@ -36,6 +39,8 @@ pub struct OwnResources {
     pub routes: Vec<RouteTable>,
     /// Present when the node has an egress listener.
     pub egress: Option<EgressTable>,
+    /// A virtual node's part of its TCP egress listeners; the rest is its TCP backends'.
+    pub tcp: Option<TcpFrame>,
 }
 
 /// The node-specific frame of the egress route table: its name, the backend virtual services whose
@@ -98,6 +103,15 @@ pub fn translate_own(model: &MeshModel, id: &ProxyId) -> Option<OwnResources> {
             tail_host: allow_all.then(|| Arc::new(route::allow_all_host(mesh))),
             tail_services: Vec::new(),
         });
+        own.tcp = Some(TcpFrame {
+            ports: spec
+                .proxy
+                .as_ref()
+                .map(|p| p.tcp_egress.clone())
+                .unwrap_or_default(),
+            // The access logs of the node's TCP egress listeners: none until they are translated.
+            access_log: Vec::new(),
+        });
     }
     Some(own)
 }
@@ -106,6 +120,15 @@ pub fn translate_own(model: &MeshModel, id: &ProxyId) -> Option<OwnResources> {
 /// every client of `vs`.
 pub fn service_hosts(mesh: &Mesh, vs: &str) -> ServiceHosts {
     route::service_hosts(mesh, vs)
+}
+
+/// The tcp ports of backend service `vs` with their `tcp_proxy`s and the targets they send
+/// connections to; the same for every client of `vs`.
+pub fn service_tcp(
+    mesh: &Mesh,
+    vs: &str,
+) -> (Vec<ServiceTcpPort>, std::collections::BTreeSet<Target>) {
+    tcp::service_tcp(mesh, vs)
 }
 
 /// The cluster (and, for static discovery, endpoints) clients use to reach `target`.

@@ -59,7 +59,7 @@ fn route(out: &mut String, mesh: &str, name: &str, spec: &RouteSpec) {
         (Some(h), _, _, _) => ("http", Some(h), None),
         (None, Some(h), _, _) => ("http2", Some(h), None),
         (None, None, Some(g), _) => ("grpc, not translated yet", None, Some(g)),
-        (None, None, None, Some(t)) => ("tcp, not translated yet", None, Some(t)),
+        (None, None, None, Some(_)) => ("tcp", None, None),
         (None, None, None, None) => ("no route type", None, None),
     };
     let priority = spec
@@ -93,6 +93,20 @@ fn route(out: &mut String, mesh: &str, name: &str, spec: &RouteSpec) {
         policies(out, h);
     } else if let Some(v) = raw {
         weights(out, mesh, &raw_targets(v));
+    } else if let Some(t) = &spec.tcp_route {
+        let targets: Vec<(String, u64, Option<u64>)> = t
+            .action
+            .weighted_targets
+            .iter()
+            .map(|t| {
+                (
+                    t.virtual_node.clone(),
+                    t.weight.into(),
+                    t.port.map(u64::from),
+                )
+            })
+            .collect();
+        weights(out, mesh, &targets);
     }
     out.push_str("</div>");
 }

@@ -46,6 +46,8 @@ pub fn validate_with(
     } else {
         v.check(docs, &cache.results, changes.set())
     };
+    v.problems
+        .extend(super::tcp_egress::problems(&v.model, docs));
     let checked = CheckCache { results };
     if v.problems.is_empty() {
         (Ok(v.model), checked)

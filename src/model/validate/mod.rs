@@ -3,8 +3,9 @@
 //! This module owns the two passes and what they share: `index` puts every resource in its place
 //! (duplicates, missing parents), then each document is checked on its own against the finished
 //! model by the module of its kind (`service`, `node` with `listener`, `router`, `route` with
-//! `route_match`, `gateway`, `gateway_route`). Meshes have no field rules of their own.
-//! `cache` owns what a re-validation may skip.
+//! `route_match` and `tcp_route`, `gateway`, `gateway_route`). Meshes have no field rules of their own.
+//! `cache` owns what a re-validation may skip; `tcp_egress` (where apps reach TCP backends) reads
+//! more than a document names, so it runs on every validation.
 
 mod cache;
 mod gateway;
@@ -16,6 +17,8 @@ mod route;
 mod route_match;
 mod router;
 mod service;
+mod tcp_egress;
+mod tcp_route;
 #[cfg(test)]
 mod tests;
 

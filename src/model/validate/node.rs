@@ -122,7 +122,7 @@ fn check_backends(doc: &Document, mesh: &Mesh, spec: &VirtualNodeSpec, out: &mut
 
 /// The proxy's ports in range, and the egress port clear of the ingress ports.
 fn check_proxy(doc: &Document, mesh: &Mesh, spec: &VirtualNodeSpec, out: &mut Vec<Problem>) {
-    if let Some(proxy) = spec.proxy {
+    if let Some(proxy) = &spec.proxy {
         if let Some(p) = proxy.ingress_port {
             check_port(doc, "spec.proxy.ingressPort", p, out);
             let last = p as u64 + spec.listeners.len().saturating_sub(1) as u64;

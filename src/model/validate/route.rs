@@ -1,5 +1,6 @@
 //! Routes of virtual routers: exactly one route kind, a priority in range, and for HTTP and
-//! HTTP/2 routes their match (in `route_match`), weighted targets and retry policy.
+//! HTTP/2 routes their match (in `route_match`), weighted targets and retry policy (TCP routes in
+//! `tcp_route`).
 
 use super::{range, route_match};
 use crate::diag::Problem;
@@ -48,6 +49,9 @@ pub(super) fn check_route(
     if let Some(r) = &spec.http2_route {
         check_http_route(doc, mesh, router, "spec.http2Route", r, true, out);
     }
+    if let Some(r) = &spec.tcp_route {
+        super::tcp_route::check_tcp_route(doc, mesh, router, r, out);
+    }
 }
 
 fn check_http_route(
@@ -61,19 +65,21 @@ fn check_http_route(
 ) {
     let mp = format!("{base}.match");
     route_match::check_match(doc, router, &mp, &r.matcher, http2, out);
-    check_targets(doc, mesh, base, &r.action.weighted_targets, out);
+    check_targets(doc, mesh, base, &r.action.weighted_targets, false, out);
     if let Some(rp) = &r.retry_policy {
         check_retry_policy(doc, base, rp, out);
     }
     // Timeouts are non-negative by type and 0 means "disabled": nothing to check.
 }
 
-/// 1 to 10 targets, each a listener of a defined virtual node, not all of weight 0.
-fn check_targets(
+/// 1 to 10 targets, each a listener of a defined virtual node (a tcp one for a `tcp` route, any
+/// other for the rest), not all of weight 0.
+pub(super) fn check_targets(
     doc: &Document,
     mesh: &Mesh,
     base: &str,
     targets: &[WeightedTarget],
+    tcp: bool,
     out: &mut Vec<Problem>,
 ) {
     let tp = format!("{base}.action.weightedTargets");
@@ -89,7 +95,7 @@ fn check_targets(
             100,
             out,
         );
-        check_target_node(doc, mesh, &tp, i, t, out);
+        check_target_node(doc, mesh, &tp, i, t, tcp, out);
     }
     if !targets.is_empty() && targets.iter().all(|t| t.weight == 0) {
         out.push(doc.problem(
@@ -99,13 +105,15 @@ fn check_targets(
     }
 }
 
-/// Target `i` (at `tp[i]`) must be a defined virtual node with a matching, non-tcp listener.
+/// Target `i` (at `tp[i]`) must be a defined virtual node with a matching listener, tcp exactly
+/// when the route is.
 fn check_target_node(
     doc: &Document,
     mesh: &Mesh,
     tp: &str,
     i: usize,
     t: &WeightedTarget,
+    tcp: bool,
     out: &mut Vec<Problem>,
 ) {
     match mesh.virtual_nodes.get(&t.virtual_node) {
@@ -135,14 +143,22 @@ fn check_target_node(
                 };
                 out.push(doc.problem(&format!("{tp}[{i}].port"), msg));
             } else if let Some(idx) = vn.spec.listener_index(t.port) {
-                if vn.spec.listeners[idx].port_mapping.protocol == Protocol::Tcp {
-                    out.push(doc.problem(
-                        &format!("{tp}[{i}]"),
-                        format!(
-                            "an HTTP route cannot target the tcp listener of `{}`",
-                            t.virtual_node
-                        ),
-                    ));
+                let pm = vn.spec.listeners[idx].port_mapping;
+                let msg = if tcp {
+                    format!(
+                        "a tcp route can only target a tcp listener; port {} of `{}` is {}",
+                        pm.port,
+                        t.virtual_node,
+                        pm.protocol.as_str()
+                    )
+                } else {
+                    format!(
+                        "an HTTP route cannot target the tcp listener of `{}`",
+                        t.virtual_node
+                    )
+                };
+                if (pm.protocol == Protocol::Tcp) != tcp {
+                    out.push(doc.problem(&format!("{tp}[{i}]"), msg));
                 }
             }
         }
