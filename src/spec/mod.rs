@@ -5,6 +5,7 @@
 
 mod envelope;
 mod gateway;
+mod grpc_route;
 mod mesh;
 mod node;
 mod refs;
@@ -13,6 +14,7 @@ mod service;
 
 pub use envelope::*;
 pub use gateway::*;
+pub use grpc_route::*;
 pub use mesh::*;
 pub use node::*;
 pub use refs::References;

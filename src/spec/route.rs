@@ -1,5 +1,6 @@
 //! The VirtualRouter and Route specs: router listeners, and HTTP and HTTP/2 routes with their
-//! match, action and retry policy (gRPC and TCP routes are kept raw: not translated yet).
+//! match, action and retry policy (gRPC routes in `grpc_route`; TCP routes are kept raw: not
+//! translated yet).
 
 use serde::Deserialize;
 use serde_yaml_ng::Value;
@@ -25,8 +26,7 @@ pub struct RouteSpec {
     pub priority: Option<u32>,
     pub http_route: Option<HttpRoute>,
     pub http2_route: Option<HttpRoute>,
-    /// Not translated yet (gRPC routes): reported at load time.
-    pub grpc_route: Option<Value>,
+    pub grpc_route: Option<super::GrpcRoute>,
     /// Not translated yet (TCP routes): reported at load time.
     pub tcp_route: Option<Value>,
 }

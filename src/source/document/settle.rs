@@ -156,7 +156,7 @@ fn node(s: &mut VirtualNodeSpec, r: &Renames) {
     }
 }
 
-/// A route's weighted target nodes, typed (HTTP, HTTP/2) or raw (gRPC, TCP).
+/// A route's weighted target nodes, typed (HTTP, HTTP/2, gRPC) or raw (TCP).
 fn route(s: &mut RouteSpec, r: &Renames) {
     for h in [s.http_route.as_mut(), s.http2_route.as_mut()]
         .into_iter()
@@ -166,7 +166,14 @@ fn route(s: &mut RouteSpec, r: &Renames) {
             r.swap(Kind::VirtualNode, &mut t.virtual_node);
         }
     }
-    for raw in [s.grpc_route.as_mut(), s.tcp_route.as_mut()]
+    for t in s
+        .grpc_route
+        .iter_mut()
+        .flat_map(|g| g.action.weighted_targets.iter_mut())
+    {
+        r.swap(Kind::VirtualNode, &mut t.virtual_node);
+    }
+    for raw in [s.tcp_route.as_mut()]
         .into_iter()
         .flatten()
     {
