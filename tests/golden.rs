@@ -152,3 +152,12 @@ fn every_gateway_feature() {
         &root().join("tests/golden/gateway"),
     );
 }
+
+/// gRPC and HTTP/2 routes and services on several ports (tests/golden/grpc/mesh).
+#[test]
+fn every_grpc_feature() {
+    check(
+        &root().join("tests/golden/grpc/mesh"),
+        &root().join("tests/golden/grpc"),
+    );
+}
