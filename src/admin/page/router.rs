@@ -120,7 +120,13 @@ fn grpc_route(out: &mut String, mesh: &str, g: &GrpcRoute) {
         .action
         .weighted_targets
         .iter()
-        .map(|t| (t.virtual_node.clone(), t.weight.into(), t.port.map(u64::from)))
+        .map(|t| {
+            (
+                t.virtual_node.clone(),
+                t.weight.into(),
+                t.port.map(u64::from),
+            )
+        })
         .collect();
     weights(out, mesh, &targets);
 }

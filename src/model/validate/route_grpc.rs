@@ -50,10 +50,7 @@ fn check_match(doc: &Document, mp: &str, m: &GrpcRouteMatch, out: &mut Vec<Probl
             ));
         }
         if method.is_empty() || method.len() > 50 {
-            out.push(doc.problem(
-                &format!("{mp}.methodName"),
-                "must be 1 to 50 characters",
-            ));
+            out.push(doc.problem(&format!("{mp}.methodName"), "must be 1 to 50 characters"));
         }
     }
     let path = format!("{mp}.metadata");
@@ -170,7 +167,10 @@ mod tests {
             "spec.grpcRoute.retryPolicy.grpcRetryEvents[1]: unknown event `not-found`",
         ];
         for w in want {
-            assert!(got.iter().any(|p| p.contains(w)), "missing {w:?} in {got:#?}");
+            assert!(
+                got.iter().any(|p| p.contains(w)),
+                "missing {w:?} in {got:#?}"
+            );
         }
         assert_eq!(got.len(), want.len(), "{got:#?}");
     }
@@ -190,10 +190,14 @@ mod tests {
     #[test]
     fn the_route_kind_must_be_its_router_listeners_protocol() {
         // Several router listeners: the port is required.
-        let got = problems(&format!("  grpcRoute:\n    match: {{serviceName: s}}\n{TARGET}"));
+        let got = problems(&format!(
+            "  grpcRoute:\n    match: {{serviceName: s}}\n{TARGET}"
+        ));
         assert!(
             got.len() == 1
-                && got[0].contains("spec.grpcRoute.match.port: required: the virtual router has several listeners"),
+                && got[0].contains(
+                    "spec.grpcRoute.match.port: required: the virtual router has several listeners"
+                ),
             "{got:#?}"
         );
         // A grpcRoute on the http listener, an http2Route on the grpc one.

@@ -173,10 +173,7 @@ fn route(s: &mut RouteSpec, r: &Renames) {
     {
         r.swap(Kind::VirtualNode, &mut t.virtual_node);
     }
-    for raw in [s.tcp_route.as_mut()]
-        .into_iter()
-        .flatten()
-    {
+    for raw in [s.tcp_route.as_mut()].into_iter().flatten() {
         let targets = raw
             .get_mut("action")
             .and_then(|a| a.get_mut("weightedTargets"))

@@ -1,0 +1,311 @@
+//! gRPC through real Envoy sidecars: a tonic client calls through its own sidecar's egress port
+//! (`:authority` naming the virtual service) to a router's `grpcRoute`, split 90/10 over two server
+//! nodes, each with its own sidecar and a real tonic server behind it. One server answers
+//! UNAVAILABLE every other call; with `grpcRetryEvents: [unavailable]` the client sees no failure,
+//! and the client Envoy's `upstream_rq_retry` counts the retries. A second test routes by port: a
+//! router and a node with a grpc and an http listener each, reached as `svc:port` and bare `svc`
+//! (the first listener), App Mesh's `match.port` and weighted target `port`.
+
+mod support;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meshplane::proto::admin::admin_server::{Admin, AdminServer};
+use meshplane::proto::admin::{GetStatusRequest, GetStatusResponse};
+
+use support::envoy::{free_port, http_get, Envoy};
+use support::*;
+
+/// A gRPC server: meshplane's own `meshplane.admin.v1.Admin` service (proto/), answering
+/// `GetStatus` with `reloads_accepted = id`; with `flaky`, every other call (the 2nd, 4th, ...)
+/// gets UNAVAILABLE instead. Counts the calls it got.
+struct App {
+    id: u64,
+    flaky: bool,
+    calls: Arc<AtomicU64>,
+}
+
+#[tonic::async_trait]
+impl Admin for App {
+    async fn get_status(
+        &self,
+        _: tonic::Request<GetStatusRequest>,
+    ) -> Result<tonic::Response<GetStatusResponse>, tonic::Status> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.flaky && n.is_multiple_of(2) {
+            return Err(tonic::Status::unavailable("flaky"));
+        }
+        Ok(tonic::Response::new(GetStatusResponse {
+            reloads_accepted: self.id,
+            ..Default::default()
+        }))
+    }
+}
+
+/// Serves an [`App`] on `127.0.0.1:port`; its call counter.
+fn grpc_app(port: u16, id: u64, flaky: bool) -> Arc<AtomicU64> {
+    let calls = Arc::new(AtomicU64::new(0));
+    let app = App {
+        id,
+        flaky,
+        calls: calls.clone(),
+    };
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(AdminServer::new(app))
+            .serve(([127, 0, 0, 1], port).into())
+            .await
+            .expect("grpc app");
+    });
+    calls
+}
+
+/// A channel to the sidecar's egress port whose calls name `authority` (the virtual service).
+fn channel(egress: u16, authority: &str) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{egress}"))
+        .unwrap()
+        .origin(format!("http://{authority}").parse().unwrap())
+        .connect_lazy()
+}
+
+/// One unary `GetStatus` on `service` (the generated client only knows the real one).
+async fn call(
+    channel: tonic::transport::Channel,
+    service: &str,
+) -> Result<GetStatusResponse, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path: tonic::codegen::http::uri::PathAndQuery =
+        format!("/{service}/GetStatus").parse().unwrap();
+    grpc.unary(
+        tonic::Request::new(GetStatusRequest {}),
+        path,
+        tonic_prost::ProstCodec::<GetStatusRequest, GetStatusResponse>::default(),
+    )
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+const SERVICE: &str = "meshplane.admin.v1.Admin";
+
+/// Calls until one succeeds (the sidecars are still getting their configuration).
+async fn first_answer(ch: &tonic::transport::Channel, what: &str, work: &std::path::Path) -> u64 {
+    let began = Instant::now();
+    loop {
+        match call(ch.clone(), SERVICE).await {
+            Ok(r) => return r.reloads_accepted,
+            Err(e) => assert!(
+                began.elapsed() < Duration::from_secs(30),
+                "{what}: no gRPC answer: {e}; see {}",
+                work.display()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A server node: one grpc listener on `app`, its sidecar on `ingress`.
+fn server_node(name: &str, app: u16, ingress: u16) -> String {
+    format!(
+        "---\nkind: VirtualNode\nmeshName: rpc\nvirtualNodeName: {name}\nspec:\n  listeners: [{{portMapping: {{port: {app}, protocol: grpc}}}}]\n  serviceDiscovery: {{static: {{endpoints: [{{address: 127.0.0.1}}]}}}}\n  proxy: {{ingressPort: {ingress}}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_route_splits_90_10_and_retries_unavailable() {
+    let (egress, app1, app2, in1, in2) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let v1_calls = grpc_app(app1, 1, true);
+    let v2_calls = grpc_app(app2, 2, false);
+    let dir = MeshDir::new();
+    dir.write(
+        "mesh.yaml",
+        &format!(
+            "kind: Mesh\nmeshName: rpc\n\
+             ---\nkind: VirtualNode\nmeshName: rpc\nvirtualNodeName: client\nspec:\n  backends: [{{virtualService: {{virtualServiceName: orders.rpc.local}}}}]\n  proxy: {{egressPort: {egress}}}\n\
+             {}{}\
+             ---\nkind: VirtualService\nmeshName: rpc\nvirtualServiceName: orders.rpc.local\nspec: {{provider: {{virtualRouter: {{virtualRouterName: orders}}}}}}\n\
+             ---\nkind: VirtualRouter\nmeshName: rpc\nvirtualRouterName: orders\nspec: {{listeners: [{{portMapping: {{port: 50051, protocol: grpc}}}}]}}\n\
+             ---\nkind: Route\nmeshName: rpc\nvirtualRouterName: orders\nrouteName: canary\nspec:\n  grpcRoute:\n    match: {{serviceName: {SERVICE}}}\n    action:\n      weightedTargets: [{{virtualNode: orders-v1, weight: 90}}, {{virtualNode: orders-v2, weight: 10}}]\n    retryPolicy:\n      maxRetries: 3\n      perRetryTimeout: {{unit: s, value: 2}}\n      grpcRetryEvents: [unavailable]\n",
+            server_node("orders-v1", app1, in1),
+            server_node("orders-v2", app2, in2),
+        ),
+    );
+    let server = start(dir.path()).await;
+    let last = &server.pipeline.status().last;
+    assert!(
+        last.problems.is_empty() && last.warnings.is_empty(),
+        "{last:#?}"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let client = Envoy::start("mesh/rpc/virtualNode/client", server.xds_addr, work.path()).await;
+    let _v1 = Envoy::start(
+        "mesh/rpc/virtualNode/orders-v1",
+        server.xds_addr,
+        work.path(),
+    )
+    .await;
+    let _v2 = Envoy::start(
+        "mesh/rpc/virtualNode/orders-v2",
+        server.xds_addr,
+        work.path(),
+    )
+    .await;
+    let ch = channel(egress, "orders.rpc.local:50051");
+    // Both targets answer before counting starts.
+    let began = Instant::now();
+    let mut seen = [false; 2];
+    while seen != [true, true] {
+        let id = first_answer(&ch, "orders.rpc.local", work.path()).await;
+        seen[id as usize - 1] = true;
+        assert!(began.elapsed() < Duration::from_secs(30), "{seen:?}");
+    }
+    let (v1_before, v2_before) = (
+        v1_calls.load(Ordering::SeqCst),
+        v2_calls.load(Ordering::SeqCst),
+    );
+    let retries_before = client
+        .stat(&format!(
+            "cluster.cds_egress_rpc_orders-v1_grpc_{app1}.upstream_rq_retry"
+        ))
+        .await;
+
+    // Sequential calls, so each retry of the flaky server is its next call (which succeeds).
+    const CALLS: u64 = 1000;
+    let (mut answered, mut failed) = ([0u64; 2], Vec::new());
+    for _ in 0..CALLS {
+        match call(ch.clone(), SERVICE).await {
+            Ok(r) => answered[r.reloads_accepted as usize - 1] += 1,
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    let share = answered[1] as f64 * 100.0 / CALLS as f64;
+    let unavailable = (v1_calls.load(Ordering::SeqCst) - v1_before) - answered[0];
+    let retries = client
+        .stat(&format!(
+            "cluster.cds_egress_rpc_orders-v1_grpc_{app1}.upstream_rq_retry"
+        ))
+        .await
+        - retries_before;
+    println!(
+        "{CALLS} gRPC calls: orders-v1 {} ({:.1}%), orders-v2 {} ({share:.1}%), failed {}; \
+         orders-v1 answered UNAVAILABLE {unavailable} times, client Envoy retried {retries}",
+        answered[0],
+        100.0 - share,
+        answered[1],
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "the client saw failures: {:?}",
+        &failed[..failed.len().min(5)]
+    );
+    // Binomial(1000, 0.1): sd 0.95 points; 7..13 is beyond 3 sd.
+    assert!((7.0..=13.0).contains(&share), "orders-v2 got {share:.1}%");
+    assert_eq!(v2_calls.load(Ordering::SeqCst) - v2_before, answered[1]);
+    assert!(
+        unavailable >= answered[0] / 2,
+        "{unavailable} of {}",
+        answered[0]
+    );
+    assert_eq!(retries, unavailable, "every UNAVAILABLE was retried once");
+
+    // Another service has no route: Envoy answers UNIMPLEMENTED and no app sees the call.
+    let err = call(ch.clone(), "meshplane.admin.v1.Other")
+        .await
+        .expect_err("no route");
+    assert_eq!(err.code(), tonic::Code::Unimplemented, "{err}");
+}
+
+/// An HTTP app answering `<name> <path>`.
+async fn http_app(port: u16, name: &'static str) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind app");
+    let app = axum::Router::new()
+        .fallback(move |uri: axum::http::Uri| async move { format!("{name} {}", uri.path()) });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+}
+
+/// Two listeners on one node (grpc, then http) and a router with a grpc and an http listener whose
+/// routes pick their listener by `match.port` and their target's by weighted target `port`. A
+/// client reaches each port as `<service>:<port>`, and the bare `<service>` is the first listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_listeners_are_routed_by_port() {
+    let (egress, grpc_port, http_port, ingress) =
+        (free_port(), free_port(), free_port(), free_port());
+    let calls = grpc_app(grpc_port, 7, false);
+    http_app(http_port, "multi-http").await;
+    let dir = MeshDir::new();
+    dir.write(
+        "mesh.yaml",
+        &format!(
+            "kind: Mesh\nmeshName: rpc\n\
+             ---\nkind: VirtualNode\nmeshName: rpc\nvirtualNodeName: client\nspec:\n  backends: [{{virtualService: {{virtualServiceName: front.rpc.local}}}}, {{virtualService: {{virtualServiceName: multi.rpc.local}}}}]\n  proxy: {{egressPort: {egress}}}\n\
+             ---\nkind: VirtualNode\nmeshName: rpc\nvirtualNodeName: multi\nspec:\n  listeners: [{{portMapping: {{port: {grpc_port}, protocol: grpc}}}}, {{portMapping: {{port: {http_port}, protocol: http}}}}]\n  serviceDiscovery: {{static: {{endpoints: [{{address: 127.0.0.1}}]}}}}\n  proxy: {{ingressPort: {ingress}}}\n\
+             ---\nkind: VirtualService\nmeshName: rpc\nvirtualServiceName: multi.rpc.local\nspec: {{provider: {{virtualNode: {{virtualNodeName: multi}}}}}}\n\
+             ---\nkind: VirtualService\nmeshName: rpc\nvirtualServiceName: front.rpc.local\nspec: {{provider: {{virtualRouter: {{virtualRouterName: front}}}}}}\n\
+             ---\nkind: VirtualRouter\nmeshName: rpc\nvirtualRouterName: front\nspec: {{listeners: [{{portMapping: {{port: 7001, protocol: grpc}}}}, {{portMapping: {{port: 7002, protocol: http}}}}]}}\n\
+             ---\nkind: Route\nmeshName: rpc\nvirtualRouterName: front\nrouteName: rpc\nspec:\n  grpcRoute:\n    match: {{serviceName: {SERVICE}, port: 7001}}\n    action: {{weightedTargets: [{{virtualNode: multi, weight: 1, port: {grpc_port}}}]}}\n\
+             ---\nkind: Route\nmeshName: rpc\nvirtualRouterName: front\nrouteName: web\nspec:\n  httpRoute:\n    match: {{prefix: /, port: 7002}}\n    action: {{weightedTargets: [{{virtualNode: multi, weight: 1, port: {http_port}}}]}}\n"
+        ),
+    );
+    let server = start(dir.path()).await;
+    let last = &server.pipeline.status().last;
+    assert!(
+        last.problems.is_empty() && last.warnings.is_empty(),
+        "{last:#?}"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let _client = Envoy::start("mesh/rpc/virtualNode/client", server.xds_addr, work.path()).await;
+    let _multi = Envoy::start("mesh/rpc/virtualNode/multi", server.xds_addr, work.path()).await;
+    let egress_addr = std::net::SocketAddr::from(([127, 0, 0, 1], egress));
+
+    // gRPC: the router's grpc port, the bare name (its first listener), and the node's grpc
+    // listener by port and bare.
+    let by_port = [
+        "front.rpc.local:7001".to_string(),
+        "front.rpc.local".to_string(),
+        format!("multi.rpc.local:{grpc_port}"),
+        "multi.rpc.local".to_string(),
+    ];
+    for authority in &by_port {
+        let id = first_answer(&channel(egress, authority), authority, work.path()).await;
+        assert_eq!(id, 7, "{authority}");
+    }
+    assert!(calls.load(Ordering::SeqCst) >= by_port.len() as u64);
+
+    // HTTP: the router's http port and the node's http listener reach the http app.
+    for host in [
+        "front.rpc.local:7002".to_string(),
+        format!("multi.rpc.local:{http_port}"),
+    ] {
+        let (status, body) = http_get(egress_addr, &host, "/hello", &[]).await.unwrap();
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "multi-http /hello"),
+            "{host}"
+        );
+    }
+    // The bare router name is its first (grpc) listener: its gRPC route does not take plain HTTP.
+    let (status, _) = http_get(egress_addr, "front.rpc.local", "/hello", &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 404, "bare name, plain HTTP");
+    // A port the service is not on has no virtual host.
+    let (status, _) = http_get(egress_addr, "front.rpc.local:7003", "/hello", &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 404, "unknown port");
+}
