@@ -4,8 +4,11 @@
 //! UNAVAILABLE every other call; with `grpcRetryEvents: [unavailable]` the client sees no failure,
 //! and the client Envoy's `upstream_rq_retry` counts the retries. A second test routes by port: a
 //! router and a node with a grpc and an http listener each, reached as `svc:port` and bare `svc`
-//! (the first listener), App Mesh's `match.port` and weighted target `port`.
+//! (the first listener), App Mesh's `match.port` and weighted target `port`. A third runs a grpc
+//! listener's `healthCheck` (gRPC's health protocol) from the client sidecar to the app.
 
+#[path = "grpc_mesh/health.rs"]
+mod health;
 mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +49,16 @@ impl Admin for App {
 
 /// Serves an [`App`] on `127.0.0.1:port`; its call counter.
 fn grpc_app(port: u16, id: u64, flaky: bool) -> Arc<AtomicU64> {
+    grpc_app_with(port, id, flaky, None)
+}
+
+/// [`grpc_app`], with gRPC's health service when `health` is given.
+fn grpc_app_with(
+    port: u16,
+    id: u64,
+    flaky: bool,
+    health: Option<health::Health>,
+) -> Arc<AtomicU64> {
     let calls = Arc::new(AtomicU64::new(0));
     let app = App {
         id,
@@ -55,6 +68,7 @@ fn grpc_app(port: u16, id: u64, flaky: bool) -> Arc<AtomicU64> {
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(AdminServer::new(app))
+            .add_optional_service(health)
             .serve(([127, 0, 0, 1], port).into())
             .await
             .expect("grpc app");
@@ -308,4 +322,86 @@ async fn two_listeners_are_routed_by_port() {
         .await
         .unwrap();
     assert_eq!(status, 404, "unknown port");
+}
+
+/// A grpc listener's `healthCheck` with `protocol: grpc`: the client's sidecar runs gRPC's health
+/// protocol against the node (through its sidecar, to the app's `grpc.health.v1.Health`) every
+/// `intervalMillis` (also before the client's first request), and takes the node out at the first
+/// NOT_SERVING answer (Envoy counts `unhealthyThreshold` for failed checks, but an answer that says
+/// unhealthy is final; `membership_healthy` drops to 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_health_checks_reach_the_app() {
+    let (egress, app, ingress) = (free_port(), free_port(), free_port());
+    let health = health::Health::default();
+    health.serving.store(true, Ordering::SeqCst);
+    grpc_app_with(app, 3, false, Some(health.clone()));
+    let dir = MeshDir::new();
+    dir.write(
+        "mesh.yaml",
+        &format!(
+            "kind: Mesh\nmeshName: rpc\n\
+             ---\nkind: VirtualNode\nmeshName: rpc\nvirtualNodeName: client\nspec:\n  backends: [{{virtualService: {{virtualServiceName: svc.rpc.local}}}}]\n  proxy: {{egressPort: {egress}}}\n\
+             ---\nkind: VirtualNode\nmeshName: rpc\nvirtualNodeName: svc\nspec:\n  listeners:\n    - portMapping: {{port: {app}, protocol: grpc}}\n      healthCheck: {{protocol: grpc, healthyThreshold: 2, unhealthyThreshold: 2, intervalMillis: 5000, timeoutMillis: 2000}}\n  serviceDiscovery: {{static: {{endpoints: [{{address: 127.0.0.1}}]}}}}\n  proxy: {{ingressPort: {ingress}}}\n\
+             ---\nkind: VirtualService\nmeshName: rpc\nvirtualServiceName: svc.rpc.local\nspec: {{provider: {{virtualNode: {{virtualNodeName: svc}}}}}}\n"
+        ),
+    );
+    let server = start(dir.path()).await;
+    let work = tempfile::tempdir().unwrap();
+    let _svc = Envoy::start("mesh/rpc/virtualNode/svc", server.xds_addr, work.path()).await;
+    let client = Envoy::start("mesh/rpc/virtualNode/client", server.xds_addr, work.path()).await;
+    let cluster = format!("cluster.cds_egress_rpc_svc_grpc_{app}");
+    assert_eq!(
+        first_answer(
+            &channel(egress, "svc.rpc.local"),
+            "svc.rpc.local",
+            work.path()
+        )
+        .await,
+        3
+    );
+    let began = Instant::now();
+    while client
+        .stat(&format!("{cluster}.health_check.success"))
+        .await
+        == 0
+    {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "no successful gRPC health check; see {}",
+            work.path().display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        health.checks.load(Ordering::SeqCst) >= 1,
+        "the app was asked"
+    );
+    assert_eq!(
+        client.stat(&format!("{cluster}.membership_healthy")).await,
+        1
+    );
+
+    health.serving.store(false, Ordering::SeqCst);
+    let asked = health.checks.load(Ordering::SeqCst);
+    let began = Instant::now();
+    while client.stat(&format!("{cluster}.membership_healthy")).await != 0 {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "NOT_SERVING did not take the node out; see {}",
+            work.path().display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "NOT_SERVING took the node out after {} ms ({} more check; interval 5 s)",
+        began.elapsed().as_millis(),
+        health.checks.load(Ordering::SeqCst) - asked
+    );
+    assert!(
+        client
+            .stat(&format!("{cluster}.health_check.failure"))
+            .await
+            >= 1
+    );
+    assert!(health.checks.load(Ordering::SeqCst) > asked);
 }
