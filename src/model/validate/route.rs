@@ -185,7 +185,12 @@ fn check_target_node(
                     out.push(doc.problem(
                         &format!("{tp}[{i}]"),
                         format!(
-                            "an HTTP route cannot target the tcp listener of `{}`",
+                            "{} cannot target the tcp listener of `{}`",
+                            if tp.contains("grpcRoute") {
+                                "a gRPC route"
+                            } else {
+                                "an HTTP route"
+                            },
                             t.virtual_node
                         ),
                     ));
