@@ -138,6 +138,20 @@ mod tests {
         }
     }
 
+    /// Change tracking reads a route's targets from `spec::References`: a gRPC route's are there.
+    #[test]
+    fn a_grpc_routes_targets_are_references() {
+        use crate::spec::{Kind, References, RouteSpec};
+        let spec: RouteSpec = serde_yaml_ng::from_str(
+            "grpcRoute:\n  match: {serviceName: s}\n  action: {weightedTargets: [{virtualNode: g, weight: 1}, {virtualNode: h, weight: 1}]}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            spec.referenced(),
+            vec![(Kind::VirtualNode, "g"), (Kind::VirtualNode, "h")]
+        );
+    }
+
     const TARGET: &str = "    action: {weightedTargets: [{virtualNode: g, weight: 1}]}\n";
 
     #[test]
