@@ -3,9 +3,9 @@
 //! nodes, each with its own sidecar and a real tonic server behind it. One server answers
 //! UNAVAILABLE every other call; with `grpcRetryEvents: [unavailable]` the client sees no failure,
 //! and the client Envoy's `upstream_rq_retry` counts the retries. A second test routes by port: a
-//! router and a node with a grpc and an http listener each, reached as `svc:port` and bare `svc`
-//! (the first listener), App Mesh's `match.port` and weighted target `port`. A third runs a grpc
-//! listener's `healthCheck` (gRPC's health protocol) from the client sidecar to the app.
+//! router and a node with a grpc, an http and an http2 listener each, reached as `svc:port` and
+//! bare `svc` (the first listener), App Mesh's `match.port` and weighted target `port`. A third
+//! runs a grpc listener's `healthCheck` (gRPC's health protocol) from the client sidecar to the app.
 
 #[path = "grpc_mesh/apps.rs"]
 mod apps;
@@ -138,14 +138,22 @@ async fn a_grpc_route_splits_90_10_and_retries_unavailable() {
     assert_eq!(err.code(), tonic::Code::Unimplemented, "{err}");
 }
 
-/// Two listeners on one node (grpc, then http) and a router with a grpc and an http listener whose
-/// routes pick their listener by `match.port` and their target's by weighted target `port`. A
-/// client reaches each port as `<service>:<port>`, and the bare `<service>` is the first listener.
+/// Three listeners on one node (grpc, http, http2) and a router with a grpc, an http and an http2
+/// listener whose routes (grpcRoute, httpRoute, http2Route) pick their listener by `match.port` and
+/// their target's by weighted target `port`. A client reaches each port as `<service>:<port>`, and
+/// the bare `<service>` is the first listener.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_listeners_are_routed_by_port() {
-    let (egress, grpc_port, http_port, ingress) =
-        (free_port(), free_port(), free_port(), free_port());
+async fn several_listeners_are_routed_by_port() {
+    let (egress, grpc_port, http_port, h2_port, ingress) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
     let calls = grpc_app(grpc_port, 7, false);
+    // The http2 listener's app: another tonic server (HTTP/2 without TLS).
+    grpc_app(h2_port, 8, false);
     http_app(http_port, "multi-http").await;
     let dir = MeshDir::new();
     dir.write(
@@ -153,12 +161,13 @@ async fn two_listeners_are_routed_by_port() {
         &format!(
             "kind: Mesh\nmeshName: rpc\n\
              ---\nkind: VirtualNode\nmeshName: rpc\nvirtualNodeName: client\nspec:\n  backends: [{{virtualService: {{virtualServiceName: front.rpc.local}}}}, {{virtualService: {{virtualServiceName: multi.rpc.local}}}}]\n  proxy: {{egressPort: {egress}}}\n\
-             ---\nkind: VirtualNode\nmeshName: rpc\nvirtualNodeName: multi\nspec:\n  listeners: [{{portMapping: {{port: {grpc_port}, protocol: grpc}}}}, {{portMapping: {{port: {http_port}, protocol: http}}}}]\n  serviceDiscovery: {{static: {{endpoints: [{{address: 127.0.0.1}}]}}}}\n  proxy: {{ingressPort: {ingress}}}\n\
+             ---\nkind: VirtualNode\nmeshName: rpc\nvirtualNodeName: multi\nspec:\n  listeners: [{{portMapping: {{port: {grpc_port}, protocol: grpc}}}}, {{portMapping: {{port: {http_port}, protocol: http}}}}, {{portMapping: {{port: {h2_port}, protocol: http2}}}}]\n  serviceDiscovery: {{static: {{endpoints: [{{address: 127.0.0.1}}]}}}}\n  proxy: {{ingressPort: {ingress}}}\n\
              ---\nkind: VirtualService\nmeshName: rpc\nvirtualServiceName: multi.rpc.local\nspec: {{provider: {{virtualNode: {{virtualNodeName: multi}}}}}}\n\
              ---\nkind: VirtualService\nmeshName: rpc\nvirtualServiceName: front.rpc.local\nspec: {{provider: {{virtualRouter: {{virtualRouterName: front}}}}}}\n\
-             ---\nkind: VirtualRouter\nmeshName: rpc\nvirtualRouterName: front\nspec: {{listeners: [{{portMapping: {{port: 7001, protocol: grpc}}}}, {{portMapping: {{port: 7002, protocol: http}}}}]}}\n\
+             ---\nkind: VirtualRouter\nmeshName: rpc\nvirtualRouterName: front\nspec: {{listeners: [{{portMapping: {{port: 7001, protocol: grpc}}}}, {{portMapping: {{port: 7002, protocol: http}}}}, {{portMapping: {{port: 7003, protocol: http2}}}}]}}\n\
              ---\nkind: Route\nmeshName: rpc\nvirtualRouterName: front\nrouteName: rpc\nspec:\n  grpcRoute:\n    match: {{serviceName: {SERVICE}, port: 7001}}\n    action: {{weightedTargets: [{{virtualNode: multi, weight: 1, port: {grpc_port}}}]}}\n\
-             ---\nkind: Route\nmeshName: rpc\nvirtualRouterName: front\nrouteName: web\nspec:\n  httpRoute:\n    match: {{prefix: /, port: 7002}}\n    action: {{weightedTargets: [{{virtualNode: multi, weight: 1, port: {http_port}}}]}}\n"
+             ---\nkind: Route\nmeshName: rpc\nvirtualRouterName: front\nrouteName: web\nspec:\n  httpRoute:\n    match: {{prefix: /, port: 7002}}\n    action: {{weightedTargets: [{{virtualNode: multi, weight: 1, port: {http_port}}}]}}\n\
+             ---\nkind: Route\nmeshName: rpc\nvirtualRouterName: front\nrouteName: h2\nspec:\n  http2Route:\n    match: {{prefix: /, port: 7003}}\n    action: {{weightedTargets: [{{virtualNode: multi, weight: 1, port: {h2_port}}}]}}\n"
         ),
     );
     let server = start(dir.path()).await;
@@ -185,6 +194,14 @@ async fn two_listeners_are_routed_by_port() {
         assert_eq!(id, 7, "{authority}");
     }
     assert!(calls.load(Ordering::SeqCst) >= by_port.len() as u64);
+    // HTTP/2: the router's http2 port (its http2Route) and the node's http2 listener.
+    for authority in [
+        "front.rpc.local:7003".to_string(),
+        format!("multi.rpc.local:{h2_port}"),
+    ] {
+        let id = first_answer(&channel(egress, &authority), &authority, work.path()).await;
+        assert_eq!(id, 8, "{authority}");
+    }
 
     // HTTP: the router's http port and the node's http listener reach the http app.
     for host in [
@@ -204,7 +221,7 @@ async fn two_listeners_are_routed_by_port() {
         .unwrap();
     assert_eq!(status, 404, "bare name, plain HTTP");
     // A port the service is not on has no virtual host.
-    let (status, _) = http_get(egress_addr, "front.rpc.local:7003", "/hello", &[])
+    let (status, _) = http_get(egress_addr, "front.rpc.local:7009", "/hello", &[])
         .await
         .unwrap();
     assert_eq!(status, 404, "unknown port");
