@@ -308,3 +308,59 @@ async fn grpc_health_checks_reach_the_app() {
     );
     assert!(health.checks.load(Ordering::SeqCst) > asked);
 }
+
+/// The golden gRPC mesh (tests/golden/grpc/mesh: every grpcRoute match, retry and timeout, an
+/// http2Route, a router on three ports, grpc and http2 health checks), its client on free ports: a
+/// real Envoy accepts all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_accepts_every_grpc_golden_feature() {
+    let (ingress, egress) = (free_port(), free_port());
+    let backends = "    - virtualService: {virtualServiceName: catalog.rpc.local}\n";
+    let text = std::fs::read_to_string(repo_path("tests/golden/grpc/mesh/all.yaml")).unwrap();
+    assert!(text.contains(backends));
+    let text = text.replacen(
+        backends,
+        &format!("{backends}  proxy: {{ingressPort: {ingress}, egressPort: {egress}}}\n"),
+        1,
+    );
+    let dir = MeshDir::new();
+    dir.write("all.yaml", &text);
+    let server = start(dir.path()).await;
+    let work = tempfile::tempdir().unwrap();
+    let client = Envoy::start("mesh/rpc/virtualNode/client", server.xds_addr, work.path()).await;
+    let began = Instant::now();
+    loop {
+        let dump = client.routes_dump().await.to_string();
+        let listeners = client.admin_get("/listeners").await;
+        let all = [
+            "add-item",
+            "/shop.Orders/Add",
+            "any-grpc",
+            "web-h2",
+            "web-http",
+        ]
+        .iter()
+        .all(|w| dump.contains(w));
+        if all && listeners.contains(&format!(":{egress}")) {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "the client never got its routes: {listeners}; see {}",
+            work.path().display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for stat in [
+        "listener_manager.lds.update_rejected",
+        "cluster_manager.cds.update_rejected",
+    ] {
+        assert_eq!(client.stat(stat).await, 0, "{stat}");
+    }
+    let clusters = client.admin_get("/clusters").await;
+    assert!(
+        clusters.contains("cds_egress_rpc_orders-v1_grpc_50051")
+            && clusters.contains("cds_egress_rpc_orders-v1_http2_8443"),
+        "{clusters}"
+    );
+}
