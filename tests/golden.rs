@@ -205,3 +205,12 @@ fn tcp_proxies(mesh_dir: &Path, file: &Path) {
         file.display()
     );
 }
+
+/// gRPC and HTTP/2 routes and services on several ports (tests/golden/grpc/mesh).
+#[test]
+fn every_grpc_feature() {
+    check(
+        &root().join("tests/golden/grpc/mesh"),
+        &root().join("tests/golden/grpc"),
+    );
+}

@@ -4,7 +4,7 @@
 use crate::diag::Problem;
 use crate::source::{Body, Document};
 use crate::spec::{
-    BackendDefaults, Envelope, MeshSpec, RouteSpec, VirtualGatewaySpec, VirtualNodeSpec,
+    BackendDefaults, Envelope, MeshSpec, VirtualGatewaySpec, VirtualNodeSpec,
 };
 
 /// The warnings of one document.
@@ -31,12 +31,14 @@ pub(super) fn report_untranslated(doc: &Document, warnings: &mut Vec<Problem>) {
             let Some(spec) = &e.spec else { return };
             virtual_node(&mut w, spec);
         }
-        Body::Route(e) => route(&mut w, e),
         Body::VirtualGateway(e) => {
             let Some(spec) = &e.spec else { return };
             virtual_gateway(&mut w, spec);
         }
-        Body::VirtualService(_) | Body::VirtualRouter(_) | Body::GatewayRoute(_) => {}
+        Body::VirtualService(_)
+        | Body::VirtualRouter(_)
+        | Body::Route(_)
+        | Body::GatewayRoute(_) => {}
     }
 }
 
@@ -113,31 +115,22 @@ fn virtual_gateway(w: &mut Warnings, spec: &VirtualGatewaySpec) {
     backend_defaults(w, spec.backend_defaults.as_ref());
 }
 
-fn route(w: &mut Warnings, e: &Envelope<RouteSpec>) {
-    let Some(spec) = &e.spec else { return };
-    if spec.grpc_route.is_some() {
-        w.warn("spec.grpcRoute".into(), "grpcRoute");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use crate::model::document::tests::parse;
 
     #[test]
     fn untranslated_fields_load_with_a_warning() {
+        // A grpcRoute is translated: no warning for it.
         let out = parse(
             "kind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: g\nspec:\n  grpcRoute:\n    match: {serviceName: x}\n    action: {weightedTargets: [{virtualNode: a, weight: 1}]}\n---\nkind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec:\n  listeners: [{portMapping: {port: 80, protocol: http}, tls: {mode: STRICT}}]\n",
         );
         assert!(out.problems.is_empty(), "{:?}", out.problems);
         assert_eq!(out.documents.len(), 2);
         let w: Vec<String> = out.warnings.iter().map(|p| p.to_string()).collect();
+        assert_eq!(w.len(), 1, "{w:?}");
         assert!(
-            w[0].starts_with("mesh.yaml:6: spec.grpcRoute: grpcRoute is not translated"),
-            "{w:?}"
-        );
-        assert!(
-            w[1].starts_with(
+            w[0].starts_with(
                 "mesh.yaml:14: spec.listeners[0].tls: gateway listener TLS is not translated"
             ),
             "{w:?}"

@@ -5,6 +5,7 @@
 
 mod envelope;
 mod gateway;
+mod grpc_route;
 mod mesh;
 mod node;
 mod refs;
@@ -14,6 +15,7 @@ mod tcp_route;
 
 pub use envelope::*;
 pub use gateway::*;
+pub use grpc_route::*;
 pub use mesh::*;
 pub use node::*;
 pub use refs::References;

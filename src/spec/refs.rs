@@ -43,13 +43,12 @@ impl References for VirtualNodeSpec {
 }
 
 impl References for RouteSpec {
-    /// The virtual nodes its weighted targets send traffic to (HTTP, HTTP/2 and TCP routes).
+    /// The virtual nodes its weighted targets send traffic to (HTTP, HTTP/2, gRPC and TCP routes).
     fn references<'a>(&'a self, visit: &mut dyn FnMut(Kind, &'a str)) {
-        for h in [self.http_route.as_ref(), self.http2_route.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            for t in &h.action.weighted_targets {
+        let http = [self.http_route.as_ref(), self.http2_route.as_ref()];
+        let grpc = self.grpc_route.as_ref().map(|g| &g.action);
+        for action in http.into_iter().flatten().map(|h| &h.action).chain(grpc) {
+            for t in &action.weighted_targets {
                 visit(Kind::VirtualNode, &t.virtual_node);
             }
         }

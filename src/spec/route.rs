@@ -1,9 +1,7 @@
 //! The VirtualRouter and Route specs: router listeners, and HTTP and HTTP/2 routes with their
-//! match, action and retry policy (gRPC routes are kept raw: not translated yet; TCP routes are in
-//! `tcp_route`).
+//! match, action and retry policy (gRPC routes in `grpc_route`, TCP routes in `tcp_route`).
 
 use serde::Deserialize;
-use serde_yaml_ng::Value;
 
 use super::{Duration, HttpTimeout, PortMapping};
 
@@ -26,8 +24,7 @@ pub struct RouteSpec {
     pub priority: Option<u32>,
     pub http_route: Option<HttpRoute>,
     pub http2_route: Option<HttpRoute>,
-    /// Not translated yet (gRPC routes): reported at load time.
-    pub grpc_route: Option<Value>,
+    pub grpc_route: Option<super::GrpcRoute>,
     pub tcp_route: Option<super::TcpRoute>,
 }
 

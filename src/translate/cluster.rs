@@ -245,6 +245,9 @@ fn health_check_for(hc: &crate::spec::HealthCheck) -> HealthCheck {
     HealthCheck {
         timeout: Some(millis(hc.timeout_millis)),
         interval: Some(millis(hc.interval_millis)),
+        // App Mesh checks every intervalMillis; Envoy would wait 60 s between checks until the
+        // client first sends traffic to the cluster.
+        no_traffic_interval: Some(millis(hc.interval_millis)),
         unhealthy_threshold: u32v(hc.unhealthy_threshold),
         healthy_threshold: u32v(hc.healthy_threshold),
         health_checker: Some(checker),

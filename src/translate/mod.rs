@@ -8,6 +8,7 @@
 mod cluster;
 mod gateway;
 mod gateway_route;
+mod grpc_route;
 mod listener;
 pub mod naming;
 mod route;

@@ -1,6 +1,11 @@
 //! Route tables: the ingress table of each listener, and the egress table with one virtual host per
 //! backend virtual service, its routes ordered by App Mesh priority. A route's match is built in
-//! [`matching`], its retry policy in [`retry`]; the action (weighted clusters, timeouts) here.
+//! [`matching`], its retry policy in [`retry`]; the action (weighted clusters, timeouts) here. gRPC
+//! routes are built in `super::grpc_route` from the same parts.
+//!
+//! A service reached on several ports (a router, or a node as provider, with several HTTP-family
+//! listeners) gets one virtual host per port: Host `<service>:<port>` picks that port's routes, and
+//! the bare `<service>` the first listener's (docs/contract.md §2).
 
 pub(super) mod matching;
 mod retry;
@@ -13,12 +18,15 @@ use envoy_types::pb::envoy::config::route::v3::{
 };
 
 use super::util::{millis, u32v};
-use super::{naming, Target};
+use super::{grpc_route, naming, Target};
 use std::sync::Arc;
 
 use crate::model::{Item, Mesh, Router};
-use crate::spec::{HttpRoute, HttpTimeout, NodeListener, RouteSpec};
-pub use retry::{default_retry_policy, retry_policy};
+use crate::spec::{
+    HttpRoute, HttpTimeout, NodeListener, PortMapping, Protocol, RouteAction as MeshRouteAction,
+    RouteSpec,
+};
+pub use retry::{default_grpc_retry_policy, default_retry_policy, grpc_retry_policy, retry_policy};
 
 /// App Mesh's defaults: 15 s per request, 300 s idle; 0 disables.
 const DEFAULT_PER_REQUEST_MS: u64 = 15_000;
@@ -41,7 +49,7 @@ fn prefix_match(prefix: &str) -> RouteMatch {
     }
 }
 
-fn weighted(
+pub(super) fn weighted(
     clusters: Vec<(String, u32)>,
     t: Option<&HttpTimeout>,
     retry: Option<RetryPolicy>,
@@ -168,14 +176,16 @@ fn node_ports(
             node: node_name.to_string(),
             listener: i,
         });
+        // App Mesh's default retry policy also retries gRPC's UNAVAILABLE.
+        let retry = if pm.protocol == Protocol::Grpc {
+            default_grpc_retry_policy()
+        } else {
+            default_retry_policy()
+        };
         let route = Route {
             name: vs_name.to_string(),
             r#match: Some(prefix_match("/")),
-            action: Some(weighted(
-                vec![(cluster, 100)],
-                None,
-                Some(default_retry_policy()),
-            )),
+            action: Some(weighted(vec![(cluster, 100)], None, Some(retry))),
             ..Default::default()
         };
         ports.push((pm.port, vec![route]));
@@ -183,28 +193,46 @@ fn node_ports(
     ports
 }
 
-/// A virtual router as provider: each router listener is one port, with the HTTP routes that
-/// apply to it.
+/// A virtual router as provider: each router listener is one port, with the routes that apply to
+/// it.
 fn router_ports(mesh: &Mesh, router: &Router, targets: &mut BTreeSet<Target>) -> PortRoutes {
     let mut routes: Vec<(&String, &Item<RouteSpec>)> = router.routes.iter().collect();
     // Lower priority value first; routes without a priority after all that have one.
     routes.sort_by_key(|(name, r)| (r.spec.priority.map_or(u64::MAX, u64::from), (*name).clone()));
     let mut ports = Vec::new();
     for l in &router.spec.listeners {
-        let port = l.port_mapping.port;
-        let mut out = Vec::new();
-        for (name, r) in &routes {
-            let Some(http) = r.spec.http_route.as_ref().or(r.spec.http2_route.as_ref()) else {
-                continue;
-            };
-            if http.matcher.port.is_some_and(|p| p != port) {
-                continue;
-            }
-            out.push(http_route(mesh, name, http, targets));
-        }
-        ports.push((port, out));
+        let pm = l.port_mapping;
+        let out = routes
+            .iter()
+            .filter_map(|(name, r)| listener_route(mesh, pm, name, &r.spec, targets))
+            .collect();
+        ports.push((pm.port, out));
     }
     ports
+}
+
+/// What route `spec` adds to the router listener `pm`: the route of the listener's protocol
+/// (httpRoute on http, http2Route on http2, grpcRoute on grpc, as App Mesh pairs them), when its
+/// `match.port` is absent or this listener's.
+fn listener_route(
+    mesh: &Mesh,
+    pm: PortMapping,
+    name: &str,
+    spec: &RouteSpec,
+    targets: &mut BTreeSet<Target>,
+) -> Option<Route> {
+    let here = |port: Option<u32>| port.is_none_or(|p| p == pm.port);
+    let http = match pm.protocol {
+        Protocol::Http => spec.http_route.as_ref(),
+        Protocol::Http2 => spec.http2_route.as_ref(),
+        Protocol::Grpc => {
+            let g = spec.grpc_route.as_ref().filter(|g| here(g.matcher.port))?;
+            return Some(grpc_route::grpc_route(mesh, name, g, targets));
+        }
+        Protocol::Tcp => None,
+    };
+    let h = http.filter(|h| here(h.matcher.port))?;
+    Some(http_route(mesh, name, h, targets))
 }
 
 /// One virtual host per port. The first also answers to the bare name; with one port, the host is
@@ -265,7 +293,7 @@ pub fn allow_all_host(mesh: &Mesh) -> VirtualHost {
 /// One App Mesh HTTP route: its match, and its weighted targets (each noted in `targets`) with
 /// the route's timeouts and retry policy.
 fn http_route(mesh: &Mesh, name: &str, r: &HttpRoute, targets: &mut BTreeSet<Target>) -> Route {
-    let clusters = weighted_targets(mesh, r, targets);
+    let clusters = weighted_targets(mesh, &r.action, targets);
     let retry = Some(
         r.retry_policy
             .as_ref()
@@ -281,13 +309,13 @@ fn http_route(mesh: &Mesh, name: &str, r: &HttpRoute, targets: &mut BTreeSet<Tar
 
 /// The egress clusters of a route's weighted targets, with their weights; targets that name no
 /// node or listener are skipped.
-fn weighted_targets(
+pub(super) fn weighted_targets(
     mesh: &Mesh,
-    r: &HttpRoute,
+    action: &MeshRouteAction,
     targets: &mut BTreeSet<Target>,
 ) -> Vec<(String, u32)> {
     let mut clusters = Vec::new();
-    for t in &r.action.weighted_targets {
+    for t in &action.weighted_targets {
         let Some(node) = mesh.virtual_nodes.get(&t.virtual_node) else {
             continue;
         };

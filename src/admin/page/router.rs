@@ -9,7 +9,7 @@ use serde_yaml_ng::Value;
 use super::mesh::{anchor, at, link};
 use super::{esc, more, LIST_LIMIT};
 use crate::model::Mesh;
-use crate::spec::{HeaderMatch, HttpRoute, HttpRouteMatch, RouteSpec};
+use crate::spec::{GrpcRoute, HeaderMatch, HttpRoute, HttpRouteMatch, RouteSpec};
 
 /// The routers column of one mesh.
 pub(super) fn column(out: &mut String, m: &Mesh) {
@@ -58,7 +58,7 @@ fn route(out: &mut String, mesh: &str, name: &str, spec: &RouteSpec) {
     ) {
         (Some(h), _, _, _) => ("http", Some(h), None),
         (None, Some(h), _, _) => ("http2", Some(h), None),
-        (None, None, Some(g), _) => ("grpc, not translated yet", None, Some(g)),
+        (None, None, Some(_), _) => ("grpc", None, None),
         (None, None, None, Some(_)) => ("tcp", None, None),
         (None, None, None, None) => ("no route type", None, None),
     };
@@ -91,6 +91,8 @@ fn route(out: &mut String, mesh: &str, name: &str, spec: &RouteSpec) {
             .collect();
         weights(out, mesh, &targets);
         policies(out, h);
+    } else if let Some(g) = &spec.grpc_route {
+        grpc_route(out, mesh, g);
     } else if let Some(v) = raw {
         weights(out, mesh, &raw_targets(v));
     } else if let Some(t) = &spec.tcp_route {
@@ -109,6 +111,38 @@ fn route(out: &mut String, mesh: &str, name: &str, spec: &RouteSpec) {
         weights(out, mesh, &targets);
     }
     out.push_str("</div>");
+}
+
+/// A gRPC route: what it matches (`/<service>/<method>`, metadata, port) and its targets.
+fn grpc_route(out: &mut String, mesh: &str, g: &GrpcRoute) {
+    let m = &g.matcher;
+    let mut parts = vec![match (&m.service_name, &m.method_name) {
+        (Some(s), Some(x)) => format!("method /{s}/{x}"),
+        (Some(s), None) => format!("service {s}"),
+        _ => "any service".to_string(),
+    }];
+    parts.extend(m.metadata.iter().map(header_summary));
+    if let Some(p) = m.port {
+        parts.push(format!("port {p}"));
+    }
+    let _ = write!(
+        out,
+        "<div class=\"match\">{}</div>",
+        esc(&parts.join(" · "))
+    );
+    let targets: Vec<(String, u64, Option<u64>)> = g
+        .action
+        .weighted_targets
+        .iter()
+        .map(|t| {
+            (
+                t.virtual_node.clone(),
+                t.weight.into(),
+                t.port.map(u64::from),
+            )
+        })
+        .collect();
+    weights(out, mesh, &targets);
 }
 
 /// Weighted targets: each with its weight as a number and a bar of its share of the route.
@@ -136,7 +170,7 @@ fn weights(out: &mut String, mesh: &str, targets: &[(String, u64, Option<u64>)])
     out.push_str("</table>");
 }
 
-/// The targets of a route kept raw (gRPC, TCP): `action.weightedTargets`, as far as they parse.
+/// The targets of a route kept raw (TCP): `action.weightedTargets`, as far as they parse.
 fn raw_targets(v: &Value) -> Vec<(String, u64, Option<u64>)> {
     let Some(ts) = at(v, &["action", "weightedTargets"]).and_then(Value::as_sequence) else {
         return Vec::new();

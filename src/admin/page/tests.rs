@@ -222,6 +222,27 @@ fn weights_not_summing_to_100_also_show_each_share() {
 }
 
 #[test]
+fn grpc_routes_show_their_method_metadata_port_and_targets() {
+    let model = model_of(
+        "kind: Mesh\nmeshName: m\n---\nkind: VirtualNode\nmeshName: m\nvirtualNodeName: a\n\
+         spec: {listeners: [{portMapping: {port: 50051, protocol: grpc}}], serviceDiscovery: {dns: {hostname: a}}}\n---\n\
+         kind: VirtualRouter\nmeshName: m\nvirtualRouterName: r\n\
+         spec: {listeners: [{portMapping: {port: 50051, protocol: grpc}}]}\n---\n\
+         kind: Route\nmeshName: m\nvirtualRouterName: r\nrouteName: add\nspec:\n  priority: 4\n  grpcRoute:\n    \
+         match: {serviceName: shop.Cart, methodName: Add, port: 50051, metadata: [{name: x-t, match: {exact: \"1\"}}]}\n    \
+         action: {weightedTargets: [{virtualNode: a, weight: 100}]}\n",
+    );
+    let html = page(Some(&model), &valid(), &[]);
+    let router = card(&html, "vr-m-r");
+    assert!(router.contains("add priority 4 · grpc"), "{router}");
+    assert!(
+        router.contains("method /shop.Cart/Add · header x-t = 1 · port 50051"),
+        "{router}"
+    );
+    assert!(router.contains("a 100"), "{router}");
+}
+
+#[test]
 fn invalid_files_list_problems_and_say_what_is_still_served() {
     let model = demo();
     let config = ConfigState {

@@ -14,6 +14,7 @@ mod index;
 mod listener;
 mod node;
 mod route;
+mod route_grpc;
 mod route_match;
 mod router;
 mod service;

@@ -1,8 +1,9 @@
-//! Routes of virtual routers: exactly one route kind, a priority in range, and for HTTP and
-//! HTTP/2 routes their match (in `route_match`), weighted targets and retry policy (TCP routes in
+//! Routes of virtual routers: exactly one route kind, a priority in range, the route kind matching
+//! the protocol of the router listener it is for, and for HTTP and HTTP/2 routes their match (in
+//! `route_match`), weighted targets and retry policy (gRPC routes in `route_grpc`, TCP routes in
 //! `tcp_route`).
 
-use super::{range, route_match};
+use super::{range, route_grpc, route_match};
 use crate::diag::Problem;
 use crate::model::Mesh;
 use crate::source::Document;
@@ -51,6 +52,51 @@ pub(super) fn check_route(
     }
     if let Some(r) = &spec.tcp_route {
         super::tcp_route::check_tcp_route(doc, mesh, router, r, out);
+    }
+    if let Some(r) = &spec.grpc_route {
+        route_grpc::check_grpc_route(doc, mesh, router, r, out);
+    }
+    check_listener_protocol(doc, router, spec, out);
+}
+
+/// App Mesh pairs route kinds with router listener protocols (httpRoute with http, http2Route
+/// with http2, grpcRoute with grpc): the listener a route is for (its `match.port`, or the only
+/// one) must be of its kind. (A missing or unknown port is reported by the match's checks.)
+fn check_listener_protocol(
+    doc: &Document,
+    router: &VirtualRouterSpec,
+    spec: &RouteSpec,
+    out: &mut Vec<Problem>,
+) {
+    let (field, wanted, port) = if let Some(r) = &spec.http_route {
+        ("httpRoute", Protocol::Http, r.matcher.port)
+    } else if let Some(r) = &spec.http2_route {
+        ("http2Route", Protocol::Http2, r.matcher.port)
+    } else if let Some(r) = &spec.grpc_route {
+        ("grpcRoute", Protocol::Grpc, r.matcher.port)
+    } else {
+        return;
+    };
+    let listener = match port {
+        Some(p) => router.listeners.iter().find(|l| l.port_mapping.port == p),
+        None if router.listeners.len() == 1 => router.listeners.first(),
+        None => None,
+    };
+    let Some(pm) = listener.map(|l| l.port_mapping) else {
+        return;
+    };
+    if pm.protocol != wanted {
+        // "an httpRoute", "a grpcRoute".
+        let a = if wanted == Protocol::Grpc { "a" } else { "an" };
+        out.push(doc.problem(
+            &format!("spec.{field}"),
+            format!(
+                "{a} {field} needs {a} {} router listener, but the router's listener on port {} is {}",
+                wanted.as_str(),
+                pm.port,
+                pm.protocol.as_str()
+            ),
+        ));
     }
 }
 
@@ -153,7 +199,12 @@ fn check_target_node(
                     )
                 } else {
                     format!(
-                        "an HTTP route cannot target the tcp listener of `{}`",
+                        "{} cannot target the tcp listener of `{}`",
+                        if tp.contains("grpcRoute") {
+                            "a gRPC route"
+                        } else {
+                            "an HTTP route"
+                        },
                         t.virtual_node
                     )
                 };
@@ -173,10 +224,21 @@ fn check_retry_policy(doc: &Document, base: &str, rp: &HttpRetryPolicy, out: &mu
             "give at least one of `httpRetryEvents` or `tcpRetryEvents`",
         ));
     }
-    if rp.http_retry_events.len() > 25 {
+    check_retry_events(doc, &rpp, &rp.http_retry_events, &rp.tcp_retry_events, out);
+}
+
+/// The HTTP and TCP events of a retry policy at `rpp` (HTTP, HTTP/2 and gRPC routes).
+pub(super) fn check_retry_events(
+    doc: &Document,
+    rpp: &str,
+    http: &[String],
+    tcp: &[String],
+    out: &mut Vec<Problem>,
+) {
+    if http.len() > 25 {
         out.push(doc.problem(&format!("{rpp}.httpRetryEvents"), "at most 25 events"));
     }
-    for (i, e) in rp.http_retry_events.iter().enumerate() {
+    for (i, e) in http.iter().enumerate() {
         if !HTTP_RETRY_EVENTS.contains(&e.as_str()) {
             out.push(doc.problem(
                 &format!("{rpp}.httpRetryEvents[{i}]"),
@@ -187,7 +249,7 @@ fn check_retry_policy(doc: &Document, base: &str, rp: &HttpRetryPolicy, out: &mu
             ));
         }
     }
-    for (i, e) in rp.tcp_retry_events.iter().enumerate() {
+    for (i, e) in tcp.iter().enumerate() {
         if e != "connection-error" {
             out.push(doc.problem(
                 &format!("{rpp}.tcpRetryEvents[{i}]"),

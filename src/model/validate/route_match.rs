@@ -4,7 +4,8 @@
 use crate::diag::Problem;
 use crate::source::Document;
 use crate::spec::{
-    HeaderMatchMethod, HttpRouteMatch, PathMatch, QueryParameterMatch, VirtualRouterSpec,
+    HeaderMatch, HeaderMatchMethod, HttpRouteMatch, PathMatch, QueryParameterMatch,
+    VirtualRouterSpec,
 };
 
 pub(super) const HTTP_METHODS: [&str; 9] = [
@@ -23,7 +24,7 @@ pub(super) fn check_match(
     check_path(doc, mp, m, out);
     check_method_and_scheme(doc, mp, m, http2, out);
     check_headers_and_query(doc, mp, m, out);
-    check_port(doc, router, mp, m, out);
+    check_port(doc, router, mp, m.port, out);
 }
 
 /// Exactly one of `prefix` or `path`, and a path of exactly one form; literal paths start with `/`.
@@ -70,11 +71,24 @@ fn check_method_and_scheme(
 }
 
 fn check_headers_and_query(doc: &Document, mp: &str, m: &HttpRouteMatch, out: &mut Vec<Problem>) {
-    if m.headers.len() > 10 {
-        out.push(doc.problem(&format!("{mp}.headers"), "at most 10 header matches"));
+    check_header_matches(doc, &format!("{mp}.headers"), &m.headers, "header", out);
+    check_query_parameters(doc, mp, &m.query_parameters, out);
+}
+
+/// At most 10 header matches (or gRPC `metadata`, `what` names which) at `path`, each named with 1
+/// to 50 characters and at most one match method.
+pub(super) fn check_header_matches(
+    doc: &Document,
+    path: &str,
+    headers: &[HeaderMatch],
+    what: &str,
+    out: &mut Vec<Problem>,
+) {
+    if headers.len() > 10 {
+        out.push(doc.problem(path, format!("at most 10 {what} matches")));
     }
-    for (i, h) in m.headers.iter().enumerate() {
-        let hp = format!("{mp}.headers[{i}]");
+    for (i, h) in headers.iter().enumerate() {
+        let hp = format!("{path}[{i}]");
         if h.name.is_empty() || h.name.len() > 50 {
             out.push(doc.problem(&format!("{hp}.name"), "must be 1 to 50 characters"));
         }
@@ -82,10 +96,8 @@ fn check_headers_and_query(doc: &Document, mp: &str, m: &HttpRouteMatch, out: &m
             check_match_method(doc, &format!("{hp}.match"), mm, out);
         }
     }
-    check_query_parameters(doc, mp, &m.query_parameters, out);
 }
 
-/// The port must be one of the router's listeners, and is required when it has several.
 /// A path match is exactly one of `exact` (starting with `/`) or `regex` (routes and gateway
 /// routes).
 pub(super) fn check_path_match(doc: &Document, mp: &str, path: &PathMatch, out: &mut Vec<Problem>) {
@@ -127,11 +139,13 @@ pub(super) fn check_query_parameters(
     }
 }
 
-fn check_port(
+/// The `port` of the match at `mp` (HTTP, HTTP/2 and gRPC routes) must be one of the router's
+/// listeners, and is required when it has several.
+pub(super) fn check_port(
     doc: &Document,
     router: &VirtualRouterSpec,
     mp: &str,
-    m: &HttpRouteMatch,
+    port: Option<u32>,
     out: &mut Vec<Problem>,
 ) {
     let router_ports: Vec<u32> = router
@@ -139,7 +153,7 @@ fn check_port(
         .iter()
         .map(|l| l.port_mapping.port)
         .collect();
-    match m.port {
+    match port {
         Some(p) if !router_ports.contains(&p) => out.push(doc.problem(
             &format!("{mp}.port"),
             format!(

@@ -156,7 +156,7 @@ fn node(s: &mut VirtualNodeSpec, r: &Renames) {
     }
 }
 
-/// A route's weighted target nodes, typed (HTTP, HTTP/2, TCP) or raw (gRPC).
+/// A route's weighted target nodes (HTTP, HTTP/2, gRPC, TCP).
 fn route(s: &mut RouteSpec, r: &Renames) {
     for h in [s.http_route.as_mut(), s.http2_route.as_mut()]
         .into_iter()
@@ -167,22 +167,18 @@ fn route(s: &mut RouteSpec, r: &Renames) {
         }
     }
     for t in s
+        .grpc_route
+        .iter_mut()
+        .flat_map(|g| g.action.weighted_targets.iter_mut())
+    {
+        r.swap(Kind::VirtualNode, &mut t.virtual_node);
+    }
+    for t in s
         .tcp_route
         .iter_mut()
         .flat_map(|t| &mut t.action.weighted_targets)
     {
         r.swap(Kind::VirtualNode, &mut t.virtual_node);
-    }
-    for raw in [s.grpc_route.as_mut()].into_iter().flatten() {
-        let targets = raw
-            .get_mut("action")
-            .and_then(|a| a.get_mut("weightedTargets"))
-            .and_then(|t| t.as_sequence_mut());
-        for t in targets.into_iter().flatten() {
-            if let Some(serde_yaml_ng::Value::String(n)) = t.get_mut("virtualNode") {
-                r.swap(Kind::VirtualNode, n);
-            }
-        }
     }
 }
 
