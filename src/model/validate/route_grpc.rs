@@ -29,7 +29,7 @@ pub(super) fn check_grpc_route(
     let mp = format!("{BASE}.match");
     check_match(doc, &mp, &r.matcher, out);
     route_match::check_port(doc, router, &mp, r.matcher.port, out);
-    route::check_targets(doc, mesh, BASE, &r.action.weighted_targets, out);
+    route::check_targets(doc, mesh, BASE, &r.action.weighted_targets, false, out);
     check_target_protocols(doc, mesh, r, out);
     if let Some(rp) = &r.retry_policy {
         check_retry_policy(doc, rp, out);
