@@ -152,3 +152,11 @@ fn every_gateway_feature() {
         &root().join("tests/golden/gateway"),
     );
 }
+
+#[test]
+fn access_logs_cloud_map_and_ip_preference() {
+    check(
+        &root().join("tests/golden/observability/mesh"),
+        &root().join("tests/golden/observability"),
+    );
+}

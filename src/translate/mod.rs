@@ -4,9 +4,11 @@
 //! `0.0.0.0:ingressPort+i` and hands it to the app on `127.0.0.1:<port>`; the app sends outbound traffic
 //! to `127.0.0.1:egressPort`, routed by Host header to the node's backend virtual services.
 
+mod access_log;
 mod cluster;
 mod gateway;
 mod gateway_route;
+mod ip;
 mod listener;
 pub mod naming;
 mod route;
@@ -58,7 +60,9 @@ pub fn translate_own(model: &MeshModel, id: &ProxyId) -> Option<OwnResources> {
     let mesh = model.meshes.get(&id.mesh)?;
     if id.kind == ProxyKind::VirtualGateway {
         let gw = mesh.virtual_gateways.get(&id.name)?;
-        return Some(gateway::gateway_own(mesh, &id.name, &gw.spec));
+        let mut own = gateway::gateway_own(mesh, &id.name, &gw.spec);
+        ip::bind_both_families(&mut own.listeners, ip::mesh_preference(mesh));
+        return Some(own);
     }
     let node = mesh.virtual_nodes.get(&id.name)?;
     let spec = &node.spec;
@@ -90,8 +94,9 @@ pub fn translate_own(model: &MeshModel, id: &ProxyId) -> Option<OwnResources> {
         if allow_all {
             own.clusters.push(cluster::allow_all_cluster(&mesh.name));
         }
+        let logs = access_log::of(spec.logging.as_ref());
         own.listeners
-            .push(listener::egress(spec.egress_port(), allow_all));
+            .push(listener::egress(spec.egress_port(), allow_all, logs));
         own.egress = Some(EgressTable {
             name: naming::egress_routes(spec.egress_port()),
             backends,
@@ -99,6 +104,8 @@ pub fn translate_own(model: &MeshModel, id: &ProxyId) -> Option<OwnResources> {
             tail_services: Vec::new(),
         });
     }
+    let pref = ip::preference(mesh, spec.service_discovery.as_ref());
+    ip::bind_both_families(&mut own.listeners, pref);
     Some(own)
 }
 
