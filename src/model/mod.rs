@@ -19,7 +19,7 @@ use crate::spec::{
     VirtualServiceSpec,
 };
 
-pub use document::check_alone;
+pub use document::{check_alone, check_alone_strict};
 pub use validate::{validate, validate_with, CheckCache};
 
 /// Default proxy ports of docs/contract.md §2.

@@ -9,15 +9,19 @@
 mod cache;
 mod gateway;
 mod gateway_route;
+pub(super) mod ignored;
 mod index;
 mod listener;
 mod node;
+mod regex;
 mod route;
 mod route_match;
 mod router;
 mod service;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rules;
 
 use std::sync::Arc;
 
