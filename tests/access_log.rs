@@ -4,7 +4,9 @@
 //! through the client's egress to the server's ingress, into the client's own ingress, and over
 //! TCP into the db's ingress; every line is read back and parsed (json with serde_json, text
 //! against its format). The mesh prefers IPv4 (`ipPreference: IPv4_PREFERRED`), so the listeners
-//! also take IPv6: one of the calls goes over `::1`.
+//! also take IPv6: one of the calls goes over `::1`. The server is found by Cloud Map: its
+//! service `127` in namespace `0.0.1` is published as `127.0.0.1`, which Envoy's STRICT_DNS
+//! cluster resolves without a DNS server, so the client's calls take the Cloud Map cluster.
 //!
 //! Without Envoy: every listener of the golden observability mesh carries its node's log.
 
@@ -48,7 +50,7 @@ fn mesh(p: &Ports, logs: &Path) -> String {
     format!(
         "kind: Mesh\nmeshName: logs\nspec: {{serviceDiscovery: {{ipPreference: IPv4_PREFERRED}}}}\n\
 ---\nkind: VirtualNode\nmeshName: logs\nvirtualNodeName: client\nspec:\n  listeners: [{{portMapping: {{port: {ca}, protocol: http}}}}]\n  serviceDiscovery: {{static: {{endpoints: [{{address: 127.0.0.1}}]}}}}\n  backends: [{{virtualService: {{virtualServiceName: server.logs.local}}}}]\n  logging: {{accessLog: {{file: {{path: {cl}, format: {{text: \"{CLIENT_FORMAT}\"}}}}}}}}\n  proxy: {{ingressPort: {ci}, egressPort: {co}}}\n\
----\nkind: VirtualNode\nmeshName: logs\nvirtualNodeName: server\nspec:\n  listeners: [{{portMapping: {{port: {sa}, protocol: http}}}}]\n  serviceDiscovery: {{static: {{endpoints: [{{address: 127.0.0.1}}]}}}}\n  logging:\n    accessLog:\n      file:\n        path: {sl}\n        format:\n          json:\n            - {{key: method, value: \"%REQ(:METHOD)%\"}}\n            - {{key: path, value: \"%REQ(:PATH)%\"}}\n            - {{key: code, value: \"%RESPONSE_CODE%\"}}\n            - {{key: cluster, value: \"%UPSTREAM_CLUSTER%\"}}\n  proxy: {{ingressPort: {si}}}\n\
+---\nkind: VirtualNode\nmeshName: logs\nvirtualNodeName: server\nspec:\n  listeners: [{{portMapping: {{port: {sa}, protocol: http}}}}]\n  serviceDiscovery: {{awsCloudMap: {{namespaceName: 0.0.1, serviceName: \"127\"}}}}\n  logging:\n    accessLog:\n      file:\n        path: {sl}\n        format:\n          json:\n            - {{key: method, value: \"%REQ(:METHOD)%\"}}\n            - {{key: path, value: \"%REQ(:PATH)%\"}}\n            - {{key: code, value: \"%RESPONSE_CODE%\"}}\n            - {{key: cluster, value: \"%UPSTREAM_CLUSTER%\"}}\n  proxy: {{ingressPort: {si}}}\n\
 ---\nkind: VirtualNode\nmeshName: logs\nvirtualNodeName: db\nspec:\n  listeners: [{{portMapping: {{port: {da}, protocol: tcp}}}}]\n  serviceDiscovery: {{static: {{endpoints: [{{address: 127.0.0.1}}]}}}}\n  logging: {{accessLog: {{file: {{path: {dl}}}}}}}\n  proxy: {{ingressPort: {di}}}\n\
 ---\nkind: VirtualService\nmeshName: logs\nvirtualServiceName: server.logs.local\nspec: {{provider: {{virtualNode: {{virtualNodeName: server}}}}}}\n",
         ca = p.client_app,
