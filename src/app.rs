@@ -48,6 +48,11 @@ pub fn load_limited(dir: &std::path::Path, limits: Limits) -> LoadResult {
     load_with(dir, &mut LoadCache::new(limits))
 }
 
+/// Like [`load_limited`]; with `strict`, a field that is loaded but not translated is a problem.
+pub fn load_strict(dir: &std::path::Path, limits: Limits, strict: bool) -> LoadResult {
+    load_with(dir, &mut LoadCache::new(limits).strict(strict))
+}
+
 /// What a load keeps between calls: parsed files, the check results and entity identities of the
 /// last committed load (the published one, in a server), and the limits every load observes.
 #[derive(Default)]
@@ -56,6 +61,8 @@ pub struct LoadCache {
     checked: model::CheckCache,
     baseline: Identities,
     limits: Limits,
+    /// `--strict`: fields loaded but not translated are problems (`model::check_alone_strict`).
+    strict: bool,
 }
 
 impl LoadCache {
@@ -64,6 +71,12 @@ impl LoadCache {
             limits,
             ..LoadCache::default()
         }
+    }
+
+    /// With `strict`, every load of this cache treats untranslated fields as problems.
+    pub fn strict(mut self, strict: bool) -> LoadCache {
+        self.strict = strict;
+        self
     }
 
     /// Makes `loaded` the baseline of the next load's change set and check cache.
@@ -92,8 +105,12 @@ pub fn load_with(dir: &std::path::Path, cache: &mut LoadCache) -> LoadResult {
 /// Reads, parses and validates `dir`, re-using what `cache` holds; the caller commits the result
 /// once it is published (until then the next load is compared with the same baseline).
 pub fn load_tracked(dir: &std::path::Path, cache: &mut LoadCache) -> Loaded {
-    let out =
-        source::loader::load_dir_cached(dir, &cache.limits, &mut cache.parsed, model::check_alone);
+    let judge = if cache.strict {
+        model::check_alone_strict
+    } else {
+        model::check_alone
+    };
+    let out = source::loader::load_dir_cached(dir, &cache.limits, &mut cache.parsed, judge);
     let mut result = LoadResult {
         files: out.files,
         files_read: out.files_read,

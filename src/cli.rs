@@ -72,6 +72,10 @@ pub enum Command {
         load_limits: LimitArgs,
         #[command(flatten)]
         reload: meshplane::app::ReloadSettings,
+        /// A field that is loaded but not translated into Envoy configuration makes the files
+        /// invalid (the last valid configuration keeps serving), instead of a warning.
+        #[arg(long)]
+        strict: bool,
     },
     /// Exit 0 when PATH (a directory, or one file) is a valid mesh; otherwise print every problem
     /// and exit 1.
@@ -88,6 +92,10 @@ pub enum Command {
         /// `table` for people, `json` for scripts.
         #[arg(long, short, value_enum, value_name = "FORMAT", default_value_t = Output::Table)]
         output: Output,
+        /// A field that is loaded but not translated into Envoy configuration is a problem (exit
+        /// 1), instead of a warning.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print an Envoy bootstrap (YAML) for one sidecar or gateway Envoy.
     Bootstrap {
@@ -245,7 +253,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             limits,
             output,
-        } => validate::run(&one_of(dir, config), limits.into(), output),
+            strict,
+        } => validate::run(&one_of(dir, config), limits.into(), output, strict),
         Command::Bootstrap {
             node_id,
             xds,
@@ -307,6 +316,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limits,
             load_limits,
             reload,
+            strict,
         } => serve::run(ServeConfig {
             xds_listen,
             admin_listen,
@@ -316,6 +326,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limits,
             load_limits: load_limits.into(),
             reload,
+            strict,
             ..ServeConfig::new(config)
         }),
     }

@@ -3,6 +3,8 @@
 
 #[path = "cli/flags.rs"]
 mod flags;
+#[path = "cli/strict.rs"]
+mod strict;
 mod support;
 
 use std::process::{Command, Stdio};

@@ -214,3 +214,12 @@ fn every_grpc_feature() {
         &root().join("tests/golden/grpc"),
     );
 }
+
+/// Access logs, Cloud Map and ipPreference (tests/golden/observability/mesh).
+#[test]
+fn access_logs_cloud_map_and_ip_preference() {
+    check(
+        &root().join("tests/golden/observability/mesh"),
+        &root().join("tests/golden/observability"),
+    );
+}

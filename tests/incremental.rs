@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use meshplane::app::Pipeline;
 use synth::SynthParams;
 
+mod support;
+
 // The mesh generator belongs to the binary, not the library: included by path.
 #[allow(dead_code)]
 #[path = "../src/tools/synth.rs"]
@@ -156,4 +158,31 @@ fn incremental_reloads_match_full_rebuilds() {
     assert!(p.reload(None), "egress filter: reload rejected");
     assert_eq!(versions(&p), full(dir.path()), "egress filter");
     assert_eq!(p.status().last_rebuilt_nodes, params.nodes());
+}
+
+/// A mesh-wide `ipPreference` edit changes every node's listeners and the clusters that reach
+/// other nodes (their DNS lookup family): an incremental reload publishes what a full one would,
+/// and a node's own preference keeps its own.
+#[test]
+fn a_mesh_ip_preference_edit_reaches_every_node() {
+    let dir = support::MeshDir::copy_of(&support::repo_path("tests/golden/observability/mesh"));
+    let mut p = Pipeline::new(dir.path().to_path_buf());
+    assert!(p.reload(None));
+    let before = versions(&p);
+    let text = dir.read("all.yaml").replace(
+        "spec: {egressFilter: {type: DROP_ALL}}",
+        "spec: {egressFilter: {type: DROP_ALL}, serviceDiscovery: {ipPreference: IPv6_PREFERRED}}",
+    );
+    dir.write("all.yaml", &text);
+    assert!(p.reload(None), "{:#?}", p.status().last.problems);
+    let after = versions(&p);
+    assert_eq!(after, full(dir.path()));
+    for node in ["mesh/obs/virtualNode/orders", "mesh/obs/virtualNode/web"] {
+        assert_ne!(before[node], after[node], "{node}");
+    }
+    // The other mesh is untouched.
+    assert_eq!(
+        before["mesh/dual/virtualNode/api"],
+        after["mesh/dual/virtualNode/api"]
+    );
 }

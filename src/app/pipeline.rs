@@ -69,6 +69,12 @@ impl Pipeline {
         }
     }
 
+    /// A pipeline whose loads treat fields loaded but not translated as problems (`--strict`).
+    pub fn with_strict(mut self, strict: bool) -> Pipeline {
+        self.load = std::mem::take(&mut self.load).strict(strict);
+        self
+    }
+
     /// A pipeline that builds the per-type variants `demand` asks for.
     pub fn with_demand(mut self, demand: Demand) -> Pipeline {
         self.demand = demand;
@@ -271,8 +277,8 @@ impl Pipeline {
     /// After a reload panicked: counts it as a rejection and drops every cache the reload may
     /// have left half-updated, so the next reload builds afresh. What is published keeps serving.
     pub(super) fn recover_from_panic(&mut self) {
-        let limits = self.load.limits;
-        self.load = LoadCache::new(limits);
+        let (limits, strict) = (self.load.limits, self.load.strict);
+        self.load = LoadCache::new(limits).strict(strict);
         self.builder = Builder::default();
         self.tracked = Tracked::default();
         let st = &mut self.status;

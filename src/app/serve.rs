@@ -35,6 +35,8 @@ pub struct ServeConfig {
     pub load_limits: Limits,
     /// The watcher's other settings and the guard against removing most of a mesh at once.
     pub reload: ReloadSettings,
+    /// `--strict`: a field that is loaded but not translated makes the files invalid.
+    pub strict: bool,
 }
 
 impl ServeConfig {
@@ -47,6 +49,7 @@ impl ServeConfig {
             limits: ClientLimits::default(),
             load_limits: Limits::DEFAULT,
             reload: ReloadSettings::default(),
+            strict: false,
         }
     }
 }
@@ -135,6 +138,7 @@ impl Server {
         let descriptors = limits::raise_descriptor_limit();
         let demand = Demand::default();
         let pipeline = Pipeline::with_limits(cfg.config_dir.clone(), cfg.load_limits)
+            .with_strict(cfg.strict)
             .with_demand(demand.clone());
         let published = pipeline.published();
         // Watch before the first load so no edit slips between the two.

@@ -1,5 +1,6 @@
 //! `meshplane validate PATH`: a directory of mesh files, or one file on its own; every problem with
-//! the path as the user typed it, as text or JSON.
+//! the path as the user typed it, as text or JSON. `--strict` makes every field that is loaded but
+//! not translated a problem.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,9 +31,9 @@ impl Drop for Scratch {
     }
 }
 
-fn load(path: &Path, limits: Limits) -> anyhow::Result<(LoadResult, PathBuf)> {
+fn load(path: &Path, limits: Limits, strict: bool) -> anyhow::Result<(LoadResult, PathBuf)> {
     if path.is_dir() {
-        return Ok((app::load_limited(path, limits), path.to_path_buf()));
+        return Ok((app::load_strict(path, limits, strict), path.to_path_buf()));
     }
     if !path.is_file() {
         anyhow::bail!("{} is neither a directory nor a file", path.display());
@@ -50,7 +51,7 @@ fn load(path: &Path, limits: Limits) -> anyhow::Result<(LoadResult, PathBuf)> {
     )));
     std::fs::create_dir_all(&scratch.0)?;
     std::fs::copy(path, scratch.0.join(name))?;
-    let result = app::load_limited(&scratch.0, limits);
+    let result = app::load_strict(&scratch.0, limits, strict);
     let shown = path.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok((result, shown))
 }
@@ -65,8 +66,9 @@ fn shown(base: &Path, p: &Problem) -> meshplane::admin::ProblemReport {
     }
 }
 
-pub fn run(path: &Path, limits: Limits, output: Output) -> anyhow::Result<ExitCode> {
-    let (result, base) = load(path, limits)?;
+/// With `strict`, fields loaded but not translated are problems rather than warnings.
+pub fn run(path: &Path, limits: Limits, output: Output, strict: bool) -> anyhow::Result<ExitCode> {
+    let (result, base) = load(path, limits, strict)?;
     let report = Report {
         valid: result.model.is_some(),
         path: path.display().to_string(),

@@ -12,6 +12,24 @@ use crate::source::Document;
 pub fn check_alone(doc: &Document, problems: &mut Vec<Problem>, warnings: &mut Vec<Problem>) {
     check_names(doc, problems);
     report_untranslated(doc, warnings);
+    super::validate::ignored::report_ignored(doc, warnings);
+}
+
+/// Like [`check_alone`] for `--strict`: a section that is loaded but not translated into Envoy
+/// configuration is a problem, not a warning. (Fields App Mesh itself ignored stay warnings.)
+pub fn check_alone_strict(
+    doc: &Document,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) {
+    check_names(doc, problems);
+    let mut untranslated = Vec::new();
+    report_untranslated(doc, &mut untranslated);
+    problems.extend(untranslated.into_iter().map(|mut p| {
+        p.message.push_str(" (an error with --strict)");
+        p
+    }));
+    super::validate::ignored::report_ignored(doc, warnings);
 }
 
 /// Every kind needs exactly its own name fields.

@@ -20,7 +20,7 @@ use crate::spec::{
     VirtualServiceSpec,
 };
 
-pub use document::check_alone;
+pub use document::{check_alone, check_alone_strict};
 pub use tcp_egress::TcpEgress;
 pub use validate::{validate, validate_with, CheckCache};
 

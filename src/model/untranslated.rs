@@ -3,9 +3,7 @@
 
 use crate::diag::Problem;
 use crate::source::{Body, Document};
-use crate::spec::{
-    BackendDefaults, Envelope, MeshSpec, VirtualGatewaySpec, VirtualNodeSpec,
-};
+use crate::spec::{BackendDefaults, VirtualGatewaySpec, VirtualNodeSpec};
 
 /// The warnings of one document.
 struct Warnings<'a> {
@@ -20,13 +18,18 @@ impl Warnings<'_> {
             format!("{what} is not translated into Envoy configuration yet; ignored"),
         ))
     }
+
+    /// A field Envoy cannot be given at all in meshplane's translation, with why.
+    fn cannot(&mut self, field: &str, why: &str) {
+        self.warnings.push(self.doc.problem(field, why));
+    }
 }
 
 /// Warn about every field that loads but does not reach Envoy yet, so nothing is silently dropped.
 pub(super) fn report_untranslated(doc: &Document, warnings: &mut Vec<Problem>) {
     let mut w = Warnings { doc, warnings };
     match &doc.body {
-        Body::Mesh(e) => mesh(&mut w, e),
+        Body::Mesh(_) => {}
         Body::VirtualNode(e) => {
             let Some(spec) = &e.spec else { return };
             virtual_node(&mut w, spec);
@@ -42,37 +45,21 @@ pub(super) fn report_untranslated(doc: &Document, warnings: &mut Vec<Problem>) {
     }
 }
 
-fn mesh(w: &mut Warnings, e: &Envelope<MeshSpec>) {
-    if let Some(sd) = e.spec.as_ref().and_then(|s| s.service_discovery.as_ref()) {
-        if sd.ip_preference.is_some() {
-            w.warn(
-                "spec.serviceDiscovery.ipPreference".into(),
-                "mesh ipPreference",
-            );
-        }
-    }
-}
-
 fn virtual_node(w: &mut Warnings, spec: &VirtualNodeSpec) {
-    if spec.logging.is_some() {
-        w.warn("spec.logging".into(), "access logging");
-    }
     for (i, l) in spec.listeners.iter().enumerate() {
         if l.tls.is_some() {
             w.warn(format!("spec.listeners[{i}].tls"), "listener TLS");
         }
     }
     if let Some(sd) = &spec.service_discovery {
-        if sd.aws_cloud_map.is_some() {
-            w.warn(
-                "spec.serviceDiscovery.awsCloudMap".into(),
-                "Cloud Map service discovery",
-            );
-        }
-        if sd.dns.as_ref().is_some_and(|d| d.ip_preference.is_some()) {
-            w.warn(
-                "spec.serviceDiscovery.dns.ipPreference".into(),
-                "dns ipPreference",
+        if sd
+            .aws_cloud_map
+            .as_ref()
+            .is_some_and(|c| !c.attributes.is_empty())
+        {
+            w.cannot(
+                "spec.serviceDiscovery.awsCloudMap.attributes",
+                "Cloud Map instance attributes cannot be honoured: the service is resolved by its DNS name, which returns every instance; ignored",
             );
         }
     }

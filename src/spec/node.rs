@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-use super::{Duration, IpPreference};
+use super::{Duration, IpPreference, Logging};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -15,8 +15,8 @@ pub struct VirtualNodeSpec {
     #[serde(default)]
     pub backends: Vec<Backend>,
     pub backend_defaults: Option<BackendDefaults>,
-    /// Not translated yet (access logs): reported at load time.
-    pub logging: Option<Value>,
+    /// Access logs on every ingress and egress listener (the same shape as a gateway's).
+    pub logging: Option<Logging>,
     /// meshplane extension (docs/contract.md §2).
     pub proxy: Option<ProxyPorts>,
 }
@@ -144,8 +144,8 @@ pub struct TcpTimeout {
 #[serde(rename_all = "camelCase")]
 pub struct ServiceDiscovery {
     pub dns: Option<DnsDiscovery>,
-    /// Not translated yet (Cloud Map): reported at load time.
-    pub aws_cloud_map: Option<Value>,
+    /// Resolved by DNS as the name Cloud Map publishes (`attributes` are reported at load time).
+    pub aws_cloud_map: Option<CloudMapDiscovery>,
     /// meshplane extension (docs/contract.md §2).
     #[serde(rename = "static")]
     pub static_: Option<StaticDiscovery>,
@@ -165,6 +165,32 @@ pub struct DnsDiscovery {
     pub hostname: String,
     pub response_type: Option<DnsResponseType>,
     pub ip_preference: Option<IpPreference>,
+}
+
+/// `awsCloudMap`: the instances of a Cloud Map service, which clients reach as the DNS name Cloud
+/// Map publishes for it, `<serviceName>.<namespaceName>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudMapDiscovery {
+    pub namespace_name: String,
+    pub service_name: String,
+    /// Instance attributes (AND-ed) that select among the instances: DNS cannot filter by them.
+    #[serde(default)]
+    pub attributes: Vec<CloudMapAttribute>,
+    pub ip_preference: Option<IpPreference>,
+}
+
+impl CloudMapDiscovery {
+    /// The DNS name Cloud Map publishes for the service.
+    pub fn hostname(&self) -> String {
+        format!("{}.{}", self.service_name, self.namespace_name)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CloudMapAttribute {
+    pub key: String,
+    pub value: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

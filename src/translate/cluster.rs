@@ -20,10 +20,10 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
 };
 
 use super::util::{ads, any, millis, secs, socket, u32v};
-use super::{mesh_node, naming, Target};
+use super::{ip, mesh_node, naming, Target};
 use crate::model::Mesh;
 use crate::spec::{
-    DnsResponseType, HttpPool, NodeListener, Protocol, RequestPool, ServiceDiscovery,
+    DnsResponseType, HttpPool, IpPreference, NodeListener, Protocol, RequestPool, ServiceDiscovery,
 };
 
 /// App Mesh leaves circuit breakers wide open unless a connection pool says otherwise.
@@ -122,9 +122,12 @@ pub(super) fn pool_limits(
     )
 }
 
-/// The local app: `127.0.0.1:<portMapping.port>`, guarded by the listener's connection pool.
+/// The local app: `127.0.0.1:<portMapping.port>` (`::1` with an IPv6 preference), guarded by the
+/// listener's connection pool.
 pub fn ingress_cluster(mesh: &Mesh, node: &str, l: &NodeListener) -> Cluster {
     let pm = l.port_mapping;
+    let sd = mesh_node(mesh, node).and_then(|n| n.spec.service_discovery.as_ref());
+    let local = ip::local_app(ip::preference(mesh, sd));
     let name = naming::ingress_cluster(&mesh.name, node, pm.protocol, pm.port);
     let pool = l.connection_pool.as_ref();
     let (conns, pending, requests) = match pool {
@@ -141,10 +144,7 @@ pub fn ingress_cluster(mesh: &Mesh, node: &str, l: &NodeListener) -> Cluster {
             cluster::DiscoveryType::Static as i32,
         )),
         connect_timeout: Some(millis(CONNECT_TIMEOUT_MS)),
-        load_assignment: Some(load_assignment(
-            &name,
-            &[("127.0.0.1".to_string(), pm.port)],
-        )),
+        load_assignment: Some(load_assignment(&name, &[(local.to_string(), pm.port)])),
         circuit_breakers: Some(thresholds(conns, pending, requests)),
         typed_extension_protocol_options: protocol_options(pm.protocol),
         ..Default::default()
@@ -176,7 +176,8 @@ pub fn egress_cluster(mesh: &Mesh, target: &Target) -> (Cluster, Option<ClusterL
         typed_extension_protocol_options: protocol_options(pm.protocol),
         ..Default::default()
     };
-    let cla = discovery(&mut c, spec.service_discovery.as_ref(), ingress_port);
+    let sd = spec.service_discovery.as_ref();
+    let cla = discovery(&mut c, sd, ip::preference(mesh, sd), ingress_port);
     if let Some(hc) = &l.health_check {
         c.health_checks = vec![health_check_for(hc)];
     }
@@ -184,25 +185,31 @@ pub fn egress_cluster(mesh: &Mesh, target: &Target) -> (Cluster, Option<ClusterL
     (c, cla)
 }
 
-/// How a client finds the node's instances: by DNS (Envoy resolves the name), or from a static
-/// list, which is returned as the load assignment to serve over EDS.
+/// How a client finds the node's instances: by DNS (Envoy resolves the name: a `dns` hostname, or
+/// the name Cloud Map publishes for an `awsCloudMap` service, every instance an endpoint), or
+/// from a static list, which is returned as the load assignment to serve over EDS.
 fn discovery(
     c: &mut Cluster,
     sd: Option<&ServiceDiscovery>,
+    pref: Option<IpPreference>,
     ingress_port: u32,
 ) -> Option<ClusterLoadAssignment> {
-    if let Some(dns) = sd.and_then(|s| s.dns.as_ref()) {
-        let t = match dns.response_type {
+    let sd = sd?;
+    let resolved = match (&sd.dns, &sd.aws_cloud_map) {
+        (Some(dns), _) => Some((dns.hostname.clone(), dns.response_type, false)),
+        (None, Some(cm)) => Some((cm.hostname(), Some(DnsResponseType::Endpoints), true)),
+        (None, None) => None,
+    };
+    if let Some((hostname, response_type, cloud_map)) = resolved {
+        let t = match response_type {
             Some(DnsResponseType::Endpoints) => cluster::DiscoveryType::StrictDns,
             _ => cluster::DiscoveryType::LogicalDns,
         };
         c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(t as i32));
-        c.load_assignment = Some(load_assignment(
-            &c.name,
-            &[(dns.hostname.clone(), ingress_port)],
-        ));
+        c.dns_lookup_family = ip::dns_lookup_family(pref, cloud_map) as i32;
+        c.load_assignment = Some(load_assignment(&c.name, &[(hostname, ingress_port)]));
         None
-    } else if let Some(st) = sd.and_then(|s| s.static_.as_ref()) {
+    } else if let Some(st) = &sd.static_ {
         c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Eds as i32,
         ));

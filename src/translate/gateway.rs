@@ -8,21 +8,13 @@
 //! ([`default_backend`]). So routers, weights, retries, timeouts, health checks and outlier
 //! detection of the targets apply behind the gateway for free.
 
-use envoy_types::pb::envoy::config::accesslog::v3::{access_log, AccessLog};
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
-use envoy_types::pb::envoy::config::core::v3::{
-    data_source, substitution_format_string, DataSource, SubstitutionFormatString, TrafficDirection,
-};
+use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter};
 use envoy_types::pb::envoy::config::route::v3::VirtualHost;
-use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{
-    file_access_log, FileAccessLog,
-};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager, HttpConnectionManager,
 };
-use envoy_types::pb::google::protobuf::{value, Any, Struct, Value};
-use prost::{Message, Name};
 use std::sync::Arc;
 
 use super::cluster::{load_assignment, pool_limits, protocol_options, thresholds, UNLIMITED};
@@ -31,7 +23,7 @@ use super::route::matching::exact_header;
 use super::util::{any, millis};
 use super::{gateway_route, naming, EgressTable, OwnResources};
 use crate::model::Mesh;
-use crate::spec::{GatewayListener, Logging, VirtualGatewaySpec};
+use crate::spec::{GatewayListener, VirtualGatewaySpec};
 
 /// App Mesh's name for the gateway's egress catch-all host.
 const DEFAULT_BACKEND: &str = "default_backend";
@@ -43,7 +35,7 @@ const SELF_REDIRECT_CONNECT_MS: u64 = 250;
 pub fn gateway_own(mesh: &Mesh, name: &str, spec: &VirtualGatewaySpec) -> OwnResources {
     let egress = spec.egress_port();
     let routes = gateway_route::routes_of(mesh, name);
-    let log = spec.logging.as_ref().and_then(access_log);
+    let log = super::access_log::of(spec.logging.as_ref());
     let mut own = OwnResources::default();
     let multi = spec.listeners.len() > 1;
     for l in &spec.listeners {
@@ -162,112 +154,5 @@ fn self_redirect(name: String, egress: u32, l: &GatewayListener) -> Cluster {
         typed_extension_protocol_options: protocol_options(l.port_mapping.protocol),
         name,
         ..Default::default()
-    }
-}
-
-/// The gateway's access log (one per gateway, on its ingress and egress listeners): a file, with
-/// App Mesh's text or json format, else Envoy's default format.
-fn access_log(lg: &Logging) -> Option<AccessLog> {
-    let file = lg.access_log.as_ref()?.file.as_ref()?;
-    let mut value = FileAccessLog {
-        path: file.path.clone(),
-        access_log_format: None,
-    }
-    .encode_to_vec();
-    let format = file.format.as_ref();
-    if let Some(text) = format.and_then(|f| f.text.as_ref()) {
-        let mut text = text.clone();
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
-        let sfs = SubstitutionFormatString {
-            format: Some(substitution_format_string::Format::TextFormatSource(
-                DataSource {
-                    specifier: Some(data_source::Specifier::InlineString(text)),
-                    ..Default::default()
-                },
-            )),
-            ..Default::default()
-        };
-        file_access_log::AccessLogFormat::LogFormat(sfs).encode(&mut value);
-    } else if let Some(json) = format.and_then(|f| f.json.as_ref()) {
-        // A `Struct` is a hash map, which prost encodes in hash order: the same file would give
-        // other bytes in another process. Its entries are encoded here in the file's order, one
-        // single-entry `Struct` after the other (the wire form of one `Struct` holding them all).
-        let mut fields = Vec::new();
-        for kv in json {
-            let v = Value {
-                kind: Some(value::Kind::StringValue(kv.value.clone())),
-            };
-            fields.extend(
-                Struct {
-                    fields: [(kv.key.clone(), v)].into_iter().collect(),
-                }
-                .encode_to_vec(),
-            );
-        }
-        // SubstitutionFormatString { json_format (2): fields }, as FileAccessLog.log_format (5).
-        let mut sfs = Vec::new();
-        prost::encoding::bytes::encode(2, &fields, &mut sfs);
-        prost::encoding::bytes::encode(5, &sfs, &mut value);
-    }
-    Some(AccessLog {
-        name: "envoy.access_loggers.file".into(),
-        config_type: Some(access_log::ConfigType::TypedConfig(Any {
-            type_url: FileAccessLog::type_url(),
-            value,
-        })),
-        ..Default::default()
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spec::{AccessLog as Log, FileAccessLog as File, JsonFormatRef, LoggingFormat};
-
-    #[test]
-    fn json_access_logs_encode_the_same_bytes_every_time() {
-        let lg = Logging {
-            access_log: Some(Log {
-                file: Some(File {
-                    path: "/dev/stdout".into(),
-                    format: Some(LoggingFormat {
-                        json: Some(
-                            ["a", "b", "c", "d", "e"]
-                                .iter()
-                                .map(|k| JsonFormatRef {
-                                    key: k.to_string(),
-                                    value: format!("%{k}%"),
-                                })
-                                .collect(),
-                        ),
-                        text: None,
-                    }),
-                }),
-            }),
-        };
-        let bytes = |l: &AccessLog| match &l.config_type {
-            Some(access_log::ConfigType::TypedConfig(a)) => a.value.clone(),
-            None => Vec::new(),
-        };
-        let first = access_log(&lg).unwrap();
-        for _ in 0..20 {
-            assert_eq!(bytes(&first), bytes(&access_log(&lg).unwrap()));
-        }
-        let decoded = FileAccessLog::decode(bytes(&first).as_slice()).unwrap();
-        assert_eq!(decoded.path, "/dev/stdout");
-        let Some(file_access_log::AccessLogFormat::LogFormat(sfs)) = decoded.access_log_format
-        else {
-            panic!("a log format")
-        };
-        let Some(substitution_format_string::Format::JsonFormat(st)) = sfs.format else {
-            panic!("json")
-        };
-        assert_eq!(st.fields.len(), 5);
-        assert_eq!(
-            st.fields["c"].kind,
-            Some(value::Kind::StringValue("%c%".into()))
-        );
     }
 }

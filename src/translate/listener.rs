@@ -1,5 +1,6 @@
 //! Listeners: one inbound listener per App Mesh listener, one outbound listener for the app.
 
+use envoy_types::pb::envoy::config::accesslog::v3::AccessLog;
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
 use envoy_types::pb::envoy::extensions::filters::http::dynamic_forward_proxy::v3::{
@@ -10,6 +11,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     http_connection_manager, http_filter, HttpConnectionManager, HttpFilter, Rds,
 };
 
+use super::access_log;
 use super::cluster::dns_cache;
 use super::util::{ads, any, boolv, socket};
 use super::{naming, route};
@@ -101,8 +103,8 @@ pub fn ingress(
         "ingress".to_string()
     };
     if pm.protocol == Protocol::Tcp {
-        // The tcp listener's access logs: none until access logs are translated.
-        let f = super::tcp::ingress_filter(stat_prefix, cluster, l, Vec::new());
+        let logs = access_log::of(spec.logging.as_ref());
+        let f = super::tcp::ingress_filter(stat_prefix, cluster, l, logs);
         return (
             listener(
                 naming::ingress_listener(port),
@@ -115,13 +117,11 @@ pub fn ingress(
         );
     }
     let rds = naming::ingress_routes(pm.protocol, pm.port);
+    let mut h = hcm(stat_prefix, rds.clone(), false);
+    h.access_log = access_log::of(spec.logging.as_ref());
     let f = Filter {
         name: HCM.into(),
-        config_type: Some(filter::ConfigType::TypedConfig(any(&hcm(
-            stat_prefix,
-            rds.clone(),
-            false,
-        )))),
+        config_type: Some(filter::ConfigType::TypedConfig(any(&h))),
     };
     let routes = route::ingress_table(rds, cluster, l);
     (
@@ -136,15 +136,14 @@ pub fn ingress(
     )
 }
 
-/// `127.0.0.1:egressPort`: the app's way out, routed by Host header (`rds_egress_http_<port>`).
-pub fn egress(port: u32, allow_all: bool) -> Listener {
+/// `127.0.0.1:egressPort`: the app's way out, routed by Host header (`rds_egress_http_<port>`),
+/// writing the node's access logs `logs`.
+pub fn egress(port: u32, allow_all: bool, logs: Vec<AccessLog>) -> Listener {
+    let mut h = hcm("egress".into(), naming::egress_routes(port), allow_all);
+    h.access_log = logs;
     let f = Filter {
         name: HCM.into(),
-        config_type: Some(filter::ConfigType::TypedConfig(any(&hcm(
-            "egress".into(),
-            naming::egress_routes(port),
-            allow_all,
-        )))),
+        config_type: Some(filter::ConfigType::TypedConfig(any(&h))),
     };
     listener(
         naming::egress_listener(port),

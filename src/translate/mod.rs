@@ -5,10 +5,12 @@
 //! to `127.0.0.1:egressPort`, routed by Host header to the node's backend virtual services, and
 //! reaches a TCP backend at `127.0.0.1:<its port>` (or `proxy.tcpEgress`), a `tcp_proxy` (`tcp`).
 
+mod access_log;
 mod cluster;
 mod gateway;
 mod gateway_route;
 mod grpc_route;
+mod ip;
 mod listener;
 pub mod naming;
 mod route;
@@ -64,7 +66,9 @@ pub fn translate_own(model: &MeshModel, id: &ProxyId) -> Option<OwnResources> {
     let mesh = model.meshes.get(&id.mesh)?;
     if id.kind == ProxyKind::VirtualGateway {
         let gw = mesh.virtual_gateways.get(&id.name)?;
-        return Some(gateway::gateway_own(mesh, &id.name, &gw.spec));
+        let mut own = gateway::gateway_own(mesh, &id.name, &gw.spec);
+        ip::bind_both_families(&mut own.listeners, ip::mesh_preference(mesh));
+        return Some(own);
     }
     let node = mesh.virtual_nodes.get(&id.name)?;
     let spec = &node.spec;
@@ -96,8 +100,9 @@ pub fn translate_own(model: &MeshModel, id: &ProxyId) -> Option<OwnResources> {
         if allow_all {
             own.clusters.push(cluster::allow_all_cluster(&mesh.name));
         }
+        let logs = access_log::of(spec.logging.as_ref());
         own.listeners
-            .push(listener::egress(spec.egress_port(), allow_all));
+            .push(listener::egress(spec.egress_port(), allow_all, logs));
         own.egress = Some(EgressTable {
             name: naming::egress_routes(spec.egress_port()),
             backends,
@@ -110,10 +115,12 @@ pub fn translate_own(model: &MeshModel, id: &ProxyId) -> Option<OwnResources> {
                 .as_ref()
                 .map(|p| p.tcp_egress.clone())
                 .unwrap_or_default(),
-            // The access logs of the node's TCP egress listeners: none until they are translated.
-            access_log: Vec::new(),
+            // The node's access log is on its TCP egress listeners too.
+            access_log: access_log::of(spec.logging.as_ref()),
         });
     }
+    let pref = ip::preference(mesh, spec.service_discovery.as_ref());
+    ip::bind_both_families(&mut own.listeners, pref);
     Some(own)
 }
 

@@ -107,6 +107,11 @@ fn one_name_for_one_thing_across_commands() {
     for c in ["serve", "validate", "diff", "demo"] {
         assert!(has(c, "config"), "{c} has no --config");
     }
+    // Untranslated fields as problems: `--strict`, a plain switch, on both commands that load.
+    for c in ["serve", "validate"] {
+        let f = &all[c]["strict"];
+        assert!(f.starts_with("--strict ") || f == "--strict", "{c}: {f}");
+    }
     // No other spelling of these anywhere.
     for (c, fs) in &all {
         for f in fs.keys() {

@@ -213,8 +213,8 @@ fn discovery(spec: &VirtualNodeSpec) -> String {
             .collect();
         return format!("static {}", addrs.join(", "));
     }
-    if sd.aws_cloud_map.is_some() {
-        return "Cloud Map (not translated yet)".into();
+    if let Some(cm) = &sd.aws_cloud_map {
+        return format!("Cloud Map {} (DNS)", cm.hostname());
     }
     "none".into()
 }

@@ -100,8 +100,8 @@ fn check_pool(
 }
 
 /// A file path of 1 to 255 characters; a format that is either text (1 to 1000 characters) or
-/// json (keys and values 1 to 100 characters).
-fn check_logging(doc: &Document, lg: &Logging, out: &mut Vec<Problem>) {
+/// json (keys and values 1 to 100 characters). Gateways and virtual nodes alike.
+pub(super) fn check_logging(doc: &Document, lg: &Logging, out: &mut Vec<Problem>) {
     let Some(file) = lg.access_log.as_ref().and_then(|a| a.file.as_ref()) else {
         return;
     };

@@ -74,12 +74,7 @@ pub(super) fn check_health_check(
             ));
         }
     }
-    if hc.path.is_some() && !matches!(hc.protocol, Protocol::Http | Protocol::Http2) {
-        out.push(doc.problem(
-            &format!("{p}.path"),
-            "`path` is only valid for http and http2 health checks",
-        ));
-    }
+    // A path on a tcp or grpc health check is ignored, as App Mesh did (warned in `ignored`).
     if matches!(hc.protocol, Protocol::Http | Protocol::Http2)
         && hc.path.as_deref().unwrap_or("").is_empty()
     {

@@ -10,9 +10,11 @@
 mod cache;
 mod gateway;
 mod gateway_route;
+pub(super) mod ignored;
 mod index;
 mod listener;
 mod node;
+mod regex;
 mod route;
 mod route_grpc;
 mod route_match;
@@ -22,6 +24,8 @@ mod tcp_egress;
 mod tcp_route;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rules;
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@ use super::listener::check_listener;
 use crate::diag::Problem;
 use crate::model::Mesh;
 use crate::source::Document;
-use crate::spec::{Kind, ServiceDiscovery, VirtualNodeSpec};
+use crate::spec::{CloudMapDiscovery, Kind, ServiceDiscovery, VirtualNodeSpec};
 
 pub(super) fn check_node(
     doc: &Document,
@@ -20,6 +20,9 @@ pub(super) fn check_node(
     check_service_discovery(doc, spec, out);
     check_backends(doc, mesh, spec, out);
     check_proxy(doc, mesh, spec, out);
+    if let Some(lg) = &spec.logging {
+        super::gateway::check_logging(doc, lg, out);
+    }
 }
 
 /// Each listener on a valid port of its own, and its own rules.
@@ -72,6 +75,9 @@ fn check_discovery_method(doc: &Document, sd: &ServiceDiscovery, out: &mut Vec<P
             out.push(doc.problem("spec.serviceDiscovery.dns.hostname", "must not be empty"));
         }
     }
+    if let Some(cm) = &sd.aws_cloud_map {
+        check_cloud_map(doc, cm, out);
+    }
     if let Some(st) = &sd.static_ {
         if st.endpoints.is_empty() {
             out.push(doc.problem(
@@ -93,6 +99,30 @@ fn check_discovery_method(doc: &Document, sd: &ServiceDiscovery, out: &mut Vec<P
                     p,
                     out,
                 );
+            }
+        }
+    }
+}
+
+/// App Mesh's lengths: a namespace and a service name of 1 to 1024 characters, which together
+/// are the DNS name the node is reached by; attribute keys 1 to 255, values 1 to 1024 characters.
+fn check_cloud_map(doc: &Document, cm: &CloudMapDiscovery, out: &mut Vec<Problem>) {
+    let p = "spec.serviceDiscovery.awsCloudMap";
+    for (field, v) in [
+        ("namespaceName", &cm.namespace_name),
+        ("serviceName", &cm.service_name),
+    ] {
+        if v.is_empty() || v.len() > 1024 {
+            out.push(doc.problem(&format!("{p}.{field}"), "must be 1 to 1024 characters"));
+        }
+    }
+    for (i, a) in cm.attributes.iter().enumerate() {
+        for (field, v, max) in [("key", &a.key, 255), ("value", &a.value, 1024)] {
+            if v.is_empty() || v.len() > max {
+                out.push(doc.problem(
+                    &format!("{p}.attributes[{i}].{field}"),
+                    format!("must be 1 to {max} characters"),
+                ));
             }
         }
     }

@@ -31,13 +31,27 @@ pub(super) fn check_match(
 fn check_path(doc: &Document, mp: &str, m: &HttpRouteMatch, out: &mut Vec<Problem>) {
     match (&m.prefix, &m.path) {
         (Some(_), Some(_)) => out.push(doc.problem(mp, "give either `prefix` or `path`, not both")),
-        (None, None) => out.push(doc.problem(mp, "give one of `prefix` or `path`")),
+        // App Mesh takes a match of only a port, headers, a method, a scheme or query
+        // parameters as any path (prefix `/`); an empty match says nothing.
+        (None, None) if !matches_beyond_path(m) => out.push(doc.problem(
+            mp,
+            "give `prefix`, `path`, or another match (`port`, `headers`, `method`, `scheme`, `queryParameters`)",
+        )),
         (Some(prefix), None) if !prefix.starts_with('/') => {
             out.push(doc.problem(&format!("{mp}.prefix"), "must start with `/`"))
         }
         (None, Some(path)) => check_path_match(doc, mp, path, out),
         _ => {}
     }
+}
+
+/// Whether the match says anything besides the path.
+fn matches_beyond_path(m: &HttpRouteMatch) -> bool {
+    m.port.is_some()
+        || !m.headers.is_empty()
+        || m.method.is_some()
+        || m.scheme.is_some()
+        || !m.query_parameters.is_empty()
 }
 
 fn check_method_and_scheme(
@@ -105,7 +119,8 @@ pub(super) fn check_path_match(doc: &Document, mp: &str, path: &PathMatch, out: 
         (Some(e), None) if !e.starts_with('/') => {
             out.push(doc.problem(&format!("{mp}.path.exact"), "must start with `/`"))
         }
-        (Some(_), None) | (None, Some(_)) => {}
+        (None, Some(re)) => super::regex::check_regex(doc, &format!("{mp}.path.regex"), re, out),
+        (Some(_), None) => {}
         _ => out.push(doc.problem(
             &format!("{mp}.path"),
             "give exactly one of `exact` or `regex`",
@@ -199,6 +214,8 @@ pub(super) fn check_match_method(
         if let Some(s) = v {
             if s.is_empty() || s.len() > 255 {
                 out.push(doc.problem(&format!("{path}.{name}"), "must be 1 to 255 characters"));
+            } else if name == "regex" {
+                super::regex::check_regex(doc, &format!("{path}.regex"), s, out);
             }
         }
     }

@@ -11,7 +11,7 @@ use crate::model::MeshModel;
 use crate::source::loader::parse_file;
 use crate::source::{Document, LoadOutput};
 
-fn check(text: &str) -> Result<MeshModel, Vec<String>> {
+pub(super) fn check(text: &str) -> Result<MeshModel, Vec<String>> {
     let mut out = LoadOutput::default();
     parse_file(Path::new("m.yaml"), text, &mut out);
     assert!(out.problems.is_empty(), "{:?}", out.problems);
