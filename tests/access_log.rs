@@ -257,8 +257,9 @@ fn every_listener_of_a_logging_node_carries_its_log() {
     let mut seen = 0;
     for (node, listeners, path, format) in [
         (
+            // Ingress, HTTP egress, and the TCP egress listener of its tcp backend.
             "mesh/obs/virtualNode/web",
-            2,
+            3,
             "/var/log/envoy/web.log",
             "text",
         ),
@@ -303,7 +304,7 @@ fn every_listener_of_a_logging_node_carries_its_log() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 7);
+    assert_eq!(seen, 8);
     // A node without logging gets none.
     let snap = p.cache.get("mesh/dual/virtualNode/api").unwrap();
     let res = NodeResources::decode(&snap).unwrap();
