@@ -43,6 +43,13 @@ pub struct ClientLimits {
     /// On SIGTERM, how long open connections may take to close before they are cut.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// Longest life of an xDS stream (e.g. `30m`; default: no limit). A stream this old, plus a
+    /// random 0-10 % so reconnects spread out, is closed with OK and its connection told to go
+    /// away (HTTP/2 GOAWAY): the Envoy reconnects, perhaps to another replica, and is sent
+    /// nothing new if the versions it holds are current. Spreads Envoys over replicas again
+    /// after a restart.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub xds_max_stream_age: Option<Duration>,
 }
 
 impl Default for ClientLimits {
@@ -56,6 +63,7 @@ impl Default for ClientLimits {
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(5),
+            xds_max_stream_age: None,
         }
     }
 }
@@ -91,7 +99,7 @@ pub fn refusal_of(e: Status) -> Option<(Status, Option<StreamRefusal>)> {
     }
 }
 
-/// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
+/// Parses `250ms`, `10s`, `2m`, `1h` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (digits, unit) = s
@@ -104,7 +112,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => Ok(Duration::from_millis(n)),
         "" | "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
-        _ => Err(format!("`{s}`: unit must be ms, s or m")),
+        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
+        _ => Err(format!("`{s}`: unit must be ms, s, m or h")),
     }
 }
 
@@ -199,7 +208,8 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("5h").is_err());
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("5d").is_err());
         assert!(parse_duration("ms").is_err());
         assert!(parse_duration("-1s").is_err());
     }

