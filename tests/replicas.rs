@@ -178,10 +178,17 @@ async fn failover(mode: XdsMode) {
     for round in 0..3 {
         let victim = on[0];
         let how = if round % 2 == 0 { "SIGTERM" } else { "SIGKILL" };
+        let goaways = envoy.stat("cluster.meshplane_xds.upstream_cx_close_notify").await;
         if round % 2 == 0 {
             let took = replicas[victim].terminate();
             println!("{mode:?} round {round}: replica {victim} drained and exited in {took:?}");
             assert!(took < Duration::from_millis(3500), "exit took {took:?} with --drain-timeout 2s");
+            // The drain told the Envoy to go elsewhere: HTTP/2 GOAWAY on its connection(s).
+            let t = Instant::now();
+            while envoy.stat("cluster.meshplane_xds.upstream_cx_close_notify").await <= goaways {
+                assert!(t.elapsed() < Duration::from_secs(10), "no GOAWAY reached Envoy");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         } else {
             replicas[victim].kill();
         }
