@@ -6,9 +6,9 @@
 //! files serves nothing (Envoy keeps its configuration) until they are fixed.
 //! `-- --nocapture` prints what was measured.
 
-mod support;
 #[path = "replicas/fleet.rs"]
 mod fleet;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -102,14 +102,21 @@ async fn placement(replicas: &[Replica]) -> (Vec<usize>, bool) {
     (on, synced && types == 4)
 }
 
-async fn wait_placed(replicas: &[Replica], what: &str, ok: impl Fn(&[usize]) -> bool) -> Vec<usize> {
+async fn wait_placed(
+    replicas: &[Replica],
+    what: &str,
+    ok: impl Fn(&[usize]) -> bool,
+) -> Vec<usize> {
     let t = Instant::now();
     loop {
         let (on, synced) = placement(replicas).await;
         if synced && ok(&on) {
             return on;
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "{what}: streams on {on:?}, synced {synced}");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{what}: streams on {on:?}, synced {synced}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -132,7 +139,10 @@ async fn assert_in_sync(envoy: &Envoy, replicas: &[Replica], on: &[usize], delta
     assert_eq!(served.get("LDS"), Some(&lds), "LDS version");
     assert!(!rds.is_empty(), "Envoy has its routes");
     if !delta {
-        assert!(rds.iter().all(|v| Some(v) == served.get("RDS")), "RDS {rds:?} vs {served:?}");
+        assert!(
+            rds.iter().all(|v| Some(v) == served.get("RDS")),
+            "RDS {rds:?} vs {served:?}"
+        );
     }
 }
 
@@ -147,7 +157,9 @@ async fn failover(mode: XdsMode) {
     let dir = MeshDir::new();
     dir.write("mesh.yaml", &mesh(egress, app, false));
     let drain = ["--drain-timeout", "2s"];
-    let mut replicas: Vec<Replica> = (0..3).map(|_| Replica::new(dir.path(), work.path(), &drain)).collect();
+    let mut replicas: Vec<Replica> = (0..3)
+        .map(|_| Replica::new(dir.path(), work.path(), &drain))
+        .collect();
     for r in &mut replicas {
         r.start();
     }
@@ -159,7 +171,10 @@ async fn failover(mode: XdsMode) {
     for r in &replicas {
         versions.push(r.get_json(&format!("/resources?node={NODE}")).await["versions"].clone());
     }
-    assert!(versions.windows(2).all(|w| w[0] == w[1]), "replicas disagree: {versions:?}");
+    assert!(
+        versions.windows(2).all(|w| w[0] == w[1]),
+        "replicas disagree: {versions:?}"
+    );
 
     let refs: Vec<&Replica> = replicas.iter().collect();
     let envoy = envoy_for(NODE, &refs, mode, work.path()).await;
@@ -167,7 +182,10 @@ async fn failover(mode: XdsMode) {
     let traffic = Traffic::start(egress, HOST);
     let t = Instant::now();
     while traffic.ok.load(std::sync::atomic::Ordering::Relaxed) < 20 {
-        assert!(t.elapsed() < Duration::from_secs(20), "no traffic through Envoy");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no traffic through Envoy"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let baseline = updates(&envoy).await;
@@ -178,36 +196,63 @@ async fn failover(mode: XdsMode) {
     for round in 0..3 {
         let victim = on[0];
         let how = if round % 2 == 0 { "SIGTERM" } else { "SIGKILL" };
-        let goaways = envoy.stat("cluster.meshplane_xds.upstream_cx_close_notify").await;
+        let goaways = envoy
+            .stat("cluster.meshplane_xds.upstream_cx_close_notify")
+            .await;
         if round % 2 == 0 {
             let took = replicas[victim].terminate();
             println!("{mode:?} round {round}: replica {victim} drained and exited in {took:?}");
-            assert!(took < Duration::from_millis(3500), "exit took {took:?} with --drain-timeout 2s");
+            assert!(
+                took < Duration::from_millis(3500),
+                "exit took {took:?} with --drain-timeout 2s"
+            );
             // The drain told the Envoy to go elsewhere: HTTP/2 GOAWAY on its connection(s).
             let t = Instant::now();
-            while envoy.stat("cluster.meshplane_xds.upstream_cx_close_notify").await <= goaways {
-                assert!(t.elapsed() < Duration::from_secs(10), "no GOAWAY reached Envoy");
+            while envoy
+                .stat("cluster.meshplane_xds.upstream_cx_close_notify")
+                .await
+                <= goaways
+            {
+                assert!(
+                    t.elapsed() < Duration::from_secs(10),
+                    "no GOAWAY reached Envoy"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         } else {
             replicas[victim].kill();
         }
-        on = wait_placed(&replicas, "reconnect", |on| !on.is_empty() && !on.contains(&victim)).await;
+        on = wait_placed(&replicas, "reconnect", |on| {
+            !on.is_empty() && !on.contains(&victim)
+        })
+        .await;
         // Envoy keeps this gauge for its ADS stream (per-type streams: the replicas' reports above).
         if matches!(mode, XdsMode::Ads | XdsMode::AdsDelta) {
             assert!(connected(&envoy).await, "Envoy's ADS stream reconnected");
         }
         let now = updates(&envoy).await;
-        assert_eq!(now, baseline, "{mode:?} round {round} ({how} of replica {victim}): Envoy re-applied configuration");
+        assert_eq!(
+            now, baseline,
+            "{mode:?} round {round} ({how} of replica {victim}): Envoy re-applied configuration"
+        );
         println!("{mode:?} round {round}: {how} replica {victim}, Envoy moved to {on:?}, updates unchanged");
         replicas[victim].start();
         replicas[victim].wait_ready().await;
     }
     assert_in_sync(&envoy, &replicas, &on, delta).await;
-    assert_eq!(envoy_versions(&envoy).await, held, "Envoy's versions changed");
+    assert_eq!(
+        envoy_versions(&envoy).await,
+        held,
+        "Envoy's versions changed"
+    );
     let (ok, errors) = traffic.stop().await;
     println!("{mode:?}: {ok} requests, {} failed", errors.len());
-    assert!(errors.is_empty(), "{} failed requests: {:?}", errors.len(), &errors[..errors.len().min(5)]);
+    assert!(
+        errors.is_empty(),
+        "{} failed requests: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,7 +286,9 @@ async fn max_stream_age_moves_envoys_between_replicas_without_a_re_push() {
     let dir = MeshDir::new();
     dir.write("mesh.yaml", &mesh(egress, app, false));
     let args = ["--xds-max-stream-age", "2s"];
-    let mut replicas: Vec<Replica> = (0..3).map(|_| Replica::new(dir.path(), work.path(), &args)).collect();
+    let mut replicas: Vec<Replica> = (0..3)
+        .map(|_| Replica::new(dir.path(), work.path(), &args))
+        .collect();
     for r in &mut replicas {
         r.start();
     }
@@ -256,7 +303,10 @@ async fn max_stream_age_moves_envoys_between_replicas_without_a_re_push() {
     let mut seen: std::collections::BTreeSet<usize> = first.iter().copied().collect();
     let t = Instant::now();
     while seen.len() < 3 {
-        assert!(t.elapsed() < Duration::from_secs(30), "Envoy stayed on {seen:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "Envoy stayed on {seen:?}"
+        );
         let (on, _) = placement(&replicas).await;
         seen.extend(on);
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -266,13 +316,24 @@ async fn max_stream_age_moves_envoys_between_replicas_without_a_re_push() {
     for r in &replicas {
         aged += r.metric("meshplane_xds_streams_aged_total").await;
     }
-    println!("max stream age 2s: Envoy visited replicas {seen:?} in {:?}; {aged} streams aged out", t.elapsed());
+    println!(
+        "max stream age 2s: Envoy visited replicas {seen:?} in {:?}; {aged} streams aged out",
+        t.elapsed()
+    );
     assert!(aged >= 2.0, "streams closed by age: {aged}");
-    assert_eq!(updates(&envoy).await, baseline, "Envoy re-applied configuration");
+    assert_eq!(
+        updates(&envoy).await,
+        baseline,
+        "Envoy re-applied configuration"
+    );
     assert_in_sync(&envoy, &replicas, &on, false).await;
     let (ok, errors) = traffic.stop().await;
     println!("max stream age: {ok} requests, {} failed", errors.len());
-    assert!(errors.is_empty(), "failed requests: {:?}", &errors[..errors.len().min(5)]);
+    assert!(
+        errors.is_empty(),
+        "failed requests: {:?}",
+        &errors[..errors.len().min(5)]
+    );
 }
 
 /// A replica that starts while its files are invalid serves nothing: `/readyz` stays 503, the
@@ -297,11 +358,17 @@ async fn a_replica_starting_on_broken_files_serves_nothing_until_they_are_fixed(
     let held = envoy_versions(&envoy).await;
 
     replicas[0].kill();
-    dir.write("broken.yaml", "kind: VirtualNode\nmeshName: r\nvirtualNodeName: [broken\n");
+    dir.write(
+        "broken.yaml",
+        "kind: VirtualNode\nmeshName: r\nvirtualNodeName: [broken\n",
+    );
     replicas[0].start();
     let t = Instant::now();
     while replicas[0].streams_of(NODE).await.is_empty() {
-        assert!(t.elapsed() < Duration::from_secs(30), "Envoy never reconnected");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "Envoy never reconnected"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Some time with the broken files: never ready, nothing sent, Envoy unchanged.
@@ -327,6 +394,13 @@ async fn a_replica_starting_on_broken_files_serves_nothing_until_they_are_fixed(
     assert!(after.rds > baseline.rds, "the fix reached Envoy: {after:?}");
     assert_in_sync(&envoy, replicas, &[0], false).await;
     let (ok, errors) = traffic.stop().await;
-    println!("broken start: {during} requests before the fix, {ok} in all, {} failed", errors.len());
-    assert!(errors.is_empty(), "failed requests: {:?}", &errors[..errors.len().min(5)]);
+    println!(
+        "broken start: {during} requests before the fix, {ok} in all, {} failed",
+        errors.len()
+    );
+    assert!(
+        errors.is_empty(),
+        "failed requests: {:?}",
+        &errors[..errors.len().min(5)]
+    );
 }

@@ -126,7 +126,10 @@ impl<P: Protocol> Stream<P> {
             (Some(_), true) => SourceMode::PerTypeDelta,
         };
         let variant = svc.hold_variant(source, &cluster);
-        let end_of_life = svc.limits.xds_max_stream_age.map(|age| Instant::now() + jittered(age, id));
+        let end_of_life = svc
+            .limits
+            .xds_max_stream_age
+            .map(|age| Instant::now() + jittered(age, id));
         Stream {
             end_of_life,
             shutdown: svc.shutdown.clone(),
@@ -159,8 +162,13 @@ impl<P: Protocol> Stream<P> {
             let next = match self.next_event(&mut inbound, first_request.as_mut()).await {
                 Event::End => Next::Stop,
                 Event::Aged => {
-                    info!("stream reached --xds-max-stream-age; closing it so the Envoy reconnects");
-                    self.svc.metrics.streams_aged.fetch_add(1, Ordering::Relaxed);
+                    info!(
+                        "stream reached --xds-max-stream-age; closing it so the Envoy reconnects"
+                    );
+                    self.svc
+                        .metrics
+                        .streams_aged
+                        .fetch_add(1, Ordering::Relaxed);
                     Next::Stop
                 }
                 Event::Refuse(status, why) => self.refuse(status, why).await,

@@ -290,11 +290,14 @@ fn reconnect_holding_the_current_versions_is_sent_nothing() {
     assert!(held.iter().all(|v| !v.is_empty()), "{held:?}");
     // The same Envoy on a new stream (another replica): each first request carries its version.
     let mut st = SotwState::new();
-    for t in 0..4 {
+    for (t, version) in held.iter().enumerate() {
         let names: &[&str] = if t == EDS || t == RDS { &["a"] } else { &[] };
-        assert_eq!(st.on_request(&req(t, names, &held[t], "")), RequestKind::Initial);
+        assert_eq!(
+            st.on_request(&req(t, names, version, "")),
+            RequestKind::Initial
+        );
         assert!(st.responses_alone(Some(&s)).is_empty(), "type {t} resent");
-        assert_eq!(st.types[t].acked_version.as_deref(), Some(held[t].as_str()));
+        assert_eq!(st.types[t].acked_version.as_deref(), Some(version.as_str()));
     }
     // Later changes still go out, and clusters it held are kept make-before-break.
     let s2 = snap(&["a"], &["a"], &["l2"], &["a"]);
@@ -327,7 +330,10 @@ fn a_claimed_version_waits_for_the_first_snapshot() {
     let mut st = SotwState::new();
     st.on_request(&req(CDS, &[], &held[CDS], ""));
     assert!(st.responses_alone(None).is_empty(), "no configuration yet");
-    assert!(st.responses_alone(Some(&s)).is_empty(), "same version: nothing");
+    assert!(
+        st.responses_alone(Some(&s)).is_empty(),
+        "same version: nothing"
+    );
     let s2 = snap(&["a", "c"], &[], &[], &[]);
     assert_eq!(st.responses_alone(Some(&s2)).len(), 1);
 }
