@@ -99,7 +99,7 @@ pub fn refusal_of(e: Status) -> Option<(Status, Option<StreamRefusal>)> {
     }
 }
 
-/// Parses `250ms`, `10s`, `2m`, `1h` or a bare number of seconds.
+/// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (digits, unit) = s
@@ -112,8 +112,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => Ok(Duration::from_millis(n)),
         "" | "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
-        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
-        _ => Err(format!("`{s}`: unit must be ms, s, m or h")),
+        _ => Err(format!("`{s}`: unit must be ms, s or m")),
     }
 }
 
@@ -208,8 +207,7 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("5h").is_err());
         assert!(parse_duration("ms").is_err());
         assert!(parse_duration("-1s").is_err());
     }
