@@ -12,9 +12,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use fleet::{connected, envoy_for, envoy_versions, updates, Replica, Traffic};
+use fleet::{
+    assert_in_sync, connected, envoy_for, envoy_versions, placement, updates, wait_placed, Replica,
+    Traffic,
+};
 use meshplane::bootstrap::XdsMode;
-use support::envoy::{free_port, Envoy, Upstream};
+use support::envoy::{free_port, Upstream};
 use support::MeshDir;
 
 const NODE: &str = "mesh/r/virtualNode/client";
@@ -78,72 +81,6 @@ spec:
         );
     }
     m
-}
-
-/// The replicas the Envoy's streams are on, and whether every type it uses is SYNCED there.
-async fn placement(replicas: &[Replica]) -> (Vec<usize>, bool) {
-    let mut on = Vec::new();
-    let mut types = 0;
-    let mut synced = true;
-    for (i, r) in replicas.iter().enumerate() {
-        let streams = r.streams_of(NODE).await;
-        if !streams.is_empty() {
-            on.push(i);
-        }
-        for s in streams {
-            for (_, t) in s["types"].as_object().into_iter().flatten() {
-                if t["state"] != "NOT SENT" {
-                    types += 1;
-                    synced &= t["state"] == "SYNCED";
-                }
-            }
-        }
-    }
-    (on, synced && types == 4)
-}
-
-async fn wait_placed(
-    replicas: &[Replica],
-    what: &str,
-    ok: impl Fn(&[usize]) -> bool,
-) -> Vec<usize> {
-    let t = Instant::now();
-    loop {
-        let (on, synced) = placement(replicas).await;
-        if synced && ok(&on) {
-            return on;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "{what}: streams on {on:?}, synced {synced}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Envoy's versions equal the ones the replicas it is on serve it. Delta xDS gives each route
-/// configuration its own version (not the type's), so for delta only CDS and LDS compare.
-async fn assert_in_sync(envoy: &Envoy, replicas: &[Replica], on: &[usize], delta: bool) {
-    let (cds, lds, rds) = envoy_versions(envoy).await;
-    let mut served = std::collections::BTreeMap::new();
-    for &i in on {
-        for s in replicas[i].streams_of(NODE).await {
-            for (t, r) in s["types"].as_object().into_iter().flatten() {
-                if let Some(v) = r["acked"].as_str() {
-                    served.insert(t.clone(), v.to_string());
-                }
-            }
-        }
-    }
-    assert_eq!(served.get("CDS"), Some(&cds), "CDS version");
-    assert_eq!(served.get("LDS"), Some(&lds), "LDS version");
-    assert!(!rds.is_empty(), "Envoy has its routes");
-    if !delta {
-        assert!(
-            rds.iter().all(|v| Some(v) == served.get("RDS")),
-            "RDS {rds:?} vs {served:?}"
-        );
-    }
 }
 
 /// Serialises the scenarios: they share two cores and real processes.
