@@ -299,13 +299,26 @@ pub async fn wait_placed(
     }
 }
 
-/// Envoy's versions equal the ones the replicas it is on serve it. Delta xDS gives each route
-/// configuration its own version (not the type's), so for delta only CDS and LDS compare.
-pub async fn assert_in_sync(envoy: &Envoy, replicas: &[Replica], on: &[usize], delta: bool) {
+/// Envoy's versions equal the ones the replicas it is on serve it (waiting up to 10 s for that).
+/// Delta xDS gives each route configuration its own version (not the type's), so for delta only
+/// CDS and LDS compare.
+pub async fn assert_in_sync(envoy: &Envoy, replicas: &[Replica], delta: bool) {
+    let t = Instant::now();
+    loop {
+        match in_sync(envoy, replicas, delta).await {
+            Ok(()) => return,
+            // A stream between replicas (closed by age, not yet reopened) reports nothing.
+            Err(e) if t.elapsed() > Duration::from_secs(10) => panic!("not in sync: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+async fn in_sync(envoy: &Envoy, replicas: &[Replica], delta: bool) -> Result<(), String> {
     let (cds, lds, rds) = envoy_versions(envoy).await;
     let mut served = std::collections::BTreeMap::new();
-    for &i in on {
-        for s in replicas[i].streams_of(crate::NODE).await {
+    for r in replicas {
+        for s in r.streams_of(crate::NODE).await {
             for (t, r) in s["types"].as_object().into_iter().flatten() {
                 if let Some(v) = r["acked"].as_str() {
                     served.insert(t.clone(), v.to_string());
@@ -313,13 +326,16 @@ pub async fn assert_in_sync(envoy: &Envoy, replicas: &[Replica], on: &[usize], d
             }
         }
     }
-    assert_eq!(served.get("CDS"), Some(&cds), "CDS version");
-    assert_eq!(served.get("LDS"), Some(&lds), "LDS version");
-    assert!(!rds.is_empty(), "Envoy has its routes");
-    if !delta {
-        assert!(
-            rds.iter().all(|v| Some(v) == served.get("RDS")),
-            "RDS {rds:?} vs {served:?}"
-        );
+    let rds_ok = delta || rds.iter().all(|v| Some(v) == served.get("RDS"));
+    if served.get("CDS") == Some(&cds)
+        && served.get("LDS") == Some(&lds)
+        && !rds.is_empty()
+        && rds_ok
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "Envoy has CDS {cds}, LDS {lds}, RDS {rds:?}; replicas acknowledged {served:?}"
+        ))
     }
 }
