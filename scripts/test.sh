@@ -19,6 +19,15 @@ if [ -z "${MESHPLANE_ENVOY:-}" ]; then
 fi
 "$MESHPLANE_ENVOY" --version
 
+# kubernetes-validate (PyPI, Kubernetes' schemas bundled: works offline) checks deploy/kubernetes
+# in tests/deploy.rs.
+KUBERNETES_VALIDATE_VERSION="${KUBERNETES_VALIDATE_VERSION:-1.37.0}"
+if [ -z "${MESHPLANE_KUBERNETES_VALIDATE:-}" ] && [ ! -x .venv/bin/kubernetes-validate ]; then
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  echo "==> installing kubernetes-validate ${KUBERNETES_VALIDATE_VERSION} (pip) into .venv" >&2
+  .venv/bin/pip install --disable-pip-version-check --progress-bar off "kubernetes-validate==${KUBERNETES_VALIDATE_VERSION}"
+fi
+
 # docker-compose (Debian's package) validates docker-compose.yml; there is no Docker engine here.
 if ! command -v docker-compose >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

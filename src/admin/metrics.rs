@@ -87,6 +87,13 @@ fn streams(out: &mut String, m: &XdsMetrics, registry: &Registry) {
         "xDS streams opened.",
         &one(load(&m.streams_total)),
     );
+    family(
+        out,
+        "meshplane_xds_streams_aged_total",
+        "counter",
+        "xDS streams closed at --xds-max-stream-age, so their Envoys reconnect.",
+        &one(load(&m.streams_aged)),
+    );
 }
 
 fn load(v: &AtomicU64) -> f64 {

@@ -224,10 +224,16 @@ fn spawn_xds(
     status: Published,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let builder = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(l.max_streams_per_connection)
         .http2_keepalive_interval(Some(l.keepalive_interval))
         .http2_keepalive_timeout(Some(l.keepalive_timeout));
+    if let Some(age) = l.xds_max_stream_age {
+        // GOAWAY once a connection is as old as its streams may be: the Envoy opens no new stream
+        // on it, so when its streams close (at their jittered age, a little later) it reconnects
+        // on a new connection, which its xDS cluster may send to another replica.
+        builder = builder.max_connection_age(age);
+    }
     tokio::spawn(async move {
         let result = xds
             .add_to(builder)

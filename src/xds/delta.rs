@@ -191,6 +191,12 @@ impl DeltaState {
                 st.dirty = false;
             }
             if diff.resources.is_empty() && diff.removed.is_empty() {
+                if !diff.held && st.nack.is_none() {
+                    // The client holds this version already (a reconnect's
+                    // `initial_resource_versions`): report it so, though nothing was sent.
+                    st.sent_version = Some(ts.version.clone());
+                    st.acked_version = Some(ts.version.clone());
+                }
                 continue;
             }
             out.push(self.emit(t, &ts.version, diff));

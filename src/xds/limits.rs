@@ -43,6 +43,13 @@ pub struct ClientLimits {
     /// On SIGTERM, how long open connections may take to close before they are cut.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// Longest life of an xDS stream (e.g. `30m`; default: no limit). A stream this old, plus a
+    /// random 0-10 % so reconnects spread out, is closed with OK and its connection told to go
+    /// away (HTTP/2 GOAWAY): the Envoy reconnects, perhaps to another replica, and is sent
+    /// nothing new if the versions it holds are current. Spreads Envoys over replicas again
+    /// after a restart.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub xds_max_stream_age: Option<Duration>,
 }
 
 impl Default for ClientLimits {
@@ -56,6 +63,7 @@ impl Default for ClientLimits {
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(5),
+            xds_max_stream_age: None,
         }
     }
 }

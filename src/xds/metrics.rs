@@ -51,6 +51,8 @@ pub type PerType = [AtomicU64; 4];
 pub struct XdsMetrics {
     pub streams_open: AtomicU64,
     pub streams_total: AtomicU64,
+    /// Streams closed at `--xds-max-stream-age`.
+    pub streams_aged: AtomicU64,
     /// Totals over all types.
     pub responses: AtomicU64,
     pub response_bytes: AtomicU64,

@@ -6,7 +6,9 @@
 //! resent; EDS is answered again after every CDS push, and answered while a CDS response is still
 //! unacknowledged (Envoy acknowledges CDS only once new clusters have their endpoints); listeners and
 //! routes wait until clusters and endpoints are settled (make-before-break); names requested but
-//! missing are remembered.
+//! missing are remembered. A new stream's first request carries the version the Envoy already
+//! holds (it reconnected, perhaps to another replica): when that is the version due, nothing is
+//! resent (docs/contract.md "Replicas").
 
 use std::collections::BTreeSet;
 
@@ -52,6 +54,9 @@ pub struct TypeState {
     awaiting_ack: bool,
     /// Send even if the version is unchanged (EDS after a CDS push).
     force: bool,
+    /// The version the first request of this stream said the Envoy holds, until it is compared
+    /// with the first snapshot this type is answered from.
+    claimed: Option<String>,
     pub acked_version: Option<String>,
     /// Version and Envoy's message of the last NACK, cleared by the next ACK.
     pub nack: Option<(String, String)>,
@@ -125,8 +130,10 @@ impl SotwState {
             st.names_changed = true;
         }
         if kind == RequestKind::Initial {
-            // A new stream (or a client that lost its state) needs an answer even at the same version.
+            // A new stream needs an answer unless it already holds the version due (see `adopt`);
+            // a client that lost its state sends no version.
             st.sent_version = None;
+            st.claimed = Some(req.version_info.clone()).filter(|v| !v.is_empty());
         }
         kind
     }
@@ -177,6 +184,9 @@ impl SotwState {
             if !st.requested || st.awaiting_ack {
                 continue;
             }
+            if self.adopt(t, snap) {
+                continue;
+            }
             // EDS never waits for the CDS ACK: over ADS, Envoy withholds that ACK until the clusters
             // it warms have their endpoints, so waiting would stall both until Envoy's 15 s
             // initial-fetch timeout (docs/xds-protocol.md §1.20a). One stream keeps order: endpoints sent
@@ -186,6 +196,34 @@ impl SotwState {
             }
         }
         out
+    }
+
+    /// A reconnecting Envoy's first request names the version it holds. Versions are content
+    /// hashes, the same on every replica, so when it is the version due the Envoy already has
+    /// these resources: take them as sent and acknowledged instead of pushing them again. Not
+    /// when a CDS push on this stream owes fresh endpoints (`force`), nor for a transitional
+    /// cluster set. The claim is used once, against the first snapshot. True when adopted.
+    fn adopt(&mut self, t: usize, snap: &Snapshot) -> bool {
+        let Some(claimed) = self.types[t].claimed.take() else {
+            return false;
+        };
+        let ts = &snap.types[t];
+        let st = &mut self.types[t];
+        if st.force || claimed != ts.version {
+            return false;
+        }
+        if t == CDS {
+            self.sent_clusters = ts
+                .resources
+                .iter()
+                .filter(|(name, _)| st.wildcard || st.names.contains(*name))
+                .map(|(n, r)| (n.clone(), r.clone()))
+                .collect();
+        }
+        st.sent_version = Some(claimed.clone());
+        st.acked_version = Some(claimed);
+        st.names_changed = false;
+        true
     }
 
     /// Listeners and routes (`t` > EDS) wait until clusters and endpoints are settled, on this

@@ -215,3 +215,22 @@ fn endpoints_of_a_new_cluster_go_out_before_cds_is_acknowledged() {
     assert_eq!(out[0].type_url, TYPE_ORDER[1]);
     assert_eq!(names(&out[0]), ["b"]);
 }
+
+#[test]
+fn reconnect_holding_everything_is_sent_nothing_and_reported_synced() {
+    let s = snap(&[("a", "1"), ("b", "1")], &[], &[], &[]);
+    let mut first = DeltaState::new();
+    first.on_request(&req(0, &[], &[], ""));
+    let out = first.responses_alone(Some(&s));
+    let mut st = DeltaState::new();
+    let mut r = req(0, &[], &[], "");
+    for res in &out[0].resources {
+        r.initial_resource_versions
+            .insert(res.name.clone(), res.version.clone());
+    }
+    st.on_request(&r);
+    assert!(st.responses_alone(Some(&s)).is_empty());
+    let status = st.types[0].status();
+    assert_eq!(status.sent.as_deref(), Some(s.types[0].version.as_str()));
+    assert_eq!(status.acked, status.sent);
+}

@@ -30,6 +30,14 @@ mod request;
 /// gets an endpoint stream, for instance).
 const PEER_HOLD_MAX: Duration = Duration::from_secs(3);
 
+/// `age` plus a random 0-10 %, so the Envoys that connected together (after a replica restart)
+/// do not all reconnect together. Seeded by the process's random hasher keys and the stream id.
+fn jittered(age: Duration, id: u64) -> Duration {
+    use std::hash::BuildHasher;
+    let r = std::collections::hash_map::RandomState::new().hash_one(id);
+    age + age.mul_f64((r % 10_001) as f64 / 100_000.0)
+}
+
 /// Where a stream's responses go: tonic sends them to the client in order.
 pub(super) type Responses<R> = mpsc::Sender<Box<Result<R, Status>>>;
 
@@ -43,6 +51,8 @@ async fn fail<T>(tx: &Responses<T>, status: Status, shutdown: &mut watch::Receiv
 
 enum Event<R> {
     Request(Box<R>),
+    /// The stream reached `--xds-max-stream-age`.
+    Aged,
     /// The node's snapshot, or the Envoy's other streams, changed (or the hold on them ran out).
     Snapshot,
     End,
@@ -83,6 +93,8 @@ pub(super) struct Stream<P: Protocol> {
     membership: Option<Membership>,
     peer_changes: Option<watch::Receiver<u64>>,
     held_since: Option<Instant>,
+    /// When the stream closes to let its Envoy reconnect, perhaps to another replica.
+    end_of_life: Option<Instant>,
 }
 
 impl<P: Protocol> Stream<P> {
@@ -114,7 +126,12 @@ impl<P: Protocol> Stream<P> {
             (Some(_), true) => SourceMode::PerTypeDelta,
         };
         let variant = svc.hold_variant(source, &cluster);
+        let end_of_life = svc
+            .limits
+            .xds_max_stream_age
+            .map(|age| Instant::now() + jittered(age, id));
         Stream {
+            end_of_life,
             shutdown: svc.shutdown.clone(),
             svc,
             tx,
@@ -144,6 +161,16 @@ impl<P: Protocol> Stream<P> {
         loop {
             let next = match self.next_event(&mut inbound, first_request.as_mut()).await {
                 Event::End => Next::Stop,
+                Event::Aged => {
+                    info!(
+                        "stream reached --xds-max-stream-age; closing it so the Envoy reconnects"
+                    );
+                    self.svc
+                        .metrics
+                        .streams_aged
+                        .fetch_add(1, Ordering::Relaxed);
+                    Next::Stop
+                }
                 Event::Refuse(status, why) => self.refuse(status, why).await,
                 Event::Snapshot => Next::Respond,
                 Event::Request(req) => self.on_request(req).await,
@@ -173,12 +200,20 @@ impl<P: Protocol> Stream<P> {
             snapshots,
             peer_changes,
             held_since,
+            end_of_life,
             ..
         } = self;
         let unnamed = snapshots.is_none();
         let held_since = *held_since;
+        let end_of_life = *end_of_life;
         tokio::select! {
             _ = stopped(shutdown) => Event::End,
+            _ = async {
+                match end_of_life {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => Event::Aged,
             _ = first_request, if unnamed => Event::Refuse(
                 Status::deadline_exceeded("no request within the handshake timeout"),
                 Some(StreamRefusal::NoFirstRequest),
@@ -323,5 +358,23 @@ impl<P: Protocol> Stream<P> {
         // Leaves the Envoy's group (its other streams stop waiting on this one) before the
         // response channel closes.
         drop(self.membership.take());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_lives_its_age_plus_at_most_a_tenth() {
+        let age = Duration::from_secs(600);
+        let lives: Vec<Duration> = (0..200).map(|id| jittered(age, id)).collect();
+        assert!(lives.iter().all(|d| *d >= age && *d <= age + age / 10));
+        let spread = lives
+            .iter()
+            .max()
+            .unwrap()
+            .saturating_sub(*lives.iter().min().unwrap());
+        assert!(spread > age / 20, "jitter spreads reconnects: {spread:?}");
     }
 }

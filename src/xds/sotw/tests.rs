@@ -266,3 +266,74 @@ fn a_per_type_route_stream_waits_for_the_cluster_stream_of_its_envoy() {
     );
     assert!(!r.held_by_peers);
 }
+
+/// A stream that acknowledged everything, answered from `s`: the versions it holds, per type.
+fn synced_versions(s: &Snapshot) -> [String; 4] {
+    let mut st = SotwState::new();
+    let mut held: [String; 4] = Default::default();
+    for t in 0..4 {
+        let names: &[&str] = if t == EDS || t == RDS { &["a"] } else { &[] };
+        st.on_request(&req(t, names, "", ""));
+        for r in st.responses_alone(Some(s)) {
+            let ti = type_index(&r.type_url).unwrap();
+            held[ti] = r.version_info.clone();
+            st.on_request(&req(ti, names, &r.version_info, &r.nonce));
+        }
+    }
+    held
+}
+
+#[test]
+fn reconnect_holding_the_current_versions_is_sent_nothing() {
+    let s = snap(&["a", "b"], &["a"], &["l"], &["a"]);
+    let held = synced_versions(&s);
+    assert!(held.iter().all(|v| !v.is_empty()), "{held:?}");
+    // The same Envoy on a new stream (another replica): each first request carries its version.
+    let mut st = SotwState::new();
+    for (t, version) in held.iter().enumerate() {
+        let names: &[&str] = if t == EDS || t == RDS { &["a"] } else { &[] };
+        assert_eq!(
+            st.on_request(&req(t, names, version, "")),
+            RequestKind::Initial
+        );
+        assert!(st.responses_alone(Some(&s)).is_empty(), "type {t} resent");
+        assert_eq!(st.types[t].acked_version.as_deref(), Some(version.as_str()));
+    }
+    // Later changes still go out, and clusters it held are kept make-before-break.
+    let s2 = snap(&["a"], &["a"], &["l2"], &["a"]);
+    let out = st.responses_alone(Some(&s2));
+    assert_eq!(out.len(), 2, "CDS and EDS");
+    assert_eq!(out[0].resources.len(), 2, "b kept until listeners move");
+}
+
+#[test]
+fn reconnect_holding_an_older_version_gets_the_current_one() {
+    let old = snap(&["a"], &["a"], &["l"], &["a"]);
+    let held = synced_versions(&old);
+    let s = snap(&["a", "b"], &["a"], &["l"], &["a"]);
+    let mut st = SotwState::new();
+    st.on_request(&req(CDS, &[], &held[CDS], ""));
+    let out = st.responses_alone(Some(&s));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].resources.len(), 2);
+    // The CDS push owes fresh endpoints even though the Envoy holds the current EDS version.
+    st.on_request(&req(EDS, &["a"], &held[EDS], ""));
+    let out = st.responses_alone(Some(&s));
+    assert_eq!(out.len(), 1, "EDS after a CDS push");
+    assert_eq!(out[0].type_url, TYPE_ORDER[EDS]);
+}
+
+#[test]
+fn a_claimed_version_waits_for_the_first_snapshot() {
+    let s = snap(&["a"], &[], &[], &[]);
+    let held = synced_versions(&s);
+    let mut st = SotwState::new();
+    st.on_request(&req(CDS, &[], &held[CDS], ""));
+    assert!(st.responses_alone(None).is_empty(), "no configuration yet");
+    assert!(
+        st.responses_alone(Some(&s)).is_empty(),
+        "same version: nothing"
+    );
+    let s2 = snap(&["a", "c"], &[], &[], &[]);
+    assert_eq!(st.responses_alone(Some(&s2)).len(), 1);
+}
