@@ -4,14 +4,12 @@
 //! that route's virtual hosts once and then only reassembles the route tables that include them.
 
 mod encode;
+mod splice;
 mod variants;
 mod view;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-
-use envoy_types::pb::google::protobuf::Any;
-use prost::Name;
 
 use crate::model::{MeshModel, ProxyId};
 use crate::translate::{self, Target};
@@ -39,6 +37,9 @@ struct Own {
     listeners: Vec<Arc<Resource>>,
     routes: Vec<Arc<Resource>>,
     egress: Option<EgressFrame>,
+    /// The transparent layout's per-destination-port egress tables; each holds its backends'
+    /// hosts for that port.
+    port_frames: Vec<(u32, EgressFrame)>,
     /// The node's own entity key.
     entity: u64,
     /// [`crate::change::own_dependencies`], and those of the services its egress tail host is
@@ -58,6 +59,9 @@ struct EgressFrame {
 /// a `RouteConfiguration`, and the clusters of the targets they route to.
 struct Service {
     hosts: Vec<u8>,
+    /// The same hosts per port, as a transparent client's per-port tables hold them
+    /// ([`translate::transparent::port_hosts`]).
+    by_port: Vec<(u32, Vec<u8>)>,
     upstreams: Vec<Arc<Upstream>>,
     deps: Vec<u64>,
 }
@@ -152,7 +156,16 @@ impl Builder {
                 for h in &sh.hosts {
                     prost::encoding::message::encode(2, &**h, &mut bytes);
                 }
+                let by_port = translate::transparent::port_hosts(vs, &sh.hosts)
+                    .into_iter()
+                    .map(|(port, h)| {
+                        let mut b = Vec::new();
+                        prost::encoding::message::encode(2, &h, &mut b);
+                        (port, b)
+                    })
+                    .collect();
                 let deps = crate::change::service_dependencies(m, vs);
+                let bytes = (bytes, by_port);
                 Some((mesh.to_string(), vs.to_string(), bytes, sh.targets, deps))
             },
         );
@@ -161,7 +174,7 @@ impl Builder {
             .flat_map(|(mesh, _, _, ts, _)| ts.iter().map(move |t| (mesh.as_str(), t)))
             .collect();
         self.build_upstreams(model, &targets);
-        for (mesh, vs, hosts, ts, deps) in hosts {
+        for (mesh, vs, (hosts, by_port), ts, deps) in hosts {
             let known = self.upstreams.get(&mesh);
             let upstreams = ts
                 .iter()
@@ -169,6 +182,7 @@ impl Builder {
                 .collect();
             let svc = Service {
                 hosts,
+                by_port,
                 upstreams,
                 deps,
             };
@@ -184,11 +198,11 @@ impl Builder {
         let mut wanted = Vec::new();
         let mut seen: HashSet<(&str, &str)> = HashSet::new();
         for id in ids {
-            let Some(frame) = self.own.get(id).and_then(|o| o.egress.as_ref()) else {
+            let Some(own) = self.own.get(id) else {
                 continue;
             };
             let known = self.services.get(&id.mesh);
-            for vs in &frame.backends {
+            for vs in own.frames().flat_map(|(_, f)| &f.backends) {
                 if !known.is_some_and(|m| m.contains_key(vs))
                     && seen.insert((id.mesh.as_str(), vs.as_str()))
                 {
@@ -267,42 +281,16 @@ impl Builder {
         let listeners = by_name(&own.listeners);
         let mut routes = by_name(&own.routes);
         let mut deps = own.deps.clone();
-        if let Some(frame) = &own.egress {
-            let services: Vec<&Service> = frame
-                .backends
-                .iter()
-                .filter_map(|vs| self.services.get(&id.mesh)?.get(vs).map(|s| &**s))
-                .collect();
-            let len = services.iter().map(|s| s.hosts.len()).sum::<usize>()
-                + frame.tail.len()
-                + frame.name.len()
-                + 8;
-            // A `RouteConfiguration`: field 1 (name), then the field-2 virtual hosts in order.
-            let mut value = Vec::with_capacity(len);
-            if !frame.name.is_empty() {
-                prost::encoding::string::encode(1, &frame.name, &mut value);
-            }
-            for s in &services {
-                value.extend_from_slice(&s.hosts);
-                deps.extend_from_slice(&s.deps);
-                for u in &s.upstreams {
-                    clusters
-                        .entry(u.cluster.name.clone())
-                        .or_insert_with(|| u.cluster.clone());
-                    if let Some(e) = &u.endpoints {
-                        endpoints.entry(e.name.clone()).or_insert_with(|| e.clone());
-                    }
-                }
-            }
-            value.extend_from_slice(&frame.tail);
-            let any = Any {
-                type_url: envoy_types::pb::envoy::config::route::v3::RouteConfiguration::type_url(),
-                value,
-            };
-            routes.insert(
-                frame.name.clone(),
-                Arc::new(Resource::new(frame.name.clone(), any)),
+        for (port, frame) in own.frames() {
+            let table = self.splice(
+                &id.mesh,
+                frame,
+                port,
+                &mut clusters,
+                &mut endpoints,
+                &mut deps,
             );
+            routes.insert(frame.name.clone(), table);
         }
         deps.sort_unstable();
         deps.dedup();

@@ -152,3 +152,11 @@ fn every_gateway_feature() {
         &root().join("tests/golden/gateway"),
     );
 }
+
+#[test]
+fn transparent_layout() {
+    check(
+        &root().join("tests/golden/transparent/mesh"),
+        &root().join("tests/golden/transparent"),
+    );
+}

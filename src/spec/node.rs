@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-use super::{Duration, IpPreference};
+use super::{Duration, IpPreference, MeshSpec, ProxyMode};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -204,4 +204,16 @@ pub struct BackendDefaults {
 pub struct ProxyPorts {
     pub ingress_port: Option<u32>,
     pub egress_port: Option<u32>,
+    /// Default: the mesh's `spec.proxy.mode`, else `explicit`.
+    pub mode: Option<ProxyMode>,
+}
+
+impl VirtualNodeSpec {
+    /// This node's sidecar layout: its own `proxy.mode`, else the mesh's, else `explicit`.
+    pub fn proxy_mode(&self, mesh: &MeshSpec) -> ProxyMode {
+        self.proxy
+            .and_then(|p| p.mode)
+            .or(mesh.proxy.and_then(|p| p.mode))
+            .unwrap_or_default()
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! Sidecar layout (docs/contract.md §2): listener *i* of a virtual node accepts mesh traffic on
 //! `0.0.0.0:ingressPort+i` and hands it to the app on `127.0.0.1:<port>`; the app sends outbound traffic
-//! to `127.0.0.1:egressPort`, routed by Host header to the node's backend virtual services.
+//! to `127.0.0.1:egressPort`, routed by Host header to the node's backend virtual services. A node
+//! with `proxy.mode: transparent` gets App Mesh's iptables layout instead ([`transparent`]).
 
 mod cluster;
 mod gateway;
@@ -11,6 +12,7 @@ mod listener;
 pub mod naming;
 mod route;
 pub mod sources;
+pub mod transparent;
 mod util;
 
 use std::sync::Arc;
@@ -36,6 +38,19 @@ pub struct OwnResources {
     pub routes: Vec<RouteTable>,
     /// Present when the node has an egress listener.
     pub egress: Option<EgressTable>,
+    /// The transparent layout's egress tables, one per destination port (`transparent`).
+    pub port_tables: Vec<PortTable>,
+    /// Backend services the own parts are built from (the transparent egress listener's chains
+    /// follow their ports): an edit of one of them changes the node's own parts.
+    pub built_from: Vec<String>,
+}
+
+/// An egress route table of the transparent layout: for destination port `port`, the hosts its
+/// backends have on that port ([`transparent::port_hosts`]).
+#[derive(Debug, Clone, Default)]
+pub struct PortTable {
+    pub port: u32,
+    pub table: EgressTable,
 }
 
 /// The node-specific frame of the egress route table: its name, the backend virtual services whose
@@ -62,6 +77,9 @@ pub fn translate_own(model: &MeshModel, id: &ProxyId) -> Option<OwnResources> {
     }
     let node = mesh.virtual_nodes.get(&id.name)?;
     let spec = &node.spec;
+    if transparent::is_transparent(mesh, spec) {
+        return Some(transparent::node_own(mesh, &id.name, spec));
+    }
     let mut own = OwnResources::default();
 
     // Ingress: one listener, local-app cluster and route table per App Mesh listener.

@@ -18,6 +18,7 @@ mod router;
 mod service;
 #[cfg(test)]
 mod tests;
+mod transparent;
 
 use std::sync::Arc;
 
