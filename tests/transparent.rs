@@ -10,7 +10,8 @@
 //! 10.231.0.2:8080, where the backend pod's rules hand it to that sidecar (ingress redirect to
 //! 15000) and on to the backend app; the backend app calls the frontend the same way. Unknown
 //! destinations: refused under DROP_ALL (a closed connection, and 404 for an unknown Host on a
-//! mesh port), passed through unchanged once the mesh file says ALLOW_ALL.
+//! mesh port), passed through unchanged once the mesh file says ALLOW_ALL (a connection to the
+//! egress port itself excepted: it is closed, not looped).
 
 mod support;
 
@@ -278,6 +279,43 @@ fn pods() -> Option<(Netns, Netns)> {
     Some((a, b))
 }
 
+/// meshplane and the two Envoys, stopped when dropped (the work directory with them).
+struct Running {
+    _meshplane: Proc,
+    _envoys: [Proc; 2],
+    _work: tempfile::TempDir,
+}
+
+/// meshplane serving `dir` from inside the frontend pod, and each pod's Envoy.
+fn start(front: &Netns, back: &Netns, dir: &Path) -> Running {
+    // Envoy (uid 1337) writes its log into the work directory.
+    let work = tempfile::tempdir().expect("tempdir");
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o777);
+    std::fs::set_permissions(work.path(), mode).expect("chmod");
+    let log = std::fs::File::create(work.path().join("meshplane.log")).expect("log");
+    let meshplane = Proc(
+        front
+            .command(env!("CARGO_BIN_EXE_meshplane"), None)
+            .arg("serve")
+            .arg("--config")
+            .arg(dir)
+            .args(["--xds-listen", "0.0.0.0:18000", "--debounce", "50ms"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("meshplane serve"),
+    );
+    let envoys = [
+        envoy(front, work.path(), "frontend", "127.0.0.1"),
+        envoy(back, work.path(), "backend", FRONTEND_IP),
+    ];
+    Running {
+        _meshplane: meshplane,
+        _envoys: envoys,
+        _work: work,
+    }
+}
+
 #[test]
 fn an_unchanged_app_is_routed_by_iptables_and_its_sidecar() {
     if Command::new("unshare")
@@ -299,27 +337,7 @@ fn an_unchanged_app_is_routed_by_iptables_and_its_sidecar() {
     );
     load_rules(&back, dir.path(), "backend");
 
-    // Envoy (uid 1337) writes its log into the work directory.
-    let work = tempfile::tempdir().expect("tempdir");
-    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o777);
-    std::fs::set_permissions(work.path(), mode).expect("chmod");
-    let log = std::fs::File::create(work.path().join("meshplane.log")).expect("log");
-    let _meshplane = Proc(
-        front
-            .command(env!("CARGO_BIN_EXE_meshplane"), None)
-            .arg("serve")
-            .arg("--config")
-            .arg(dir.path())
-            .args(["--xds-listen", "0.0.0.0:18000", "--debounce", "50ms"])
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("meshplane serve"),
-    );
-    let _envoys = [
-        envoy(&front, work.path(), "frontend", "127.0.0.1"),
-        envoy(&back, work.path(), "backend", FRONTEND_IP),
-    ];
+    let _running = start(&front, &back, dir.path());
     app(&front, "127.0.0.1:8080", "frontend");
     app(&back, "127.0.0.1:8080", "backend");
     // Not in the mesh: reached only by passing through.
@@ -368,4 +386,14 @@ fn an_unchanged_app_is_routed_by_iptables_and_its_sidecar() {
     let host = until(&front, &mesh_port, "unknown.example:8080", 200, "backend ");
     assert_eq!(host, "backend host=unknown.example:8080 peer=127.0.0.1");
     println!("ALLOW_ALL: {outside} -> {got}; unknown Host on 8080 -> {host}");
+    // An app still using the egress port as its proxy is closed at once, not passed through to
+    // the egress port again and again.
+    let started = Instant::now();
+    let looped = call(&front, "127.0.0.1:15001", "backend.demo.local:8080", "/");
+    assert!(looped.is_err(), "{looped:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{looped:?} after {:?}",
+        started.elapsed()
+    );
 }

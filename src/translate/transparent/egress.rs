@@ -4,8 +4,9 @@
 //! (`rds_egress_http_<port>`: each backend service with that port, answering to its name with and
 //! without the port). A destination no backend has: with the mesh's egress filter `ALLOW_ALL`, the
 //! default chain passes it through unchanged (`cds_egress_<mesh>_mesh-allow-all`, an ORIGINAL_DST
-//! cluster, which also takes unknown Hosts on a backend port); with `DROP_ALL` there is no default
-//! chain, so Envoy closes the connection (and an unknown Host on a backend port gets 404).
+//! cluster, which also takes unknown Hosts on a backend port; a connection to the egress port
+//! itself is closed, not looped); with `DROP_ALL` there is no default chain, so Envoy closes the
+//! connection (and an unknown Host on a backend port gets 404).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub(super) fn add_egress(own: &mut OwnResources, mesh: &Mesh, spec: &VirtualNode
         }
     }
     http.retain(|_, vss| !vss.is_empty());
+    let port = spec.egress_port();
     let tail = allow_all.then(|| Arc::new(route::allow_all_host(mesh)));
     let mut chains = Vec::new();
     for (port, vss) in http {
@@ -73,6 +75,12 @@ pub(super) fn add_egress(own: &mut OwnResources, mesh: &Mesh, spec: &VirtualNode
     let default = allow_all.then(|| chain(passthrough_filter(mesh)));
     if allow_all {
         own.clusters.push(passthrough_cluster(mesh));
+        // A connection made to the egress port itself (an app still using it as its proxy) has
+        // that port as its original destination: passing it through would loop back here
+        // forever. A chain without filters closes it.
+        if !own.port_tables.iter().any(|t| t.port == port) {
+            chains.push(on_port(FilterChain::default(), port));
+        }
     }
     // The listener's chains follow the backends' ports: an edit of a backend rebuilds them.
     own.built_from = backends;
@@ -81,7 +89,6 @@ pub(super) fn add_egress(own: &mut OwnResources, mesh: &Mesh, spec: &VirtualNode
         // refused, as Envoy would close it.
         return;
     }
-    let port = spec.egress_port();
     own.listeners.push(original_dst_listener(
         naming::transparent_egress_listener(port),
         port,
