@@ -2,7 +2,8 @@
 //! connections and picks a filter chain by their original destination port. An HTTP-family
 //! backend port gets an HTTP connection manager with that port's route table
 //! (`rds_egress_http_<port>`: each backend service with that port, answering to its name with and
-//! without the port). A destination no backend has: with the mesh's egress filter `ALLOW_ALL`, the
+//! without the port). A TCP backend's port (a tcp listener of its provider node) gets a
+//! `tcp_proxy` to that listener's cluster. A destination no backend has: with the mesh's egress filter `ALLOW_ALL`, the
 //! default chain passes it through unchanged (`cds_egress_<mesh>_mesh-allow-all`, an ORIGINAL_DST
 //! cluster, which also takes unknown Hosts on a backend port; a connection to the egress port
 //! itself is closed, not looped); with `DROP_ALL` there is no default chain, so Envoy closes the
@@ -16,13 +17,13 @@ use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain};
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{tcp_proxy, TcpProxy};
 
-use super::super::cluster::{thresholds, CONNECT_TIMEOUT_MS, UNLIMITED};
+use super::super::cluster::{self as clusters, thresholds, CONNECT_TIMEOUT_MS, UNLIMITED};
 use super::super::listener::{hcm, HCM};
 use super::super::util::{any, millis};
-use super::super::{naming, route, EgressTable, OwnResources, PortTable};
+use super::super::{naming, route, EgressTable, OwnResources, PortTable, Target};
 use super::{on_port, original_dst_listener};
 use crate::model::Mesh;
-use crate::spec::{EgressFilterType, VirtualNodeSpec};
+use crate::spec::{EgressFilterType, Protocol, VirtualNodeSpec};
 
 /// Adds the egress listener, its per-port tables and the passthrough cluster, when the app has
 /// somewhere to go (backends, or anywhere under ALLOW_ALL).
@@ -51,6 +52,7 @@ pub(super) fn add_egress(own: &mut OwnResources, mesh: &Mesh, spec: &VirtualNode
         }
     }
     http.retain(|_, vss| !vss.is_empty());
+    let tcp = tcp_targets(mesh, &backends, &http);
     let port = spec.egress_port();
     let tail = allow_all.then(|| Arc::new(route::allow_all_host(mesh)));
     let mut chains = Vec::new();
@@ -71,6 +73,11 @@ pub(super) fn add_egress(own: &mut OwnResources, mesh: &Mesh, spec: &VirtualNode
                 tail_services: Vec::new(),
             },
         });
+    }
+    for (dest, target) in tcp {
+        let (c, f) = tcp_backend(mesh, &target, dest);
+        own.clusters.push(c);
+        chains.push(on_port(chain(f), dest));
     }
     let default = allow_all.then(|| chain(passthrough_filter(mesh)));
     if allow_all {
@@ -96,6 +103,62 @@ pub(super) fn add_egress(own: &mut OwnResources, mesh: &Mesh, spec: &VirtualNode
         default,
         TrafficDirection::Outbound,
     ));
+}
+
+/// Destination port → the TCP listener a backend's provider node has on it, for the ports no
+/// HTTP-family backend has (the port picks the protocol; among TCP backends on one port, the first
+/// by name).
+fn tcp_targets(
+    mesh: &Mesh,
+    backends: &[String],
+    http: &BTreeMap<u32, Vec<String>>,
+) -> BTreeMap<u32, Target> {
+    let mut tcp = BTreeMap::new();
+    for vs in backends {
+        let provider = mesh
+            .virtual_services
+            .get(vs)
+            .and_then(|s| s.spec.provider.as_ref());
+        let Some(vn) = provider.and_then(|p| p.virtual_node.as_ref()) else {
+            continue;
+        };
+        let Some(node) = mesh.virtual_nodes.get(&vn.virtual_node_name) else {
+            continue;
+        };
+        for (i, l) in node.spec.listeners.iter().enumerate() {
+            let pm = l.port_mapping;
+            if pm.protocol == Protocol::Tcp && !http.contains_key(&pm.port) {
+                tcp.entry(pm.port).or_insert_with(|| Target {
+                    node: vn.virtual_node_name.clone(),
+                    listener: i,
+                });
+            }
+        }
+    }
+    tcp
+}
+
+/// A TCP backend on destination port `port`: its cluster (static endpoints inline: the
+/// builder serves EDS only for the targets of backends' virtual hosts) and a `tcp_proxy` to it.
+fn tcp_backend(mesh: &Mesh, target: &Target, port: u32) -> (Cluster, Filter) {
+    let (mut c, cla) = clusters::egress_cluster(mesh, target);
+    if let Some(cla) = cla {
+        c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32,
+        ));
+        c.eds_cluster_config = None;
+        c.load_assignment = Some(cla);
+    }
+    let tcp = TcpProxy {
+        stat_prefix: format!("egress.tcp.{port}"),
+        cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(c.name.clone())),
+        ..Default::default()
+    };
+    let f = Filter {
+        name: "envoy.filters.network.tcp_proxy".into(),
+        config_type: Some(filter::ConfigType::TypedConfig(any(&tcp))),
+    };
+    (c, f)
 }
 
 fn chain(f: Filter) -> FilterChain {
