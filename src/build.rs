@@ -60,8 +60,8 @@ struct EgressFrame {
 struct Service {
     hosts: Vec<u8>,
     /// The same hosts per port, as a transparent client's per-port tables hold them
-    /// ([`translate::transparent::port_hosts`]).
-    by_port: Vec<(u32, Vec<u8>)>,
+    /// ([`translate::transparent::port_hosts`]); `None`: `hosts` as they are.
+    by_port: Vec<(u32, Option<Vec<u8>>)>,
     upstreams: Vec<Arc<Upstream>>,
     deps: Vec<u64>,
 }
@@ -159,9 +159,12 @@ impl Builder {
                 let by_port = translate::transparent::port_hosts(vs, &sh.hosts)
                     .into_iter()
                     .map(|(port, h)| {
-                        let mut b = Vec::new();
-                        prost::encoding::message::encode(2, &h, &mut b);
-                        (port, b)
+                        let bytes = h.map(|h| {
+                            let mut b = Vec::new();
+                            prost::encoding::message::encode(2, &h, &mut b);
+                            b
+                        });
+                        (port, bytes)
                     })
                     .collect();
                 let deps = crate::change::service_dependencies(m, vs);

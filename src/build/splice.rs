@@ -30,7 +30,7 @@ impl Service {
                 .by_port
                 .iter()
                 .find(|(q, _)| *q == p)
-                .map_or(&[][..], |(_, b)| b),
+                .map_or(&[][..], |(_, b)| b.as_deref().unwrap_or(&self.hosts)),
         }
     }
 }

@@ -98,9 +98,10 @@ fn original_dst_listener(
 }
 
 /// Backend `vs`'s virtual hosts (one per port) as the per-port tables of a transparent client hold
-/// them: `(port, host answering to vs and vs:port)`. The port table has one host per service, so
-/// the bare name means that port there (an HTTP client leaves the port out on port 80).
-pub fn port_hosts(vs: &str, hosts: &[Arc<VirtualHost>]) -> Vec<(u32, VirtualHost)> {
+/// them: `(port, host answering to vs and vs:port)`, `None` for a host that already is that (a
+/// service on one port: no copy). The port table has one host per service, so the bare name means
+/// that port there (an HTTP client leaves the port out on port 80).
+pub fn port_hosts(vs: &str, hosts: &[Arc<VirtualHost>]) -> Vec<(u32, Option<VirtualHost>)> {
     let prefix = format!("{vs}:");
     hosts
         .iter()
@@ -109,10 +110,14 @@ pub fn port_hosts(vs: &str, hosts: &[Arc<VirtualHost>]) -> Vec<(u32, VirtualHost
                 .domains
                 .iter()
                 .find_map(|d| d.strip_prefix(&prefix)?.parse().ok())?;
+            let domains = [vs.to_string(), format!("{vs}:{port}")];
+            if h.name == vs && h.domains == domains {
+                return Some((port, None));
+            }
             let mut h = (**h).clone();
             h.name = vs.to_string();
-            h.domains = vec![vs.to_string(), format!("{vs}:{port}")];
-            Some((port, h))
+            h.domains = domains.to_vec();
+            Some((port, Some(h)))
         })
         .collect()
 }

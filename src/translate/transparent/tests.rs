@@ -23,6 +23,7 @@ fn each_port_table_answers_to_the_bare_name_and_the_name_with_its_port() {
     let got: Vec<(u32, &str, Vec<&str>)> = by_port
         .iter()
         .map(|(p, h)| {
+            let h = h.as_ref().unwrap_or(&hosts[0]);
             let domains = h.domains.iter().map(String::as_str).collect();
             (*p, h.name.as_str(), domains)
         })
@@ -34,6 +35,14 @@ fn each_port_table_answers_to_the_bare_name_and_the_name_with_its_port() {
             (9090, vs, vec![vs, "orders.shop.local:9090"]),
         ]
     );
+    assert!(by_port.iter().all(|(_, h)| h.is_some()));
+}
+
+#[test]
+fn a_service_on_one_port_keeps_its_host() {
+    let vs = "pay.shop.local";
+    let by_port = port_hosts(vs, &[host(vs, &[vs, "pay.shop.local:7000"])]);
+    assert_eq!(by_port, vec![(7000, None)]);
 }
 
 #[test]
