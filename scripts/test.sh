@@ -37,6 +37,17 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   fi
 fi
 
+# iptables and iproute2 (Debian's packages): tests/transparent.rs loads `meshplane iptables`' rules
+# into network namespaces it creates and joins them with a veth pair.
+if ! command -v iptables-restore >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing iptables and iproute2 (Debian packages, for tests/transparent.rs)" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables iproute2) >/dev/null
+  else
+    echo "note: iptables/iproute2 not installed; tests/transparent.rs will fail (apt-get install iptables iproute2)" >&2
+  fi
+fi
+
 # Headless Chromium (Debian's package) loads the admin API's topology page in tests/topology_page.rs,
 # which fails without it.
 if [ -z "${MESHPLANE_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 \

@@ -4,15 +4,13 @@
 //! that route's virtual hosts once and then only reassembles the route tables that include them.
 
 mod encode;
+mod splice;
 mod tcp;
 mod variants;
 mod view;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-
-use envoy_types::pb::google::protobuf::Any;
-use prost::Name;
 
 use crate::model::{MeshModel, ProxyId};
 use crate::translate::{self, Target};
@@ -42,6 +40,9 @@ struct Own {
     egress: Option<EgressFrame>,
     /// A virtual node's part of its TCP egress listeners.
     tcp: Option<translate::TcpFrame>,
+    /// The transparent layout's per-destination-port egress tables; each holds its backends'
+    /// hosts for that port.
+    port_frames: Vec<(u32, EgressFrame)>,
     /// The node's own entity key.
     entity: u64,
     /// [`crate::change::own_dependencies`], and those of the services its egress tail host is
@@ -61,6 +62,9 @@ struct EgressFrame {
 /// a `RouteConfiguration`, and the clusters of the targets they route to.
 struct Service {
     hosts: Vec<u8>,
+    /// The same hosts per port, as a transparent client's per-port tables hold them
+    /// ([`translate::transparent::port_hosts`]); `None`: `hosts` as they are.
+    by_port: Vec<(u32, Option<Vec<u8>>)>,
     upstreams: Vec<Arc<Upstream>>,
     deps: Vec<u64>,
     /// Its tcp ports, for the TCP egress listeners of the virtual nodes that call it.
@@ -160,7 +164,19 @@ impl Builder {
                 let (tcp_ports, tcp_targets) = translate::service_tcp(m, vs);
                 sh.targets.extend(tcp_targets);
                 let tcp = tcp::shared(tcp_ports);
+                let by_port = translate::transparent::port_hosts(vs, &sh.hosts)
+                    .into_iter()
+                    .map(|(port, h)| {
+                        let bytes = h.map(|h| {
+                            let mut b = Vec::new();
+                            prost::encoding::message::encode(2, &h, &mut b);
+                            b
+                        });
+                        (port, bytes)
+                    })
+                    .collect();
                 let deps = crate::change::service_dependencies(m, vs);
+                let bytes = (bytes, by_port);
                 Some((
                     mesh.to_string(),
                     vs.to_string(),
@@ -176,7 +192,7 @@ impl Builder {
             .flat_map(|(mesh, _, _, ts, _, _)| ts.iter().map(move |t| (mesh.as_str(), t)))
             .collect();
         self.build_upstreams(model, &targets);
-        for (mesh, vs, hosts, ts, deps, tcp) in hosts {
+        for (mesh, vs, (hosts, by_port), ts, deps, tcp) in hosts {
             let known = self.upstreams.get(&mesh);
             let upstreams = ts
                 .iter()
@@ -184,6 +200,7 @@ impl Builder {
                 .collect();
             let svc = Service {
                 hosts,
+                by_port,
                 upstreams,
                 deps,
                 tcp,
@@ -200,11 +217,11 @@ impl Builder {
         let mut wanted = Vec::new();
         let mut seen: HashSet<(&str, &str)> = HashSet::new();
         for id in ids {
-            let Some(frame) = self.own.get(id).and_then(|o| o.egress.as_ref()) else {
+            let Some(own) = self.own.get(id) else {
                 continue;
             };
             let known = self.services.get(&id.mesh);
-            for vs in &frame.backends {
+            for vs in own.frames().flat_map(|(_, f)| &f.backends) {
                 if !known.is_some_and(|m| m.contains_key(vs))
                     && seen.insert((id.mesh.as_str(), vs.as_str()))
                 {
@@ -283,45 +300,24 @@ impl Builder {
         let mut listeners = by_name(&own.listeners);
         let mut routes = by_name(&own.routes);
         let mut deps = own.deps.clone();
-        if let Some(frame) = &own.egress {
-            let services: Vec<(&String, &Service)> = frame
-                .backends
-                .iter()
-                .filter_map(|vs| Some((vs, &**self.services.get(&id.mesh)?.get(vs)?)))
-                .collect();
-            let len = services.iter().map(|(_, s)| s.hosts.len()).sum::<usize>()
-                + frame.tail.len()
-                + frame.name.len()
-                + 8;
-            // A `RouteConfiguration`: field 1 (name), then the field-2 virtual hosts in order.
-            let mut value = Vec::with_capacity(len);
-            if !frame.name.is_empty() {
-                prost::encoding::string::encode(1, &frame.name, &mut value);
-            }
-            for (vs, s) in &services {
-                if let Some(f) = &own.tcp {
-                    tcp::add_listeners(f, vs, &s.tcp, &mut listeners);
-                }
-                value.extend_from_slice(&s.hosts);
-                deps.extend_from_slice(&s.deps);
-                for u in &s.upstreams {
-                    clusters
-                        .entry(u.cluster.name.clone())
-                        .or_insert_with(|| u.cluster.clone());
-                    if let Some(e) = &u.endpoints {
-                        endpoints.entry(e.name.clone()).or_insert_with(|| e.clone());
+        for (port, frame) in own.frames() {
+            let table = self.splice(
+                &id.mesh,
+                frame,
+                port,
+                &mut clusters,
+                &mut endpoints,
+                &mut deps,
+            );
+            // The explicit layout's TCP egress listeners, one per tcp port of its backends.
+            if let (None, Some(f)) = (port, &own.tcp) {
+                for vs in &frame.backends {
+                    if let Some(s) = self.services.get(&id.mesh).and_then(|m| m.get(vs)) {
+                        tcp::add_listeners(f, vs, &s.tcp, &mut listeners);
                     }
                 }
             }
-            value.extend_from_slice(&frame.tail);
-            let any = Any {
-                type_url: envoy_types::pb::envoy::config::route::v3::RouteConfiguration::type_url(),
-                value,
-            };
-            routes.insert(
-                frame.name.clone(),
-                Arc::new(Resource::new(frame.name.clone(), any)),
-            );
+            routes.insert(frame.name.clone(), table);
         }
         deps.sort_unstable();
         deps.dedup();

@@ -7,6 +7,7 @@ mod admin_client;
 mod bootstrap;
 mod config;
 mod diff;
+mod iptables;
 mod serve;
 mod status;
 mod tools;
@@ -112,6 +113,34 @@ pub enum Command {
         /// xDS transport: ADS or one stream per type, state of the world or delta.
         #[arg(long, value_enum, default_value_t = XdsMode::Ads)]
         mode: XdsMode,
+    },
+    /// Print the `iptables-restore` rules of App Mesh's proxy route manager for a node with
+    /// `proxy.mode: transparent`: its listener ports redirected to Envoy's ingress port, the
+    /// app's outbound TCP to Envoy's egress port.
+    Iptables {
+        /// mesh/<mesh>/virtualNode/<name> (or the full App Mesh ARN).
+        #[arg(long)]
+        node_id: String,
+        /// Directory of the mesh files the node is defined in.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        config: PathBuf,
+        /// Envoy's user id: its own connections are not redirected.
+        #[arg(long, value_name = "UID", default_value_t = 1337)]
+        uid: u32,
+        /// Envoy's group id, also not redirected (App Mesh's APPMESH_IGNORE_GID).
+        #[arg(long, value_name = "GID")]
+        gid: Option<u32>,
+        /// Destination addresses the app reaches directly, comma-separated (`''` for none).
+        #[arg(
+            long,
+            value_name = "IPS",
+            value_delimiter = ',',
+            default_value = "169.254.169.254,169.254.170.2"
+        )]
+        ignored_ips: Vec<String>,
+        /// Destination ports the app reaches directly, comma-separated.
+        #[arg(long, value_name = "PORTS", value_delimiter = ',')]
+        ignored_ports: Vec<u16>,
     },
     /// Every connected proxy and whether it has the newest configuration (like istioctl proxy-status).
     /// Exits 1 when a proxy is NACKED or the files on disk are invalid.
@@ -267,6 +296,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limit,
             watch,
         } => status::run(&admin, output, limit, watch),
+        Command::Iptables {
+            node_id,
+            config,
+            uid,
+            gid,
+            ignored_ips,
+            ignored_ports,
+        } => iptables::run(iptables::Options {
+            node_id: &node_id,
+            config: &config,
+            uid,
+            gid,
+            ignored_ips,
+            ignored_ports,
+        }),
         Command::Generate {
             dir,
             services,

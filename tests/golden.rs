@@ -223,3 +223,12 @@ fn access_logs_cloud_map_and_ip_preference() {
         &root().join("tests/golden/observability"),
     );
 }
+
+/// App Mesh's iptables layout (tests/golden/transparent/mesh).
+#[test]
+fn transparent_layout() {
+    check(
+        &root().join("tests/golden/transparent/mesh"),
+        &root().join("tests/golden/transparent"),
+    );
+}

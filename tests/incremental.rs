@@ -186,3 +186,51 @@ fn a_mesh_ip_preference_edit_reaches_every_node() {
         after["mesh/dual/virtualNode/api"]
     );
 }
+
+/// A transparent client's egress listener has a filter chain per backend port, so it is part of
+/// the client's own resources yet follows its backends: an edit of a backend's port, its mode or
+/// the mesh's egress filter must reach it on an incremental reload exactly as a full rebuild.
+#[test]
+fn transparent_clients_follow_their_backends_ports_and_modes() {
+    let src =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/transparent/mesh");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.yaml");
+    std::fs::copy(src.join("all.yaml"), &file).unwrap();
+    let mut p = Pipeline::new(dir.path().to_path_buf());
+    assert!(p.reload(None));
+    let edit = |from: &str, to: &str| {
+        let t = std::fs::read_to_string(&file).unwrap();
+        assert!(t.contains(from), "{from}");
+        std::fs::write(&file, t.replacen(from, to, 1)).unwrap();
+    };
+    let front = "mesh/store/virtualNode/front";
+    for (what, from, to) in [
+        (
+            "a backend's second port",
+            "{port: 9090, protocol: http2}",
+            "{port: 9191, protocol: http2}",
+        ),
+        (
+            "a backend's mode",
+            "  proxy: {mode: explicit}",
+            "  proxy: {mode: transparent}",
+        ),
+        (
+            "the mesh's egress filter",
+            "{type: ALLOW_ALL}",
+            "{type: DROP_ALL}",
+        ),
+    ] {
+        let before = versions(&p);
+        edit(from, to);
+        assert!(p.reload(None), "{what}: reload rejected");
+        let after = versions(&p);
+        assert_eq!(
+            after,
+            full(dir.path()),
+            "{what}: differs from a full rebuild"
+        );
+        assert_ne!(before[front], after[front], "{what}: front unchanged");
+    }
+}

@@ -35,7 +35,8 @@ pub(super) fn encode_own(
 ) -> Own {
     let own_deps = crate::change::own_dependencies(id);
     let mut deps = own_deps.to_vec();
-    for vs in own.egress.iter().flat_map(|e| &e.tail_services) {
+    let tails = own.egress.iter().flat_map(|e| &e.tail_services);
+    for vs in tails.chain(&own.built_from) {
         deps.extend(crate::change::service_dependencies(mesh, vs));
     }
     deps.sort_unstable();
@@ -57,18 +58,27 @@ pub(super) fn encode_own(
             .map(|l| intern.intern(&l.name, pack(l)))
             .collect(),
         routes,
-        egress: own.egress.map(|e| EgressFrame {
-            name: e.name,
-            backends: e.backends,
-            tail: e.tail_host.map_or_else(Vec::new, |h| {
-                let mut b = Vec::new();
-                prost::encoding::message::encode(2, &*h, &mut b);
-                b
-            }),
-        }),
+        egress: own.egress.map(frame),
+        port_frames: own
+            .port_tables
+            .into_iter()
+            .map(|p| (p.port, frame(p.table)))
+            .collect(),
         tcp: own.tcp,
         entity: own_deps[1],
         deps,
+    }
+}
+
+fn frame(e: translate::EgressTable) -> EgressFrame {
+    EgressFrame {
+        name: e.name,
+        backends: e.backends,
+        tail: e.tail_host.map_or_else(Vec::new, |h| {
+            let mut b = Vec::new();
+            prost::encoding::message::encode(2, &*h, &mut b);
+            b
+        }),
     }
 }
 

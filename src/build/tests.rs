@@ -11,8 +11,13 @@ use crate::app::Pipeline;
 fn spliced_route_tables_encode_exactly_like_prost() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut tables = 0;
-    // The features mesh has an ALLOW_ALL tail host; the gateway one a gateway's catch-all host.
-    for mesh in ["tests/golden/features/mesh", "tests/golden/gateway/mesh"] {
+    // The features mesh has an ALLOW_ALL tail host; the gateway one a gateway's catch-all host;
+    // the transparent one per-port tables.
+    for mesh in [
+        "tests/golden/features/mesh",
+        "tests/golden/gateway/mesh",
+        "tests/golden/transparent/mesh",
+    ] {
         let mut p = Pipeline::new(root.join(mesh));
         assert!(p.reload(None));
         tables += spliced_tables(&p);

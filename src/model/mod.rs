@@ -6,6 +6,7 @@
 //! the loader asks for as it parses; `presence` the rule that there is something to serve.
 
 mod document;
+mod ports;
 mod presence;
 mod tcp_egress;
 mod untranslated;

@@ -7,6 +7,26 @@ use serde::Deserialize;
 pub struct MeshSpec {
     pub egress_filter: Option<EgressFilter>,
     pub service_discovery: Option<MeshServiceDiscovery>,
+    /// meshplane extension (docs/contract.md §2): the sidecar layout of the mesh's nodes.
+    pub proxy: Option<MeshProxy>,
+}
+
+/// `Mesh.spec.proxy`: the mesh-wide default of `VirtualNode.spec.proxy.mode`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeshProxy {
+    pub mode: Option<ProxyMode>,
+}
+
+/// How a sidecar's traffic reaches Envoy: `explicit` (meshplane's ports, no iptables) or
+/// `transparent` (App Mesh's iptables redirection, ingress 15000 and egress 15001 by original
+/// destination).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyMode {
+    #[default]
+    Explicit,
+    Transparent,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-use super::{Duration, IpPreference, Logging};
+use super::{Duration, IpPreference, Logging, MeshSpec, ProxyMode};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -234,4 +234,17 @@ pub struct ProxyPorts {
     /// `127.0.0.1:<the service's listener port>` (docs/contract.md §2).
     #[serde(default)]
     pub tcp_egress: std::collections::BTreeMap<String, u32>,
+    /// Default: the mesh's `spec.proxy.mode`, else `explicit`.
+    pub mode: Option<ProxyMode>,
+}
+
+impl VirtualNodeSpec {
+    /// This node's sidecar layout: its own `proxy.mode`, else the mesh's, else `explicit`.
+    pub fn proxy_mode(&self, mesh: &MeshSpec) -> ProxyMode {
+        self.proxy
+            .as_ref()
+            .and_then(|p| p.mode)
+            .or(mesh.proxy.and_then(|p| p.mode))
+            .unwrap_or_default()
+    }
 }

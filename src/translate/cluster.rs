@@ -29,7 +29,7 @@ use crate::spec::{
 /// App Mesh leaves circuit breakers wide open unless a connection pool says otherwise.
 pub(super) const UNLIMITED: u32 = 2_147_483_647;
 /// App Mesh's connect timeout for mesh clusters.
-const CONNECT_TIMEOUT_MS: u64 = 1000;
+pub(super) const CONNECT_TIMEOUT_MS: u64 = 1000;
 
 /// Name of the DNS cache shared by the allow-all cluster and the egress forward-proxy filter.
 pub const DNS_CACHE: &str = "meshplane_egress_dns_cache";
@@ -168,7 +168,8 @@ pub fn egress_cluster(mesh: &Mesh, target: &Target) -> (Cluster, Option<ClusterL
     let spec = &node.spec;
     let l = &spec.listeners[target.listener];
     let pm = l.port_mapping;
-    let ingress_port = spec.ingress_port(target.listener);
+    // Where clients dial it: its ingress port, or the listener's own in the transparent layout.
+    let ingress_port = super::transparent::client_port(mesh, spec, target.listener);
     let mut c = Cluster {
         name: naming::egress_cluster(&mesh.name, &target.node, pm.protocol, pm.port),
         connect_timeout: Some(millis(CONNECT_TIMEOUT_MS)),

@@ -3,7 +3,8 @@
 //! Sidecar layout (docs/contract.md §2): listener *i* of a virtual node accepts mesh traffic on
 //! `0.0.0.0:ingressPort+i` and hands it to the app on `127.0.0.1:<port>`; the app sends outbound traffic
 //! to `127.0.0.1:egressPort`, routed by Host header to the node's backend virtual services, and
-//! reaches a TCP backend at `127.0.0.1:<its port>` (or `proxy.tcpEgress`), a `tcp_proxy` (`tcp`).
+//! reaches a TCP backend at `127.0.0.1:<its port>` (or `proxy.tcpEgress`), a `tcp_proxy` (`tcp`). A
+//! node with `proxy.mode: transparent` gets App Mesh's iptables layout instead ([`transparent`]).
 
 mod access_log;
 mod cluster;
@@ -16,6 +17,7 @@ pub mod naming;
 mod route;
 pub mod sources;
 mod tcp;
+pub mod transparent;
 mod util;
 
 use std::sync::Arc;
@@ -44,6 +46,19 @@ pub struct OwnResources {
     pub egress: Option<EgressTable>,
     /// A virtual node's part of its TCP egress listeners; the rest is its TCP backends'.
     pub tcp: Option<TcpFrame>,
+    /// The transparent layout's egress tables, one per destination port (`transparent`).
+    pub port_tables: Vec<PortTable>,
+    /// Backend services the own parts are built from (the transparent egress listener's chains
+    /// follow their ports): an edit of one of them changes the node's own parts.
+    pub built_from: Vec<String>,
+}
+
+/// An egress route table of the transparent layout: for destination port `port`, the hosts its
+/// backends have on that port ([`transparent::port_hosts`]).
+#[derive(Debug, Clone, Default)]
+pub struct PortTable {
+    pub port: u32,
+    pub table: EgressTable,
 }
 
 /// The node-specific frame of the egress route table: its name, the backend virtual services whose
@@ -72,6 +87,9 @@ pub fn translate_own(model: &MeshModel, id: &ProxyId) -> Option<OwnResources> {
     }
     let node = mesh.virtual_nodes.get(&id.name)?;
     let spec = &node.spec;
+    if transparent::is_transparent(mesh, spec) {
+        return Some(transparent::node_own(mesh, &id.name, spec));
+    }
     let mut own = OwnResources::default();
 
     // Ingress: one listener, local-app cluster and route table per App Mesh listener.

@@ -25,6 +25,12 @@ pub fn egress_listener(port: u32) -> String {
     format!("lds_egress_127.0.0.1_{port}")
 }
 
+/// The egress listener of the transparent layout, which takes redirected connections on any
+/// address.
+pub fn transparent_egress_listener(port: u32) -> String {
+    format!("lds_egress_0.0.0.0_{port}")
+}
+
 /// `rds_ingress_<proto>_<app port>`.
 pub fn ingress_routes(proto: Protocol, port: u32) -> String {
     format!("rds_ingress_{}_{port}", proto.as_str())

@@ -7,7 +7,7 @@ use std::process::Output;
 
 use super::meshplane;
 
-const COMMANDS: [&str; 9] = [
+const COMMANDS: [&str; 10] = [
     "serve",
     "validate",
     "bootstrap",
@@ -17,6 +17,7 @@ const COMMANDS: [&str; 9] = [
     "generate",
     "load",
     "demo",
+    "iptables",
 ];
 
 fn help(command: &str) -> String {
@@ -99,12 +100,12 @@ fn one_name_for_one_thing_across_commands() {
         assert!(all[c]["xds"].contains("--xds <HOST:PORT>"), "{c}");
     }
     // A node: `--node-id` (config also takes it positionally).
-    for c in ["bootstrap", "load", "config"] {
+    for c in ["bootstrap", "load", "config", "iptables"] {
         assert!(has(c, "node-id"), "{c} has no --node-id");
     }
     // The mesh directory: `--config` on every command that reads one (validate and diff also
     // take it positionally).
-    for c in ["serve", "validate", "diff", "demo"] {
+    for c in ["serve", "validate", "diff", "demo", "iptables"] {
         assert!(has(c, "config"), "{c} has no --config");
     }
     // Untranslated fields as problems: `--strict`, a plain switch, on both commands that load.
@@ -142,7 +143,7 @@ fn machine_output_is_dash_o_json_on_every_reporting_command() {
         assert!(f.contains("[default: table]"), "{c}: {f}");
     }
     // Commands without a report print what they make (YAML, files, the demo's lines).
-    for c in ["serve", "bootstrap", "generate", "demo"] {
+    for c in ["serve", "bootstrap", "generate", "demo", "iptables"] {
         assert!(!all[c].contains_key("output"), "{c} has -o");
     }
     assert!(run(&["validate", "-o", "json", "examples/demo"])

@@ -26,6 +26,7 @@ mod tcp_route;
 mod tests;
 #[cfg(test)]
 mod tests_rules;
+mod transparent;
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@ use super::listener::check_listener;
 use crate::diag::Problem;
 use crate::model::Mesh;
 use crate::source::Document;
-use crate::spec::{CloudMapDiscovery, Kind, ServiceDiscovery, VirtualNodeSpec};
+use crate::spec::{CloudMapDiscovery, Kind, ProxyMode, ServiceDiscovery, VirtualNodeSpec};
 
 pub(super) fn check_node(
     doc: &Document,
@@ -22,6 +22,9 @@ pub(super) fn check_node(
     check_proxy(doc, mesh, spec, out);
     if let Some(lg) = &spec.logging {
         super::gateway::check_logging(doc, lg, out);
+    }
+    if spec.proxy_mode(&mesh.spec) == ProxyMode::Transparent {
+        super::transparent::check_transparent(doc, mesh, spec, out);
     }
 }
 
@@ -152,10 +155,17 @@ fn check_backends(doc: &Document, mesh: &Mesh, spec: &VirtualNodeSpec, out: &mut
 
 /// The proxy's ports in range, and the egress port clear of the ingress ports.
 fn check_proxy(doc: &Document, mesh: &Mesh, spec: &VirtualNodeSpec, out: &mut Vec<Problem>) {
+    // In transparent mode all listeners share one ingress port.
+    let transparent = spec.proxy_mode(&mesh.spec) == ProxyMode::Transparent;
+    let ingress_ports = if transparent {
+        spec.listeners.len().min(1)
+    } else {
+        spec.listeners.len()
+    };
     if let Some(proxy) = &spec.proxy {
         if let Some(p) = proxy.ingress_port {
             check_port(doc, "spec.proxy.ingressPort", p, out);
-            let last = p as u64 + spec.listeners.len().saturating_sub(1) as u64;
+            let last = p as u64 + ingress_ports.saturating_sub(1) as u64;
             if last > 65535 {
                 out.push(doc.problem(
                     "spec.proxy.ingressPort",
@@ -175,7 +185,7 @@ fn check_proxy(doc: &Document, mesh: &Mesh, spec: &VirtualNodeSpec, out: &mut Ve
         .is_some_and(|f| f.kind == crate::spec::EgressFilterType::AllowAll);
     // The egress listener exists when there is somewhere to go: backends, or anywhere (ALLOW_ALL).
     if (!spec.backends.is_empty() || allow_all)
-        && (0..spec.listeners.len()).any(|i| spec.ingress_port(i) == egress)
+        && (0..ingress_ports).any(|i| spec.ingress_port(i) == egress)
     {
         out.push(doc.problem(
             "spec.proxy",
