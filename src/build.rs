@@ -4,6 +4,7 @@
 //! that route's virtual hosts once and then only reassembles the route tables that include them.
 
 mod encode;
+mod tls;
 mod variants;
 mod view;
 
@@ -52,6 +53,8 @@ struct EgressFrame {
     backends: Vec<String>,
     /// The encoded catch-all host (ALLOW_ALL, or a gateway's), appended after the backends' hosts.
     tail: Vec<u8>,
+    /// The backends whose client policy originates TLS ([`translate::EgressTable::tls`]).
+    tls: Vec<(String, Arc<crate::spec::ClientTls>)>,
 }
 
 /// A backend service as every client sees it: its virtual hosts, each encoded as a field-2 entry of
@@ -59,6 +62,8 @@ struct EgressFrame {
 struct Service {
     hosts: Vec<u8>,
     upstreams: Vec<Arc<Upstream>>,
+    /// The targets of `upstreams`, for the clients that reach them with TLS.
+    targets: Vec<Target>,
     deps: Vec<u64>,
 }
 
@@ -80,6 +85,8 @@ pub struct Builder {
     /// whenever one of its upstreams would be stale keeps this cache a pure sharing device; its
     /// entries are dropped with the same rule.
     upstreams: HashMap<String, HashMap<Target, Arc<Upstream>>>,
+    /// Per mesh, per target and client policy: the targets' clusters with TLS (`tls`).
+    tls_upstreams: HashMap<String, HashMap<tls::TlsTarget, Arc<Upstream>>>,
     /// Per node (by entity key), the type snapshots it was last given: a rebuild whose resources
     /// of a type are the very same `Arc`s reuses the type snapshot instead of making an equal one.
     last: HashMap<u64, [Arc<TypeSnapshot>; 4]>,
@@ -106,6 +113,9 @@ impl Builder {
         for m in self.upstreams.values_mut() {
             m.retain(|_, u| !hit(&u.deps));
         }
+        for m in self.tls_upstreams.values_mut() {
+            m.retain(|_, u| !hit(&u.deps));
+        }
     }
 
     /// Builds the snapshots of `ids` (skipping ids the model does not translate), each with the
@@ -120,6 +130,7 @@ impl Builder {
     ) -> Vec<Built> {
         self.build_own(model, ids);
         self.build_services(model, ids);
+        self.build_tls_upstreams(model, ids);
         self.assemble_all(ids, variants)
     }
 
@@ -170,6 +181,7 @@ impl Builder {
             let svc = Service {
                 hosts,
                 upstreams,
+                targets: ts.into_iter().collect(),
                 deps,
             };
             self.services
@@ -219,13 +231,7 @@ impl Builder {
             || (),
             |_, (mesh, t)| {
                 let m = model.meshes.get(*mesh)?;
-                let (c, cla) = translate::target_cluster(m, t);
-                let up = Upstream {
-                    cluster: Arc::new(Resource::new(c.name.clone(), pack(&c))),
-                    endpoints: cla
-                        .map(|e| Arc::new(Resource::new(e.cluster_name.clone(), pack(&e)))),
-                    deps: crate::change::own_dependencies(&ProxyId::virtual_node(mesh, &t.node)),
-                };
+                let up = upstream(mesh, t, translate::target_cluster(m, t));
                 Some((mesh.to_string(), (*t).clone(), Arc::new(up)))
             },
         );
@@ -234,7 +240,8 @@ impl Builder {
         }
     }
 
-    /// Steps 3 and 4: every node's snapshot from its own parts and its backends' shared parts,
+    /// Step 3 ([`tls`]) is the clusters with client-policy TLS.
+    /// Steps 4 and 5: every node's snapshot from its own parts and its backends' shared parts,
     /// then the per-type variants in demand, from each new snapshot.
     fn assemble_all(&mut self, ids: &[ProxyId], variants: &[VariantKey]) -> Vec<Built> {
         let this = &*self;
@@ -268,12 +275,15 @@ impl Builder {
         let mut routes = by_name(&own.routes);
         let mut deps = own.deps.clone();
         if let Some(frame) = &own.egress {
-            let services: Vec<&Service> = frame
+            let services: Vec<(&str, &Service)> = frame
                 .backends
                 .iter()
-                .filter_map(|vs| self.services.get(&id.mesh)?.get(vs).map(|s| &**s))
+                .filter_map(|vs| {
+                    let s = self.services.get(&id.mesh)?.get(vs)?;
+                    Some((vs.as_str(), &**s))
+                })
                 .collect();
-            let len = services.iter().map(|s| s.hosts.len()).sum::<usize>()
+            let len = services.iter().map(|s| s.1.hosts.len()).sum::<usize>()
                 + frame.tail.len()
                 + frame.name.len()
                 + 8;
@@ -282,9 +292,16 @@ impl Builder {
             if !frame.name.is_empty() {
                 prost::encoding::string::encode(1, &frame.name, &mut value);
             }
-            for s in &services {
+            for (vs, s) in &services {
                 value.extend_from_slice(&s.hosts);
                 deps.extend_from_slice(&s.deps);
+                // A cluster reached with TLS replaces the plain one of the same target (another
+                // backend's): the client asked for TLS towards that target.
+                if let Some(secured) = self.secured_upstreams(&id.mesh, frame, vs, s) {
+                    for u in secured {
+                        clusters.insert(u.cluster.name.clone(), u.cluster.clone());
+                    }
+                }
                 for u in &s.upstreams {
                     clusters
                         .entry(u.cluster.name.clone())
@@ -330,6 +347,22 @@ impl Builder {
             snapshot: Snapshot::from_shared(types),
             deps,
         })
+    }
+}
+
+/// A target's cluster (and static endpoints) as encoded parts, built from its node.
+fn upstream(
+    mesh: &str,
+    t: &Target,
+    (c, cla): (
+        envoy_types::pb::envoy::config::cluster::v3::Cluster,
+        Option<envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment>,
+    ),
+) -> Upstream {
+    Upstream {
+        cluster: Arc::new(Resource::new(c.name.clone(), pack(&c))),
+        endpoints: cla.map(|e| Arc::new(Resource::new(e.cluster_name.clone(), pack(&e)))),
+        deps: crate::change::own_dependencies(&ProxyId::virtual_node(mesh, &t.node)),
     }
 }
 

@@ -60,6 +60,7 @@ pub(super) fn encode_own(
         egress: own.egress.map(|e| EgressFrame {
             name: e.name,
             backends: e.backends,
+            tls: e.tls,
             tail: e.tail_host.map_or_else(Vec::new, |h| {
                 let mut b = Vec::new();
                 prost::encoding::message::encode(2, &*h, &mut b);

@@ -3,9 +3,7 @@
 
 use crate::diag::Problem;
 use crate::source::{Body, Document};
-use crate::spec::{
-    BackendDefaults, Envelope, MeshSpec, RouteSpec, VirtualGatewaySpec, VirtualNodeSpec,
-};
+use crate::spec::{Envelope, MeshSpec, RouteSpec, VirtualGatewaySpec, VirtualNodeSpec};
 
 /// The warnings of one document.
 struct Warnings<'a> {
@@ -56,9 +54,6 @@ fn virtual_node(w: &mut Warnings, spec: &VirtualNodeSpec) {
         w.warn("spec.logging".into(), "access logging");
     }
     for (i, l) in spec.listeners.iter().enumerate() {
-        if l.tls.is_some() {
-            w.warn(format!("spec.listeners[{i}].tls"), "listener TLS");
-        }
         if l.port_mapping.protocol == crate::spec::Protocol::Tcp {
             w.warn(
                 format!("spec.listeners[{i}].portMapping.protocol"),
@@ -80,35 +75,10 @@ fn virtual_node(w: &mut Warnings, spec: &VirtualNodeSpec) {
             );
         }
     }
-    for (i, b) in spec.backends.iter().enumerate() {
-        if b.virtual_service
-            .as_ref()
-            .is_some_and(|v| v.client_policy.is_some())
-        {
-            w.warn(
-                format!("spec.backends[{i}].virtualService.clientPolicy"),
-                "backend client policy (TLS)",
-            );
-        }
-    }
-    backend_defaults(w, spec.backend_defaults.as_ref());
-}
-
-/// A node's or a gateway's `backendDefaults.clientPolicy` (TLS origination).
-fn backend_defaults(w: &mut Warnings, defaults: Option<&BackendDefaults>) {
-    if defaults.is_some_and(|b| b.client_policy.is_some()) {
-        w.warn(
-            "spec.backendDefaults.clientPolicy".into(),
-            "backend default client policy (TLS)",
-        );
-    }
 }
 
 fn virtual_gateway(w: &mut Warnings, spec: &VirtualGatewaySpec) {
     for (i, l) in spec.listeners.iter().enumerate() {
-        if l.tls.is_some() {
-            w.warn(format!("spec.listeners[{i}].tls"), "gateway listener TLS");
-        }
         if l.health_check.is_some() {
             w.warn(
                 format!("spec.listeners[{i}].healthCheck"),
@@ -116,7 +86,6 @@ fn virtual_gateway(w: &mut Warnings, spec: &VirtualGatewaySpec) {
             );
         }
     }
-    backend_defaults(w, spec.backend_defaults.as_ref());
 }
 
 fn route(w: &mut Warnings, e: &Envelope<RouteSpec>) {
@@ -136,7 +105,7 @@ mod tests {
     #[test]
     fn untranslated_fields_load_with_a_warning() {
         let out = parse(
-            "kind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: g\nspec:\n  grpcRoute:\n    match: {serviceName: x}\n    action: {weightedTargets: [{virtualNode: a, weight: 1}]}\n---\nkind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec:\n  listeners: [{portMapping: {port: 80, protocol: http}, tls: {mode: STRICT}}]\n",
+            "kind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: g\nspec:\n  grpcRoute:\n    match: {serviceName: x}\n    action: {weightedTargets: [{virtualNode: a, weight: 1}]}\n---\nkind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec:\n  listeners: [{portMapping: {port: 80, protocol: http}, healthCheck: {healthyThreshold: 2, unhealthyThreshold: 2, intervalMillis: 5000, timeoutMillis: 2000, protocol: http}}]\n",
         );
         assert!(out.problems.is_empty(), "{:?}", out.problems);
         assert_eq!(out.documents.len(), 2);
@@ -147,7 +116,7 @@ mod tests {
         );
         assert!(
             w[1].starts_with(
-                "mesh.yaml:14: spec.listeners[0].tls: gateway listener TLS is not translated"
+                "mesh.yaml:14: spec.listeners[0].healthCheck: gateway listener health check is not translated"
             ),
             "{w:?}"
         );

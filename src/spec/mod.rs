@@ -10,6 +10,7 @@ mod node;
 mod refs;
 mod route;
 mod service;
+mod tls;
 
 pub use envelope::*;
 pub use gateway::*;
@@ -18,6 +19,7 @@ pub use node::*;
 pub use refs::References;
 pub use route::*;
 pub use service::*;
+pub use tls::*;
 
 /// The seven App Mesh resource kinds, with their native `kind` and export-form top-level key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

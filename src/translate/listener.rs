@@ -117,16 +117,15 @@ pub fn ingress(
             name: "envoy.filters.network.tcp_proxy".into(),
             config_type: Some(filter::ConfigType::TypedConfig(any(&tcp))),
         };
-        return (
-            listener(
-                naming::ingress_listener(port),
-                "0.0.0.0",
-                port,
-                f,
-                TrafficDirection::Inbound,
-            ),
-            None,
+        let mut ingress = listener(
+            naming::ingress_listener(port),
+            "0.0.0.0",
+            port,
+            f,
+            TrafficDirection::Inbound,
         );
+        super::tls::secure_listener(&mut ingress, l.tls.as_ref());
+        return (ingress, None);
     }
     let rds = naming::ingress_routes(pm.protocol, pm.port);
     let f = Filter {
@@ -138,16 +137,15 @@ pub fn ingress(
         )))),
     };
     let routes = route::ingress_table(rds, cluster, l);
-    (
-        listener(
-            naming::ingress_listener(port),
-            "0.0.0.0",
-            port,
-            f,
-            TrafficDirection::Inbound,
-        ),
-        Some(routes),
-    )
+    let mut ingress = listener(
+        naming::ingress_listener(port),
+        "0.0.0.0",
+        port,
+        f,
+        TrafficDirection::Inbound,
+    );
+    super::tls::secure_listener(&mut ingress, l.tls.as_ref());
+    (ingress, Some(routes))
 }
 
 /// `127.0.0.1:egressPort`: the app's way out, routed by Host header (`rds_egress_http_<port>`).

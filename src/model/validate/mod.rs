@@ -16,6 +16,7 @@ mod route;
 mod route_match;
 mod router;
 mod service;
+mod tls;
 #[cfg(test)]
 mod tests;
 
