@@ -104,6 +104,10 @@ pub enum Command {
         /// xDS transport: ADS or one stream per type, state of the world or delta.
         #[arg(long, value_enum, default_value_t = XdsMode::Ads)]
         mode: XdsMode,
+        /// Unix socket of the local SDS agent (SPIRE's is /run/spire/sockets/agent.sock): where the
+        /// mesh's `sds.secretName` certificates and trust come from.
+        #[arg(long, value_name = "PATH")]
+        sds_socket: Option<String>,
     },
     /// Every connected proxy and whether it has the newest configuration (like istioctl proxy-status).
     /// Exits 1 when a proxy is NACKED or the files on disk are invalid.
@@ -251,7 +255,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             xds,
             admin_port,
             mode,
-        } => bootstrap::run(node_id, &xds, admin_port, mode),
+            sds_socket,
+        } => bootstrap::run(node_id, &xds, admin_port, mode, sds_socket.as_deref()),
         Command::Status {
             admin,
             output,

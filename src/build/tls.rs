@@ -44,11 +44,16 @@ impl Builder {
                 }
             }
         }
-        let made = crate::par::map_chunks(&missing, 16, || (), |_, (mesh, (t, tls))| {
-            let m = model.meshes.get(mesh)?;
-            let up = upstream(mesh, t, translate::target_cluster_tls(m, t, tls));
-            Some((mesh.clone(), (t.clone(), tls.clone()), Arc::new(up)))
-        });
+        let made = crate::par::map_chunks(
+            &missing,
+            16,
+            || (),
+            |_, (mesh, (t, tls))| {
+                let m = model.meshes.get(mesh)?;
+                let up = upstream(mesh, t, translate::target_cluster_tls(m, t, tls));
+                Some((mesh.clone(), (t.clone(), tls.clone()), Arc::new(up)))
+            },
+        );
         for (mesh, key, up) in made {
             self.tls_upstreams.entry(mesh).or_default().insert(key, up);
         }
@@ -63,7 +68,10 @@ impl Builder {
         vs: &str,
         s: &'a Service,
     ) -> Option<impl Iterator<Item = &'a Arc<Upstream>> + 'a> {
-        let i = frame.tls.binary_search_by(|(b, _)| b.as_str().cmp(vs)).ok()?;
+        let i = frame
+            .tls
+            .binary_search_by(|(b, _)| b.as_str().cmp(vs))
+            .ok()?;
         let tls = &frame.tls[i].1;
         let cached = self.tls_upstreams.get(mesh)?;
         Some(

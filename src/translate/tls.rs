@@ -174,7 +174,10 @@ pub fn gateway_policies(
         return Vec::new();
     };
     let tls = Arc::new(tls.clone());
-    backends.iter().map(|vs| (vs.clone(), tls.clone())).collect()
+    backends
+        .iter()
+        .map(|vs| (vs.clone(), tls.clone()))
+        .collect()
 }
 
 fn transport_socket(config: envoy_types::pb::google::protobuf::Any) -> TransportSocket {

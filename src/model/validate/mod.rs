@@ -16,9 +16,9 @@ mod route;
 mod route_match;
 mod router;
 mod service;
-mod tls;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::sync::Arc;
 

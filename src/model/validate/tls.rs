@@ -120,7 +120,13 @@ fn check_certificate(
             MAX_PATH,
             out,
         );
-        non_empty(doc, format!("{p}.privateKey"), &f.private_key, MAX_PATH, out);
+        non_empty(
+            doc,
+            format!("{p}.privateKey"),
+            &f.private_key,
+            MAX_PATH,
+            out,
+        );
     }
     if let Some(s) = &c.sds {
         non_empty(
@@ -207,5 +213,88 @@ fn check_validation(
             usize::MAX,
             out,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::source::loader::parse_file;
+    use crate::source::LoadOutput;
+
+    fn problems(text: &str) -> Vec<String> {
+        let mut out = LoadOutput::default();
+        parse_file(Path::new("m.yaml"), text, &mut out);
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        match super::super::validate(&out.documents) {
+            Ok(_) => Vec::new(),
+            Err(ps) => ps.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    const MESH: &str = "kind: Mesh\nmeshName: demo\n---\nkind: VirtualService\nmeshName: demo\nvirtualServiceName: s\nspec: {}\n---\n";
+
+    #[test]
+    fn listener_tls_follows_app_meshs_rules() {
+        let node = |tls: &str| {
+            format!("{MESH}kind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\nspec:\n  listeners: [{{portMapping: {{port: 80, protocol: http}}, tls: {tls}}}]\n  serviceDiscovery: {{dns: {{hostname: a}}}}\n")
+        };
+        assert!(problems(&node("{mode: DISABLED}")).is_empty());
+        let p = problems(&node("{mode: STRICT}"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("m.yaml:13: spec.listeners[0].tls.certificate: a listener with TLS mode STRICT or PERMISSIVE needs a `certificate`"),
+            "{p:?}"
+        );
+        let p = problems(&node(
+            "{mode: PERMISSIVE, certificate: {file: {certificateChain: '', privateKey: /k}, sds: {secretName: x}}, validation: {trust: {acm: {certificateAuthorityArns: [a]}}, subjectAlternativeNames: {match: {exact: []}}}}",
+        ));
+        let fields: Vec<&str> = p
+            .iter()
+            .map(|s| s.split(": ").nth(1).unwrap_or_default())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.listeners[0].tls.certificate",
+                "spec.listeners[0].tls.certificate.file.certificateChain",
+                "spec.listeners[0].tls.validation.subjectAlternativeNames.match.exact",
+                "spec.listeners[0].tls.validation.trust.acm",
+            ],
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn client_policies_need_validation_and_no_acm_client_certificate() {
+        let node = |policy: &str| {
+            format!("{MESH}kind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\nspec:\n  backends: [{{virtualService: {{virtualServiceName: s, clientPolicy: {policy}}}}}]\n  backendDefaults: {{clientPolicy: {policy}}}\n")
+        };
+        let ok = "{tls: {ports: [443], certificate: {sds: {secretName: c}}, validation: {trust: {acm: {certificateAuthorityArns: [a, b, c]}}}}}";
+        assert!(problems(&node(ok)).is_empty(), "{:?}", problems(&node(ok)));
+        let bad = "{tls: {ports: [0], certificate: {acm: {certificateArn: x}}}}";
+        let p = problems(&node(bad));
+        let fields: Vec<&str> = p
+            .iter()
+            .map(|s| s.split(": ").nth(1).unwrap_or_default())
+            .collect();
+        let mut want = Vec::new();
+        for base in [
+            "spec.backends[0].virtualService.clientPolicy.tls",
+            "spec.backendDefaults.clientPolicy.tls",
+        ] {
+            for f in [".ports[0]", ".certificate.acm", ".validation"] {
+                want.push(format!("{base}{f}"));
+            }
+        }
+        let mut got: Vec<String> = fields.iter().map(|s| s.to_string()).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{p:?}");
+        let arns = "{tls: {validation: {trust: {acm: {certificateAuthorityArns: [a, b, c, d]}}}}}";
+        assert!(problems(&node(arns))
+            .iter()
+            .all(|p| p.contains("needs 1 to 3 certificate authority ARNs")));
     }
 }
