@@ -1,0 +1,411 @@
+//! TLS between real Envoy sidecars, with certificates made in the test (rcgen): STRICT mTLS with
+//! file certificates carries traffic; a plaintext client, a client whose certificate names the
+//! wrong service and a client expecting another server name are refused, each refusal counted in
+//! Envoy's `ssl.*` stats (read from the admin API); PERMISSIVE accepts TLS and plaintext. A second
+//! test serves every certificate, key and trust bundle from a small SDS server on a unix socket,
+//! standing in for SPIRE, with the Envoys bootstrapped as `meshplane bootstrap --sds-socket`.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use support::envoy::{bootstrap_yaml, free_port, http_get, Envoy, Upstream};
+use support::*;
+
+/// A test CA and the leaf certificates it signs, as PEM.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "meshplane test CA");
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Ca { issuer }
+    }
+
+    /// (certificate PEM, key PEM) for `san` (a DNS name).
+    fn leaf(&self, san: &str) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(vec![san.to_string()]).unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// Writes `<name>.pem` and `<name>.key` for `san` into `dir`.
+    fn write_leaf(&self, dir: &Path, name: &str, san: &str) {
+        let (cert, key) = self.leaf(san);
+        std::fs::write(dir.join(format!("{name}.pem")), cert).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key).unwrap();
+    }
+}
+
+fn node(name: &str, app: u16, ingress: u16, egress: u16, extra: &str) -> String {
+    format!(
+        "---\nkind: VirtualNode\nmeshName: tls\nvirtualNodeName: {name}\nspec:\n  listeners:\n    - portMapping: {{port: {app}, protocol: http}}\n{extra}  serviceDiscovery: {{static: {{endpoints: [{{address: 127.0.0.1}}]}}}}\n  proxy: {{ingressPort: {ingress}, egressPort: {egress}}}\n"
+    )
+}
+
+fn service(name: &str, node: &str) -> String {
+    format!("---\nkind: VirtualService\nmeshName: tls\nvirtualServiceName: {name}\nspec: {{provider: {{virtualNode: {{virtualNodeName: {node}}}}}}}\n")
+}
+
+async fn until_ok(via: SocketAddr, host: &str, what: &str, work: &Path) -> String {
+    let began = Instant::now();
+    loop {
+        if let Ok((200, body)) = http_get(via, host, "/", &[]).await {
+            return body;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "{what} never answered 200; see {}",
+            work.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls an Envoy counter until it is at least 1.
+async fn counted(envoy: &Envoy, stat: &str) -> u64 {
+    let began = Instant::now();
+    loop {
+        let n = envoy.stat(stat).await;
+        if n > 0 {
+            return n;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "{stat} stayed 0 on {}",
+            envoy.node_id
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct Ports {
+    app: [u16; 2],
+    ingress: [u16; 2],
+    egress: [u16; 4],
+}
+
+/// api: STRICT mTLS, clients must be `web.tls.local`. open: PERMISSIVE. web: the right client.
+/// rogue: a client certificate for `rogue.tls.local`, and for open a server name it will not get.
+fn strict_mesh(p: &Ports, certs: &Path) -> String {
+    let c = |n: &str| certs.join(n).display().to_string();
+    let cert = |n: &str| {
+        format!(
+            "certificate: {{file: {{certificateChain: {}, privateKey: {}}}}}",
+            c(&format!("{n}.pem")),
+            c(&format!("{n}.key"))
+        )
+    };
+    let trust = format!("trust: {{file: {{certificateChain: {}}}}}", c("ca.pem"));
+    let api_tls = format!(
+        "      tls:\n        mode: STRICT\n        {}\n        validation: {{{trust}, subjectAlternativeNames: {{match: {{exact: [web.tls.local]}}}}}}\n",
+        cert("api")
+    );
+    let open_tls = format!("      tls: {{mode: PERMISSIVE, {}}}\n", cert("open"));
+    let client = |who: &str, open_san: &str| {
+        format!(
+            "---\nkind: VirtualNode\nmeshName: tls\nvirtualNodeName: {who}\nspec:\n  backendDefaults: {{clientPolicy: {{tls: {{{}, validation: {{{trust}}}}}}}}}\n  backends:\n    - virtualService: {{virtualServiceName: api.tls.local}}\n    - virtualService:\n        virtualServiceName: open.tls.local\n        clientPolicy: {{tls: {{{}, validation: {{{trust}, subjectAlternativeNames: {{match: {{exact: [{open_san}]}}}}}}}}}}\n  proxy: {{egressPort: {}}}\n",
+            cert(who),
+            cert(who),
+            if who == "web" { p.egress[2] } else { p.egress[3] },
+        )
+    };
+    [
+        "kind: Mesh\nmeshName: tls\nspec: {egressFilter: {type: DROP_ALL}}\n".to_string(),
+        node("api", p.app[0], p.ingress[0], p.egress[0], &api_tls),
+        node("open", p.app[1], p.ingress[1], p.egress[1], &open_tls),
+        service("api.tls.local", "api"),
+        service("open.tls.local", "open"),
+        client("web", "open.tls.local"),
+        client("rogue", "not-open.tls.local"),
+    ]
+    .concat()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_mtls_carries_traffic_and_refuses_the_wrong_clients() {
+    let p = Ports {
+        app: [free_port(), free_port()],
+        ingress: [free_port(), free_port()],
+        egress: [free_port(), free_port(), free_port(), free_port()],
+    };
+    let _apps = [
+        Upstream::start(p.app[0], "api", 0).await,
+        Upstream::start(p.app[1], "open", 0).await,
+    ];
+    let certs = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    std::fs::write(certs.path().join("ca.pem"), ca.issuer.pem()).unwrap();
+    for name in ["api", "open", "web", "rogue"] {
+        ca.write_leaf(certs.path(), name, &format!("{name}.tls.local"));
+    }
+    let dir = MeshDir::new();
+    dir.write("mesh.yaml", &strict_mesh(&p, certs.path()));
+    let server = start(dir.path()).await;
+    let problems = &server.pipeline.status().last.problems;
+    assert!(problems.is_empty(), "{problems:#?}");
+    let work = tempfile::tempdir().unwrap();
+    let mut envoys = Vec::new();
+    for name in ["api", "open", "web", "rogue"] {
+        let id = format!("mesh/tls/virtualNode/{name}");
+        envoys.push(Envoy::start(&id, server.xds_addr, work.path()).await);
+    }
+    let [api, open, web, rogue] = &envoys[..] else {
+        unreachable!()
+    };
+    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let api_listener = format!("listener.0.0.0.0_{}.ssl", p.ingress[0]);
+    let open_listener = format!("listener.0.0.0.0_{}.ssl", p.ingress[1]);
+
+    // STRICT mTLS carries traffic: web → api through both sidecars.
+    let body = until_ok(at(p.egress[2]), "api.tls.local", "web → api", work.path()).await;
+    assert_eq!(body, "api");
+    let handshakes = counted(api, &format!("{api_listener}.handshake")).await;
+    println!("web → api over mTLS: 200 after {handshakes} TLS handshake(s) on api's listener");
+
+    // A plaintext client is refused by the STRICT listener.
+    let plain = http_get(at(p.ingress[0]), "api.tls.local", "/", &[]).await;
+    assert!(!matches!(plain, Ok((200, _))), "plaintext got {plain:?}");
+    let errors = counted(api, &format!("{api_listener}.connection_error")).await;
+    println!("plaintext → api refused ({plain:?}); {api_listener}.connection_error = {errors}");
+
+    // A client whose certificate names another service is refused by api's SAN check.
+    let r = http_get(at(p.egress[3]), "api.tls.local", "/", &[]).await;
+    assert!(matches!(r, Ok((503, _))), "rogue → api got {r:?}");
+    let san = counted(api, &format!("{api_listener}.fail_verify_san")).await;
+    println!("rogue → api refused ({r:?}); {api_listener}.fail_verify_san = {san}");
+
+    // PERMISSIVE accepts TLS (web, whose sidecar originates it) and plaintext.
+    let body = until_ok(at(p.egress[2]), "open.tls.local", "web → open", work.path()).await;
+    assert_eq!(body, "open");
+    let tls = counted(open, &format!("{open_listener}.handshake")).await;
+    let plain = http_get(at(p.ingress[1]), "open.tls.local", "/", &[]).await;
+    assert!(matches!(&plain, Ok((200, b)) if b == "open"), "{plain:?}");
+    println!("PERMISSIVE open: TLS ({tls} handshake(s)) and plaintext both 200");
+
+    // A client expecting another server name refuses open's certificate itself.
+    let r = http_get(at(p.egress[3]), "open.tls.local", "/", &[]).await;
+    assert!(matches!(r, Ok((503, _))), "rogue → open got {r:?}");
+    let cluster = format!("cluster.cds_egress_tls_open_http_{}.ssl", p.app[1]);
+    let refused = counted(rogue, &format!("{cluster}.fail_verify_san")).await;
+    println!(
+        "rogue → open refused by rogue's own SAN check: {cluster}.fail_verify_san = {refused}"
+    );
+    assert_eq!(web.stat(&format!("{cluster}.fail_verify_san")).await, 0);
+}
+
+mod sds {
+    //! A minimal SDS server (SPIRE's part): answers each stream's requests with the named secrets
+    //! it holds, inline (no files), and records the names asked for.
+
+    use std::collections::HashMap;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+
+    use envoy_types::pb::envoy::config::core::v3::{data_source, DataSource};
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        secret, CertificateValidationContext, Secret, TlsCertificate,
+    };
+    use envoy_types::pb::envoy::service::discovery::v3::{
+        DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+    };
+    use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server::SecretDiscoveryService;
+    use envoy_types::pb::google::protobuf::Any;
+    use prost::{Message, Name};
+    use tokio_stream::Stream;
+    use tonic::{Request, Response, Status, Streaming};
+
+    type Out<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+    fn inline(pem: &str) -> Option<DataSource> {
+        Some(DataSource {
+            specifier: Some(data_source::Specifier::InlineString(pem.to_string())),
+            ..Default::default()
+        })
+    }
+
+    pub fn certificate(name: &str, (cert, key): (String, String)) -> Secret {
+        Secret {
+            name: name.into(),
+            r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+                certificate_chain: inline(&cert),
+                private_key: inline(&key),
+                ..Default::default()
+            })),
+        }
+    }
+
+    pub fn trust(name: &str, ca: &str) -> Secret {
+        Secret {
+            name: name.into(),
+            r#type: Some(secret::Type::ValidationContext(
+                CertificateValidationContext {
+                    trusted_ca: inline(ca),
+                    ..Default::default()
+                },
+            )),
+        }
+    }
+
+    #[derive(Clone)]
+    pub struct Agent {
+        pub secrets: Arc<HashMap<String, Secret>>,
+        pub asked: Arc<Mutex<Vec<String>>>,
+    }
+
+    #[tonic::async_trait]
+    impl SecretDiscoveryService for Agent {
+        type DeltaSecretsStream = Out<DeltaDiscoveryResponse>;
+        type StreamSecretsStream = Out<DiscoveryResponse>;
+
+        async fn delta_secrets(
+            &self,
+            _: Request<Streaming<DeltaDiscoveryRequest>>,
+        ) -> Result<Response<Self::DeltaSecretsStream>, Status> {
+            Err(Status::unimplemented("state of the world only"))
+        }
+
+        async fn stream_secrets(
+            &self,
+            req: Request<Streaming<DiscoveryRequest>>,
+        ) -> Result<Response<Self::StreamSecretsStream>, Status> {
+            let mut inbound = req.into_inner();
+            let (tx, rx) = tokio::sync::mpsc::channel(8);
+            let agent = self.clone();
+            tokio::spawn(async move {
+                let mut sent: Option<Vec<String>> = None;
+                let mut nonce = 0u64;
+                while let Ok(Some(r)) = inbound.message().await {
+                    if sent.as_ref() == Some(&r.resource_names) {
+                        continue; // an ACK of what was sent
+                    }
+                    agent.asked.lock().unwrap().extend(r.resource_names.clone());
+                    nonce += 1;
+                    let resources = r
+                        .resource_names
+                        .iter()
+                        .filter_map(|n| agent.secrets.get(n))
+                        .map(|s| Any {
+                            type_url: Secret::type_url(),
+                            value: s.encode_to_vec(),
+                        })
+                        .collect();
+                    let resp = DiscoveryResponse {
+                        version_info: "1".into(),
+                        resources,
+                        type_url: Secret::type_url(),
+                        nonce: nonce.to_string(),
+                        ..Default::default()
+                    };
+                    sent = Some(r.resource_names);
+                    if tx.send(Ok(resp)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            Ok(Response::new(Box::pin(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            )))
+        }
+
+        async fn fetch_secrets(
+            &self,
+            _: Request<DiscoveryRequest>,
+        ) -> Result<Response<DiscoveryResponse>, Status> {
+            Err(Status::unimplemented("streams only"))
+        }
+    }
+}
+
+/// Serves `agent` on the unix socket `path`.
+fn serve_sds(path: &Path, agent: sds::Agent) {
+    use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server::SecretDiscoveryServiceServer;
+    let listener = tokio::net::UnixListener::bind(path).expect("bind the SDS socket");
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            if tx.send(Ok::<_, std::io::Error>(stream)).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(SecretDiscoveryServiceServer::new(agent))
+            .serve_with_incoming(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await;
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sds_secrets_come_from_the_local_agent_socket() {
+    let (app, ingress, egress) = (free_port(), free_port(), [free_port(), free_port()]);
+    let _app = Upstream::start(app, "api", 0).await;
+    let ca = Ca::new();
+    let secrets = [
+        sds::certificate("spiffe://tls/api", ca.leaf("api.tls.local")),
+        sds::certificate("spiffe://tls/web", ca.leaf("web.tls.local")),
+        sds::trust("spiffe://tls", &ca.issuer.pem()),
+    ];
+    let agent = sds::Agent {
+        secrets: Arc::new(secrets.into_iter().map(|s| (s.name.clone(), s)).collect()),
+        asked: Arc::new(Mutex::new(Vec::new())),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let socket = work.path().join("agent.sock");
+    serve_sds(&socket, agent.clone());
+
+    let trust = "trust: {sds: {secretName: 'spiffe://tls'}}";
+    let api_tls = format!("      tls: {{mode: STRICT, certificate: {{sds: {{secretName: 'spiffe://tls/api'}}}}, validation: {{{trust}, subjectAlternativeNames: {{match: {{exact: [web.tls.local]}}}}}}}}\n");
+    let mesh = [
+        "kind: Mesh\nmeshName: tls\nspec: {egressFilter: {type: DROP_ALL}}\n".to_string(),
+        node("api", app, ingress, egress[0], &api_tls),
+        service("api.tls.local", "api"),
+        format!("---\nkind: VirtualNode\nmeshName: tls\nvirtualNodeName: web\nspec:\n  backends: [{{virtualService: {{virtualServiceName: api.tls.local}}}}]\n  backendDefaults: {{clientPolicy: {{tls: {{certificate: {{sds: {{secretName: 'spiffe://tls/web'}}}}, validation: {{{trust}, subjectAlternativeNames: {{match: {{exact: [api.tls.local]}}}}}}}}}}}}\n  proxy: {{egressPort: {}}}\n", egress[1]),
+    ]
+    .concat();
+    let dir = MeshDir::new();
+    dir.write("mesh.yaml", &mesh);
+    let server = start(dir.path()).await;
+    let problems = &server.pipeline.status().last.problems;
+    assert!(problems.is_empty(), "{problems:#?}");
+    let mut envoys = Vec::new();
+    for name in ["api", "web"] {
+        let id = format!("mesh/tls/virtualNode/{name}");
+        // What `meshplane bootstrap --sds-socket <socket>` prints.
+        let mut yaml = bootstrap_yaml(&id, server.xds_addr, Default::default());
+        yaml.push_str(&meshplane::bootstrap::sds_cluster(
+            &socket.display().to_string(),
+        ));
+        envoys.push(Envoy::start_bootstrap(&id, work.path(), &yaml).await);
+    }
+    let began = Instant::now();
+    let via = SocketAddr::from(([127, 0, 0, 1], egress[1]));
+    let body = until_ok(via, "api.tls.local", "web → api over SDS", work.path()).await;
+    assert_eq!(body, "api");
+    let listener = format!("listener.0.0.0.0_{ingress}.ssl.handshake");
+    let handshakes = counted(&envoys[0], &listener).await;
+    let mut asked = agent.asked.lock().unwrap().clone();
+    asked.sort();
+    asked.dedup();
+    assert_eq!(
+        asked,
+        ["spiffe://tls", "spiffe://tls/api", "spiffe://tls/web"]
+    );
+    println!(
+        "SDS: secrets {asked:?} fetched over {}; web → api 200 over mTLS ({handshakes} handshake(s)) {} ms after both Envoys were ready",
+        socket.display(),
+        began.elapsed().as_millis()
+    );
+}
