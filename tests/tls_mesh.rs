@@ -1,7 +1,8 @@
 //! TLS between real Envoy sidecars, with certificates made in the test (rcgen): STRICT mTLS with
 //! file certificates carries traffic; a plaintext client, a client whose certificate names the
 //! wrong service and a client expecting another server name are refused, each refusal counted in
-//! Envoy's `ssl.*` stats (read from the admin API); PERMISSIVE accepts TLS and plaintext. A second
+//! Envoy's `ssl.*` stats (read from the admin API); PERMISSIVE accepts TLS and plaintext; a virtual
+//! gateway takes mTLS from outside (curl) and calls the STRICT service with its own client policy. A second
 //! test serves every certificate, key and trust bundle from a small SDS server on a unix socket,
 //! standing in for SPIRE, with the Envoys bootstrapped as `meshplane bootstrap --sds-socket`.
 
@@ -94,6 +95,8 @@ struct Ports {
     app: [u16; 2],
     ingress: [u16; 2],
     egress: [u16; 4],
+    /// The gateway's listener and egress ports.
+    gateway: [u16; 2],
 }
 
 /// api: STRICT mTLS, clients must be `web.tls.local`. open: PERMISSIVE. web: the right client.
@@ -109,8 +112,16 @@ fn strict_mesh(p: &Ports, certs: &Path) -> String {
     };
     let trust = format!("trust: {{file: {{certificateChain: {}}}}}", c("ca.pem"));
     let api_tls = format!(
-        "      tls:\n        mode: STRICT\n        {}\n        validation: {{{trust}, subjectAlternativeNames: {{match: {{exact: [web.tls.local]}}}}}}\n",
+        "      tls:\n        mode: STRICT\n        {}\n        validation: {{{trust}, subjectAlternativeNames: {{match: {{exact: [web.tls.local, edge.tls.local]}}}}}}\n",
         cert("api")
+    );
+    // The gateway terminates TLS from outside (mTLS) and calls api with its own certificate.
+    let edge = format!(
+        "---\nkind: VirtualGateway\nmeshName: tls\nvirtualGatewayName: edge\nspec:\n  listeners:\n    - portMapping: {{port: {}, protocol: http}}\n      tls: {{mode: STRICT, {}, validation: {{{trust}}}}}\n  backendDefaults: {{clientPolicy: {{tls: {{{}, validation: {{{trust}, subjectAlternativeNames: {{match: {{exact: [api.tls.local]}}}}}}}}}}}}\n  proxy: {{egressPort: {}}}\n---\nkind: GatewayRoute\nmeshName: tls\nvirtualGatewayName: edge\ngatewayRouteName: all\nspec: {{httpRoute: {{match: {{prefix: /}}, action: {{target: {{virtualService: {{virtualServiceName: api.tls.local}}}}}}}}}}\n",
+        p.gateway[0],
+        cert("edge"),
+        cert("edge"),
+        p.gateway[1]
     );
     let open_tls = format!("      tls: {{mode: PERMISSIVE, {}}}\n", cert("open"));
     let client = |who: &str, open_san: &str| {
@@ -129,6 +140,7 @@ fn strict_mesh(p: &Ports, certs: &Path) -> String {
         service("open.tls.local", "open"),
         client("web", "open.tls.local"),
         client("rogue", "not-open.tls.local"),
+        edge,
     ]
     .concat()
 }
@@ -139,6 +151,7 @@ async fn strict_mtls_carries_traffic_and_refuses_the_wrong_clients() {
         app: [free_port(), free_port()],
         ingress: [free_port(), free_port()],
         egress: [free_port(), free_port(), free_port(), free_port()],
+        gateway: [free_port(), free_port()],
     };
     let _apps = [
         Upstream::start(p.app[0], "api", 0).await,
@@ -147,7 +160,7 @@ async fn strict_mtls_carries_traffic_and_refuses_the_wrong_clients() {
     let certs = tempfile::tempdir().unwrap();
     let ca = Ca::new();
     std::fs::write(certs.path().join("ca.pem"), ca.issuer.pem()).unwrap();
-    for name in ["api", "open", "web", "rogue"] {
+    for name in ["api", "open", "web", "rogue", "edge"] {
         ca.write_leaf(certs.path(), name, &format!("{name}.tls.local"));
     }
     let dir = MeshDir::new();
@@ -161,7 +174,9 @@ async fn strict_mtls_carries_traffic_and_refuses_the_wrong_clients() {
         let id = format!("mesh/tls/virtualNode/{name}");
         envoys.push(Envoy::start(&id, server.xds_addr, work.path()).await);
     }
-    let [api, open, web, rogue] = &envoys[..] else {
+    let id = "mesh/tls/virtualGateway/edge";
+    envoys.push(Envoy::start(id, server.xds_addr, work.path()).await);
+    let [api, open, web, rogue, edge] = &envoys[..] else {
         unreachable!()
     };
     let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
@@ -203,6 +218,52 @@ async fn strict_mtls_carries_traffic_and_refuses_the_wrong_clients() {
         "rogue → open refused by rogue's own SAN check: {cluster}.fail_verify_san = {refused}"
     );
     assert_eq!(web.stat(&format!("{cluster}.fail_verify_san")).await, 0);
+
+    // A gateway: mTLS from outside (curl with a client certificate), its own mTLS to api.
+    let curl = |with_cert: bool| {
+        let c = |n: &str| certs.path().join(n);
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-sS", "--max-time", "5", "--cacert"])
+            .arg(c("ca.pem"));
+        if with_cert {
+            cmd.arg("--cert")
+                .arg(c("web.pem"))
+                .arg("--key")
+                .arg(c("web.key"));
+        }
+        cmd.arg("--resolve")
+            .arg(format!("edge.tls.local:{}:127.0.0.1", p.gateway[0]))
+            .arg(format!("https://edge.tls.local:{}/", p.gateway[0]));
+        let out = cmd.output().expect("curl (apt-get install curl)");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let began = Instant::now();
+    while curl(true) != (true, "api".to_string()) {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "the gateway never answered over mTLS: {:?}; see {}",
+            curl(true),
+            work.path().display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gw_listener = format!("listener.0.0.0.0_{}.ssl", p.gateway[0]);
+    let gw_tls = counted(edge, &format!("{gw_listener}.handshake")).await;
+    let upstream = format!("cluster.cds_egress_tls_api_http_{}.ssl.handshake", p.app[0]);
+    let up_tls = counted(edge, &upstream).await;
+    assert!(
+        !curl(false).0,
+        "the gateway took a client without a certificate"
+    );
+    let no_cert = counted(edge, &format!("{gw_listener}.fail_verify_no_cert")).await;
+    let plain = http_get(at(p.gateway[0]), "edge.tls.local", "/", &[]).await;
+    assert!(!matches!(plain, Ok((200, _))), "plaintext got {plain:?}");
+    println!(
+        "gateway: curl with a client certificate → api 200 ({gw_tls} listener, {up_tls} upstream handshake(s)); without one refused (fail_verify_no_cert = {no_cert}); plaintext refused"
+    );
 }
 
 #[path = "tls_mesh/sds.rs"]
