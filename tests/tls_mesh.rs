@@ -2,9 +2,9 @@
 //! file certificates carries traffic; a plaintext client, a client whose certificate names the
 //! wrong service and a client expecting another server name are refused, each refusal counted in
 //! Envoy's `ssl.*` stats (read from the admin API); PERMISSIVE accepts TLS and plaintext; a virtual
-//! gateway takes mTLS from outside (curl) and calls the STRICT service with its own client policy. A second
-//! test serves every certificate, key and trust bundle from a small SDS server on a unix socket,
-//! standing in for SPIRE, with the Envoys bootstrapped as `meshplane bootstrap --sds-socket`.
+//! gateway takes mTLS from outside (curl) and calls the STRICT service with its own client policy.
+//! A second test serves every certificate, key and trust bundle from a small SDS server on a unix
+//! socket, standing in for SPIRE, with the Envoys bootstrapped as `meshplane bootstrap --sds-socket`.
 
 mod support;
 
@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use support::envoy::{bootstrap_yaml, free_port, http_get, Envoy, Upstream};
+use support::envoy::{free_port, http_get, Envoy, Upstream};
 use support::*;
 
 /// A test CA and the leaf certificates it signs, as PEM.
@@ -324,11 +324,15 @@ async fn sds_secrets_come_from_the_local_agent_socket() {
     let mut envoys = Vec::new();
     for name in ["api", "web"] {
         let id = format!("mesh/tls/virtualNode/{name}");
-        // What `meshplane bootstrap --sds-socket <socket>` prints.
-        let mut yaml = bootstrap_yaml(&id, server.xds_addr, Default::default());
-        yaml.push_str(&meshplane::bootstrap::sds_cluster(
-            &socket.display().to_string(),
-        ));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshplane"))
+            .args(["bootstrap", "--node-id", &id, "--admin-port", "0", "--xds"])
+            .arg(server.xds_addr.to_string())
+            .arg("--sds-socket")
+            .arg(&socket)
+            .output()
+            .expect("meshplane bootstrap");
+        assert!(out.status.success(), "{out:?}");
+        let yaml = String::from_utf8(out.stdout).unwrap();
         envoys.push(Envoy::start_bootstrap(&id, work.path(), &yaml).await);
     }
     let began = Instant::now();
