@@ -8,7 +8,7 @@
 //! An entry depends on its target node only: the policy is part of its key, and a policy edit is
 //! an edit of the client, whose own parts (and so its frame's policies) are rebuilt.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{upstream, Builder, EgressFrame, Service, Upstream};
@@ -22,6 +22,7 @@ pub(super) type TlsTarget = (Target, Arc<ClientTls>);
 impl Builder {
     /// Step 3: the TLS clusters the nodes' client policies need that are not cached, once each.
     pub(super) fn build_tls_upstreams(&mut self, model: &MeshModel, ids: &[ProxyId]) {
+        self.prune_tls_upstreams();
         let mut missing: Vec<(String, TlsTarget)> = Vec::new();
         let mut seen: HashSet<(&str, TlsTarget)> = HashSet::new();
         for id in ids {
@@ -59,6 +60,25 @@ impl Builder {
         }
     }
 
+    /// Drops the TLS clusters of policies no cached node has any more (a client's policy was
+    /// edited or removed), so edits do not pile up entries that nothing reads.
+    fn prune_tls_upstreams(&mut self) {
+        if self.tls_upstreams.is_empty() {
+            return;
+        }
+        let mut live: HashMap<&str, HashSet<&ClientTls>> = HashMap::new();
+        for (id, own) in &self.own {
+            for (_, tls) in own.egress.iter().flat_map(|e| &e.tls) {
+                live.entry(id.mesh.as_str()).or_default().insert(&**tls);
+            }
+        }
+        for (mesh, m) in self.tls_upstreams.iter_mut() {
+            let l = live.get(mesh.as_str());
+            m.retain(|(_, tls), _| l.is_some_and(|l| l.contains(&**tls)));
+        }
+        self.tls_upstreams.retain(|_, m| !m.is_empty());
+    }
+
     /// The clusters of service `s` (backend `vs` of the node with `frame`) when the node's client
     /// policy for `vs` originates TLS; `None` for a plain backend.
     pub(super) fn secured_upstreams<'a>(
@@ -79,5 +99,29 @@ impl Builder {
                 .iter()
                 .filter_map(move |t| cached.get(&(t.clone(), tls.clone()))),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The TLS clusters are made once per (target, policy) and dropped with the last node whose
+    /// frame names their policy.
+    #[test]
+    fn tls_clusters_are_kept_while_a_node_names_their_policy() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/tls/mesh");
+        let model = crate::app::load(&dir).model.expect("valid");
+        let ids: Vec<ProxyId> = ["web", "batch", "api"]
+            .iter()
+            .map(|n| ProxyId::virtual_node("tls", n))
+            .collect();
+        let mut b = Builder::default();
+        b.build(&model, &ids, &[]);
+        // web: api (defaults), legacy and billing (their own policies); batch none.
+        assert_eq!(b.tls_upstreams["tls"].len(), 3);
+        b.own.retain(|id, _| id.name != "web");
+        b.build(&model, &ids[1..], &[]);
+        assert!(b.tls_upstreams.is_empty());
     }
 }
