@@ -267,6 +267,24 @@ mod tests {
     }
 
     #[test]
+    fn gateways_follow_the_same_rules() {
+        let gw = format!("{MESH}kind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: g\nspec:\n  listeners: [{{portMapping: {{port: 80, protocol: http}}, tls: {{mode: STRICT}}}}]\n  backendDefaults: {{clientPolicy: {{tls: {{}}}}}}\n");
+        let p = problems(&gw);
+        let fields: Vec<&str> = p
+            .iter()
+            .map(|s| s.split(": ").nth(1).unwrap_or_default())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.listeners[0].tls.certificate",
+                "spec.backendDefaults.clientPolicy.tls.validation"
+            ],
+            "{p:?}"
+        );
+    }
+
+    #[test]
     fn client_policies_need_validation_and_no_acm_client_certificate() {
         let node = |policy: &str| {
             format!("{MESH}kind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\nspec:\n  backends: [{{virtualService: {{virtualServiceName: s, clientPolicy: {policy}}}}}]\n  backendDefaults: {{clientPolicy: {policy}}}\n")
