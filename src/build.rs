@@ -240,8 +240,7 @@ impl Builder {
         }
     }
 
-    /// Step 3 ([`tls`]) is the clusters with client-policy TLS.
-    /// Steps 4 and 5: every node's snapshot from its own parts and its backends' shared parts,
+    /// Steps 4 and 5 (step 3, the clusters with client-policy TLS, is in `tls`): every node's snapshot from its own parts and its backends' shared parts,
     /// then the per-type variants in demand, from each new snapshot.
     fn assemble_all(&mut self, ids: &[ProxyId], variants: &[VariantKey]) -> Vec<Built> {
         let this = &*self;
