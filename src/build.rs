@@ -240,8 +240,9 @@ impl Builder {
         }
     }
 
-    /// Steps 4 and 5 (step 3, the clusters with client-policy TLS, is in `tls`): every node's snapshot from its own parts and its backends' shared parts,
-    /// then the per-type variants in demand, from each new snapshot.
+    /// Steps 4 and 5 (step 3, the clusters with client-policy TLS, is in `tls`): every node's
+    /// snapshot from its own parts and its backends' shared parts, then the per-type variants in
+    /// demand, from each new snapshot.
     fn assemble_all(&mut self, ids: &[ProxyId], variants: &[VariantKey]) -> Vec<Built> {
         let this = &*self;
         let mut built = crate::par::map_chunks(ids, 64, || (), |_, id| this.assemble(id));
