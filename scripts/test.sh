@@ -48,6 +48,15 @@ if ! command -v iptables-restore >/dev/null 2>&1 || ! command -v ip >/dev/null 2
   fi
 fi
 
+# curl is the outside TLS client of the gateway in tests/tls_mesh.rs.
+if ! command -v curl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl) >/dev/null
+  else
+    echo "note: curl not installed; tests/tls_mesh.rs will fail (apt-get install curl)" >&2
+  fi
+fi
+
 # Headless Chromium (Debian's package) loads the admin API's topology page in tests/topology_page.rs,
 # which fails without it.
 if [ -z "${MESHPLANE_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 \

@@ -125,6 +125,32 @@ dynamic_resources:
     )
 }
 
+/// The static cluster of the local SDS agent's unix socket, a list entry to append to the
+/// bootstrap's `static_resources.clusters` (which [`render`] ends with): gRPC, so HTTP/2. The mesh's
+/// `sds.secretName` secrets are fetched through it ([`crate::translate::tls::SDS_CLUSTER`]).
+pub fn sds_cluster(socket: &str) -> String {
+    let name = crate::translate::tls::SDS_CLUSTER;
+    format!(
+        r#"    - name: {name}
+      type: STATIC
+      connect_timeout: 1s
+      typed_extension_protocol_options:
+        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+          explicit_http_config:
+            http2_protocol_options: {{}}
+      load_assignment:
+        cluster_name: {name}
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    pipe: {{ path: {path} }}
+"#,
+        path = yaml_str(socket),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +212,27 @@ mod tests {
                 Some("STRICT_DNS")
             );
         }
+    }
+
+    #[test]
+    fn the_sds_socket_cluster_is_one_more_static_cluster() {
+        let mut y = render(&BootstrapParams {
+            mode: XdsMode::Ads,
+            node_id: "mesh/demo/virtualNode/web".into(),
+            xds_host: "127.0.0.1".into(),
+            xds_port: 18000,
+            admin_port: 9901,
+            admin_address: "127.0.0.1".into(),
+        });
+        y.push_str(&sds_cluster("/run/spire/sockets/agent.sock"));
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&y).unwrap();
+        let c = &v["static_resources"]["clusters"][1];
+        assert_eq!(c["name"].as_str(), Some("static_cluster_sds_unix_socket"));
+        let addr = &c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"];
+        assert_eq!(
+            addr["pipe"]["path"].as_str(),
+            Some("/run/spire/sockets/agent.sock")
+        );
     }
 
     #[test]

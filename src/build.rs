@@ -6,6 +6,7 @@
 mod encode;
 mod splice;
 mod tcp;
+mod tls;
 mod variants;
 mod view;
 
@@ -56,6 +57,8 @@ struct EgressFrame {
     backends: Vec<String>,
     /// The encoded catch-all host (ALLOW_ALL, or a gateway's), appended after the backends' hosts.
     tail: Vec<u8>,
+    /// The backends whose client policy originates TLS ([`translate::EgressTable::tls`]).
+    tls: Vec<(String, Arc<crate::spec::ClientTls>)>,
 }
 
 /// A backend service as every client sees it: its virtual hosts, each encoded as a field-2 entry of
@@ -66,6 +69,8 @@ struct Service {
     /// ([`translate::transparent::port_hosts`]); `None`: `hosts` as they are.
     by_port: Vec<(u32, Option<Vec<u8>>)>,
     upstreams: Vec<Arc<Upstream>>,
+    /// The targets of `upstreams`, for the clients that reach them with TLS.
+    targets: Vec<Target>,
     deps: Vec<u64>,
     /// Its tcp ports, for the TCP egress listeners of the virtual nodes that call it.
     tcp: Vec<tcp::SharedTcp>,
@@ -89,6 +94,8 @@ pub struct Builder {
     /// whenever one of its upstreams would be stale keeps this cache a pure sharing device; its
     /// entries are dropped with the same rule.
     upstreams: HashMap<String, HashMap<Target, Arc<Upstream>>>,
+    /// Per mesh, per target and client policy: the targets' clusters with TLS (`tls`).
+    tls_upstreams: HashMap<String, HashMap<tls::TlsTarget, Arc<Upstream>>>,
     /// Per node (by entity key), the type snapshots it was last given: a rebuild whose resources
     /// of a type are the very same `Arc`s reuses the type snapshot instead of making an equal one.
     last: HashMap<u64, [Arc<TypeSnapshot>; 4]>,
@@ -115,6 +122,9 @@ impl Builder {
         for m in self.upstreams.values_mut() {
             m.retain(|_, u| !hit(&u.deps));
         }
+        for m in self.tls_upstreams.values_mut() {
+            m.retain(|_, u| !hit(&u.deps));
+        }
     }
 
     /// Builds the snapshots of `ids` (skipping ids the model does not translate), each with the
@@ -129,6 +139,7 @@ impl Builder {
     ) -> Vec<Built> {
         self.build_own(model, ids);
         self.build_services(model, ids);
+        self.build_tls_upstreams(model, ids);
         self.assemble_all(ids, variants)
     }
 
@@ -202,6 +213,7 @@ impl Builder {
                 hosts,
                 by_port,
                 upstreams,
+                targets: ts.into_iter().collect(),
                 deps,
                 tcp,
             };
@@ -252,13 +264,7 @@ impl Builder {
             || (),
             |_, (mesh, t)| {
                 let m = model.meshes.get(*mesh)?;
-                let (c, cla) = translate::target_cluster(m, t);
-                let up = Upstream {
-                    cluster: Arc::new(Resource::new(c.name.clone(), pack(&c))),
-                    endpoints: cla
-                        .map(|e| Arc::new(Resource::new(e.cluster_name.clone(), pack(&e)))),
-                    deps: crate::change::own_dependencies(&ProxyId::virtual_node(mesh, &t.node)),
-                };
+                let up = upstream(mesh, t, translate::target_cluster(m, t));
                 Some((mesh.to_string(), (*t).clone(), Arc::new(up)))
             },
         );
@@ -267,8 +273,9 @@ impl Builder {
         }
     }
 
-    /// Steps 3 and 4: every node's snapshot from its own parts and its backends' shared parts,
-    /// then the per-type variants in demand, from each new snapshot.
+    /// Steps 4 and 5 (step 3, the clusters with client-policy TLS, is in `tls`): every node's
+    /// snapshot from its own parts and its backends' shared parts, then the per-type variants in
+    /// demand, from each new snapshot.
     fn assemble_all(&mut self, ids: &[ProxyId], variants: &[VariantKey]) -> Vec<Built> {
         let this = &*self;
         let mut built = crate::par::map_chunks(ids, 64, || (), |_, id| this.assemble(id));
@@ -345,6 +352,22 @@ impl Builder {
             snapshot: Snapshot::from_shared(types),
             deps,
         })
+    }
+}
+
+/// A target's cluster (and static endpoints) as encoded parts, built from its node.
+fn upstream(
+    mesh: &str,
+    t: &Target,
+    (c, cla): (
+        envoy_types::pb::envoy::config::cluster::v3::Cluster,
+        Option<envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment>,
+    ),
+) -> Upstream {
+    Upstream {
+        cluster: Arc::new(Resource::new(c.name.clone(), pack(&c))),
+        endpoints: cla.map(|e| Arc::new(Resource::new(e.cluster_name.clone(), pack(&e)))),
+        deps: crate::change::own_dependencies(&ProxyId::virtual_node(mesh, &t.node)),
     }
 }
 

@@ -113,6 +113,10 @@ pub enum Command {
         /// xDS transport: ADS or one stream per type, state of the world or delta.
         #[arg(long, value_enum, default_value_t = XdsMode::Ads)]
         mode: XdsMode,
+        /// Unix socket of the local SDS agent (SPIRE's is /run/spire/sockets/agent.sock): where the
+        /// mesh's `sds.secretName` certificates and trust come from.
+        #[arg(long, value_name = "PATH")]
+        sds_socket: Option<String>,
     },
     /// Print the `iptables-restore` rules of App Mesh's proxy route manager for a node with
     /// `proxy.mode: transparent`: its listener ports redirected to Envoy's ingress port, the
@@ -289,7 +293,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             xds,
             admin_port,
             mode,
-        } => bootstrap::run(node_id, &xds, admin_port, mode),
+            sds_socket,
+        } => bootstrap::run(node_id, &xds, admin_port, mode, sds_socket.as_deref()),
         Command::Status {
             admin,
             output,

@@ -1,7 +1,7 @@
 //! Property test of change tracking: on a generated mesh, random edits of every kind of reference
 //! (a route's weights and targets, a service's provider, a node's backends, a target node, the
-//! mesh) are reloaded incrementally (one service is TCP: a tcpRoute, tcp listeners, and its clients'
-//! TCP egress listeners), and after each one
+//! mesh, a client's TLS client policy) are reloaded incrementally (one service is TCP: a tcpRoute, tcp
+//! listeners, and its clients' TCP egress listeners), and after each one
 //! - what the long-lived pipeline serves equals what a fresh pipeline builds from the same files, and
 //! - the nodes whose snapshots changed are exactly those that depend on the edited entity (every
 //!   edit here is one each dependent sees in its configuration).
@@ -49,6 +49,8 @@ struct Mesh {
     services: Vec<Service>,
     /// Per client, the services it calls.
     backends: Vec<BTreeSet<usize>>,
+    /// Per client, whether it calls them with TLS (a `backendDefaults` client policy).
+    tls: Vec<bool>,
 }
 
 impl Mesh {
@@ -70,6 +72,7 @@ impl Mesh {
             allow_all: false,
             services,
             backends,
+            tls: (0..CLIENTS).map(|j| j % 2 == 0).collect(),
         }
     }
 
@@ -91,6 +94,9 @@ impl Mesh {
             let mut text = format!(
                 "kind: VirtualNode\nmeshName: m\nvirtualNodeName: client{j}\nspec:\n  listeners:\n    - portMapping: {{port: 9000, protocol: http}}\n  serviceDiscovery:\n    static:\n      endpoints: [{{address: 127.0.0.1}}]\n"
             );
+            if self.tls[j] {
+                text.push_str("  backendDefaults: {clientPolicy: {tls: {validation: {trust: {file: {certificateChain: /ca.pem}}}}}}\n");
+            }
             if !b.is_empty() {
                 text.push_str("  backends:\n");
                 for k in b {
@@ -160,7 +166,7 @@ fn service_file(i: usize, s: &Service) -> String {
 fn edit(mesh: &mut Mesh, rng: &mut Rng) -> (String, u64) {
     let i = rng.below(SERVICES);
     let key = |kind, name: &str| entity_key(kind, "m", name);
-    match rng.below(6) {
+    match rng.below(7) {
         0 => {
             let s = &mut mesh.services[i];
             s.weights[0] = 1 + (s.weights[0] + 7) % 99;
@@ -202,6 +208,15 @@ fn edit(mesh: &mut Mesh, rng: &mut Rng) -> (String, u64) {
             s.checked[v] = !s.checked[v];
             let node = format!("svc{i}-v{v}");
             (format!("listener of {node}"), key(Kind::VirtualNode, &node))
+        }
+        5 => {
+            let j = rng.below(CLIENTS);
+            mesh.tls[j] = !mesh.tls[j];
+            let node = format!("client{j}");
+            (
+                format!("client TLS of {node}"),
+                key(Kind::VirtualNode, &node),
+            )
         }
         _ => {
             mesh.allow_all = !mesh.allow_all;
@@ -279,5 +294,5 @@ fn incremental_reloads_equal_full_rebuilds_and_change_exactly_the_dependents() {
             "step {step} ({what})"
         );
     }
-    assert_eq!(kinds.len(), 6, "every kind of edit was made: {kinds:?}");
+    assert_eq!(kinds.len(), 7, "every kind of edit was made: {kinds:?}");
 }

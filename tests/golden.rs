@@ -232,3 +232,66 @@ fn transparent_layout() {
         &root().join("tests/golden/transparent"),
     );
 }
+
+/// TLS on listeners and client policies (tests/golden/tls/mesh).
+#[test]
+fn tls_listeners_and_client_policies() {
+    let (mesh, golden) = (
+        root().join("tests/golden/tls/mesh"),
+        root().join("tests/golden/tls"),
+    );
+    check(&mesh, &golden);
+    check_tls(&mesh, &golden.join("tls"));
+}
+
+/// The TLS contexts of every node's listener chains and clusters, decoded (the node files show
+/// them as bytes), in `<golden>/<mesh>_<node>.txt`.
+fn check_tls(mesh_dir: &Path, golden_dir: &Path) {
+    use envoy_types::pb::envoy::config::core::v3::{transport_socket, TransportSocket};
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        DownstreamTlsContext, UpstreamTlsContext,
+    };
+    use prost::Message;
+    fn any(ts: &Option<TransportSocket>) -> &[u8] {
+        match ts.as_ref().and_then(|t| t.config_type.as_ref()) {
+            Some(transport_socket::ConfigType::TypedConfig(a)) => &a.value,
+            None => &[],
+        }
+    }
+    let mut p = Pipeline::new(mesh_dir.to_path_buf());
+    assert!(p.reload(None));
+    for key in p.cache.keys() {
+        let id = ProxyId::parse(&key).expect("a node id");
+        let res = NodeResources::decode(&p.cache.get(&key).unwrap()).unwrap();
+        let mut text = String::new();
+        for l in &res.listeners {
+            let filters: Vec<_> = l.listener_filters.iter().map(|f| &f.name).collect();
+            text += &format!("listener {} filters {filters:?}\n", l.name);
+            for c in &l.filter_chains {
+                let ctx = c.transport_socket.as_ref().map(|_| {
+                    DownstreamTlsContext::decode(any(&c.transport_socket)).expect("decodes")
+                });
+                text += &format!("  chain {:?}\n  {ctx:#?}\n", c.filter_chain_match);
+            }
+        }
+        for c in &res.clusters {
+            let ctx = c
+                .transport_socket
+                .as_ref()
+                .map(|_| UpstreamTlsContext::decode(any(&c.transport_socket)).expect("decodes"));
+            text += &format!("cluster {}\n  {ctx:#?}\n", c.name);
+        }
+        let file = golden_dir.join(format!("{}_{}.txt", id.mesh, id.name));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(golden_dir).unwrap();
+            std::fs::write(&file, &text).unwrap();
+        } else {
+            let want = std::fs::read_to_string(&file).expect("golden TLS file; UPDATE_GOLDEN=1");
+            assert!(
+                want == text,
+                "{} differs; UPDATE_GOLDEN=1 and review",
+                file.display()
+            );
+        }
+    }
+}

@@ -74,6 +74,7 @@ fn frame(e: translate::EgressTable) -> EgressFrame {
     EgressFrame {
         name: e.name,
         backends: e.backends,
+        tls: e.tls,
         tail: e.tail_host.map_or_else(Vec::new, |h| {
             let mut b = Vec::new();
             prost::encoding::message::encode(2, &*h, &mut b);

@@ -47,14 +47,14 @@ impl Builder {
         endpoints: &mut ByName,
         deps: &mut Vec<u64>,
     ) -> Arc<Resource> {
-        let services: Vec<&Service> = frame
+        let services: Vec<(&str, &Service)> = frame
             .backends
             .iter()
-            .filter_map(|vs| self.services.get(mesh)?.get(vs).map(|s| &**s))
+            .filter_map(|vs| Some((vs.as_str(), &**self.services.get(mesh)?.get(vs)?)))
             .collect();
         let len = services
             .iter()
-            .map(|s| s.hosts_for(port).len())
+            .map(|(_, s)| s.hosts_for(port).len())
             .sum::<usize>()
             + frame.tail.len()
             + frame.name.len()
@@ -64,9 +64,16 @@ impl Builder {
         if !frame.name.is_empty() {
             prost::encoding::string::encode(1, &frame.name, &mut value);
         }
-        for s in &services {
+        for (vs, s) in &services {
             value.extend_from_slice(s.hosts_for(port));
             deps.extend_from_slice(&s.deps);
+            // A cluster reached with TLS replaces the plain one of the same target (another
+            // backend's): the client asked for TLS towards that target.
+            if let Some(secured) = self.secured_upstreams(mesh, frame, vs, s) {
+                for u in secured {
+                    clusters.insert(u.cluster.name.clone(), u.cluster.clone());
+                }
+            }
             for u in &s.upstreams {
                 clusters
                     .entry(u.cluster.name.clone())

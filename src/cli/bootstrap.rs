@@ -5,7 +5,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use meshplane::bootstrap::{self, BootstrapParams, XdsMode};
 
-pub fn run(node_id: String, xds: &str, admin_port: u16, mode: XdsMode) -> anyhow::Result<ExitCode> {
+pub fn run(
+    node_id: String,
+    xds: &str,
+    admin_port: u16,
+    mode: XdsMode,
+    sds_socket: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     if meshplane::model::ProxyId::parse(&node_id).is_none() {
         anyhow::bail!("node id `{node_id}` must be mesh/<mesh>/virtualNode/<name>, mesh/<mesh>/virtualGateway/<name> or an App Mesh ARN");
     }
@@ -22,5 +28,11 @@ pub fn run(node_id: String, xds: &str, admin_port: u16, mode: XdsMode) -> anyhow
             admin_address: "127.0.0.1".into()
         })
     );
+    if let Some(path) = sds_socket {
+        if path.is_empty() {
+            anyhow::bail!("--sds-socket must be a path");
+        }
+        print!("{}", bootstrap::sds_cluster(path));
+    }
     Ok(ExitCode::SUCCESS)
 }

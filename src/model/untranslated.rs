@@ -3,7 +3,7 @@
 
 use crate::diag::Problem;
 use crate::source::{Body, Document};
-use crate::spec::{BackendDefaults, VirtualGatewaySpec, VirtualNodeSpec};
+use crate::spec::{VirtualGatewaySpec, VirtualNodeSpec};
 
 /// The warnings of one document.
 struct Warnings<'a> {
@@ -46,11 +46,6 @@ pub(super) fn report_untranslated(doc: &Document, warnings: &mut Vec<Problem>) {
 }
 
 fn virtual_node(w: &mut Warnings, spec: &VirtualNodeSpec) {
-    for (i, l) in spec.listeners.iter().enumerate() {
-        if l.tls.is_some() {
-            w.warn(format!("spec.listeners[{i}].tls"), "listener TLS");
-        }
-    }
     if let Some(sd) = &spec.service_discovery {
         if sd
             .aws_cloud_map
@@ -63,35 +58,10 @@ fn virtual_node(w: &mut Warnings, spec: &VirtualNodeSpec) {
             );
         }
     }
-    for (i, b) in spec.backends.iter().enumerate() {
-        if b.virtual_service
-            .as_ref()
-            .is_some_and(|v| v.client_policy.is_some())
-        {
-            w.warn(
-                format!("spec.backends[{i}].virtualService.clientPolicy"),
-                "backend client policy (TLS)",
-            );
-        }
-    }
-    backend_defaults(w, spec.backend_defaults.as_ref());
-}
-
-/// A node's or a gateway's `backendDefaults.clientPolicy` (TLS origination).
-fn backend_defaults(w: &mut Warnings, defaults: Option<&BackendDefaults>) {
-    if defaults.is_some_and(|b| b.client_policy.is_some()) {
-        w.warn(
-            "spec.backendDefaults.clientPolicy".into(),
-            "backend default client policy (TLS)",
-        );
-    }
 }
 
 fn virtual_gateway(w: &mut Warnings, spec: &VirtualGatewaySpec) {
     for (i, l) in spec.listeners.iter().enumerate() {
-        if l.tls.is_some() {
-            w.warn(format!("spec.listeners[{i}].tls"), "gateway listener TLS");
-        }
         if l.health_check.is_some() {
             w.warn(
                 format!("spec.listeners[{i}].healthCheck"),
@@ -99,7 +69,6 @@ fn virtual_gateway(w: &mut Warnings, spec: &VirtualGatewaySpec) {
             );
         }
     }
-    backend_defaults(w, spec.backend_defaults.as_ref());
 }
 
 #[cfg(test)]
@@ -110,7 +79,7 @@ mod tests {
     fn untranslated_fields_load_with_a_warning() {
         // A grpcRoute is translated: no warning for it.
         let out = parse(
-            "kind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: g\nspec:\n  grpcRoute:\n    match: {serviceName: x}\n    action: {weightedTargets: [{virtualNode: a, weight: 1}]}\n---\nkind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec:\n  listeners: [{portMapping: {port: 80, protocol: http}, tls: {mode: STRICT}}]\n",
+            "kind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: g\nspec:\n  grpcRoute:\n    match: {serviceName: x}\n    action: {weightedTargets: [{virtualNode: a, weight: 1}]}\n---\nkind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec:\n  listeners: [{portMapping: {port: 80, protocol: http}, healthCheck: {healthyThreshold: 2, unhealthyThreshold: 2, intervalMillis: 5000, timeoutMillis: 2000, protocol: http}}]\n",
         );
         assert!(out.problems.is_empty(), "{:?}", out.problems);
         assert_eq!(out.documents.len(), 2);
@@ -118,7 +87,7 @@ mod tests {
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(
             w[0].starts_with(
-                "mesh.yaml:14: spec.listeners[0].tls: gateway listener TLS is not translated"
+                "mesh.yaml:14: spec.listeners[0].healthCheck: gateway listener health check is not translated"
             ),
             "{w:?}"
         );

@@ -1,9 +1,8 @@
 //! The VirtualGateway and GatewayRoute specs: gateway listeners (ports, health check, connection
 //! pool, TLS), access logging and backend defaults; HTTP, HTTP/2 and gRPC gateway routes with their
-//! match, target and rewrites. Field names are App Mesh's; TLS parts stay raw (reported at load).
+//! match, target and rewrites. Field names are App Mesh's; the TLS shapes are in `tls`.
 
 use serde::Deserialize;
-use serde_yaml_ng::Value;
 
 use super::{
     BackendDefaults, HeaderMatch, HealthCheck, PathMatch, PortMapping, QueryParameterMatch,
@@ -14,7 +13,6 @@ use super::{
 pub struct VirtualGatewaySpec {
     #[serde(default)]
     pub listeners: Vec<GatewayListener>,
-    /// `clientPolicy` (TLS) is not translated yet: reported at load time.
     pub backend_defaults: Option<BackendDefaults>,
     pub logging: Option<Logging>,
     /// meshplane extension (docs/contract.md §2): where the gateway's egress listener takes the
@@ -30,8 +28,7 @@ pub struct GatewayListener {
     /// Not translated yet (App Mesh documents no Envoy mapping): reported at load time.
     pub health_check: Option<HealthCheck>,
     pub connection_pool: Option<GatewayConnectionPool>,
-    /// Not translated yet (TLS): reported at load time.
-    pub tls: Option<Value>,
+    pub tls: Option<super::ListenerTls>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -12,6 +12,7 @@ mod refs;
 mod route;
 mod service;
 mod tcp_route;
+mod tls;
 
 pub use envelope::*;
 pub use gateway::*;
@@ -22,6 +23,7 @@ pub use refs::References;
 pub use route::*;
 pub use service::*;
 pub use tcp_route::*;
+pub use tls::*;
 
 /// The seven App Mesh resource kinds, with their native `kind` and export-form top-level key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -2,7 +2,6 @@
 //! timeouts), service discovery, backends and proxy ports.
 
 use serde::Deserialize;
-use serde_yaml_ng::Value;
 
 use super::{Duration, IpPreference, Logging, MeshSpec, ProxyMode};
 
@@ -65,8 +64,7 @@ pub struct NodeListener {
     pub outlier_detection: Option<OutlierDetection>,
     pub connection_pool: Option<ConnectionPool>,
     pub timeout: Option<ListenerTimeout>,
-    /// Not translated yet (TLS): reported at load time.
-    pub tls: Option<Value>,
+    pub tls: Option<super::ListenerTls>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -214,15 +212,14 @@ pub struct Backend {
 #[serde(rename_all = "camelCase")]
 pub struct VirtualServiceBackend {
     pub virtual_service_name: String,
-    /// Not translated yet (client TLS): reported at load time.
-    pub client_policy: Option<Value>,
+    /// Overrides `backendDefaults.clientPolicy` for this backend.
+    pub client_policy: Option<super::ClientPolicy>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackendDefaults {
-    /// Not translated yet (client TLS): reported at load time.
-    pub client_policy: Option<Value>,
+    pub client_policy: Option<super::ClientPolicy>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -60,13 +60,15 @@ pub fn gateway_own(mesh: &Mesh, name: &str, spec: &VirtualGatewaySpec) -> OwnRes
             true,
         ));
         h.access_log.extend(log.clone());
-        own.listeners.push(listener(
+        let mut ingress = listener(
             naming::ingress_listener(pm.port),
             "0.0.0.0",
             pm.port,
             hcm_filter(&h),
             TrafficDirection::Inbound,
-        ));
+        );
+        super::tls::secure_listener(&mut ingress, l.tls.as_ref());
+        own.listeners.push(ingress);
         own.routes
             .push(gateway_route::ingress_table(rds, &cluster, l, &routes));
     }
@@ -91,6 +93,7 @@ pub fn gateway_own(mesh: &Mesh, name: &str, spec: &VirtualGatewaySpec) -> OwnRes
     tail_services.dedup();
     own.egress = Some(EgressTable {
         name: naming::egress_routes(egress),
+        tls: super::tls::gateway_policies(spec, &backends),
         backends,
         tail_host: (!keeping.is_empty()).then(|| Arc::new(default_backend(mesh, &keeping))),
         tail_services,

@@ -105,16 +105,15 @@ pub fn ingress(
     if pm.protocol == Protocol::Tcp {
         let logs = access_log::of(spec.logging.as_ref());
         let f = super::tcp::ingress_filter(stat_prefix, cluster, l, logs);
-        return (
-            listener(
-                naming::ingress_listener(port),
-                "0.0.0.0",
-                port,
-                f,
-                TrafficDirection::Inbound,
-            ),
-            None,
+        let mut ingress = listener(
+            naming::ingress_listener(port),
+            "0.0.0.0",
+            port,
+            f,
+            TrafficDirection::Inbound,
         );
+        super::tls::secure_listener(&mut ingress, l.tls.as_ref());
+        return (ingress, None);
     }
     let rds = naming::ingress_routes(pm.protocol, pm.port);
     let mut h = hcm(stat_prefix, rds.clone(), false);
@@ -124,16 +123,15 @@ pub fn ingress(
         config_type: Some(filter::ConfigType::TypedConfig(any(&h))),
     };
     let routes = route::ingress_table(rds, cluster, l);
-    (
-        listener(
-            naming::ingress_listener(port),
-            "0.0.0.0",
-            port,
-            f,
-            TrafficDirection::Inbound,
-        ),
-        Some(routes),
-    )
+    let mut ingress = listener(
+        naming::ingress_listener(port),
+        "0.0.0.0",
+        port,
+        f,
+        TrafficDirection::Inbound,
+    );
+    super::tls::secure_listener(&mut ingress, l.tls.as_ref());
+    (ingress, Some(routes))
 }
 
 /// `127.0.0.1:egressPort`: the app's way out, routed by Host header (`rds_egress_http_<port>`),

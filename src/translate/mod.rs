@@ -18,6 +18,7 @@ mod route;
 pub mod sources;
 mod tcp;
 pub mod transparent;
+pub mod tls;
 mod util;
 
 use std::sync::Arc;
@@ -72,6 +73,8 @@ pub struct EgressTable {
     /// The services the tail host is built from (sorted, unique): an edit of one of them changes
     /// the node's own parts.
     pub tail_services: Vec<String>,
+    /// The backends whose client policy originates TLS, with that policy (sorted by backend).
+    pub tls: Vec<(String, Arc<crate::spec::ClientTls>)>,
 }
 
 /// The node-specific parts of `id`'s resources, or `None` when the model does not define it. For a
@@ -123,9 +126,10 @@ pub fn translate_own(model: &MeshModel, id: &ProxyId) -> Option<OwnResources> {
             .push(listener::egress(spec.egress_port(), allow_all, logs));
         own.egress = Some(EgressTable {
             name: naming::egress_routes(spec.egress_port()),
-            backends,
             tail_host: allow_all.then(|| Arc::new(route::allow_all_host(mesh))),
             tail_services: Vec::new(),
+            tls: tls::node_policies(spec, &backends),
+            backends,
         });
         own.tcp = Some(TcpFrame {
             ports: spec
@@ -160,6 +164,18 @@ pub fn service_tcp(
 /// The cluster (and, for static discovery, endpoints) clients use to reach `target`.
 pub fn target_cluster(mesh: &Mesh, target: &Target) -> (Cluster, Option<ClusterLoadAssignment>) {
     cluster::egress_cluster(mesh, target)
+}
+
+/// The cluster a client with client policy `tls` for the backend uses to reach `target`: the
+/// same as [`target_cluster`], with TLS when the policy covers the target's port.
+pub fn target_cluster_tls(
+    mesh: &Mesh,
+    target: &Target,
+    tls: &crate::spec::ClientTls,
+) -> (Cluster, Option<ClusterLoadAssignment>) {
+    let (mut c, cla) = cluster::egress_cluster(mesh, target);
+    tls::secure_cluster(&mut c, mesh, target, tls);
+    (c, cla)
 }
 
 /// A (virtual node, listener) pair some route sends traffic to.

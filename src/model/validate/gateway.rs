@@ -44,10 +44,14 @@ pub(super) fn check_gateway(doc: &Document, spec: &VirtualGatewaySpec, out: &mut
         if let Some(cp) = &l.connection_pool {
             check_pool(doc, &base, pm.protocol, cp, out);
         }
+        if let Some(tls) = &l.tls {
+            super::tls::check_listener_tls(doc, &format!("{base}.tls"), tls, out);
+        }
     }
     if let Some(lg) = &spec.logging {
         check_logging(doc, lg, out);
     }
+    super::tls::check_backend_defaults(doc, spec.backend_defaults.as_ref(), out);
     if let Some(port) = spec.proxy.and_then(|p| p.egress_port) {
         check_port(doc, "spec.proxy.egressPort", port, out);
         if let Some(i) = ports.get(&port) {

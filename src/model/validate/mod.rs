@@ -27,6 +27,7 @@ mod tests;
 #[cfg(test)]
 mod tests_rules;
 mod transparent;
+mod tls;
 
 use std::sync::Arc;
 

@@ -19,6 +19,7 @@ pub(super) fn check_node(
     check_listeners(doc, spec, out);
     check_service_discovery(doc, spec, out);
     check_backends(doc, mesh, spec, out);
+    super::tls::check_backend_defaults(doc, spec.backend_defaults.as_ref(), out);
     check_proxy(doc, mesh, spec, out);
     if let Some(lg) = &spec.logging {
         super::gateway::check_logging(doc, lg, out);
@@ -49,6 +50,9 @@ fn check_listeners(doc: &Document, spec: &VirtualNodeSpec, out: &mut Vec<Problem
             ));
         }
         check_listener(doc, &base, l, out);
+        if let Some(tls) = &l.tls {
+            super::tls::check_listener_tls(doc, &format!("{base}.tls"), tls, out);
+        }
     }
 }
 
@@ -146,6 +150,10 @@ fn check_backends(doc: &Document, mesh: &Mesh, spec: &VirtualNodeSpec, out: &mut
                 &format!("{path}.virtualService.virtualServiceName"),
                 super::not_defined(Kind::VirtualService, name, &mesh.name),
             ));
+        }
+        if let Some(p) = &vs.client_policy {
+            let p_path = format!("{path}.virtualService.clientPolicy");
+            super::tls::check_client_policy(doc, &p_path, p, out);
         }
         if !seen.insert(name.clone()) {
             out.push(doc.problem(&path, format!("duplicate backend `{name}`")));

@@ -67,6 +67,7 @@ pub(super) fn add_egress(own: &mut OwnResources, mesh: &Mesh, spec: &VirtualNode
         own.port_tables.push(PortTable {
             port,
             table: EgressTable {
+                tls: crate::translate::tls::node_policies(spec, &vss),
                 name: rds,
                 backends: vss,
                 tail_host: tail.clone(),
