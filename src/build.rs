@@ -4,6 +4,7 @@
 //! that route's virtual hosts once and then only reassembles the route tables that include them.
 
 mod encode;
+mod secrets;
 mod variants;
 mod view;
 
@@ -15,7 +16,7 @@ use prost::Name;
 
 use crate::model::{MeshModel, ProxyId};
 use crate::translate::{self, Target};
-use crate::xds::{Resource, Snapshot, TypeSnapshot, VariantKey};
+use crate::xds::{Resource, Snapshot, TypeSnapshot, VariantKey, TYPE_COUNT};
 
 pub use encode::pack;
 pub use view::NodeResources;
@@ -31,6 +32,10 @@ pub struct Built {
     pub entity: u64,
     pub snapshot: Snapshot,
     pub deps: Vec<u64>,
+    /// The secrets its clusters and listeners fetch over ADS that meshplane serves.
+    pub secrets: Vec<String>,
+    /// Those of them no CA serves (`serve` without `--ca-dir`): the pipeline refuses the model.
+    pub unserved: Vec<String>,
 }
 
 /// A node's own resources, encoded ([`translate::translate_own`]).
@@ -39,6 +44,8 @@ struct Own {
     listeners: Vec<Arc<Resource>>,
     routes: Vec<Arc<Resource>>,
     egress: Option<EgressFrame>,
+    /// The secrets its clusters and listeners fetch over ADS ([`secrets::referenced`]).
+    secrets: Vec<String>,
     /// The node's own entity key.
     entity: u64,
     /// [`crate::change::own_dependencies`], and those of the services its egress tail host is
@@ -66,6 +73,8 @@ struct Service {
 struct Upstream {
     cluster: Arc<Resource>,
     endpoints: Option<Arc<Resource>>,
+    /// The secrets its TLS fetches over ADS.
+    secrets: Vec<String>,
     deps: [u64; 2],
 }
 
@@ -82,15 +91,28 @@ pub struct Builder {
     upstreams: HashMap<String, HashMap<Target, Arc<Upstream>>>,
     /// Per node (by entity key), the type snapshots it was last given: a rebuild whose resources
     /// of a type are the very same `Arc`s reuses the type snapshot instead of making an equal one.
-    last: HashMap<u64, [Arc<TypeSnapshot>; 4]>,
+    last: HashMap<u64, [Arc<TypeSnapshot>; TYPE_COUNT]>,
     /// Per node (by entity key), the per-type variants it was last given.
     last_variants: HashMap<u64, variants::Variants>,
+    /// meshplane's CA, serving the secrets nodes fetch over ADS (`serve --ca-dir`).
+    ca: Option<Arc<crate::ca::Authority>>,
 }
 
 impl Builder {
-    /// Forgets everything (a first load, or one after a rejected configuration).
+    /// A builder whose nodes get their secrets from `ca`.
+    pub fn with_ca(mut self, ca: Option<Arc<crate::ca::Authority>>) -> Builder {
+        self.ca = ca;
+        self
+    }
+
+    pub fn ca(&self) -> Option<&Arc<crate::ca::Authority>> {
+        self.ca.as_ref()
+    }
+
+    /// Forgets everything (a first load, or one after a rejected configuration) but the CA.
     pub fn clear(&mut self) {
-        *self = Builder::default();
+        let ca = self.ca.take();
+        *self = Builder::default().with_ca(ca);
     }
 
     /// Drops every part built from one of the `changed` entities (sorted).
@@ -120,7 +142,7 @@ impl Builder {
     ) -> Vec<Built> {
         self.build_own(model, ids);
         self.build_services(model, ids);
-        self.assemble_all(ids, variants)
+        self.assemble_all(model, ids, variants)
     }
 
     /// Step 1: the nodes' own parts that are not cached.
@@ -220,8 +242,10 @@ impl Builder {
             |_, (mesh, t)| {
                 let m = model.meshes.get(*mesh)?;
                 let (c, cla) = translate::target_cluster(m, t);
+                let cluster = Arc::new(Resource::new(c.name.clone(), pack(&c)));
                 let up = Upstream {
-                    cluster: Arc::new(Resource::new(c.name.clone(), pack(&c))),
+                    secrets: secrets::referenced(std::iter::once(&cluster)),
+                    cluster,
                     endpoints: cla
                         .map(|e| Arc::new(Resource::new(e.cluster_name.clone(), pack(&e)))),
                     deps: crate::change::own_dependencies(&ProxyId::virtual_node(mesh, &t.node)),
@@ -236,9 +260,16 @@ impl Builder {
 
     /// Steps 3 and 4: every node's snapshot from its own parts and its backends' shared parts,
     /// then the per-type variants in demand, from each new snapshot.
-    fn assemble_all(&mut self, ids: &[ProxyId], variants: &[VariantKey]) -> Vec<Built> {
+    fn assemble_all(
+        &mut self,
+        model: &MeshModel,
+        ids: &[ProxyId],
+        variants: &[VariantKey],
+    ) -> Vec<Built> {
         let this = &*self;
         let mut built = crate::par::map_chunks(ids, 64, || (), |_, id| this.assemble(id));
+        secrets::add(&mut built, model, self.ca.as_ref());
+        let this = &*self;
         let made = crate::par::map_chunks(&built, 64, Default::default, |memo, b| {
             let (last, previous) = (this.last.get(&b.entity), this.last_variants.get(&b.entity));
             Some(variants::make(&b.snapshot, variants, last, previous, memo))
@@ -267,6 +298,7 @@ impl Builder {
         let listeners = by_name(&own.listeners);
         let mut routes = by_name(&own.routes);
         let mut deps = own.deps.clone();
+        let mut secrets = own.secrets.clone();
         if let Some(frame) = &own.egress {
             let services: Vec<&Service> = frame
                 .backends
@@ -286,6 +318,7 @@ impl Builder {
                 value.extend_from_slice(&s.hosts);
                 deps.extend_from_slice(&s.deps);
                 for u in &s.upstreams {
+                    secrets.extend_from_slice(&u.secrets);
                     clusters
                         .entry(u.cluster.name.clone())
                         .or_insert_with(|| u.cluster.clone());
@@ -306,6 +339,8 @@ impl Builder {
         }
         deps.sort_unstable();
         deps.dedup();
+        secrets.sort_unstable();
+        secrets.dedup();
         let last = self.last.get(&own.entity);
         let mut t = 0;
         let types = [clusters, endpoints, listeners, routes].map(|resources| {
@@ -329,6 +364,8 @@ impl Builder {
             entity: own.entity,
             snapshot: Snapshot::from_shared(types),
             deps,
+            secrets,
+            unserved: Vec::new(),
         })
     }
 }

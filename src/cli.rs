@@ -5,6 +5,7 @@
 
 mod admin_client;
 mod bootstrap;
+mod ca;
 mod config;
 mod diff;
 mod serve;
@@ -72,7 +73,13 @@ pub enum Command {
         load_limits: LimitArgs,
         #[command(flatten)]
         reload: meshplane::app::ReloadSettings,
+        #[command(flatten)]
+        ca: ca::ServeCaArgs,
     },
+    /// meshplane's own certificate authority (stands in for ACM): create it, issue an Envoy's
+    /// certificate for the xDS port.
+    #[command(subcommand)]
+    Ca(ca::CaCommand),
     /// Exit 0 when PATH (a directory, or one file) is a valid mesh; otherwise print every problem
     /// and exit 1.
     #[command(group(ArgGroup::new("mesh").required(true).args(["dir", "config"])))]
@@ -307,6 +314,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limits,
             load_limits,
             reload,
+            ca,
         } => serve::run(ServeConfig {
             xds_listen,
             admin_listen,
@@ -316,8 +324,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limits,
             load_limits: load_limits.into(),
             reload,
+            ca: ca.settings(),
             ..ServeConfig::new(config)
         }),
+        Command::Ca(cmd) => ca::run(cmd),
     }
 }
 

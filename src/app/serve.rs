@@ -35,6 +35,17 @@ pub struct ServeConfig {
     pub load_limits: Limits,
     /// The watcher's other settings and the guard against removing most of a mesh at once.
     pub reload: ReloadSettings,
+    /// meshplane's own CA (`--ca-dir`, `--trust-domain`, `--cert-validity`): serves `acm`.
+    pub ca: Option<CaSettings>,
+}
+
+/// Where meshplane's CA lives and what it issues (docs/contract.md §2, §5).
+#[derive(Debug, Clone)]
+pub struct CaSettings {
+    pub dir: PathBuf,
+    pub trust_domain: String,
+    /// How long a proxy certificate is valid; renewed at two thirds of it.
+    pub validity: Duration,
 }
 
 impl ServeConfig {
@@ -47,6 +58,7 @@ impl ServeConfig {
             limits: ClientLimits::default(),
             load_limits: Limits::DEFAULT,
             reload: ReloadSettings::default(),
+            ca: None,
         }
     }
 }
@@ -135,7 +147,8 @@ impl Server {
         let descriptors = limits::raise_descriptor_limit();
         let demand = Demand::default();
         let pipeline = Pipeline::with_limits(cfg.config_dir.clone(), cfg.load_limits)
-            .with_demand(demand.clone());
+            .with_demand(demand.clone())
+            .with_ca(open_ca(cfg.ca.as_ref())?);
         let published = pipeline.published();
         // Watch before the first load so no edit slips between the two.
         let (watcher, changes) =
@@ -210,6 +223,15 @@ impl Server {
             }
         }
     }
+}
+
+/// meshplane's CA from `--ca-dir` (created when absent), if given.
+fn open_ca(s: Option<&CaSettings>) -> Result<Option<Arc<crate::ca::Authority>>, AppError> {
+    let Some(s) = s else { return Ok(None) };
+    let ca = crate::ca::CaDir::open_or_create(&s.dir, &s.trust_domain)?;
+    info!(dir = %s.dir.display(), trust_domain = %s.trust_domain, validity = ?s.validity,
+        "serving proxy certificates from meshplane's CA");
+    Ok(Some(Arc::new(crate::ca::Authority::new(ca, s.validity))))
 }
 
 /// Serves every xDS service and the gRPC status service until shutdown.
