@@ -104,7 +104,12 @@ impl CaDir {
             uri: format!("spiffe://{}/meshplane/xds", self.trust_domain),
             dns: hosts.to_vec(),
         };
-        issue::leaf(self, &id, Duration::from_secs(365 * 24 * 3600), issue::Usage::Server)
+        issue::leaf(
+            self,
+            &id,
+            Duration::from_secs(365 * 24 * 3600),
+            issue::Usage::Server,
+        )
     }
 
     /// A certificate for the Envoy of `node_id` to present to the xDS server (`meshplane ca
@@ -159,7 +164,9 @@ pub fn parse_validity(s: &str) -> Result<Duration, String> {
         crate::xds::limits::parse_duration(s)?
     };
     if d < Duration::from_secs(1) {
-        return Err(format!("`{s}`: a certificate must be valid for at least 1s"));
+        return Err(format!(
+            "`{s}`: a certificate must be valid for at least 1s"
+        ));
     }
     Ok(d)
 }

@@ -74,7 +74,7 @@ pub enum Command {
         #[command(flatten)]
         reload: meshplane::app::ReloadSettings,
         #[command(flatten)]
-        ca: ca::ServeCaArgs,
+        ca: Box<ca::ServeCaArgs>,
     },
     /// meshplane's own certificate authority (stands in for ACM): create it, issue an Envoy's
     /// certificate for the xDS port.

@@ -20,15 +20,15 @@ use envoy_types::pb::envoy::config::core::v3::{
     address, config_source, socket_address, transport_socket, Address, AggregatedConfigSource,
     ApiVersion, ConfigSource, SocketAddress, TransportSocket,
 };
+use envoy_types::pb::envoy::config::core::v3::{data_source, DataSource};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
-    route, route_action, route_match, DirectResponseAction, Route,
-    RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
+    route, route_action, route_match, DirectResponseAction, Route, RouteAction, RouteConfiguration,
+    RouteMatch, VirtualHost,
 };
-use envoy_types::pb::envoy::config::core::v3::{data_source, DataSource};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager, http_filter, HttpConnectionManager, HttpFilter,
@@ -112,7 +112,12 @@ fn tls_socket(typed: envoy_types::pb::google::protobuf::Any) -> Option<Transport
 }
 
 /// An HTTP listener on `port` whose one route either goes to `cluster` or answers 200 itself.
-fn http_listener(name: &str, port: u32, cluster: Option<&str>, tls: Option<TransportSocket>) -> Listener {
+fn http_listener(
+    name: &str,
+    port: u32,
+    cluster: Option<&str>,
+    tls: Option<TransportSocket>,
+) -> Listener {
     let action = match cluster {
         Some(c) => route::Action::Route(RouteAction {
             cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(c.into())),
@@ -124,6 +129,7 @@ fn http_listener(name: &str, port: u32, cluster: Option<&str>, tls: Option<Trans
                 specifier: Some(data_source::Specifier::InlineString("secured".into())),
                 ..Default::default()
             }),
+            ..Default::default()
         }),
     };
     let hcm = HttpConnectionManager {
@@ -149,7 +155,9 @@ fn http_listener(name: &str, port: u32, cluster: Option<&str>, tls: Option<Trans
         )),
         http_filters: vec![HttpFilter {
             name: "envoy.filters.http.router".into(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack(&Router::default()))),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack(
+                &Router::default(),
+            ))),
             ..Default::default()
         }],
         ..Default::default()
@@ -205,7 +213,9 @@ fn resources(plain: u16, secure: u16) -> [TypeSnapshot; 4] {
     };
     let down = DownstreamTlsContext {
         common_tls_context: Some(tls_context(None)),
-        require_client_certificate: Some(true.into()),
+        require_client_certificate: Some(envoy_types::pb::google::protobuf::BoolValue {
+            value: true,
+        }),
         ..Default::default()
     };
     let listeners = [
@@ -327,5 +337,95 @@ async fn mutual_tls_from_sds_secrets_survives_rotation_with_zero_failed_requests
     let resp = envoy.admin_get("/certs").await;
     assert!(resp.contains(&format!("spiffe://{TD}/{NODE}")), "{resp}");
     drop(envoy);
+    server.shutdown().await;
+}
+
+const SDS_TYPE: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+
+/// The private key PEM inside an identity secret.
+fn key_of(any: &envoy_types::pb::google::protobuf::Any) -> String {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{secret, Secret};
+    use prost::Message;
+    let s = Secret::decode(any.value.as_slice()).unwrap();
+    let Some(secret::Type::TlsCertificate(t)) = s.r#type else {
+        panic!("not a certificate")
+    };
+    match t.private_key.and_then(|k| k.specifier) {
+        Some(data_source::Specifier::InlineBytes(b)) => String::from_utf8(b).unwrap(),
+        other => panic!("not inline bytes: {other:?}"),
+    }
+}
+
+/// The names of the secrets in a SotW response.
+fn secret_names(
+    r: &envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse,
+) -> Vec<String> {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
+    use prost::Message;
+    r.resources
+        .iter()
+        .map(|a| Secret::decode(a.value.as_slice()).unwrap().name)
+        .collect()
+}
+
+#[tokio::test]
+async fn secrets_are_served_over_ads_sotw_and_delta_only_to_their_node_and_never_shown() {
+    let dir = MeshDir::copy_of(&repo_path("examples/demo"));
+    let work = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let ca = Authority::new(
+        CaDir::open_or_create(&work.path().join("ca"), TD).unwrap(),
+        Duration::from_secs(3600),
+    );
+    let id = Identity {
+        uri: format!("spiffe://{TD}/{NODE}"),
+        dns: vec!["web.tls.local".into()],
+    };
+    let snap = Snapshot::new(resources(free_port(), free_port())).with_secrets(secrets(&ca, &id));
+    server.pipeline.cache.set(NODE, Some(Arc::new(snap)));
+
+    let mut c = AdsClient::connect(server.xds_addr, NODE).await;
+    c.request(SDS_TYPE, &[IDENTITY_SECRET, TRUST_SECRET], "", "")
+        .await;
+    let r = c.recv().await;
+    assert_eq!(r.type_url, SDS_TYPE);
+    assert_eq!(secret_names(&r), [IDENTITY_SECRET, TRUST_SECRET]);
+    let key = key_of(&r.resources[0]);
+    assert!(key.contains("PRIVATE KEY"));
+    c.ack(&r, &[IDENTITY_SECRET, TRUST_SECRET]).await;
+    assert!(c.recv_within(Duration::from_millis(300)).await.is_none());
+
+    let mut d = DeltaClient::connect(server.xds_addr, NODE).await;
+    d.request(SDS_TYPE, &[IDENTITY_SECRET], &[], "").await;
+    let r = d
+        .recv_within(Duration::from_secs(5))
+        .await
+        .expect("delta secrets");
+    assert_eq!(r.resources.len(), 1);
+    assert_eq!(r.resources[0].name, IDENTITY_SECRET);
+
+    // Another node asking for the same names gets none of them.
+    let mut other = AdsClient::connect(server.xds_addr, "mesh/demo/virtualNode/frontend").await;
+    other
+        .request(SDS_TYPE, &[IDENTITY_SECRET, TRUST_SECRET], "", "")
+        .await;
+    let r = other.recv().await;
+    assert!(r.resources.is_empty(), "{:?}", secret_names(&r));
+
+    // Neither the admin API nor the metrics show the key.
+    for path in [
+        format!("/resources?node={NODE}"),
+        "/nodes".to_string(),
+        "/proxies".to_string(),
+        "/metrics".to_string(),
+    ] {
+        let (_, body) = http_get(server.admin_addr, "127.0.0.1", &path, &[])
+            .await
+            .unwrap();
+        assert!(
+            !body.contains("PRIVATE KEY") && !body.contains(&key[40..80]),
+            "{path}"
+        );
+    }
     server.shutdown().await;
 }

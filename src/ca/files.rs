@@ -125,7 +125,10 @@ pub(super) fn open(dir: &Path, trust_domain: &str) -> Result<CaDir, CaError> {
     if mode & 0o077 != 0 {
         return Err(invalid(
             &key_path,
-            format!("the CA key is accessible by others (mode {:o}); run chmod 600", mode & 0o777),
+            format!(
+                "the CA key is accessible by others (mode {:o}); run chmod 600",
+                mode & 0o777
+            ),
         ));
     }
     let key_pem = fs::read_to_string(&key_path).map_err(io(&key_path))?;

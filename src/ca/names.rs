@@ -98,7 +98,12 @@ fn provided_services(mesh: &Mesh) -> HashMap<&str, Vec<&str>> {
                     nodes.insert(n);
                 }
                 Kind::VirtualRouter => {
-                    for route in mesh.virtual_routers.get(n).iter().flat_map(|r| r.routes.values()) {
+                    for route in mesh
+                        .virtual_routers
+                        .get(n)
+                        .iter()
+                        .flat_map(|r| r.routes.values())
+                    {
                         route.spec.references(&mut |k, t| {
                             if k == Kind::VirtualNode {
                                 nodes.insert(t);

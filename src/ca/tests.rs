@@ -77,7 +77,10 @@ fn a_ca_dir_is_refused_for_another_trust_domain_a_readable_key_or_none_at_all() 
     let key = dir.join("ca.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let err = CaDir::open(&dir, "a.example").unwrap_err().to_string();
-    assert!(err.contains("chmod 600") && !err.contains("PRIVATE"), "{err}");
+    assert!(
+        err.contains("chmod 600") && !err.contains("PRIVATE"),
+        "{err}"
+    );
     assert!(CaDir::open_or_create(&dir, "Not A Domain").is_err());
 }
 
@@ -87,13 +90,17 @@ fn a_proxy_certificate_names_its_spiffe_id_and_dns_names_and_chains_to_the_ca() 
     let ca = CaDir::open_or_create(&tmp.path().join("ca"), DEFAULT_TRUST_DOMAIN).unwrap();
     let id = Identity {
         uri: "spiffe://meshplane.local/mesh/demo/virtualNode/backend".into(),
-        dns: vec!["backend.demo.local".into(), "backend.svc".into(), "10.0.0.7".into()],
+        dns: vec![
+            "backend.demo.local".into(),
+            "backend.svc".into(),
+            "10.0.0.7".into(),
+        ],
     };
     let validity = Duration::from_secs(3600);
     let creds = ca.issue(&id, validity).unwrap();
     let (uris, dns, nb, na, is_ca) = read(&creds.cert_pem);
     assert!(!is_ca);
-    assert_eq!(uris, [id.uri.clone()]);
+    assert_eq!(uris, std::slice::from_ref(&id.uri));
     assert_eq!(dns, ["backend.demo.local", "backend.svc"]);
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -154,14 +161,20 @@ fn a_proxy_keeps_its_certificate_until_two_thirds_of_its_life_or_a_change_of_nam
     assert!(std::sync::Arc::ptr_eq(&first, &same), "kept while fresh");
     let due = auth.next_renewal().unwrap();
     let left = due.duration_since(SystemTime::now()).unwrap_or_default();
-    assert!(left <= Duration::from_secs(2) && left > Duration::from_millis(1500), "{left:?}");
+    assert!(
+        left <= Duration::from_secs(2) && left > Duration::from_millis(1500),
+        "{left:?}"
+    );
     assert!(auth.due(SystemTime::now()).is_empty());
-    assert_eq!(auth.due(due), [node.clone()]);
+    assert_eq!(auth.due(due), std::slice::from_ref(&node));
     let renamed = Identity {
         dns: vec!["web".into(), "web.demo.local".into()],
         ..id.clone()
     };
-    assert_eq!(auth.stale(|_| Some(renamed.clone())), [node.clone()]);
+    assert_eq!(
+        auth.stale(|_| Some(renamed.clone())),
+        std::slice::from_ref(&node)
+    );
     let second = auth.identity_secret(&node, &renamed).unwrap();
     assert_ne!(first.hash, second.hash, "a new certificate for new names");
     assert!(auth.stale(|_| None).is_empty());

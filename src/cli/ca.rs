@@ -28,10 +28,10 @@ pub struct ServeCaArgs {
 }
 
 impl ServeCaArgs {
-    pub fn settings(self) -> Option<CaSettings> {
+    pub fn settings(&self) -> Option<CaSettings> {
         Some(CaSettings {
-            dir: self.ca_dir?,
-            trust_domain: self.trust_domain,
+            dir: self.ca_dir.clone()?,
+            trust_domain: self.trust_domain.clone(),
             validity: self.cert_validity,
         })
     }

@@ -73,7 +73,11 @@ pub fn for_per_type_services(resource: &Any, delta: bool, cluster: &str) -> Opti
     if resource.type_url == Cluster::type_url() {
         let mut c = Cluster::decode(resource.value.as_slice()).ok()?;
         let mut changed = sds::visit_cluster(&mut c, &mut repoint);
-        if let Some(eds) = c.eds_cluster_config.as_mut().filter(|e| is_ads(&e.eds_config)) {
+        if let Some(eds) = c
+            .eds_cluster_config
+            .as_mut()
+            .filter(|e| is_ads(&e.eds_config))
+        {
             eds.eds_config = Some(per_type_source(delta, cluster));
             changed = true;
         }

@@ -149,11 +149,22 @@ mod tests {
     fn only_nodes_that_name_secrets_get_them_and_renewal_republishes_only_their_secrets() {
         let tmp = tempfile::tempdir().unwrap();
         let ca = authority(tmp.path(), Duration::from_millis(1500));
-        let mut p = Pipeline::new(demo()).with_ca(Some(ca.clone()));
+        let demand = crate::xds::variants::Demand::default();
+        let per_type = crate::xds::VariantKey {
+            delta: false,
+            cluster: "xds_cluster".into(),
+        };
+        let _hold = demand.hold(per_type.clone()).unwrap();
+        let mut p = Pipeline::new(demo())
+            .with_demand(demand)
+            .with_ca(Some(ca.clone()));
         assert!(p.reload(None));
         let keys = p.cache.keys();
         for k in &keys {
-            assert!(p.cache.get(k).unwrap().types[SDS].resources.is_empty(), "{k}");
+            assert!(
+                p.cache.get(k).unwrap().types[SDS].resources.is_empty(),
+                "{k}"
+            );
         }
         assert!(ca.is_empty(), "a mesh without acm issues nothing");
         assert!(p.next_renewal().is_none());
@@ -166,6 +177,11 @@ mod tests {
         let before = p.cache.get(&key).unwrap();
         let names: Vec<&String> = before.types[SDS].resources.keys().collect();
         assert_eq!(names, [IDENTITY_SECRET, TRUST_SECRET]);
+        let variant = before.variant(&per_type).expect("the per-type variant");
+        assert!(
+            Arc::ptr_eq(&variant.types[SDS], &before.types[SDS]),
+            "secrets go to per-type streams too"
+        );
         let sans = cert_names(&p, &key);
         assert_eq!(
             sans,
@@ -174,18 +190,32 @@ mod tests {
                 "DNSName(\"backend.demo.local\")"
             ]
         );
-        let others: Vec<_> = keys.iter().filter(|k| **k != key).map(|k| p.cache.get(k).unwrap()).collect();
+        let others: Vec<_> = keys
+            .iter()
+            .filter(|k| **k != key)
+            .map(|k| p.cache.get(k).unwrap())
+            .collect();
         assert!(others.iter().all(|s| s.types[SDS].resources.is_empty()));
 
         let due = p.next_renewal().expect("a certificate to renew");
         std::thread::sleep(due.duration_since(SystemTime::now()).unwrap_or_default());
         p.renew_due();
         let after = p.cache.get(&key).unwrap();
-        assert_ne!(after.types[SDS].version, before.types[SDS].version, "renewed");
+        assert_ne!(
+            after.types[SDS].version, before.types[SDS].version,
+            "renewed"
+        );
         for t in 0..4 {
-            assert!(Arc::ptr_eq(&after.types[t], &before.types[t]), "type {t} untouched");
+            assert!(
+                Arc::ptr_eq(&after.types[t], &before.types[t]),
+                "type {t} untouched"
+            );
         }
-        let now: Vec<_> = keys.iter().filter(|k| **k != key).map(|k| p.cache.get(k).unwrap()).collect();
+        let now: Vec<_> = keys
+            .iter()
+            .filter(|k| **k != key)
+            .map(|k| p.cache.get(k).unwrap())
+            .collect();
         for (a, b) in others.iter().zip(&now) {
             assert!(Arc::ptr_eq(a, b), "other nodes are not republished");
         }
@@ -216,6 +246,9 @@ mod tests {
         let before = p.cache.get(&backend.to_string()).unwrap();
         p.builder.pretend_secrets(&backend, &[IDENTITY_SECRET]);
         p.refresh_variants();
-        assert!(Arc::ptr_eq(&before, &p.cache.get(&backend.to_string()).unwrap()));
+        assert!(Arc::ptr_eq(
+            &before,
+            &p.cache.get(&backend.to_string()).unwrap()
+        ));
     }
 }
