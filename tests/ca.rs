@@ -302,3 +302,73 @@ fn ca_init_and_ca_issue_write_a_private_ca_and_an_envoys_xds_credentials() {
     ]);
     assert_eq!(bad.status.code(), Some(2), "a node id that names no node");
 }
+
+/// `snap` as a per-type Envoy on `cluster` sees it: what the build stage's variants make.
+fn per_type_variant(snap: &Snapshot, delta: bool, cluster: &str) -> Snapshot {
+    use meshplane::translate::sources::for_per_type_services;
+    use meshplane::xds::Resource;
+    let convert = |t: &TypeSnapshot| {
+        TypeSnapshot::new(
+            t.resources
+                .iter()
+                .map(|(n, r)| {
+                    let any =
+                        for_per_type_services(&r.any, delta, cluster).unwrap_or(r.any.clone());
+                    (n.clone(), Arc::new(Resource::new(n.clone(), any)))
+                })
+                .collect(),
+        )
+    };
+    let types = [0, 1, 2, 3].map(|t| Arc::new(convert(&snap.types[t])));
+    Snapshot::from_shared(types).with_secrets(snap.types[4].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_type_envoy_gets_its_secrets_from_the_secret_discovery_service() {
+    let dir = MeshDir::copy_of(&repo_path("examples/demo"));
+    let work = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let ca = Authority::new(
+        CaDir::open_or_create(&work.path().join("ca"), TD).unwrap(),
+        Duration::from_secs(3600),
+    );
+    let id = Identity {
+        uri: format!("spiffe://{TD}/{NODE}"),
+        dns: vec!["web.tls.local".into()],
+    };
+    let (plain, secure) = (free_port(), free_port());
+    let snap = Snapshot::new(resources(plain, secure)).with_secrets(secrets(&ca, &id));
+    let key = meshplane::xds::VariantKey {
+        delta: false,
+        cluster: meshplane::xds::authority::DEFAULT_CLUSTER.into(),
+    };
+    let variant = Arc::new(per_type_variant(&snap, false, &key.cluster));
+    let snap = snap.with_variants(vec![(key, variant)]);
+    server.pipeline.cache.set(NODE, Some(Arc::new(snap)));
+    let envoy = Envoy::start_with(
+        NODE,
+        server.xds_addr,
+        work.path(),
+        meshplane::bootstrap::XdsMode::Xds,
+    )
+    .await;
+    let started = Instant::now();
+    loop {
+        if let Ok((200, body)) = http_get(([127, 0, 0, 1], plain).into(), "web", "/", &[]).await {
+            assert_eq!(body, "secured");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no request got through mTLS over per-type SDS; see {}",
+            work.path().display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(envoy.stat("sds.meshplane/identity.update_success").await >= 1);
+    let modes: Vec<String> = server.registry.list().into_iter().map(|s| s.mode).collect();
+    assert!(modes.iter().any(|m| m == "SDS"), "{modes:?}");
+    assert!(!modes.iter().any(|m| m.starts_with("ADS")), "{modes:?}");
+    drop(envoy);
+    server.shutdown().await;
+}
