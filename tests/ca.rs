@@ -167,7 +167,27 @@ fn secret_names(
 async fn secrets_are_served_over_ads_sotw_and_delta_only_to_their_node_and_never_shown() {
     let dir = MeshDir::copy_of(&repo_path("examples/demo"));
     let work = tempfile::tempdir().unwrap();
-    let server = start(dir.path()).await;
+    // `serve --ca-dir` on a mesh without `acm`: the directory is made, and no node pays for it.
+    let ca_dir = work.path().join("served-ca");
+    let cfg = meshplane::app::ServeConfig {
+        ca: Some(meshplane::app::CaSettings {
+            dir: ca_dir.clone(),
+            trust_domain: TD.into(),
+            validity: Duration::from_secs(60),
+        }),
+        ..test_config(dir.path())
+    };
+    let server = meshplane::app::Server::start(cfg).await.expect("serves");
+    let status = server.pipeline.clone();
+    eventually("the first load", Duration::from_secs(60), || {
+        status.status().reloads >= 1
+    })
+    .await;
+    assert!(ca_dir.join("ca.key").is_file() && ca_dir.join("ca.crt").is_file());
+    for k in server.pipeline.cache.keys() {
+        let snap = server.pipeline.cache.get(&k).unwrap();
+        assert!(snap.types[4].resources.is_empty(), "{k} has no acm TLS");
+    }
     let ca = Authority::new(
         CaDir::open_or_create(&work.path().join("ca"), TD).unwrap(),
         Duration::from_secs(3600),
