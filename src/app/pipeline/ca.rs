@@ -251,4 +251,37 @@ mod tests {
             &p.cache.get(&backend.to_string()).unwrap()
         ));
     }
+
+    #[test]
+    fn a_reload_that_needs_secrets_without_a_ca_is_rejected_and_the_last_good_one_serves() {
+        let tmp = tempfile::tempdir().unwrap();
+        for e in std::fs::read_dir(demo()).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), tmp.path().join(e.file_name())).unwrap();
+        }
+        let mut p = Pipeline::new(tmp.path().to_path_buf());
+        assert!(p.reload(None));
+        let frontend = ProxyId::virtual_node("demo", "frontend");
+        let before = p.cache.get(&frontend.to_string()).unwrap();
+        // An edit of the router re-assembles the frontend (it calls the routed service) from
+        // its cached own parts, which now name a secret.
+        p.builder.pretend_secrets(&frontend, &[TRUST_SECRET]);
+        let router = tmp.path().join("router.yaml");
+        let text = std::fs::read_to_string(&router).unwrap();
+        std::fs::write(&router, text.replace("weight: 90", "weight: 80")).unwrap();
+        assert!(!p.reload(None), "rejected");
+        let st = p.status();
+        assert_eq!(st.reloads_rejected, 1);
+        let problem = st
+            .last
+            .problems
+            .iter()
+            .find(|q| q.message.contains("--ca-dir"));
+        let problem = problem.expect("a problem asking for --ca-dir");
+        assert_eq!(problem.file, std::path::Path::new("frontend.yaml"));
+        assert!(Arc::ptr_eq(
+            &before,
+            &p.cache.get(&frontend.to_string()).unwrap()
+        ));
+    }
 }
