@@ -22,7 +22,7 @@ pub use crate::report::{LoadResult, Published, Status};
 pub use pipeline::Pipeline;
 pub use reloader::{ReloadOptions, ReloadSettings, Reloaded, RemovalGuard};
 pub use removal::{large_removal, Removal};
-pub use serve::{run, Listeners, ServeConfig, Server};
+pub use serve::{run, CaSettings, Listeners, ServeConfig, Server};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -36,6 +36,8 @@ pub enum AppError {
     Watch(#[from] source::watch::WatchError),
     #[error("config directory {0} does not exist or is not a directory")]
     NoConfigDir(PathBuf),
+    #[error("--ca-dir: {0}")]
+    Ca(#[from] crate::ca::CaError),
 }
 
 /// Reads, parses and validates `dir` within the default limits. Pure apart from reading files.

@@ -4,6 +4,7 @@
 //! that route's virtual hosts once and then only reassembles the route tables that include them.
 
 mod encode;
+mod secrets;
 mod splice;
 mod tcp;
 mod tls;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use crate::model::{MeshModel, ProxyId};
 use crate::translate::{self, Target};
-use crate::xds::{Resource, Snapshot, TypeSnapshot, VariantKey};
+use crate::xds::{Resource, Snapshot, TypeSnapshot, VariantKey, TYPE_COUNT};
 
 pub use encode::pack;
 pub use view::NodeResources;
@@ -31,6 +32,10 @@ pub struct Built {
     pub entity: u64,
     pub snapshot: Snapshot,
     pub deps: Vec<u64>,
+    /// The secrets its clusters and listeners fetch over ADS that meshplane serves.
+    pub secrets: Vec<String>,
+    /// Those of them no CA serves (`serve` without `--ca-dir`): the pipeline refuses the model.
+    pub unserved: Vec<String>,
 }
 
 /// A node's own resources, encoded ([`translate::translate_own`]).
@@ -44,6 +49,8 @@ struct Own {
     /// The transparent layout's per-destination-port egress tables; each holds its backends'
     /// hosts for that port.
     port_frames: Vec<(u32, EgressFrame)>,
+    /// The secrets its clusters and listeners fetch over ADS ([`secrets::referenced`]).
+    secrets: Vec<String>,
     /// The node's own entity key.
     entity: u64,
     /// [`crate::change::own_dependencies`], and those of the services its egress tail host is
@@ -80,6 +87,8 @@ struct Service {
 struct Upstream {
     cluster: Arc<Resource>,
     endpoints: Option<Arc<Resource>>,
+    /// The secrets its TLS fetches over ADS.
+    secrets: Vec<String>,
     deps: [u64; 2],
 }
 
@@ -98,15 +107,28 @@ pub struct Builder {
     tls_upstreams: HashMap<String, HashMap<tls::TlsTarget, Arc<Upstream>>>,
     /// Per node (by entity key), the type snapshots it was last given: a rebuild whose resources
     /// of a type are the very same `Arc`s reuses the type snapshot instead of making an equal one.
-    last: HashMap<u64, [Arc<TypeSnapshot>; 4]>,
+    last: HashMap<u64, [Arc<TypeSnapshot>; TYPE_COUNT]>,
     /// Per node (by entity key), the per-type variants it was last given.
     last_variants: HashMap<u64, variants::Variants>,
+    /// meshplane's CA, serving the secrets nodes fetch over ADS (`serve --ca-dir`).
+    ca: Option<Arc<crate::ca::Authority>>,
 }
 
 impl Builder {
-    /// Forgets everything (a first load, or one after a rejected configuration).
+    /// A builder whose nodes get their secrets from `ca`.
+    pub fn with_ca(mut self, ca: Option<Arc<crate::ca::Authority>>) -> Builder {
+        self.ca = ca;
+        self
+    }
+
+    pub fn ca(&self) -> Option<&Arc<crate::ca::Authority>> {
+        self.ca.as_ref()
+    }
+
+    /// Forgets everything (a first load, or one after a rejected configuration) but the CA.
     pub fn clear(&mut self) {
-        *self = Builder::default();
+        let ca = self.ca.take();
+        *self = Builder::default().with_ca(ca);
     }
 
     /// Drops every part built from one of the `changed` entities (sorted).
@@ -140,7 +162,7 @@ impl Builder {
         self.build_own(model, ids);
         self.build_services(model, ids);
         self.build_tls_upstreams(model, ids);
-        self.assemble_all(ids, variants)
+        self.assemble_all(model, ids, variants)
     }
 
     /// Step 1: the nodes' own parts that are not cached.
@@ -276,9 +298,16 @@ impl Builder {
     /// Steps 4 and 5 (step 3, the clusters with client-policy TLS, is in `tls`): every node's
     /// snapshot from its own parts and its backends' shared parts, then the per-type variants in
     /// demand, from each new snapshot.
-    fn assemble_all(&mut self, ids: &[ProxyId], variants: &[VariantKey]) -> Vec<Built> {
+    fn assemble_all(
+        &mut self,
+        model: &MeshModel,
+        ids: &[ProxyId],
+        variants: &[VariantKey],
+    ) -> Vec<Built> {
         let this = &*self;
         let mut built = crate::par::map_chunks(ids, 64, || (), |_, id| this.assemble(id));
+        secrets::add(&mut built, model, self.ca.as_ref());
+        let this = &*self;
         let made = crate::par::map_chunks(&built, 64, Default::default, |memo, b| {
             let (last, previous) = (this.last.get(&b.entity), this.last_variants.get(&b.entity));
             Some(variants::make(&b.snapshot, variants, last, previous, memo))
@@ -307,6 +336,7 @@ impl Builder {
         let mut listeners = by_name(&own.listeners);
         let mut routes = by_name(&own.routes);
         let mut deps = own.deps.clone();
+        let mut secrets = own.secrets.clone();
         for (port, frame) in own.frames() {
             let table = self.splice(
                 &id.mesh,
@@ -315,6 +345,7 @@ impl Builder {
                 &mut clusters,
                 &mut endpoints,
                 &mut deps,
+                &mut secrets,
             );
             // The explicit layout's TCP egress listeners, one per tcp port of its backends.
             if let (None, Some(f)) = (port, &own.tcp) {
@@ -328,6 +359,8 @@ impl Builder {
         }
         deps.sort_unstable();
         deps.dedup();
+        secrets.sort_unstable();
+        secrets.dedup();
         let last = self.last.get(&own.entity);
         let mut t = 0;
         let types = [clusters, endpoints, listeners, routes].map(|resources| {
@@ -351,6 +384,8 @@ impl Builder {
             entity: own.entity,
             snapshot: Snapshot::from_shared(types),
             deps,
+            secrets,
+            unserved: Vec::new(),
         })
     }
 }
@@ -364,8 +399,10 @@ fn upstream(
         Option<envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment>,
     ),
 ) -> Upstream {
+    let cluster = Arc::new(Resource::new(c.name.clone(), pack(&c)));
     Upstream {
-        cluster: Arc::new(Resource::new(c.name.clone(), pack(&c))),
+        secrets: secrets::referenced(std::iter::once(&cluster)),
+        cluster,
         endpoints: cla.map(|e| Arc::new(Resource::new(e.cluster_name.clone(), pack(&e)))),
         deps: crate::change::own_dependencies(&ProxyId::virtual_node(mesh, &t.node)),
     }

@@ -5,6 +5,7 @@
 
 mod admin_client;
 mod bootstrap;
+mod ca;
 mod config;
 mod diff;
 mod iptables;
@@ -77,7 +78,13 @@ pub enum Command {
         /// invalid (the last valid configuration keeps serving), instead of a warning.
         #[arg(long)]
         strict: bool,
+        #[command(flatten)]
+        ca: Box<ca::ServeCaArgs>,
     },
+    /// meshplane's own certificate authority (stands in for ACM): create it, issue an Envoy's
+    /// certificate for the xDS port.
+    #[command(subcommand)]
+    Ca(ca::CaCommand),
     /// Exit 0 when PATH (a directory, or one file) is a valid mesh; otherwise print every problem
     /// and exit 1.
     #[command(group(ArgGroup::new("mesh").required(true).args(["dir", "config"])))]
@@ -366,6 +373,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             load_limits,
             reload,
             strict,
+            ca,
         } => serve::run(ServeConfig {
             xds_listen,
             admin_listen,
@@ -376,8 +384,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             load_limits: load_limits.into(),
             reload,
             strict,
+            ca: ca.settings(),
             ..ServeConfig::new(config)
         }),
+        Command::Ca(cmd) => ca::run(cmd),
     }
 }
 

@@ -42,6 +42,8 @@
 //!   `removal` guard), `serve` (listeners, servers, drain); `report`: what readers see
 //! - `admin` + `admin/page`: the admin HTTP API and the topology page; `inspect`: readable views of
 //!   served resources; `diff`: what saving a directory would change
+//! - `ca` + `ca/`: meshplane's own certificate authority (`--ca-dir`), standing in for ACM: the
+//!   directory, issuing, a node's names, the per-node certificates served over SDS and their renewal
 //! - `bootstrap` (Envoy bootstraps), `diag` (problems with file and line), `par`, `proto`
 //!
 //! Outside the library, in the binary crate (`src/main.rs`), which uses it as `meshplane::...`:
@@ -57,6 +59,7 @@ pub mod admin;
 pub mod app;
 pub mod bootstrap;
 pub mod build;
+pub mod ca;
 pub mod change;
 pub mod diag;
 pub mod diff;

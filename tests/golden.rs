@@ -11,8 +11,19 @@ use meshplane::app::Pipeline;
 use meshplane::build::NodeResources;
 use meshplane::model::ProxyId;
 
+/// A pipeline for `dir` with a CA of its own, as `serve --ca-dir` has one: a mesh that names `acm`
+/// certificates needs it. (Its certificates are random; the golden files hold no secrets.)
+fn pipeline(dir: &Path) -> Pipeline {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = meshplane::ca::CaDir::open_or_create(&ca_dir.path().join("ca"), "meshplane.local")
+        .expect("a CA");
+    let validity = std::time::Duration::from_secs(24 * 3600);
+    let ca = std::sync::Arc::new(meshplane::ca::Authority::new(ca, validity));
+    Pipeline::new(dir.to_path_buf()).with_ca(Some(ca))
+}
+
 fn check(mesh_dir: &Path, golden_dir: &Path) {
-    let mut p = Pipeline::new(mesh_dir.to_path_buf());
+    let mut p = pipeline(mesh_dir);
     let loaded = p.reload(None);
     assert!(
         loaded,
@@ -258,7 +269,7 @@ fn check_tls(mesh_dir: &Path, golden_dir: &Path) {
             None => &[],
         }
     }
-    let mut p = Pipeline::new(mesh_dir.to_path_buf());
+    let mut p = pipeline(mesh_dir);
     assert!(p.reload(None));
     for key in p.cache.keys() {
         let id = ProxyId::parse(&key).expect("a node id");

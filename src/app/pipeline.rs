@@ -1,6 +1,10 @@
 //! The single writer: [`Pipeline`] owns the load cache, the builder of encoded parts and the
 //! record of what each published node was built from, and is the only thing that publishes
 //! snapshots and load reports. One reload: load → (reject | hold | build) → publish → report.
+//! `ca`: the secrets meshplane's CA serves (refusing a model that needs a CA the server lacks,
+//! renewing certificates before they expire).
+
+mod ca;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -90,7 +94,9 @@ impl Pipeline {
         let started = Instant::now();
         let all = virtual_nodes(&model);
         let ids: Vec<ProxyId> = all.iter().map(|(_, id)| id.clone()).collect();
-        let done = self.publish_built(&model, &all, &ids, None);
+        let Ok(done) = self.publish_built(&model, &all, &ids, None) else {
+            return;
+        };
         info!(
             variants = self.demand.wanted().len(),
             nodes = done.nodes,
@@ -145,7 +151,15 @@ impl Pipeline {
             self.report();
             return Reloaded::Held;
         }
-        let done = self.publish(&model, &loaded.changes, origin);
+        let done = match self.publish(&model, &loaded.changes, origin) {
+            Ok(done) => done,
+            Err(problems) => {
+                let mut result = result;
+                result.model = None;
+                result.problems.extend(problems);
+                return self.reject(result);
+            }
+        };
         self.load.commit(loaded);
         info!(
             files = result.files.len(),
@@ -205,23 +219,26 @@ impl Pipeline {
         model: &MeshModel,
         changes: &ChangeSet,
         origin: Option<Instant>,
-    ) -> Outcome {
+    ) -> Result<Outcome, Vec<crate::diag::Problem>> {
         let all = virtual_nodes(model);
-        let ids = self.nodes_to_rebuild(&all, changes);
+        let mut ids = self.nodes_to_rebuild(&all, changes);
+        self.add_renamed(model, &mut ids);
         self.publish_built(model, &all, &ids, origin)
     }
 
-    /// Builds `ids` and publishes their snapshots; removes the nodes not in `all`.
+    /// Builds `ids` and publishes their snapshots; removes the nodes not in `all`. Publishes
+    /// nothing when a node needs secrets no CA serves (the problems say which).
     fn publish_built(
         &mut self,
         model: &MeshModel,
         all: &[(u64, ProxyId)],
         ids: &[ProxyId],
         origin: Option<Instant>,
-    ) -> Outcome {
+    ) -> Result<Outcome, Vec<crate::diag::Problem>> {
         let rebuilt = ids.len();
         let build_started = Instant::now();
         let built = self.builder.build(model, ids, &self.demand.wanted());
+        ca::unserved(model, &built)?;
         let build = build_started.elapsed();
         let mut changed = 0;
         // Replaced snapshots are freed on the worker pool, not between two nodes' publications.
@@ -251,12 +268,12 @@ impl Pipeline {
             false
         });
         rayon::spawn(move || drop(replaced));
-        Outcome {
+        Ok(Outcome {
             nodes: all.len(),
             rebuilt,
             changed,
             build,
-        }
+        })
     }
 
     /// The nodes an edit can have touched: those depending on a changed entity, and new ones. The
@@ -279,7 +296,7 @@ impl Pipeline {
     pub(super) fn recover_from_panic(&mut self) {
         let (limits, strict) = (self.load.limits, self.load.strict);
         self.load = LoadCache::new(limits).strict(strict);
-        self.builder = Builder::default();
+        self.builder = Builder::default().with_ca(self.builder.ca().cloned());
         self.tracked = Tracked::default();
         let st = &mut self.status;
         st.reloads += 1;

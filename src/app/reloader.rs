@@ -1,6 +1,7 @@
 //! The reload loop: one reload per change the watcher reports, re-scans that change nothing left
 //! silent, and a reload that would remove most of a mesh held until the directory has been still
-//! for a while, then applied (both logged at `warn` with what it removes).
+//! for a while, then applied (both logged at `warn` with what it removes). Certificates of
+//! meshplane's CA are renewed when due, between reloads.
 
 use std::time::{Duration, Instant};
 
@@ -154,6 +155,33 @@ fn guarded(p: &mut Pipeline, run: impl FnOnce(&mut Pipeline) -> Reloaded) -> Rel
     Reloaded::Rejected
 }
 
+/// Renews the certificates that are due, on the blocking pool (a panic is handled as in a reload).
+async fn renew(mut p: Pipeline) -> Option<Pipeline> {
+    tokio::task::spawn_blocking(move || {
+        guarded(&mut p, |p| {
+            p.renew_due();
+            Reloaded::Accepted
+        });
+        p
+    })
+    .await
+    .ok()
+}
+
+/// When to renew certificates next: when the first is due, but never sooner than a second after
+/// the last renewal (a certificate that could not be issued is retried, not spun on).
+fn renewal_wake(p: &Pipeline, last: Option<tokio::time::Instant>) -> Option<tokio::time::Instant> {
+    let at = p.next_renewal()?;
+    let wait = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    let wake = tokio::time::Instant::now() + wait;
+    Some(match last {
+        Some(l) => wake.max(l + Duration::from_secs(1)),
+        None => wake,
+    })
+}
+
 /// Reloads on every change until `stop` or until the watcher ends. Owns the pipeline: nothing
 /// else writes snapshots or reports.
 pub(super) async fn run(
@@ -165,10 +193,20 @@ pub(super) async fn run(
 ) {
     let mut held: Option<Held> = None;
     let mut variants_open = true;
+    let mut renewed: Option<tokio::time::Instant> = None;
     loop {
         let wake = held.as_ref().map(|h| h.check_at);
+        let renew_at = renewal_wake(&p, renewed);
         let (origin, opts) = tokio::select! {
             _ = crate::xds::server::stopped(&mut stop) => break,
+            _ = tokio::time::sleep_until(renew_at.unwrap_or_else(tokio::time::Instant::now)), if renew_at.is_some() => {
+                renewed = Some(tokio::time::Instant::now());
+                match renew(p).await {
+                    Some(back) => p = back,
+                    None => return,
+                }
+                continue;
+            }
             r = variants.changed(), if variants_open => {
                 if r.is_err() {
                     // The xDS server is gone; file changes still reload.

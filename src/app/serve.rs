@@ -37,6 +37,17 @@ pub struct ServeConfig {
     pub reload: ReloadSettings,
     /// `--strict`: a field that is loaded but not translated makes the files invalid.
     pub strict: bool,
+    /// meshplane's own CA (`--ca-dir`, `--trust-domain`, `--cert-validity`): serves `acm`.
+    pub ca: Option<CaSettings>,
+}
+
+/// Where meshplane's CA lives and what it issues (docs/contract.md §2, §5).
+#[derive(Debug, Clone)]
+pub struct CaSettings {
+    pub dir: PathBuf,
+    pub trust_domain: String,
+    /// How long a proxy certificate is valid; renewed at two thirds of it.
+    pub validity: Duration,
 }
 
 impl ServeConfig {
@@ -50,6 +61,7 @@ impl ServeConfig {
             load_limits: Limits::DEFAULT,
             reload: ReloadSettings::default(),
             strict: false,
+            ca: None,
         }
     }
 }
@@ -139,7 +151,8 @@ impl Server {
         let demand = Demand::default();
         let pipeline = Pipeline::with_limits(cfg.config_dir.clone(), cfg.load_limits)
             .with_strict(cfg.strict)
-            .with_demand(demand.clone());
+            .with_demand(demand.clone())
+            .with_ca(open_ca(cfg.ca.as_ref())?);
         let published = pipeline.published();
         // Watch before the first load so no edit slips between the two.
         let (watcher, changes) =
@@ -214,6 +227,15 @@ impl Server {
             }
         }
     }
+}
+
+/// meshplane's CA from `--ca-dir` (created when absent), if given.
+fn open_ca(s: Option<&CaSettings>) -> Result<Option<Arc<crate::ca::Authority>>, AppError> {
+    let Some(s) = s else { return Ok(None) };
+    let ca = crate::ca::CaDir::open_or_create(&s.dir, &s.trust_domain)?;
+    info!(dir = %s.dir.display(), trust_domain = %s.trust_domain, validity = ?s.validity,
+        "serving proxy certificates from meshplane's CA");
+    Ok(Some(Arc::new(crate::ca::Authority::new(ca, s.validity))))
 }
 
 /// Serves every xDS service and the gRPC status service until shutdown.

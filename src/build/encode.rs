@@ -46,17 +46,20 @@ pub(super) fn encode_own(
         .iter()
         .map(|rt| intern.intern(&rt.name, pack(&rt.to_proto())))
         .collect();
+    let clusters: Vec<Arc<Resource>> = own
+        .clusters
+        .iter()
+        .map(|c| intern.intern(&c.name, pack(c)))
+        .collect();
+    let listeners: Vec<Arc<Resource>> = own
+        .listeners
+        .iter()
+        .map(|l| intern.intern(&l.name, pack(l)))
+        .collect();
     Own {
-        clusters: own
-            .clusters
-            .iter()
-            .map(|c| intern.intern(&c.name, pack(c)))
-            .collect(),
-        listeners: own
-            .listeners
-            .iter()
-            .map(|l| intern.intern(&l.name, pack(l)))
-            .collect(),
+        secrets: super::secrets::referenced(clusters.iter().chain(&listeners)),
+        clusters,
+        listeners,
         routes,
         egress: own.egress.map(frame),
         port_frames: own

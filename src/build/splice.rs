@@ -37,7 +37,8 @@ impl Service {
 
 impl Builder {
     /// The `RouteConfiguration` of `frame` (for destination `port`, or all ports), adding its
-    /// services' upstreams to `clusters` and `endpoints` and their dependencies to `deps`.
+    /// services' upstreams to `clusters` and `endpoints`, their dependencies to `deps` and the
+    /// secrets their TLS fetches to `secrets`.
     pub(super) fn splice(
         &self,
         mesh: &str,
@@ -46,6 +47,7 @@ impl Builder {
         clusters: &mut ByName,
         endpoints: &mut ByName,
         deps: &mut Vec<u64>,
+        secrets: &mut Vec<String>,
     ) -> Arc<Resource> {
         let services: Vec<(&str, &Service)> = frame
             .backends
@@ -71,10 +73,12 @@ impl Builder {
             // backend's): the client asked for TLS towards that target.
             if let Some(secured) = self.secured_upstreams(mesh, frame, vs, s) {
                 for u in secured {
+                    secrets.extend_from_slice(&u.secrets);
                     clusters.insert(u.cluster.name.clone(), u.cluster.clone());
                 }
             }
             for u in &s.upstreams {
+                secrets.extend_from_slice(&u.secrets);
                 clusters
                     .entry(u.cluster.name.clone())
                     .or_insert_with(|| u.cluster.clone());

@@ -24,7 +24,7 @@ pub(super) struct Converted(HashMap<(usize, usize), Arc<Resource>>);
 pub(super) fn make(
     snap: &Snapshot,
     wanted: &[VariantKey],
-    last: Option<&[Arc<TypeSnapshot>; 4]>,
+    last: Option<&[Arc<TypeSnapshot>; crate::xds::TYPE_COUNT]>,
     previous: Option<&Variants>,
     memo: &mut Converted,
 ) -> Variants {
@@ -40,7 +40,9 @@ pub(super) fn make(
             };
             let (cds, lds) = (convert(0), convert(2));
             let types = [cds, snap.types[1].clone(), lds, snap.types[3].clone()];
-            (key.clone(), Arc::new(Snapshot::from_shared(types)))
+            let secrets = snap.types[crate::xds::SDS].clone();
+            let v = Snapshot::from_shared(types).with_secrets(secrets);
+            (key.clone(), Arc::new(v))
         })
         .collect()
 }

@@ -17,8 +17,8 @@ pub mod naming;
 mod route;
 pub mod sources;
 mod tcp;
-pub mod transparent;
 pub mod tls;
+pub mod transparent;
 mod util;
 
 use std::sync::Arc;

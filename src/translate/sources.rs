@@ -3,7 +3,12 @@
 //! Translated resources point at their dependents (a cluster's endpoints, a listener's routes) with
 //! `ads: {}`. An Envoy bootstrapped for per-type services has no ADS stream, so those references
 //! must name the per-type API (SotW `GRPC` or `DELTA_GRPC`) on the cluster through which that Envoy
-//! reaches meshplane (its bootstrap's name for it, learned from the stream).
+//! reaches meshplane (its bootstrap's name for it, learned from the stream). The same goes for the
+//! secrets their TLS fetches over ADS (`sds`).
+
+mod sds;
+
+pub use sds::ads_secrets;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{
@@ -57,18 +62,30 @@ fn is_ads(cs: &Option<ConfigSource>) -> bool {
 /// The resource re-pointed at per-type services on `cluster`, or `None` when it has no ADS
 /// reference.
 pub fn for_per_type_services(resource: &Any, delta: bool, cluster: &str) -> Option<Any> {
+    // Every SDS reference over ADS, now to the per-type SecretDiscoveryService.
+    let mut repoint = |s: &mut envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::SdsSecretConfig| {
+        if !is_ads(&s.sds_config) {
+            return false;
+        }
+        s.sds_config = Some(per_type_source(delta, cluster));
+        true
+    };
     if resource.type_url == Cluster::type_url() {
         let mut c = Cluster::decode(resource.value.as_slice()).ok()?;
-        let eds = c.eds_cluster_config.as_mut()?;
-        if !is_ads(&eds.eds_config) {
-            return None;
+        let mut changed = sds::visit_cluster(&mut c, &mut repoint);
+        if let Some(eds) = c
+            .eds_cluster_config
+            .as_mut()
+            .filter(|e| is_ads(&e.eds_config))
+        {
+            eds.eds_config = Some(per_type_source(delta, cluster));
+            changed = true;
         }
-        eds.eds_config = Some(per_type_source(delta, cluster));
-        return Some(any(&c));
+        return changed.then(|| any(&c));
     }
     if resource.type_url == Listener::type_url() {
         let mut l = Listener::decode(resource.value.as_slice()).ok()?;
-        let mut changed = false;
+        let mut changed = sds::visit_listener(&mut l, &mut repoint);
         for chain in &mut l.filter_chains {
             for f in &mut chain.filters {
                 let Some(filter::ConfigType::TypedConfig(cfg)) = f.config_type.as_mut() else {

@@ -23,6 +23,11 @@ const CDS: usize = 0;
 const EDS: usize = 1;
 const LDS: usize = 2;
 const RDS: usize = 3;
+use super::SDS;
+
+/// The order types are answered in: secrets right after endpoints, since Envoy warms clusters and
+/// listeners until their secrets arrive, and never waiting for listeners and routes.
+const SEND_ORDER: [usize; super::TYPE_COUNT] = [CDS, EDS, SDS, LDS, RDS];
 
 #[derive(Debug, Clone, Default)]
 pub struct DeltaTypeState {
@@ -63,7 +68,7 @@ impl DeltaTypeState {
 
 #[derive(Debug, Default)]
 pub struct DeltaState {
-    pub types: [DeltaTypeState; 4],
+    pub types: [DeltaTypeState; super::TYPE_COUNT],
     next_nonce: u64,
     /// The last [`DeltaState::responses`] held back a change because other streams of the same
     /// Envoy had not settled yet.
@@ -169,8 +174,8 @@ impl DeltaState {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for t in 0..TYPE_ORDER.len() {
-            if t > EDS && self.waits_for_earlier_types(t, snap, peers) {
+        for t in SEND_ORDER {
+            if (t == LDS || t == RDS) && self.waits_for_earlier_types(t, snap, peers) {
                 break;
             }
             let st = &self.types[t];
@@ -212,7 +217,7 @@ impl DeltaState {
             return true;
         }
         if (0..t).any(|u| !peers.settled(u, snap)) {
-            self.held_by_peers = (t..TYPE_ORDER.len()).any(|u| {
+            self.held_by_peers = (t..=RDS).any(|u| {
                 let st = &self.types[u];
                 st.requested
                     && (st.dirty || st.synced.as_deref() != Some(snap.types[u].version.as_str()))

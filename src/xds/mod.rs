@@ -28,19 +28,28 @@ pub const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 pub const ENDPOINT: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 pub const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+pub const SECRET: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 
-/// The resource types in make-before-break order: clusters, their endpoints, then the listeners and
-/// routes that use them.
-pub const TYPE_ORDER: [&str; 4] = [CLUSTER, ENDPOINT, LISTENER, ROUTE];
+/// How many resource types are served.
+pub const TYPE_COUNT: usize = 5;
+
+/// The resource types: clusters, their endpoints, then the listeners and routes that use them
+/// (make-before-break order), and the secrets (SDS) clusters' and listeners' TLS refers to, which
+/// the protocol machines send as soon as asked, like endpoints. Only nodes whose TLS refers to a
+/// secret have any.
+pub const TYPE_ORDER: [&str; TYPE_COUNT] = [CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET];
+
+/// The index of secrets in [`TYPE_ORDER`].
+pub const SDS: usize = 4;
 
 /// Index of a type URL in [`TYPE_ORDER`].
 pub fn type_index(type_url: &str) -> Option<usize> {
     TYPE_ORDER.iter().position(|t| *t == type_url)
 }
 
-/// Short name for logs: `CDS`, `EDS`, `LDS`, `RDS`.
+/// Short name for logs: `CDS`, `EDS`, `LDS`, `RDS`, `SDS`.
 pub fn type_short(index: usize) -> &'static str {
-    ["CDS", "EDS", "LDS", "RDS"]
+    ["CDS", "EDS", "LDS", "RDS", "SDS"]
         .get(index)
         .copied()
         .unwrap_or("?")
@@ -117,11 +126,19 @@ pub enum SourceMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XdsAuthority(pub String);
 
+/// The secrets of a node that has none: one shared empty type snapshot.
+fn no_secrets() -> Arc<TypeSnapshot> {
+    static EMPTY: std::sync::OnceLock<Arc<TypeSnapshot>> = std::sync::OnceLock::new();
+    EMPTY
+        .get_or_init(|| Arc::new(TypeSnapshot::new(BTreeMap::new())))
+        .clone()
+}
+
 /// Everything one node is served, per type in [`TYPE_ORDER`].
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Shared: a node's new snapshot keeps the types an edit did not change.
-    pub types: [Arc<TypeSnapshot>; 4],
+    pub types: [Arc<TypeSnapshot>; TYPE_COUNT],
     /// When the change that produced this snapshot was first seen (the file save), for convergence
     /// metrics.
     pub origin: Option<std::time::Instant>,
@@ -140,12 +157,20 @@ impl Snapshot {
         Snapshot::from_shared(types.map(Arc::new))
     }
 
+    /// A snapshot of the four configuration types, with no secrets (see [`Snapshot::with_secrets`]).
     pub fn from_shared(types: [Arc<TypeSnapshot>; 4]) -> Snapshot {
+        let [c, e, l, r] = types;
         Snapshot {
-            types,
+            types: [c, e, l, r, no_secrets()],
             origin: None,
             variants: Vec::new(),
         }
+    }
+
+    /// This snapshot with `secrets` as its SDS type.
+    pub fn with_secrets(mut self, secrets: Arc<TypeSnapshot>) -> Snapshot {
+        self.types[SDS] = secrets;
+        self
     }
 
     /// This snapshot with its per-type variants, sorted by key.
@@ -170,16 +195,19 @@ impl Snapshot {
     /// Whether `other` serves the same bytes to every stream: the same versions, and the same
     /// variants with the same versions.
     pub fn same_content(&self, other: &Snapshot) -> bool {
-        self.versions() == other.versions()
+        fn versions(s: &Snapshot) -> [&str; TYPE_COUNT] {
+            s.types.each_ref().map(|t| t.version.as_str())
+        }
+        versions(self) == versions(other)
             && self.variants.len() == other.variants.len()
             && self
                 .variants
                 .iter()
                 .zip(&other.variants)
-                .all(|((ka, a), (kb, b))| ka == kb && a.versions() == b.versions())
+                .all(|((ka, a), (kb, b))| ka == kb && versions(a) == versions(b))
     }
 
-    /// The per-type versions, e.g. for status output.
+    /// The versions of the four configuration types (not the secrets), e.g. for status output.
     pub fn versions(&self) -> [&str; 4] {
         [
             &self.types[0].version,

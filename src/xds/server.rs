@@ -1,4 +1,4 @@
-//! The xDS gRPC services: ADS and the per-type CDS/EDS/LDS/RDS services, each in state-of-the-world
+//! The xDS gRPC services: ADS and the per-type CDS/EDS/LDS/RDS/SDS services, each in state-of-the-world
 //! and delta flavours, all fed by the same snapshot cache. One task per stream ([`stream`]), driven
 //! by the stream's requests and its node's snapshot channel: a stream only ever waits on its own
 //! Envoy, and publishing never waits on any stream. This file owns the services, the registry of
@@ -30,6 +30,9 @@ use envoy_types::pb::envoy::service::listener::v3::listener_discovery_service_se
 use envoy_types::pb::envoy::service::route::v3::route_discovery_service_server::{
     RouteDiscoveryService, RouteDiscoveryServiceServer,
 };
+use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server::{
+    SecretDiscoveryService, SecretDiscoveryServiceServer,
+};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
@@ -43,7 +46,9 @@ use super::group::Groups;
 use super::limits::ClientLimits;
 use super::sotw::SotwState;
 use super::variants::{Demand, Hold, VariantKey, MAX_VARIANTS};
-use super::{type_index, type_short, Snapshot, SourceMode, CLUSTER, ENDPOINT, LISTENER, ROUTE};
+use super::{
+    type_index, type_short, Snapshot, SourceMode, CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET,
+};
 pub use protocol::Protocol;
 
 /// Resolves once `shutdown` turns true (or its sender is gone).
@@ -151,6 +156,9 @@ impl XdsService {
             ))
             .add_service(WithAuthority(
                 ListenerDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(max),
+            ))
+            .add_service(WithAuthority(
+                SecretDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(max),
             ))
             .add_service(WithAuthority(
                 RouteDiscoveryServiceServer::new(self).max_decoding_message_size(max),
@@ -377,4 +385,13 @@ per_type_service!(
     DeltaRoutesStream,
     delta_routes,
     fetch_routes
+);
+per_type_service!(
+    SecretDiscoveryService,
+    SECRET,
+    StreamSecretsStream,
+    stream_secrets,
+    DeltaSecretsStream,
+    delta_secrets,
+    fetch_secrets
 );

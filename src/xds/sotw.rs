@@ -24,6 +24,11 @@ const CDS: usize = 0;
 const EDS: usize = 1;
 const LDS: usize = 2;
 const RDS: usize = 3;
+use super::SDS;
+
+/// The order types are answered in: secrets right after endpoints, since Envoy warms clusters and
+/// listeners until their secrets arrive, and never waiting for listeners and routes.
+const SEND_ORDER: [usize; super::TYPE_COUNT] = [CDS, EDS, SDS, LDS, RDS];
 
 /// What a request meant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +81,7 @@ impl TypeState {
 /// SotW state of one stream.
 #[derive(Debug, Default)]
 pub struct SotwState {
-    pub types: [TypeState; 4],
+    pub types: [TypeState; super::TYPE_COUNT],
     next_nonce: u64,
     /// The clusters Envoy was last sent, so removals can wait until nothing routes to them.
     sent_clusters: BTreeMap<String, Arc<Resource>>,
@@ -176,8 +181,8 @@ impl SotwState {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for t in 0..TYPE_ORDER.len() {
-            if t > EDS && self.waits_for_earlier_types(t, snap, peers) {
+        for t in SEND_ORDER {
+            if (t == LDS || t == RDS) && self.waits_for_earlier_types(t, snap, peers) {
                 break;
             }
             let st = &self.types[t];
@@ -237,7 +242,7 @@ impl SotwState {
             return true;
         }
         if (0..t).any(|u| !peers.settled(u, snap)) {
-            self.held_by_peers = (t..TYPE_ORDER.len()).any(|u| self.pending(u, snap));
+            self.held_by_peers = (t..=RDS).any(|u| self.pending(u, snap));
             return true;
         }
         false

@@ -26,8 +26,8 @@ mod tcp_route;
 mod tests;
 #[cfg(test)]
 mod tests_rules;
-mod transparent;
 mod tls;
+mod transparent;
 
 use std::sync::Arc;
 

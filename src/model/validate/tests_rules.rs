@@ -142,9 +142,9 @@ fn strict_makes_untranslated_fields_problems_and_keeps_app_meshs_own_warnings() 
     let problems: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
     let warnings: Vec<String> = out.warnings.iter().map(|p| p.to_string()).collect();
     assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("awsCloudMap.attributes") && p.ends_with("(an error with --strict)")),
+        problems.iter().any(
+            |p| p.contains("awsCloudMap.attributes") && p.ends_with("(an error with --strict)")
+        ),
         "{problems:?}"
     );
     assert_eq!(warnings.len(), 1, "{warnings:?}");

@@ -183,7 +183,15 @@ fn client_policies_are_per_client_through_incremental_rebuilds() {
     let file = dir.path().join("all.yaml");
     let text = std::fs::read_to_string(root.join(MESH)).unwrap();
     std::fs::write(&file, &text).unwrap();
-    let mut p = Pipeline::new(dir.path().to_path_buf());
+    // The mesh names `acm` certificates: the pipelines need a CA, as `serve --ca-dir` gives.
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca =
+        crate::ca::CaDir::open_or_create(&ca_dir.path().join("ca"), "meshplane.local").unwrap();
+    let ca = std::sync::Arc::new(crate::ca::Authority::new(
+        ca,
+        std::time::Duration::from_secs(24 * 3600),
+    ));
+    let mut p = Pipeline::new(dir.path().to_path_buf()).with_ca(Some(ca.clone()));
     assert!(p.reload(None));
     let web = api_cluster(&p, "web").expect("web reaches api with TLS");
     assert_eq!(web.sni, "api.tls.local");
@@ -204,7 +212,7 @@ fn client_policies_are_per_client_through_incremental_rebuilds() {
         .tls_certificates
         .is_empty());
     assert_eq!(api_cluster(&p, "web"), Some(web));
-    let mut full = Pipeline::new(dir.path().to_path_buf());
+    let mut full = Pipeline::new(dir.path().to_path_buf()).with_ca(Some(ca));
     assert!(full.reload(None));
     assert_eq!(p.cache.versions(), full.cache.versions());
 

@@ -82,7 +82,7 @@ pub(super) struct Stream<P: Protocol> {
     /// This stream's entry in the registry, as last published.
     info: StreamInfo,
     /// Per type, the last version whose convergence time was recorded, so each counts once.
-    converged: [Option<String>; 4],
+    converged: [Option<String>; crate::xds::TYPE_COUNT],
     /// The snapshot the last responses were worked out from.
     view: Option<Arc<Snapshot>>,
     shutdown: watch::Receiver<bool>,
