@@ -27,6 +27,8 @@ use crate::tools::synth::SynthParams;
 
 mod limit_args;
 pub use limit_args::LimitArgs;
+mod security_args;
+pub use security_args::{AdminArgs, SecurityArgs, XdsTlsArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -72,6 +74,8 @@ pub enum Command {
         load_limits: LimitArgs,
         #[command(flatten)]
         reload: meshplane::app::ReloadSettings,
+        #[command(flatten)]
+        security: Box<SecurityArgs>,
     },
     /// Exit 0 when PATH (a directory, or one file) is a valid mesh; otherwise print every problem
     /// and exit 1.
@@ -104,13 +108,14 @@ pub enum Command {
         /// xDS transport: ADS or one stream per type, state of the world or delta.
         #[arg(long, value_enum, default_value_t = XdsMode::Ads)]
         mode: XdsMode,
+        #[command(flatten)]
+        tls: XdsTlsArgs,
     },
     /// Every connected proxy and whether it has the newest configuration (like istioctl proxy-status).
     /// Exits 1 when a proxy is NACKED or the files on disk are invalid.
     Status {
-        /// meshplane's admin address (`serve --admin-listen`).
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18001")]
-        admin: String,
+        #[command(flatten)]
+        admin: AdminArgs,
         /// `table` for people, `json` for scripts.
         #[arg(long, short, value_enum, value_name = "FORMAT", default_value_t = Output::Table)]
         output: Output,
@@ -135,9 +140,8 @@ pub enum Command {
         /// Compare with this directory instead of the running server.
         #[arg(long, value_name = "DIR")]
         against: Option<PathBuf>,
-        /// meshplane's admin address (`serve --admin-listen`).
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18001")]
-        admin: String,
+        #[command(flatten)]
+        admin: AdminArgs,
         /// `table` for people, `json` for scripts.
         #[arg(long, short, value_enum, value_name = "FORMAT", default_value_t = Output::Table)]
         output: Output,
@@ -153,9 +157,8 @@ pub enum Command {
         /// The same NODE, spelt as `bootstrap` and `load` spell it.
         #[arg(long, value_name = "NODE")]
         node_id: Option<String>,
-        /// meshplane's admin address (`serve --admin-listen`).
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18001")]
-        admin: String,
+        #[command(flatten)]
+        admin: AdminArgs,
         /// `table` for people, `json` for scripts.
         #[arg(long, short, value_enum, value_name = "FORMAT", default_value_t = Output::Table)]
         output: Output,
@@ -251,13 +254,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             xds,
             admin_port,
             mode,
-        } => bootstrap::run(node_id, &xds, admin_port, mode),
+            tls,
+        } => bootstrap::run(node_id, &xds, admin_port, mode, &tls),
         Command::Status {
             admin,
             output,
             limit,
             watch,
-        } => status::run(&admin, output, limit, watch),
+        } => status::run(&admin.target()?, output, limit, watch),
         Command::Generate {
             dir,
             services,
@@ -279,14 +283,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             node_id,
             admin,
             output,
-        } => config::config(&one_of(node, node_id), &admin, output),
+        } => config::config(&one_of(node, node_id), &admin.target()?, output),
         Command::Diff {
             dir,
             config,
             against,
             admin,
             output,
-        } => diff::run(&one_of(dir, config), against.as_deref(), &admin, output),
+        } => diff::run(
+            &one_of(dir, config),
+            against.as_deref(),
+            &admin.target()?,
+            output,
+        ),
         Command::Demo {
             config,
             envoy,
@@ -307,6 +316,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limits,
             load_limits,
             reload,
+            security,
         } => serve::run(ServeConfig {
             xds_listen,
             admin_listen,
@@ -316,6 +326,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limits,
             load_limits: load_limits.into(),
             reload,
+            security: security.security()?,
             ..ServeConfig::new(config)
         }),
     }

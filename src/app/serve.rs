@@ -35,6 +35,8 @@ pub struct ServeConfig {
     pub load_limits: Limits,
     /// The watcher's other settings and the guard against removing most of a mesh at once.
     pub reload: ReloadSettings,
+    /// Mutual TLS on the xDS port, the admin API's token.
+    pub security: super::Security,
 }
 
 impl ServeConfig {
@@ -47,6 +49,7 @@ impl ServeConfig {
             limits: ClientLimits::default(),
             load_limits: Limits::DEFAULT,
             reload: ReloadSettings::default(),
+            security: super::Security::default(),
         }
     }
 }
@@ -132,6 +135,11 @@ impl Server {
         };
         let xds_addr = local(&listeners.xds, cfg.xds_listen)?;
         let admin_addr = local(&listeners.admin, cfg.admin_listen)?;
+        cfg.security.check_admin(admin_addr)?;
+        let tls = (cfg.security.xds_tls.as_ref())
+            .map(|t| t.server_config(cfg.limits.handshake_timeout))
+            .transpose()
+            .map_err(super::SecurityError::from)?;
         let descriptors = limits::raise_descriptor_limit();
         let demand = Demand::default();
         let pipeline = Pipeline::with_limits(cfg.config_dir.clone(), cfg.load_limits)
@@ -153,13 +161,16 @@ impl Server {
 
         let node_key: crate::xds::server::NodeKeyFn =
             Arc::new(|id: &str| ProxyId::parse(id).map(|p| p.to_string()));
-        let xds = XdsService::new(
+        let mut xds = XdsService::new(
             published.cache.clone(),
             node_key,
             demand,
             shutdown_rx.clone(),
             cfg.limits.clone(),
         );
+        if let Some(a) = cfg.security.authorizer() {
+            xds = xds.with_authorizer(a);
+        }
         let metrics = xds.metrics.clone();
         let registry = xds.registry.clone();
         let gate = xds_gate(&cfg.limits, descriptors, &metrics);
@@ -167,13 +178,16 @@ impl Server {
         tasks.push(spawn_xds(
             xds,
             incoming,
+            tls,
             &cfg.limits,
             published.clone(),
             shutdown_rx.clone(),
         ));
         let router = crate::admin::router(published.clone(), metrics.clone(), registry.clone());
+        let router = crate::admin::require_token(router, cfg.security.admin_token.clone());
         tasks.push(spawn_admin(listeners.admin, router, shutdown_rx));
-        info!(%xds_addr, %admin_addr, dir = %cfg.config_dir.display(), "meshplane serving");
+        let xds_tls = cfg.security.xds_tls.is_some();
+        info!(%xds_addr, %admin_addr, xds_tls, dir = %cfg.config_dir.display(), "meshplane serving");
         Ok(Server {
             xds_addr,
             admin_addr,
@@ -216,11 +230,23 @@ impl Server {
 fn spawn_xds(
     xds: XdsService,
     incoming: Incoming,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     l: &ClientLimits,
     status: Published,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let builder = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        // Checked by `XdsTls::server_config` before anything started.
+        match builder.tls_config(tls) {
+            Ok(b) => builder = b,
+            Err(e) => {
+                error!(error = %e, "xDS TLS settings rejected; not serving xDS");
+                return tokio::spawn(async {});
+            }
+        }
+    }
+    let builder = builder
         .max_concurrent_streams(l.max_streams_per_connection)
         .http2_keepalive_interval(Some(l.keepalive_interval))
         .http2_keepalive_timeout(Some(l.keepalive_timeout));
