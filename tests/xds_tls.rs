@@ -4,7 +4,8 @@
 //! `meshplane_xds_denied_total`); no certificate, or one from another CA, gets no stream. Real
 //! Envoy, bootstrapped by `bootstrap --xds-tls DIR`'s renderer: node A's Envoy gets its
 //! configuration over mTLS and carries traffic; an Envoy holding A's certificate asking for node B
-//! is denied and gets nothing; an Envoy without a client certificate gets no stream.
+//! is denied and gets nothing; an Envoy without a client certificate gets no stream. And the
+//! `bootstrap --xds-tls` command's output.
 
 mod support;
 
@@ -16,6 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::cluster::v3::cluster_discovery_service_client::ClusterDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use meshplane::app::{Security, ServeConfig, Server};
@@ -142,12 +144,24 @@ async fn a_certificate_reads_its_own_node_and_is_denied_any_other() {
         "{}",
         denied.message()
     );
-    let denied = first_answer(ch, "mesh/tls/virtualGateway/web")
+    let denied = first_answer(ch.clone(), "mesh/tls/virtualGateway/web")
         .await
         .unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
-    assert_eq!(server.metrics.denied.load(Ordering::Relaxed), 2);
-    assert_eq!(metric(&server, "meshplane_xds_denied_total").await, 2.0);
+    // Unary fetches too.
+    let mut cds = ClusterDiscoveryServiceClient::new(ch);
+    let fetch = |id: &str| DiscoveryRequest {
+        node: Some(Node {
+            id: id.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert!(cds.fetch_clusters(fetch(WEB)).await.is_ok());
+    let denied = cds.fetch_clusters(fetch(DB)).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    assert_eq!(server.metrics.denied.load(Ordering::Relaxed), 3);
+    assert_eq!(metric(&server, "meshplane_xds_denied_total").await, 3.0);
     // A denied stream never registers: only web's streams were ever listed.
     assert!(server.registry.list().iter().all(|s| s.node_id != DB));
     server.shutdown().await;
@@ -306,4 +320,44 @@ async fn envoy_without_a_client_certificate_gets_no_stream() {
     assert!(server.registry.is_empty());
     drop(envoy);
     server.shutdown().await;
+}
+
+#[test]
+fn the_bootstrap_command_writes_the_transport_socket() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_meshplane"))
+            .args(["bootstrap", "--node-id", WEB])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "--xds",
+        "meshplane.internal:18000",
+        "--xds-tls",
+        "/etc/envoy/xds",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let y: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&out.stdout).unwrap();
+    let ctx = &y["static_resources"]["clusters"][0]["transport_socket"]["typed_config"];
+    assert_eq!(ctx["sni"].as_str(), Some("meshplane.internal"));
+    let common = &ctx["common_tls_context"];
+    let cert = &common["tls_certificates"][0]["certificate_chain"]["filename"];
+    assert_eq!(cert.as_str(), Some("/etc/envoy/xds/cert.pem"));
+    let san = &common["validation_context"]["match_typed_subject_alt_names"][0];
+    assert_eq!(san["matcher"]["exact"].as_str(), Some("meshplane.internal"));
+    // --xds-tls-server-name overrides the name checked; it needs --xds-tls.
+    let named = run(&[
+        "--xds",
+        "10.0.0.1:18000",
+        "--xds-tls",
+        "d",
+        "--xds-tls-server-name",
+        "mp",
+    ]);
+    assert!(String::from_utf8_lossy(&named.stdout).contains("exact: \"mp\""));
+    let alone = run(&["--xds", "10.0.0.1:18000", "--xds-tls-server-name", "mp"]);
+    assert_eq!(alone.status.code(), Some(2));
+    let plain = run(&["--xds", "10.0.0.1:18000"]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("transport_socket"));
 }
