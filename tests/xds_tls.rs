@@ -361,3 +361,49 @@ fn the_bootstrap_command_writes_the_transport_socket() {
     let plain = run(&["--xds", "10.0.0.1:18000"]);
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("transport_socket"));
 }
+
+#[test]
+fn serve_refuses_to_start_with_unusable_or_partial_tls_flags() {
+    let dir = MeshDir::new();
+    dir.write("mesh.yaml", &mesh(free_port(), free_port()));
+    let work = tempfile::tempdir().unwrap();
+    let ca = Ca::new("mesh CA");
+    let server = ca.server();
+    let (cert, key, ca_file) = (
+        work.path().join("cert.pem"),
+        work.path().join("key.pem"),
+        work.path().join("ca.pem"),
+    );
+    std::fs::write(&cert, &server.cert).unwrap();
+    // The key of another certificate: rustls finds it does not match.
+    let other_key = ca.server().key;
+    std::fs::write(&key, &other_key).unwrap();
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let serve = |flags: &[&std::path::Path]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_meshplane"));
+        c.args(["serve", "--config"]).arg(dir.path());
+        c.args([
+            "--xds-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ]);
+        for (name, f) in ["--xds-tls-cert", "--xds-tls-key", "--xds-client-ca"]
+            .iter()
+            .zip(flags)
+        {
+            c.arg(name).arg(f);
+        }
+        c.output().unwrap()
+    };
+    let out = serve(&[&cert, &key, &ca_file]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("xDS TLS"), "{stderr}");
+    let key_line = other_key.lines().nth(1).unwrap();
+    assert!(!stderr.contains(key_line), "the error shows the key");
+    // All three or none.
+    let partial = serve(&[&cert, &key]);
+    assert_eq!(partial.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&partial.stderr).contains("--xds-client-ca"));
+}

@@ -50,6 +50,18 @@ impl Security {
         Ok(())
     }
 
+    /// The xDS server, serving mutual TLS if so configured.
+    pub fn xds_server(
+        &self,
+        handshake_timeout: std::time::Duration,
+    ) -> Result<tonic::transport::Server, SecurityError> {
+        let server = tonic::transport::Server::builder();
+        Ok(match &self.xds_tls {
+            Some(tls) => tls.apply(server, handshake_timeout)?,
+            None => server,
+        })
+    }
+
     /// The authorizer of the xDS port: with TLS, a client reads only the node its certificate names.
     pub fn authorizer(&self) -> Option<Arc<dyn Authorizer>> {
         self.xds_tls.as_ref()?;

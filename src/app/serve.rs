@@ -136,10 +136,7 @@ impl Server {
         let xds_addr = local(&listeners.xds, cfg.xds_listen)?;
         let admin_addr = local(&listeners.admin, cfg.admin_listen)?;
         cfg.security.check_admin(admin_addr)?;
-        let tls = (cfg.security.xds_tls.as_ref())
-            .map(|t| t.server_config(cfg.limits.handshake_timeout))
-            .transpose()
-            .map_err(super::SecurityError::from)?;
+        let xds_server = cfg.security.xds_server(cfg.limits.handshake_timeout)?;
         let descriptors = limits::raise_descriptor_limit();
         let demand = Demand::default();
         let pipeline = Pipeline::with_limits(cfg.config_dir.clone(), cfg.load_limits)
@@ -178,7 +175,7 @@ impl Server {
         tasks.push(spawn_xds(
             xds,
             incoming,
-            tls,
+            xds_server,
             &cfg.limits,
             published.clone(),
             shutdown_rx.clone(),
@@ -230,22 +227,11 @@ impl Server {
 fn spawn_xds(
     xds: XdsService,
     incoming: Incoming,
-    tls: Option<tonic::transport::ServerTlsConfig>,
+    builder: tonic::transport::Server,
     l: &ClientLimits,
     status: Published,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = tls {
-        // Checked by `XdsTls::server_config` before anything started.
-        match builder.tls_config(tls) {
-            Ok(b) => builder = b,
-            Err(e) => {
-                error!(error = %e, "xDS TLS settings rejected; not serving xDS");
-                return tokio::spawn(async {});
-            }
-        }
-    }
     let builder = builder
         .max_concurrent_streams(l.max_streams_per_connection)
         .http2_keepalive_interval(Some(l.keepalive_interval))

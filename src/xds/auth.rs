@@ -73,9 +73,20 @@ impl XdsTls {
         })
     }
 
+    /// `server` serving TLS with [`XdsTls::server_config`]. The material is parsed here, so a bad
+    /// file stops the start rather than every connection.
+    pub fn apply(
+        &self,
+        server: tonic::transport::Server,
+        handshake_timeout: Duration,
+    ) -> Result<tonic::transport::Server, TlsError> {
+        server
+            .tls_config(self.server_config(handshake_timeout)?)
+            .map_err(|e| TlsError::Config(error_chain(&e)))
+    }
+
     /// tonic's server TLS: client certificates required and verified against the client CA, the
-    /// handshake within `handshake_timeout`. Checks the material now, so a bad file stops the start
-    /// rather than every connection.
+    /// handshake within `handshake_timeout`. (tonic parses the PEMs only in [`XdsTls::apply`].)
     pub fn server_config(&self, handshake_timeout: Duration) -> Result<ServerTlsConfig, TlsError> {
         // Both ring and aws-lc may be compiled in (through other crates); pick one explicitly so
         // rustls never has to guess. Fails only if a provider is already installed: fine.
@@ -86,16 +97,11 @@ impl XdsTls {
         if !has_pem_cert(&self.client_ca_pem) {
             return Err(TlsError::NoCertificate("--xds-client-ca"));
         }
-        let config = ServerTlsConfig::new()
+        Ok(ServerTlsConfig::new()
             .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
             .client_ca_root(Certificate::from_pem(&self.client_ca_pem))
             .client_auth_optional(false)
-            .timeout(handshake_timeout);
-        // tonic parses the PEMs only when the config is applied: apply it once to find out.
-        tonic::transport::Server::builder()
-            .tls_config(config.clone())
-            .map_err(|e| TlsError::Config(error_chain(&e)))?;
-        Ok(config)
+            .timeout(handshake_timeout))
     }
 }
 

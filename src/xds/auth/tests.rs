@@ -34,22 +34,27 @@ fn tls(cert: &rcgen::Certificate, key: &KeyPair) -> XdsTls {
     }
 }
 
+fn applied(t: &XdsTls) -> Result<(), TlsError> {
+    t.apply(tonic::transport::Server::builder(), Duration::from_secs(1))
+        .map(|_| ())
+}
+
 #[test]
 fn usable_material_makes_a_server_config_and_bad_material_is_refused() {
     let (cert, key) = cert_with(vec![SanType::DnsName("meshplane".try_into().unwrap())]);
     let good = tls(&cert, &key);
-    assert!(good.server_config(Duration::from_secs(1)).is_ok());
+    assert!(applied(&good).is_ok());
     let no_ca = XdsTls {
         client_ca_pem: b"nothing".to_vec(),
         ..good.clone()
     };
-    let err = no_ca.server_config(Duration::from_secs(1)).unwrap_err();
+    let err = applied(&no_ca).unwrap_err();
     assert!(err.to_string().contains("--xds-client-ca"), "{err}");
     let bad_key = XdsTls {
         key_pem: b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_vec(),
         ..good.clone()
     };
-    assert!(bad_key.server_config(Duration::from_secs(1)).is_err());
+    assert!(applied(&bad_key).is_err());
 }
 
 #[test]
