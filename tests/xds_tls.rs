@@ -122,10 +122,20 @@ async fn a_certificate_reads_its_own_node_and_is_denied_any_other() {
     let server = start_tls(dir.path(), &ca).await;
     let web = ca.client(&spiffe(WEB));
 
+    let started = std::time::Instant::now();
     let ch = channel(&server, &ca, Some(&web))
         .await
         .expect("mTLS connects");
     let resp = first_answer(ch.clone(), WEB).await.expect("web reads web");
+    println!("mTLS connect + first CDS answer: {:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    first_answer(ch.clone(), WEB)
+        .await
+        .expect("a second stream");
+    println!(
+        "another stream on the same connection: {:?}",
+        started.elapsed()
+    );
     assert_eq!(resp.type_url, CDS);
     assert!(!resp.resources.is_empty(), "web's clusters");
     // The ARN spelling of the same node is the same identity.
