@@ -207,6 +207,9 @@ async fn no_certificate_or_a_foreign_one_gets_no_stream() {
     }
     assert_eq!(server.metrics.streams_total.load(Ordering::Relaxed), 0);
     assert!(server.registry.is_empty());
+    // Each refused handshake is counted (no certificate, a foreign one, plaintext).
+    let failures = metric(&server, "meshplane_xds_tls_handshake_failures_total").await;
+    assert!(failures >= 3.0, "{failures}");
     server.shutdown().await;
 }
 
@@ -259,6 +262,13 @@ async fn envoy_with_its_certificate_gets_its_config_over_mtls_and_serves_traffic
     );
     assert!(envoy.stat("cluster.meshplane_xds.ssl.handshake").await >= 1);
     assert_eq!(server.metrics.denied.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        server
+            .metrics
+            .tls_handshake_failures
+            .load(Ordering::Relaxed),
+        0
+    );
     let streams = server.registry.list();
     assert!(streams.iter().any(|s| s.node_id == WEB), "{streams:?}");
     drop(envoy);
@@ -328,6 +338,13 @@ async fn envoy_without_a_client_certificate_gets_no_stream() {
     assert_eq!(envoy.stat("cluster_manager.cds.update_success").await, 0);
     assert_eq!(server.metrics.streams_total.load(Ordering::Relaxed), 0);
     assert!(server.registry.is_empty());
+    assert!(
+        server
+            .metrics
+            .tls_handshake_failures
+            .load(Ordering::Relaxed)
+            >= 1
+    );
     drop(envoy);
     server.shutdown().await;
 }

@@ -50,16 +50,9 @@ impl Security {
         Ok(())
     }
 
-    /// The xDS server, serving mutual TLS if so configured.
-    pub fn xds_server(
-        &self,
-        handshake_timeout: std::time::Duration,
-    ) -> Result<tonic::transport::Server, SecurityError> {
-        let server = tonic::transport::Server::builder();
-        Ok(match &self.xds_tls {
-            Some(tls) => tls.apply(server, handshake_timeout)?,
-            None => server,
-        })
+    /// The TLS acceptor of the xDS port, if it serves mutual TLS (its material checked now).
+    pub fn xds_acceptor(&self) -> Result<Option<tokio_rustls::TlsAcceptor>, SecurityError> {
+        Ok(self.xds_tls.as_ref().map(XdsTls::acceptor).transpose()?)
     }
 
     /// The authorizer of the xDS port: with TLS, a client reads only the node its certificate names.

@@ -16,10 +16,14 @@ use super::{reloader, AppError, Pipeline, Published, ReloadSettings};
 use crate::model::ProxyId;
 use crate::source::{self, Limits};
 use crate::xds::accept::Incoming;
+use crate::xds::auth::accept::TlsIncoming;
 use crate::xds::conn::ConnGate;
 use crate::xds::limits::{self, ClientLimits};
 use crate::xds::server::{Registry, XdsMetrics, XdsService};
 use crate::xds::variants::Demand;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_stream::Stream;
+use tonic::transport::server::Connected;
 
 /// Settings of `meshplane serve`.
 #[derive(Debug, Clone)]
@@ -136,7 +140,7 @@ impl Server {
         let xds_addr = local(&listeners.xds, cfg.xds_listen)?;
         let admin_addr = local(&listeners.admin, cfg.admin_listen)?;
         cfg.security.check_admin(admin_addr)?;
-        let xds_server = cfg.security.xds_server(cfg.limits.handshake_timeout)?;
+        let tls = cfg.security.xds_acceptor()?;
         let descriptors = limits::raise_descriptor_limit();
         let demand = Demand::default();
         let pipeline = Pipeline::with_limits(cfg.config_dir.clone(), cfg.load_limits)
@@ -172,14 +176,15 @@ impl Server {
         let registry = xds.registry.clone();
         let gate = xds_gate(&cfg.limits, descriptors, &metrics);
         let incoming = Incoming::new(listeners.xds, gate.clone());
-        tasks.push(spawn_xds(
-            xds,
-            incoming,
-            xds_server,
-            &cfg.limits,
-            published.clone(),
-            shutdown_rx.clone(),
-        ));
+        let (status, stop) = (published.clone(), shutdown_rx.clone());
+        tasks.push(match tls {
+            Some(tls) => {
+                let t = cfg.limits.handshake_timeout;
+                let incoming = TlsIncoming::new(incoming, tls, t, metrics.clone());
+                spawn_xds(xds, incoming, &cfg.limits, status, stop)
+            }
+            None => spawn_xds(xds, incoming, &cfg.limits, status, stop),
+        });
         let router = crate::admin::router(published.clone(), metrics.clone(), registry.clone());
         let router = crate::admin::require_token(router, cfg.security.admin_token.clone());
         tasks.push(spawn_admin(listeners.admin, router, shutdown_rx));
@@ -223,16 +228,18 @@ impl Server {
     }
 }
 
-/// Serves every xDS service and the gRPC status service until shutdown.
-fn spawn_xds(
+/// Serves every xDS service and the gRPC status service on `incoming` (TLS or not) until shutdown.
+fn spawn_xds<IO>(
     xds: XdsService,
-    incoming: Incoming,
-    builder: tonic::transport::Server,
+    incoming: impl Stream<Item = std::io::Result<IO>> + Send + 'static,
     l: &ClientLimits,
     status: Published,
     mut stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    let builder = builder
+) -> JoinHandle<()>
+where
+    IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+{
+    let builder = tonic::transport::Server::builder()
         .max_concurrent_streams(l.max_streams_per_connection)
         .http2_keepalive_interval(Some(l.keepalive_interval))
         .http2_keepalive_timeout(Some(l.keepalive_timeout));

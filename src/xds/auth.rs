@@ -9,9 +9,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Status};
 use tracing::warn;
 
@@ -51,7 +49,7 @@ pub enum TlsError {
     },
     #[error("{0} holds no PEM certificate")]
     NoCertificate(&'static str),
-    /// tonic's and rustls's messages name the problem, never the key's bytes.
+    /// rustls's messages name the problem, never the key's bytes.
     #[error("the xDS TLS settings are not usable: {0}")]
     Config(String),
 }
@@ -73,51 +71,49 @@ impl XdsTls {
         })
     }
 
-    /// `server` serving TLS with [`XdsTls::server_config`]. The material is parsed here, so a bad
-    /// file stops the start rather than every connection.
-    pub fn apply(
-        &self,
-        server: tonic::transport::Server,
-        handshake_timeout: Duration,
-    ) -> Result<tonic::transport::Server, TlsError> {
-        server
-            .tls_config(self.server_config(handshake_timeout)?)
-            .map_err(|e| TlsError::Config(error_chain(&e)))
-    }
-
-    /// tonic's server TLS: client certificates required and verified against the client CA, the
-    /// handshake within `handshake_timeout`. (tonic parses the PEMs only in [`XdsTls::apply`].)
-    pub fn server_config(&self, handshake_timeout: Duration) -> Result<ServerTlsConfig, TlsError> {
-        // Both ring and aws-lc may be compiled in (through other crates); pick one explicitly so
-        // rustls never has to guess. Fails only if a provider is already installed: fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+    /// The rustls acceptor of the xDS port: client certificates required and verified against the
+    /// client CA, ALPN `h2`, on the ring provider (whatever else is compiled in). The material is
+    /// parsed here, so a bad file stops the start rather than every connection.
+    pub fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |what: &str, e: &dyn fmt::Display| TlsError::Config(format!("{what}: {e}"));
         if !has_pem_cert(&self.cert_pem) {
             return Err(TlsError::NoCertificate("--xds-tls-cert"));
         }
         if !has_pem_cert(&self.client_ca_pem) {
             return Err(TlsError::NoCertificate("--xds-client-ca"));
         }
-        Ok(ServerTlsConfig::new()
-            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
-            .client_ca_root(Certificate::from_pem(&self.client_ca_pem))
-            .client_auth_optional(false)
-            .timeout(handshake_timeout))
+        let chain = CertificateDer::pem_slice_iter(&self.cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad("--xds-tls-cert", &e))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| bad("--xds-tls-key", &e))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(&self.client_ca_pem) {
+            let ca = ca.map_err(|e| bad("--xds-client-ca", &e))?;
+            roots.add(ca).map_err(|e| bad("--xds-client-ca", &e))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.into(),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| bad("--xds-client-ca", &e))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad("TLS versions", &e))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .map_err(|e| bad("--xds-tls-cert and --xds-tls-key", &e))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
 }
 
 fn has_pem_cert(pem: &[u8]) -> bool {
     String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----")
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 /// What a client proved about itself with its TLS certificate: the URI SANs of its leaf
@@ -190,7 +186,8 @@ pub fn check(
     })
 }
 
-/// Writes `meshplane_xds_denied_total` through `family(name, kind, help, samples)`.
+/// Writes `meshplane_xds_denied_total` and `meshplane_xds_tls_handshake_failures_total` through
+/// `family(name, kind, help, samples)`.
 pub fn render(m: &XdsMetrics, family: &mut impl FnMut(&str, &str, &str, &[(String, f64)])) {
     family(
         "meshplane_xds_denied_total",
@@ -198,7 +195,15 @@ pub fn render(m: &XdsMetrics, family: &mut impl FnMut(&str, &str, &str, &[(Strin
         "xDS streams and fetches refused with PERMISSION_DENIED: the client's certificate does not name the node it asked for.",
         &[(String::new(), m.denied.load(Ordering::Relaxed) as f64)],
     );
+    family(
+        "meshplane_xds_tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes refused on the xDS port: no client certificate, an untrusted one, plaintext, or too slow.",
+        &[(String::new(), m.tls_handshake_failures.load(Ordering::Relaxed) as f64)],
+    );
 }
+
+pub mod accept;
 
 #[cfg(test)]
 mod tests;

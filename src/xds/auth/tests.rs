@@ -35,8 +35,7 @@ fn tls(cert: &rcgen::Certificate, key: &KeyPair) -> XdsTls {
 }
 
 fn applied(t: &XdsTls) -> Result<(), TlsError> {
-    t.apply(tonic::transport::Server::builder(), Duration::from_secs(1))
-        .map(|_| ())
+    t.acceptor().map(|_| ())
 }
 
 #[test]
@@ -91,9 +90,15 @@ fn a_refusal_is_permission_denied_and_counted() {
     assert_eq!(m.denied.load(Ordering::Relaxed), 2);
     // No authorizer: anyone reads anything.
     assert!(check(None, None, "db", &m).is_ok());
-    let mut text = String::new();
+    let mut text = Vec::new();
     render(&m, &mut |name, _, _, samples| {
-        text = format!("{name} {}", samples[0].1)
+        text.push(format!("{name} {}", samples[0].1))
     });
-    assert_eq!(text, "meshplane_xds_denied_total 2");
+    assert_eq!(
+        text,
+        [
+            "meshplane_xds_denied_total 2",
+            "meshplane_xds_tls_handshake_failures_total 0"
+        ]
+    );
 }
