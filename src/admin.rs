@@ -4,6 +4,7 @@
 //! state of every connected proxy, `/proxies`), `metrics` (the Prometheus text, `/metrics`) and
 //! `page` (the live topology page at `/`).
 
+mod auth;
 mod metrics;
 mod page;
 mod proxies;
@@ -22,6 +23,7 @@ use crate::model::ProxyId;
 use crate::report::Published;
 use crate::xds::server::{Registry, XdsMetrics};
 
+pub use auth::{require_token, OPEN_PATHS};
 pub use metrics::render_metrics;
 pub use proxies::{
     proxy_page, proxy_reports, ProxyReport, SyncState, TypeReport, NACKED_HEADER, PROXIES_LIMIT,

@@ -5,6 +5,7 @@
 mod pipeline;
 mod reloader;
 mod removal;
+mod security;
 mod serve;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ pub use crate::report::{LoadResult, Published, Status};
 pub use pipeline::Pipeline;
 pub use reloader::{ReloadOptions, ReloadSettings, Reloaded, RemovalGuard};
 pub use removal::{large_removal, Removal};
+pub use security::{AdminToken, Security, SecurityError, SpiffeAuthorizer, DEFAULT_TRUST_DOMAIN};
 pub use serve::{run, CaSettings, Listeners, ServeConfig, Server};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,8 @@ pub enum AppError {
     NoConfigDir(PathBuf),
     #[error("--ca-dir: {0}")]
     Ca(#[from] crate::ca::CaError),
+    #[error(transparent)]
+    Security(#[from] SecurityError),
 }
 
 /// Reads, parses and validates `dir` within the default limits. Pure apart from reading files.

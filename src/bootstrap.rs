@@ -3,6 +3,9 @@
 
 use crate::xds::authority::DEFAULT_CLUSTER as XDS_CLUSTER;
 
+mod tls;
+pub use tls::{XdsTlsFiles, CA_FILE, CERT_FILE, KEY_FILE};
+
 /// How the sidecar talks xDS to meshplane.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum XdsMode {
@@ -56,6 +59,12 @@ fn yaml_str(s: &str) -> String {
 
 /// Renders the bootstrap YAML.
 pub fn render(p: &BootstrapParams) -> String {
+    render_with_tls(p, None)
+}
+
+/// Renders the bootstrap YAML; with `tls`, the xDS cluster speaks mutual TLS (`--xds-tls`).
+pub fn render_with_tls(p: &BootstrapParams, tls: Option<&XdsTlsFiles>) -> String {
+    let transport = tls.map(tls::transport_socket).unwrap_or_default();
     let dns_type = if p.xds_host.parse::<std::net::IpAddr>().is_ok() {
         "STATIC"
     } else {
@@ -102,7 +111,7 @@ dynamic_resources:
     - name: {XDS_CLUSTER}
       type: {dns_type}
       connect_timeout: 1s
-      typed_extension_protocol_options:
+{transport}      typed_extension_protocol_options:
         envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
           "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
           explicit_http_config:

@@ -29,6 +29,8 @@ use crate::tools::synth::SynthParams;
 
 mod limit_args;
 pub use limit_args::LimitArgs;
+mod security_args;
+pub use security_args::{AdminArgs, SecurityArgs, XdsTlsArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -80,6 +82,8 @@ pub enum Command {
         strict: bool,
         #[command(flatten)]
         ca: Box<ca::ServeCaArgs>,
+        #[command(flatten)]
+        security: Box<SecurityArgs>,
     },
     /// meshplane's own certificate authority (stands in for ACM): create it, issue an Envoy's
     /// certificate for the xDS port.
@@ -124,6 +128,8 @@ pub enum Command {
         /// mesh's `sds.secretName` certificates and trust come from.
         #[arg(long, value_name = "PATH")]
         sds_socket: Option<String>,
+        #[command(flatten)]
+        tls: XdsTlsArgs,
     },
     /// Print the `iptables-restore` rules of App Mesh's proxy route manager for a node with
     /// `proxy.mode: transparent`: its listener ports redirected to Envoy's ingress port, the
@@ -156,9 +162,8 @@ pub enum Command {
     /// Every connected proxy and whether it has the newest configuration (like istioctl proxy-status).
     /// Exits 1 when a proxy is NACKED or the files on disk are invalid.
     Status {
-        /// meshplane's admin address (`serve --admin-listen`).
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18001")]
-        admin: String,
+        #[command(flatten)]
+        admin: AdminArgs,
         /// `table` for people, `json` for scripts.
         #[arg(long, short, value_enum, value_name = "FORMAT", default_value_t = Output::Table)]
         output: Output,
@@ -183,9 +188,8 @@ pub enum Command {
         /// Compare with this directory instead of the running server.
         #[arg(long, value_name = "DIR")]
         against: Option<PathBuf>,
-        /// meshplane's admin address (`serve --admin-listen`).
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18001")]
-        admin: String,
+        #[command(flatten)]
+        admin: AdminArgs,
         /// `table` for people, `json` for scripts.
         #[arg(long, short, value_enum, value_name = "FORMAT", default_value_t = Output::Table)]
         output: Output,
@@ -201,9 +205,8 @@ pub enum Command {
         /// The same NODE, spelt as `bootstrap` and `load` spell it.
         #[arg(long, value_name = "NODE")]
         node_id: Option<String>,
-        /// meshplane's admin address (`serve --admin-listen`).
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18001")]
-        admin: String,
+        #[command(flatten)]
+        admin: AdminArgs,
         /// `table` for people, `json` for scripts.
         #[arg(long, short, value_enum, value_name = "FORMAT", default_value_t = Output::Table)]
         output: Output,
@@ -301,13 +304,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             admin_port,
             mode,
             sds_socket,
-        } => bootstrap::run(node_id, &xds, admin_port, mode, sds_socket.as_deref()),
+            tls,
+        } => bootstrap::run(node_id, &xds, admin_port, mode, sds_socket.as_deref(), &tls),
         Command::Status {
             admin,
             output,
             limit,
             watch,
-        } => status::run(&admin, output, limit, watch),
+        } => status::run(&admin.target()?, output, limit, watch),
         Command::Iptables {
             node_id,
             config,
@@ -344,14 +348,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             node_id,
             admin,
             output,
-        } => config::config(&one_of(node, node_id), &admin, output),
+        } => config::config(&one_of(node, node_id), &admin.target()?, output),
         Command::Diff {
             dir,
             config,
             against,
             admin,
             output,
-        } => diff::run(&one_of(dir, config), against.as_deref(), &admin, output),
+        } => diff::run(
+            &one_of(dir, config),
+            against.as_deref(),
+            &admin.target()?,
+            output,
+        ),
         Command::Demo {
             config,
             envoy,
@@ -374,6 +383,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             reload,
             strict,
             ca,
+            security,
         } => serve::run(ServeConfig {
             xds_listen,
             admin_listen,
@@ -384,6 +394,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             load_limits: load_limits.into(),
             reload,
             strict,
+            security: security.security(&ca.trust_domain)?,
             ca: ca.settings(),
             ..ServeConfig::new(config)
         }),

@@ -31,6 +31,9 @@ pub fn render_metrics(pipeline: &Published, m: &XdsMetrics, registry: &Registry)
     per_type(&mut out, m);
     config(&mut out, pipeline);
     m.render_limits(&mut |name, kind, help, samples| family(&mut out, name, kind, help, samples));
+    crate::xds::auth::render(m, &mut |name, kind, help, samples| {
+        family(&mut out, name, kind, help, samples)
+    });
     convergence(&mut out, m);
     out
 }

@@ -16,10 +16,14 @@ use super::{reloader, AppError, Pipeline, Published, ReloadSettings};
 use crate::model::ProxyId;
 use crate::source::{self, Limits};
 use crate::xds::accept::Incoming;
+use crate::xds::auth::accept::TlsIncoming;
 use crate::xds::conn::ConnGate;
 use crate::xds::limits::{self, ClientLimits};
 use crate::xds::server::{Registry, XdsMetrics, XdsService};
 use crate::xds::variants::Demand;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_stream::Stream;
+use tonic::transport::server::Connected;
 
 /// Settings of `meshplane serve`.
 #[derive(Debug, Clone)]
@@ -39,6 +43,8 @@ pub struct ServeConfig {
     pub strict: bool,
     /// meshplane's own CA (`--ca-dir`, `--trust-domain`, `--cert-validity`): serves `acm`.
     pub ca: Option<CaSettings>,
+    /// Mutual TLS on the xDS port, the admin API's token.
+    pub security: super::Security,
 }
 
 /// Where meshplane's CA lives and what it issues (docs/contract.md §2, §5).
@@ -62,6 +68,7 @@ impl ServeConfig {
             reload: ReloadSettings::default(),
             strict: false,
             ca: None,
+            security: super::Security::default(),
         }
     }
 }
@@ -147,12 +154,14 @@ impl Server {
         };
         let xds_addr = local(&listeners.xds, cfg.xds_listen)?;
         let admin_addr = local(&listeners.admin, cfg.admin_listen)?;
+        cfg.security.check_admin(admin_addr)?;
+        let tls = cfg.security.xds_acceptor()?;
         let descriptors = limits::raise_descriptor_limit();
         let demand = Demand::default();
         let pipeline = Pipeline::with_limits(cfg.config_dir.clone(), cfg.load_limits)
             .with_strict(cfg.strict)
             .with_demand(demand.clone())
-            .with_ca(open_ca(cfg.ca.as_ref())?);
+            .with_ca(open_ca(cfg.ca.as_ref(), tls.is_some())?);
         let published = pipeline.published();
         // Watch before the first load so no edit slips between the two.
         let (watcher, changes) =
@@ -170,27 +179,34 @@ impl Server {
 
         let node_key: crate::xds::server::NodeKeyFn =
             Arc::new(|id: &str| ProxyId::parse(id).map(|p| p.to_string()));
-        let xds = XdsService::new(
+        let mut xds = XdsService::new(
             published.cache.clone(),
             node_key,
             demand,
             shutdown_rx.clone(),
             cfg.limits.clone(),
         );
+        if let Some(a) = cfg.security.authorizer() {
+            xds = xds.with_authorizer(a);
+        }
         let metrics = xds.metrics.clone();
         let registry = xds.registry.clone();
         let gate = xds_gate(&cfg.limits, descriptors, &metrics);
         let incoming = Incoming::new(listeners.xds, gate.clone());
-        tasks.push(spawn_xds(
-            xds,
-            incoming,
-            &cfg.limits,
-            published.clone(),
-            shutdown_rx.clone(),
-        ));
+        let (status, stop) = (published.clone(), shutdown_rx.clone());
+        tasks.push(match tls {
+            Some(tls) => {
+                let t = cfg.limits.handshake_timeout;
+                let incoming = TlsIncoming::new(incoming, tls, t, metrics.clone());
+                spawn_xds(xds, incoming, &cfg.limits, status, stop)
+            }
+            None => spawn_xds(xds, incoming, &cfg.limits, status, stop),
+        });
         let router = crate::admin::router(published.clone(), metrics.clone(), registry.clone());
+        let router = crate::admin::require_token(router, cfg.security.admin_token.clone());
         tasks.push(spawn_admin(listeners.admin, router, shutdown_rx));
-        info!(%xds_addr, %admin_addr, dir = %cfg.config_dir.display(), "meshplane serving");
+        let xds_tls = cfg.security.xds_tls.is_some();
+        info!(%xds_addr, %admin_addr, xds_tls, dir = %cfg.config_dir.display(), "meshplane serving");
         Ok(Server {
             xds_addr,
             admin_addr,
@@ -230,22 +246,36 @@ impl Server {
 }
 
 /// meshplane's CA from `--ca-dir` (created when absent), if given.
-fn open_ca(s: Option<&CaSettings>) -> Result<Option<Arc<crate::ca::Authority>>, AppError> {
+fn open_ca(
+    s: Option<&CaSettings>,
+    xds_tls: bool,
+) -> Result<Option<Arc<crate::ca::Authority>>, AppError> {
     let Some(s) = s else { return Ok(None) };
+    if !xds_tls {
+        // The CA hands each proxy its key over xDS: without mutual TLS on the port, whoever can
+        // connect and name a node can read that node's key.
+        warn!(
+            "--ca-dir without --xds-tls-cert/--xds-tls-key/--xds-client-ca: proxies' private keys \
+             are served to any client that names their node id"
+        );
+    }
     let ca = crate::ca::CaDir::open_or_create(&s.dir, &s.trust_domain)?;
     info!(dir = %s.dir.display(), trust_domain = %s.trust_domain, validity = ?s.validity,
         "serving proxy certificates from meshplane's CA");
     Ok(Some(Arc::new(crate::ca::Authority::new(ca, s.validity))))
 }
 
-/// Serves every xDS service and the gRPC status service until shutdown.
-fn spawn_xds(
+/// Serves every xDS service and the gRPC status service on `incoming` (TLS or not) until shutdown.
+fn spawn_xds<IO>(
     xds: XdsService,
-    incoming: Incoming,
+    incoming: impl Stream<Item = std::io::Result<IO>> + Send + 'static,
     l: &ClientLimits,
     status: Published,
     mut stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+) -> JoinHandle<()>
+where
+    IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+{
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(l.max_streams_per_connection)
         .http2_keepalive_interval(Some(l.keepalive_interval))

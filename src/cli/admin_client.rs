@@ -4,21 +4,33 @@ use anyhow::Context;
 
 pub use super::Output;
 
-/// One GET against the admin API (plain HTTP/1.1 on loopback; no client library needed).
-pub fn admin_get(admin: &str, path: &str) -> anyhow::Result<(u16, String)> {
+/// A running meshplane's admin API: its address, and the bearer token it requires (if any).
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub addr: String,
+    pub token: Option<meshplane::app::AdminToken>,
+}
+
+/// One GET against the admin API (plain HTTP/1.1; no client library needed).
+pub fn admin_get(admin: &Admin, path: &str) -> anyhow::Result<(u16, String)> {
     admin_get_head(admin, path).map(|(status, _, body)| (status, body))
 }
 
 /// Like [`admin_get`], with the response's header lines too.
-pub fn admin_get_head(admin: &str, path: &str) -> anyhow::Result<(u16, String, String)> {
+pub fn admin_get_head(admin: &Admin, path: &str) -> anyhow::Result<(u16, String, String)> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(admin).with_context(|| {
-        format!("cannot reach meshplane's admin API at {admin} (is `meshplane serve` running?)")
+    let addr = admin.addr.as_str();
+    let mut stream = std::net::TcpStream::connect(addr).with_context(|| {
+        format!("cannot reach meshplane's admin API at {addr} (is `meshplane serve` running?)")
     })?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let auth = match &admin.token {
+        Some(t) => format!("Authorization: Bearer {}\r\n", t.as_str()),
+        None => String::new(),
+    };
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
     )?;
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf)?;
@@ -32,7 +44,7 @@ pub fn admin_get_head(admin: &str, path: &str) -> anyhow::Result<(u16, String, S
     Ok((status, head.to_string(), body.to_string()))
 }
 
-pub fn admin_json<T: serde::de::DeserializeOwned>(admin: &str, path: &str) -> anyhow::Result<T> {
+pub fn admin_json<T: serde::de::DeserializeOwned>(admin: &Admin, path: &str) -> anyhow::Result<T> {
     let (status, body) = admin_get(admin, path)?;
     if status != 200 {
         anyhow::bail!("{path}: HTTP {status}: {}", body.trim());

@@ -6,11 +6,11 @@ use anyhow::Context;
 
 use meshplane::inspect::NodeView;
 
-use super::admin_client::{admin_get, admin_json, table, Output};
+use super::admin_client::{admin_get, admin_json, table, Admin, Output};
 
 /// The node a name given on the command line means: a full id or ARN as it is, else the one defined
 /// node or gateway it names (`backend-v1`, `demo/backend-v1`, `edge`). `Err` with a message when none or several do.
-fn resolve(admin: &str, name: &str) -> anyhow::Result<Result<String, String>> {
+fn resolve(admin: &Admin, name: &str) -> anyhow::Result<Result<String, String>> {
     if meshplane::model::ProxyId::parse(name).is_some() {
         return Ok(Ok(name.to_string()));
     }
@@ -35,7 +35,7 @@ fn resolve(admin: &str, name: &str) -> anyhow::Result<Result<String, String>> {
 }
 
 /// `meshplane config NODE`: what the running server serves to NODE, as JSON or one table per type.
-pub fn config(node_id: &str, admin: &str, output: Output) -> anyhow::Result<ExitCode> {
+pub fn config(node_id: &str, admin: &Admin, output: Output) -> anyhow::Result<ExitCode> {
     let node_id = match resolve(admin, node_id)? {
         Ok(id) => id,
         Err(msg) => {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::admin_client::{admin_get, admin_json, Output};
+use super::admin_client::{admin_get, admin_json, Admin, Output};
 use meshplane::admin::NodeEntry;
 use meshplane::app::Pipeline;
 use meshplane::diff::{self, Diff};
@@ -65,7 +65,7 @@ fn differing(
 pub fn run(
     dir: &Path,
     against: Option<&Path>,
-    admin: &str,
+    admin: &Admin,
     output: Output,
 ) -> anyhow::Result<ExitCode> {
     let new = match Built::load(dir)? {
@@ -123,7 +123,7 @@ pub fn run(
     })
 }
 
-fn served_view(admin: &str, node: &str) -> anyhow::Result<NodeView> {
+fn served_view(admin: &Admin, node: &str) -> anyhow::Result<NodeView> {
     let (code, body) = admin_get(admin, &format!("/resources?node={node}"))?;
     if code != 200 {
         anyhow::bail!("/resources?node={node}: HTTP {code}: {}", body.trim());

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use meshplane::admin::{LoadReport, ProxyReport, SyncState};
 
-use super::admin_client::{admin_get_head, admin_json, short_version, table, Output};
+use super::admin_client::{admin_get_head, admin_json, short_version, table, Admin, Output};
 
 /// `status`, once or (with `watch`) every 2 seconds until interrupted; exits as the last one would.
-pub fn run(admin: &str, output: Output, limit: usize, watch: bool) -> anyhow::Result<ExitCode> {
+pub fn run(admin: &Admin, output: Output, limit: usize, watch: bool) -> anyhow::Result<ExitCode> {
     if !watch {
         return status(admin, output, limit);
     }
@@ -29,7 +29,7 @@ pub fn run(admin: &str, output: Output, limit: usize, watch: bool) -> anyhow::Re
 
 /// Defined nodes and gateways (those with a configuration) that no connected proxy names, at most `limit`.
 fn not_connected(
-    admin: &str,
+    admin: &Admin,
     proxies: &[meshplane::admin::ProxyReport],
     limit: usize,
 ) -> anyhow::Result<(Vec<String>, usize)> {
@@ -50,7 +50,7 @@ fn not_connected(
 
 /// One `status`: the load report and the proxies, as tables or JSON; 1 when a proxy is NACKED or
 /// the files on disk are invalid.
-fn status(admin: &str, output: Output, limit: usize) -> anyhow::Result<ExitCode> {
+fn status(admin: &Admin, output: Output, limit: usize) -> anyhow::Result<ExitCode> {
     let load: LoadReport = admin_json(admin, "/load")?;
     let path = format!("/proxies?limit={limit}");
     let (code, head, body) = admin_get_head(admin, &path)?;
@@ -89,7 +89,7 @@ fn status(admin: &str, output: Output, limit: usize) -> anyhow::Result<ExitCode>
 
 /// Everything `status` shows, as one JSON document.
 fn print_json(
-    admin: &str,
+    admin: &Admin,
     load: &LoadReport,
     proxies: &[ProxyReport],
     omitted: usize,
@@ -140,7 +140,7 @@ fn print_load(load: &LoadReport) {
 /// The proxy table (with the defined nodes not connected when every proxy was listed), what the
 /// limit left out, and every NACK's message.
 fn print_proxies(
-    admin: &str,
+    admin: &Admin,
     proxies: &[ProxyReport],
     omitted: usize,
     limit: usize,

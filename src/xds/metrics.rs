@@ -76,6 +76,10 @@ pub struct XdsMetrics {
     pub handshake_timeouts: AtomicU64,
     /// Streams ended by a limit, by [`StreamRefusal`].
     pub streams_refused: [AtomicU64; 3],
+    /// Streams and fetches refused by the authorizer (see `auth`).
+    pub denied: AtomicU64,
+    /// TLS handshakes that failed on the xDS port (no or untrusted client certificate, ...).
+    pub tls_handshake_failures: AtomicU64,
 }
 
 /// Why a stream was ended by a limit (the `reason` label of `meshplane_xds_streams_refused_total`).

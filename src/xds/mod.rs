@@ -3,6 +3,7 @@
 //! are opaque keys.
 
 pub mod accept;
+pub mod auth;
 pub mod authority;
 pub mod cache;
 pub mod conn;

@@ -39,6 +39,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info_span, Instrument};
 
+use super::auth::{Authorizer, PeerIdentity};
 use super::authority::{cluster_name, WithAuthority};
 use super::cache::SnapshotCache;
 use super::delta::DeltaState;
@@ -117,6 +118,8 @@ pub struct XdsService {
     pub registry: Arc<Registry>,
     /// The per-type streams of each Envoy, which order their types between them.
     groups: Arc<Groups>,
+    /// Who may read which node; `None`: anyone may read any.
+    authorizer: Option<Arc<dyn Authorizer>>,
 }
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -138,7 +141,14 @@ impl XdsService {
             metrics: Arc::default(),
             registry: Arc::default(),
             groups: Arc::default(),
+            authorizer: None,
         }
+    }
+
+    /// Every stream and fetch must pass `authorizer` for the node it names (see [`super::auth`]).
+    pub fn with_authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> XdsService {
+        self.authorizer = Some(authorizer);
+        self
     }
 
     /// Adds every xDS service to a tonic router.
@@ -175,6 +185,7 @@ impl XdsService {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let cluster = cluster_name(request.extensions());
+        let identity = PeerIdentity::of(&request).map(Box::new);
         let inbound = request.into_inner();
         // Small: a stream that does not read holds at most this many responses, then its task waits.
         // Boxed, because the channel allocates its slots 32 at a time when it is created: 32 inline
@@ -195,7 +206,8 @@ impl XdsService {
         let span = info_span!("xds", %peer, %mode, node = tracing::field::Empty);
         // Made here, not inside the spawned future: a future holding the stream and then the run
         // that owns it would keep two copies of its state for the stream's whole life (~2 KiB each).
-        let stream = stream::Stream::<P>::new(self.clone(), tx, only, peer, mode, cluster);
+        let stream = stream::Stream::<P>::new(self.clone(), tx, only, peer, mode, cluster)
+            .with_identity(identity);
         tokio::spawn(stream.run(inbound).instrument(span));
         Box::pin(tokio_stream::StreamExt::map(ReceiverStream::new(rx), |r| {
             *r
@@ -210,12 +222,14 @@ impl XdsService {
         type_url: &'static str,
     ) -> Result<Response<DiscoveryResponse>, Status> {
         let cluster = cluster_name(request.extensions());
+        let identity = PeerIdentity::of(&request);
         let req = request.into_inner();
         let node = req
             .node
             .as_ref()
             .ok_or_else(|| Status::invalid_argument("a fetch must carry a node"))?;
         self.limits.check_node_id(&node.id)?;
+        self.authorize(identity.as_ref(), &node.id)?;
         let key = (self.node_key)(&node.id)
             .ok_or_else(|| Status::not_found("node id does not name a mesh node"))?;
         if self.cache.get(&key).is_none() {
@@ -265,6 +279,11 @@ impl XdsService {
             None => Some(snap),
             Some(h) => snap.variant(h.key()).cloned(),
         }
+    }
+
+    /// Whether the client `peer` may read `node_id` (counted and logged when not).
+    fn authorize(&self, peer: Option<&PeerIdentity>, node_id: &str) -> Result<(), Status> {
+        super::auth::check(self.authorizer.as_ref(), peer, node_id, &self.metrics)
     }
 
     /// Claims the per-type variant a stream of `mode` needs; `Err` when too many are held.

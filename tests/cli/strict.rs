@@ -1,5 +1,5 @@
 //! `--strict` on `validate` and `serve`: a field that is loaded but not translated into Envoy
-//! configuration (a listener's TLS here; Cloud Map attributes) is a problem, so `validate` exits 1
+//! configuration (a gateway listener's health check here; Cloud Map attributes) is a problem, so `validate` exits 1
 //! and `serve` publishes nothing; without it, the same files are valid with warnings. A field
 //! App Mesh itself ignored (a path on a tcp health check) stays a warning either way.
 
@@ -10,7 +10,7 @@ use super::meshplane;
 use super::support::envoy::{free_port, http_get};
 use super::support::MeshDir;
 
-const MESH: &str = "kind: Mesh\nmeshName: demo\n---\nkind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\nspec:\n  listeners:\n    - portMapping: {port: 80, protocol: http}\n      tls: {mode: PERMISSIVE, certificate: {file: {certificateChain: /c.pem, privateKey: /k.pem}}}\n  serviceDiscovery:\n    awsCloudMap: {namespaceName: demo.local, serviceName: a, attributes: [{key: stage, value: prod}]}\n";
+const MESH: &str = "kind: Mesh\nmeshName: demo\n---\nkind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\nspec:\n  listeners:\n    - portMapping: {port: 80, protocol: http}\n  serviceDiscovery:\n    awsCloudMap: {namespaceName: demo.local, serviceName: a, attributes: [{key: stage, value: prod}]}\n---\nkind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec:\n  listeners:\n    - portMapping: {port: 8080, protocol: http}\n      healthCheck: {healthyThreshold: 2, unhealthyThreshold: 2, intervalMillis: 5000, timeoutMillis: 2000, protocol: http, path: /ping}\n";
 
 fn validate(dir: &MeshDir, extra: &[&str]) -> Output {
     meshplane()
@@ -29,14 +29,14 @@ fn validate_strict_exits_1_for_untranslated_fields() {
     assert_eq!(lenient.status.code(), Some(0), "{lenient:?}");
     let warned = String::from_utf8_lossy(&lenient.stderr);
     assert!(warned.contains("warning: "), "{warned}");
-    assert!(warned.contains("spec.listeners[0].tls"), "{warned}");
+    assert!(warned.contains("spec.listeners[0].healthCheck"), "{warned}");
 
     let strict = validate(&dir, &["--strict"]);
     assert_eq!(strict.status.code(), Some(1), "{strict:?}");
     let out = String::from_utf8_lossy(&strict.stdout);
     for want in [
-        "mesh.yaml:10: spec.listeners[0].tls: listener TLS is not translated into Envoy configuration yet; ignored (an error with --strict)",
-        "mesh.yaml:12: spec.serviceDiscovery.awsCloudMap.attributes: Cloud Map instance attributes cannot be honoured",
+        "spec.listeners[0].healthCheck: gateway listener health check is not translated into Envoy configuration yet; ignored (an error with --strict)",
+        "mesh.yaml:11: spec.serviceDiscovery.awsCloudMap.attributes: Cloud Map instance attributes cannot be honoured",
         "2 problem(s)",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");

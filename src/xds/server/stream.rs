@@ -17,6 +17,7 @@ use tonic::{Status, Streaming};
 use tracing::{debug, info, warn};
 
 use super::{stopped, Protocol, StreamInfo, XdsMetrics, XdsService};
+use crate::xds::auth::PeerIdentity;
 use crate::xds::cache::Subscription;
 use crate::xds::group::{Membership, Peers};
 use crate::xds::metrics::StreamRefusal;
@@ -95,6 +96,8 @@ pub(super) struct Stream<P: Protocol> {
     held_since: Option<Instant>,
     /// When the stream closes to let its Envoy reconnect, perhaps to another replica.
     end_of_life: Option<Instant>,
+    /// The client's certificate identity, until the first request is authorized with it.
+    identity: Option<Box<PeerIdentity>>,
 }
 
 impl<P: Protocol> Stream<P> {
@@ -145,7 +148,14 @@ impl<P: Protocol> Stream<P> {
             membership: None,
             peer_changes: None,
             held_since: None,
+            identity: None,
         }
+    }
+
+    /// The identity the client's TLS certificate carries (none without TLS).
+    pub(super) fn with_identity(mut self, identity: Option<Box<PeerIdentity>>) -> Stream<P> {
+        self.identity = identity;
+        self
     }
 
     /// The stream's task: one event at a time, until the client, a limit or the server ends it.

@@ -43,6 +43,11 @@ impl<P: Protocol> Stream<P> {
             fail(&self.tx, status, &mut self.shutdown).await;
             return ControlFlow::Break(());
         }
+        let identity = self.identity.take();
+        if let Err(status) = self.svc.authorize(identity.as_deref(), &node.id) {
+            fail(&self.tx, status, &mut self.shutdown).await;
+            return ControlFlow::Break(());
+        }
         let info = &mut self.info;
         info.node_id = node.id.clone();
         tracing::Span::current().record("node", info.node_id.as_str());
