@@ -338,15 +338,13 @@ impl Builder {
         let mut deps = own.deps.clone();
         let mut secrets = own.secrets.clone();
         for (port, frame) in own.frames() {
-            let table = self.splice(
-                &id.mesh,
-                frame,
-                port,
-                &mut clusters,
-                &mut endpoints,
-                &mut deps,
-                &mut secrets,
-            );
+            let into = splice::Gathered {
+                clusters: &mut clusters,
+                endpoints: &mut endpoints,
+                deps: &mut deps,
+                secrets: &mut secrets,
+            };
+            let table = self.splice(&id.mesh, frame, port, into);
             // The explicit layout's TCP egress listeners, one per tcp port of its backends.
             if let (None, Some(f)) = (port, &own.tcp) {
                 for vs in &frame.backends {

@@ -12,6 +12,15 @@ use crate::xds::Resource;
 
 type ByName = BTreeMap<String, Arc<Resource>>;
 
+/// What a node's snapshot gathers from the backends it splices in besides their hosts: their
+/// targets' clusters and endpoints, the entities they are built from, the secrets their TLS fetches.
+pub(super) struct Gathered<'a> {
+    pub clusters: &'a mut ByName,
+    pub endpoints: &'a mut ByName,
+    pub deps: &'a mut Vec<u64>,
+    pub secrets: &'a mut Vec<String>,
+}
+
 impl Own {
     /// The node's egress frames: the egress table (no port), and the transparent layout's
     /// per-port tables.
@@ -36,19 +45,21 @@ impl Service {
 }
 
 impl Builder {
-    /// The `RouteConfiguration` of `frame` (for destination `port`, or all ports), adding its
-    /// services' upstreams to `clusters` and `endpoints`, their dependencies to `deps` and the
-    /// secrets their TLS fetches to `secrets`.
+    /// The `RouteConfiguration` of `frame` (for destination `port`, or all ports), adding what
+    /// its services bring to `into`.
     pub(super) fn splice(
         &self,
         mesh: &str,
         frame: &EgressFrame,
         port: Option<u32>,
-        clusters: &mut ByName,
-        endpoints: &mut ByName,
-        deps: &mut Vec<u64>,
-        secrets: &mut Vec<String>,
+        into: Gathered<'_>,
     ) -> Arc<Resource> {
+        let Gathered {
+            clusters,
+            endpoints,
+            deps,
+            secrets,
+        } = into;
         let services: Vec<(&str, &Service)> = frame
             .backends
             .iter()
