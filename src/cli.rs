@@ -14,13 +14,11 @@ mod status;
 mod tools;
 mod validate;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Parser, Subcommand};
 
-use meshplane::app::ServeConfig;
 use meshplane::bootstrap::XdsMode;
 use meshplane::xds::limits::parse_duration;
 
@@ -52,39 +50,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve xDS (gRPC) and the admin HTTP API; reload on every change under DIR.
-    Serve {
-        /// Directory of App Mesh YAML/JSON files (read recursively).
-        #[arg(long, value_name = "DIR")]
-        config: PathBuf,
-        /// Where to serve xDS (gRPC).
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18000")]
-        xds_listen: SocketAddr,
-        /// Where to serve the admin HTTP API (`meshplane status --admin ADDR` reads it).
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18001")]
-        admin_listen: SocketAddr,
-        /// Quiet time that ends a burst of file changes before one reload (e.g. `100ms`). Shorter
-        /// pushes sooner; longer keeps a slow multi-file write (a git checkout) from being seen
-        /// half done.
-        #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
-        debounce: std::time::Duration,
-        /// `--debounce` in milliseconds: the first spelling, kept for existing scripts.
-        #[arg(long, hide = true, value_name = "MS", conflicts_with = "debounce")]
-        debounce_ms: Option<u64>,
-        #[command(flatten)]
-        limits: meshplane::xds::limits::ClientLimits,
-        #[command(flatten)]
-        load_limits: LimitArgs,
-        #[command(flatten)]
-        reload: meshplane::app::ReloadSettings,
-        /// A field that is loaded but not translated into Envoy configuration makes the files
-        /// invalid (the last valid configuration keeps serving), instead of a warning.
-        #[arg(long)]
-        strict: bool,
-        #[command(flatten)]
-        ca: Box<ca::ServeCaArgs>,
-        #[command(flatten)]
-        security: Box<SecurityArgs>,
-    },
+    Serve(Box<serve::ServeArgs>),
     /// meshplane's own certificate authority (stands in for ACM): create it, issue an Envoy's
     /// certificate for the xDS port.
     #[command(subcommand)]
@@ -134,31 +100,7 @@ pub enum Command {
     /// Print the `iptables-restore` rules of App Mesh's proxy route manager for a node with
     /// `proxy.mode: transparent`: its listener ports redirected to Envoy's ingress port, the
     /// app's outbound TCP to Envoy's egress port.
-    Iptables {
-        /// mesh/<mesh>/virtualNode/<name> (or the full App Mesh ARN).
-        #[arg(long)]
-        node_id: String,
-        /// Directory of the mesh files the node is defined in.
-        #[arg(long, value_name = "DIR", default_value = ".")]
-        config: PathBuf,
-        /// Envoy's user id: its own connections are not redirected.
-        #[arg(long, value_name = "UID", default_value_t = 1337)]
-        uid: u32,
-        /// Envoy's group id, also not redirected (App Mesh's APPMESH_IGNORE_GID).
-        #[arg(long, value_name = "GID")]
-        gid: Option<u32>,
-        /// Destination addresses the app reaches directly, comma-separated (`''` for none).
-        #[arg(
-            long,
-            value_name = "IPS",
-            value_delimiter = ',',
-            default_value = "169.254.169.254,169.254.170.2"
-        )]
-        ignored_ips: Vec<String>,
-        /// Destination ports the app reaches directly, comma-separated.
-        #[arg(long, value_name = "PORTS", value_delimiter = ',')]
-        ignored_ports: Vec<u16>,
-    },
+    Iptables(iptables::IptablesArgs),
     /// Every connected proxy and whether it has the newest configuration (like istioctl proxy-status).
     /// Exits 1 when a proxy is NACKED or the files on disk are invalid.
     Status {
@@ -283,7 +225,7 @@ impl Cli {
     pub fn reports(&self) -> bool {
         !matches!(
             self.command,
-            Command::Serve { .. } | Command::Demo { .. } | Command::Load(_)
+            Command::Serve(_) | Command::Demo { .. } | Command::Load(_)
         )
     }
 }
@@ -312,21 +254,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limit,
             watch,
         } => status::run(&admin.target()?, output, limit, watch),
-        Command::Iptables {
-            node_id,
-            config,
-            uid,
-            gid,
-            ignored_ips,
-            ignored_ports,
-        } => iptables::run(iptables::Options {
-            node_id: &node_id,
-            config: &config,
-            uid,
-            gid,
-            ignored_ips,
-            ignored_ports,
-        }),
+        Command::Iptables(args) => iptables::run(args),
         Command::Generate {
             dir,
             services,
@@ -372,32 +300,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             duration,
             rate,
         }),
-        Command::Serve {
-            config,
-            xds_listen,
-            admin_listen,
-            debounce,
-            debounce_ms,
-            limits,
-            load_limits,
-            reload,
-            strict,
-            ca,
-            security,
-        } => serve::run(ServeConfig {
-            xds_listen,
-            admin_listen,
-            debounce: debounce_ms
-                .map_or(debounce, std::time::Duration::from_millis)
-                .max(std::time::Duration::from_millis(1)),
-            limits,
-            load_limits: load_limits.into(),
-            reload,
-            strict,
-            security: security.security(&ca.trust_domain)?,
-            ca: ca.settings(),
-            ..ServeConfig::new(config)
-        }),
+        Command::Serve(args) => serve::run(args.config()?),
         Command::Ca(cmd) => ca::run(cmd),
     }
 }

@@ -5,7 +5,7 @@
 //! addresses (App Mesh's defaults: the EC2 and ECS metadata endpoints).
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use meshplane::model::{ProxyId, ProxyKind};
@@ -80,6 +80,34 @@ fn join<T: ToString>(xs: &[T]) -> String {
     xs.iter().map(T::to_string).collect::<Vec<_>>().join(",")
 }
 
+/// `iptables`' flags.
+#[derive(Debug, clap::Args)]
+pub struct IptablesArgs {
+    /// mesh/<mesh>/virtualNode/<name> (or the full App Mesh ARN).
+    #[arg(long)]
+    pub node_id: String,
+    /// Directory of the mesh files the node is defined in.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub config: PathBuf,
+    /// Envoy's user id: its own connections are not redirected.
+    #[arg(long, value_name = "UID", default_value_t = 1337)]
+    pub uid: u32,
+    /// Envoy's group id, also not redirected (App Mesh's APPMESH_IGNORE_GID).
+    #[arg(long, value_name = "GID")]
+    pub gid: Option<u32>,
+    /// Destination addresses the app reaches directly, comma-separated (`''` for none).
+    #[arg(
+        long,
+        value_name = "IPS",
+        value_delimiter = ',',
+        default_value = "169.254.169.254,169.254.170.2"
+    )]
+    pub ignored_ips: Vec<String>,
+    /// Destination ports the app reaches directly, comma-separated.
+    #[arg(long, value_name = "PORTS", value_delimiter = ',')]
+    pub ignored_ports: Vec<u16>,
+}
+
 /// The flags, as given.
 pub struct Options<'a> {
     pub node_id: &'a str,
@@ -92,7 +120,19 @@ pub struct Options<'a> {
 
 /// Prints the rules of `opts.node_id` (exit 0), or why there are none (exit 1: an invalid mesh,
 /// an unknown node, a gateway, or a node in the explicit layout).
-pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
+pub fn run(args: IptablesArgs) -> anyhow::Result<ExitCode> {
+    rules(Options {
+        node_id: &args.node_id,
+        config: &args.config,
+        uid: args.uid,
+        gid: args.gid,
+        ignored_ips: args.ignored_ips,
+        ignored_ports: args.ignored_ports,
+    })
+}
+
+/// Prints the rules of `opts.node_id`, as [`run`] does.
+fn rules(opts: Options) -> anyhow::Result<ExitCode> {
     let Some(id) = ProxyId::parse(opts.node_id) else {
         anyhow::bail!(
             "node id `{}` must be mesh/<mesh>/virtualNode/<name> or an App Mesh ARN",

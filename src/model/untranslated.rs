@@ -3,7 +3,7 @@
 
 use crate::diag::Problem;
 use crate::source::{Body, Document};
-use crate::spec::{VirtualGatewaySpec, VirtualNodeSpec};
+use crate::spec::VirtualNodeSpec;
 
 /// The warnings of one document.
 struct Warnings<'a> {
@@ -12,13 +12,6 @@ struct Warnings<'a> {
 }
 
 impl Warnings<'_> {
-    fn warn(&mut self, field: String, what: &str) {
-        self.warnings.push(self.doc.problem(
-            &field,
-            format!("{what} is not translated into Envoy configuration yet; ignored"),
-        ))
-    }
-
     /// A field Envoy cannot be given at all in meshplane's translation, with why.
     fn cannot(&mut self, field: &str, why: &str) {
         self.warnings.push(self.doc.problem(field, why));
@@ -34,11 +27,8 @@ pub(super) fn report_untranslated(doc: &Document, warnings: &mut Vec<Problem>) {
             let Some(spec) = &e.spec else { return };
             virtual_node(&mut w, spec);
         }
-        Body::VirtualGateway(e) => {
-            let Some(spec) = &e.spec else { return };
-            virtual_gateway(&mut w, spec);
-        }
-        Body::VirtualService(_)
+        Body::VirtualGateway(_)
+        | Body::VirtualService(_)
         | Body::VirtualRouter(_)
         | Body::Route(_)
         | Body::GatewayRoute(_) => {}
@@ -60,24 +50,14 @@ fn virtual_node(w: &mut Warnings, spec: &VirtualNodeSpec) {
     }
 }
 
-fn virtual_gateway(w: &mut Warnings, spec: &VirtualGatewaySpec) {
-    for (i, l) in spec.listeners.iter().enumerate() {
-        if l.health_check.is_some() {
-            w.warn(
-                format!("spec.listeners[{i}].healthCheck"),
-                "gateway listener health check",
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use crate::model::document::tests::parse;
 
     #[test]
-    fn untranslated_fields_load_with_a_warning() {
-        // A grpcRoute is translated: no warning for it.
+    fn translated_fields_load_without_a_warning() {
+        // A grpcRoute is translated: no warning for it. A gateway listener's health check is one
+        // App Mesh ignored too (`validate::ignored`).
         let out = parse(
             "kind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: g\nspec:\n  grpcRoute:\n    match: {serviceName: x}\n    action: {weightedTargets: [{virtualNode: a, weight: 1}]}\n---\nkind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: gw\nspec:\n  listeners: [{portMapping: {port: 80, protocol: http}, healthCheck: {healthyThreshold: 2, unhealthyThreshold: 2, intervalMillis: 5000, timeoutMillis: 2000, protocol: http}}]\n",
         );
@@ -87,7 +67,7 @@ mod tests {
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(
             w[0].starts_with(
-                "mesh.yaml:14: spec.listeners[0].healthCheck: gateway listener health check is not translated"
+                "mesh.yaml:14: spec.listeners[0].healthCheck: a virtual gateway listener's health check configures nothing in Envoy"
             ),
             "{w:?}"
         );
