@@ -21,7 +21,7 @@ use crate::xds::{Resource, Snapshot, TypeSnapshot, VariantKey, TYPE_COUNT};
 pub use encode::pack;
 pub use view::NodeResources;
 
-use encode::{encode_own, Interner};
+use encode::{encode_own, upstream, Interner};
 
 /// A node's new snapshot and the entities it was built from.
 pub struct Built {
@@ -385,24 +385,6 @@ impl Builder {
             secrets,
             unserved: Vec::new(),
         })
-    }
-}
-
-/// A target's cluster (and static endpoints) as encoded parts, built from its node.
-fn upstream(
-    mesh: &str,
-    t: &Target,
-    (c, cla): (
-        envoy_types::pb::envoy::config::cluster::v3::Cluster,
-        Option<envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment>,
-    ),
-) -> Upstream {
-    let cluster = Arc::new(Resource::new(c.name.clone(), pack(&c)));
-    Upstream {
-        secrets: secrets::referenced(std::iter::once(&cluster)),
-        cluster,
-        endpoints: cla.map(|e| Arc::new(Resource::new(e.cluster_name.clone(), pack(&e)))),
-        deps: crate::change::own_dependencies(&ProxyId::virtual_node(mesh, &t.node)),
     }
 }
 

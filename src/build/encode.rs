@@ -10,6 +10,7 @@ use prost::{Message, Name};
 use super::{EgressFrame, Own};
 use crate::model::ProxyId;
 use crate::translate;
+use crate::translate::Target;
 use crate::xds::Resource;
 
 /// Shares identical resources (same name and bytes, such as the egress listener of every node on the
@@ -91,5 +92,23 @@ pub fn pack<M: Message + Name>(m: &M) -> Any {
     Any {
         type_url: M::type_url(),
         value: m.encode_to_vec(),
+    }
+}
+
+/// A target's cluster (and static endpoints) as encoded parts, built from its node.
+pub(super) fn upstream(
+    mesh: &str,
+    t: &Target,
+    (c, cla): (
+        envoy_types::pb::envoy::config::cluster::v3::Cluster,
+        Option<envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment>,
+    ),
+) -> super::Upstream {
+    let cluster = Arc::new(Resource::new(c.name.clone(), pack(&c)));
+    super::Upstream {
+        secrets: super::secrets::referenced(std::iter::once(&cluster)),
+        cluster,
+        endpoints: cla.map(|e| Arc::new(Resource::new(e.cluster_name.clone(), pack(&e)))),
+        deps: crate::change::own_dependencies(&ProxyId::virtual_node(mesh, &t.node)),
     }
 }

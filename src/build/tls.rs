@@ -11,7 +11,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{upstream, Builder, EgressFrame, Service, Upstream};
+use super::encode::upstream;
+use super::{Builder, EgressFrame, Service, Upstream};
 use crate::model::{MeshModel, ProxyId};
 use crate::spec::ClientTls;
 use crate::translate::{self, Target};
