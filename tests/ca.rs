@@ -4,10 +4,11 @@
 //! SPIFFE URI), and keeps serving with zero failed requests while its certificate is replaced
 //! every few seconds (Envoy's `sds.meshplane/identity.update_success` counts the pushes).
 //!
-//! Until the translation of `acm` lands, the proxy's TLS cluster and listeners are written by the
-//! test (what `translate::tls` makes of `acm`) and published into the server's cache for a node id
-//! the mesh does not define; the certificates come from `ca::Authority`, as the build stage gets
-//! them, and are renewed when it says they are due.
+//! Here the proxy's TLS cluster and listeners are written by the test (what `translate::tls` makes
+//! of `acm`) and published into the server's cache for a node id the mesh does not define, so
+//! the certificate's validity can be seconds; the certificates come from `ca::Authority`, as the
+//! build stage gets them, and are renewed when it says they are due. The same from mesh files
+//! alone, through the translation, is tests/acm_mesh.rs.
 
 mod support;
 
