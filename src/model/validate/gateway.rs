@@ -39,7 +39,7 @@ pub(super) fn check_gateway(doc: &Document, spec: &VirtualGatewaySpec, out: &mut
             ));
         }
         if let Some(hc) = &l.health_check {
-            check_health_check(doc, &base, pm.port, hc, out);
+            check_health_check(doc, &base, pm, hc, out);
         }
         if let Some(cp) = &l.connection_pool {
             check_pool(doc, &base, pm.protocol, cp, out);

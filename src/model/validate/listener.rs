@@ -6,13 +6,13 @@ use crate::diag::Problem;
 use crate::source::Document;
 use crate::spec::{
     ConnectionPool, HealthCheck, HttpPool, ListenerTimeout, NodeListener, OutlierDetection,
-    Protocol, RequestPool,
+    PortMapping, Protocol, RequestPool,
 };
 
 pub(super) fn check_listener(doc: &Document, base: &str, l: &NodeListener, out: &mut Vec<Problem>) {
     let proto = l.port_mapping.protocol;
     if let Some(hc) = &l.health_check {
-        check_health_check(doc, base, l.port_mapping.port, hc, out);
+        check_health_check(doc, base, l.port_mapping, hc, out);
     }
     if let Some(od) = &l.outlier_detection {
         check_outlier_detection(doc, base, od, out);
@@ -25,15 +25,27 @@ pub(super) fn check_listener(doc: &Document, base: &str, l: &NodeListener, out: 
     }
 }
 
-/// A listener's health check (virtual node or gateway listener on `port`).
+/// A listener's health check (virtual node or gateway listener `pm`).
 pub(super) fn check_health_check(
     doc: &Document,
     base: &str,
-    port: u32,
+    pm: PortMapping,
     hc: &HealthCheck,
     out: &mut Vec<Problem>,
 ) {
+    let port = pm.port;
     let p = format!("{base}.healthCheck");
+    // App Mesh: "GRPC HealthCheck requires listener type of HTTP2 or GRPC" (Envoy's gRPC health
+    // checker needs an HTTP/2 cluster; on an http target Envoy would reject the whole CDS update).
+    if hc.protocol == Protocol::Grpc && !pm.protocol.is_h2() {
+        out.push(doc.problem(
+            &format!("{p}.protocol"),
+            format!(
+                "a grpc health check needs an http2 or grpc listener; this one is {}",
+                pm.protocol.as_str()
+            ),
+        ));
+    }
     range(
         doc,
         &format!("{p}.healthyThreshold"),

@@ -38,6 +38,22 @@ fn a_health_check_path_on_tcp_or_grpc_is_ignored_with_a_warning() {
     assert!(warnings(&text).is_empty());
 }
 
+#[test]
+fn a_grpc_health_check_needs_an_http2_or_grpc_listener() {
+    let hc = |listener: &str| {
+        format!("{{portMapping: {{port: 80, protocol: {listener}}}, healthCheck: {{healthyThreshold: 2, unhealthyThreshold: 2, intervalMillis: 5000, timeoutMillis: 2000, protocol: grpc}}}}")
+    };
+    for ok in ["grpc", "http2"] {
+        let text = format!("{MESH}{}", node(&hc(ok), "{dns: {hostname: a}}"));
+        assert!(check(&text).is_ok(), "{ok}: {:?}", check(&text).err());
+    }
+    for bad in ["http", "tcp"] {
+        let text = format!("{MESH}{}", node(&hc(bad), "{dns: {hostname: a}}"));
+        let want = format!("m.yaml:9: spec.listeners[0].healthCheck.protocol: a grpc health check needs an http2 or grpc listener; this one is {bad}");
+        assert_eq!(check(&text).err(), Some(vec![want]), "{bad}");
+    }
+}
+
 fn route(m: &str) -> String {
     format!("{MESH}kind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\nspec:\n  listeners: [{{portMapping: {{port: 80, protocol: http}}}}]\n  serviceDiscovery: {{dns: {{hostname: a}}}}\n---\nkind: VirtualRouter\nmeshName: demo\nvirtualRouterName: r\nspec:\n  listeners: [{{portMapping: {{port: 80, protocol: http}}}}]\n---\nkind: Route\nmeshName: demo\nvirtualRouterName: r\nrouteName: x\nspec:\n  httpRoute:\n    match:\n{m}\n    action: {{weightedTargets: [{{virtualNode: a, weight: 1}}]}}\n")
 }
