@@ -1,6 +1,7 @@
 //! The TCP egress listeners of a node's snapshot. A backend service's listener on its own port is
 //! encoded once and shared by its clients; a client that places the service elsewhere
-//! (`proxy.tcpEgress`) or logs its connections gets a listener of its own.
+//! (`proxy.tcpEgress`), logs its connections or binds IPv6 too (`ipPreference`) gets a listener of
+//! its own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,10 +49,10 @@ pub(super) fn add_listeners(
             continue;
         };
         let r = match placed {
-            None if frame.access_log.is_empty() => shared.clone(),
+            None if frame.shares_listeners() => shared.clone(),
             _ => {
                 let port = placed.copied().unwrap_or(p.service_port);
-                let l = translate::tcp_egress_listener(port, proxy, &frame.access_log);
+                let l = translate::own_tcp_egress_listener(frame, port, proxy);
                 Arc::new(Resource::new(l.name.clone(), pack(&l)))
             }
         };

@@ -32,7 +32,10 @@ use crate::model::{Mesh, MeshModel, ProxyId, ProxyKind};
 use crate::spec::EgressFilterType;
 
 pub use route::{RouteTable, ServiceHosts};
-pub use tcp::{egress_listener as tcp_egress_listener, ServiceTcpPort, TcpFrame};
+pub use tcp::{
+    egress_listener as tcp_egress_listener, own_egress_listener as own_tcp_egress_listener,
+    ServiceTcpPort, TcpFrame,
+};
 
 /// The parts of a node's resources that depend only on the node itself and its mesh: ingress
 /// clusters, listeners and route tables, the egress listener, and what its egress route table is
@@ -139,6 +142,7 @@ pub fn translate_own(model: &MeshModel, id: &ProxyId) -> Option<OwnResources> {
                 .unwrap_or_default(),
             // The node's access log is on its TCP egress listeners too.
             access_log: access_log::of(spec.logging.as_ref()),
+            ip_preference: ip::preference(mesh, spec.service_discovery.as_ref()),
         });
     }
     let pref = ip::preference(mesh, spec.service_discovery.as_ref());

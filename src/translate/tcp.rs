@@ -25,9 +25,28 @@ pub(super) const TCP_PROXY: &str = "envoy.filters.network.tcp_proxy";
 pub struct TcpFrame {
     /// `proxy.tcpEgress`: backend service → the local port its app connects to.
     pub ports: BTreeMap<String, u32>,
-    /// The access logs of the node's TCP egress listeners. Empty until access logs are translated;
-    /// a node with some gets listeners of its own instead of the shared ones.
+    /// The access logs of the node's TCP egress listeners; a node with some gets listeners of its
+    /// own instead of the shared ones.
     pub access_log: Vec<AccessLog>,
+    /// The node's `ipPreference`: with one, its TCP egress listeners also bind `[::1]`, as its
+    /// other listeners do (so it gets its own, too).
+    pub ip_preference: Option<crate::spec::IpPreference>,
+}
+
+impl TcpFrame {
+    /// Whether the node can use the listeners its backends share (on their own ports, no access
+    /// log, IPv4 only).
+    pub fn shares_listeners(&self) -> bool {
+        self.access_log.is_empty() && self.ip_preference.is_none()
+    }
+}
+
+/// The node's own egress listener for one tcp port of a backend, on `local_port`: with the
+/// frame's access logs, and both address families under an `ipPreference`.
+pub fn own_egress_listener(frame: &TcpFrame, local_port: u32, proxy: &TcpProxy) -> Listener {
+    let mut l = egress_listener(local_port, proxy, &frame.access_log);
+    super::ip::bind_both_families(std::slice::from_mut(&mut l), frame.ip_preference);
+    l
 }
 
 /// One tcp port of a virtual service, as every client sees it.
