@@ -49,7 +49,7 @@ fn validate_strict_exits_1_for_untranslated_fields() {
     assert_eq!(v["problems"].as_array().unwrap().len(), 1, "{v}");
 
     // What App Mesh ignored stays a warning, and a mesh with everything translated passes.
-    dir.write("mesh.yaml", "kind: Mesh\nmeshName: demo\n---\nkind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\nspec:\n  listeners:\n    - portMapping: {port: 80, protocol: http}\n      healthCheck: {healthyThreshold: 2, unhealthyThreshold: 2, intervalMillis: 5000, timeoutMillis: 2000, protocol: grpc, path: /p}\n  serviceDiscovery: {awsCloudMap: {namespaceName: demo.local, serviceName: a}}\n  logging: {accessLog: {file: {path: /dev/stdout}}}\n");
+    dir.write("mesh.yaml", "kind: Mesh\nmeshName: demo\n---\nkind: VirtualNode\nmeshName: demo\nvirtualNodeName: a\nspec:\n  listeners:\n    - portMapping: {port: 80, protocol: grpc}\n      healthCheck: {healthyThreshold: 2, unhealthyThreshold: 2, intervalMillis: 5000, timeoutMillis: 2000, protocol: grpc, path: /p}\n  serviceDiscovery: {awsCloudMap: {namespaceName: demo.local, serviceName: a}}\n  logging: {accessLog: {file: {path: /dev/stdout}}}\n");
     let ok = validate(&dir, &["--strict"]);
     assert_eq!(ok.status.code(), Some(0), "{ok:?}");
     assert!(String::from_utf8_lossy(&ok.stderr)
