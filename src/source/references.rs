@@ -9,18 +9,24 @@ use crate::spec::References;
 
 pub(super) fn compute_references(doc: &Document) -> Vec<u64> {
     let mesh = doc.names().mesh.unwrap_or_default();
-    let spec: Option<&dyn References> = match &doc.body {
-        Body::VirtualService(e) => e.spec.as_deref().map(|s| s as &dyn References),
-        Body::VirtualNode(e) => e.spec.as_deref().map(|s| s as &dyn References),
-        Body::Route(e) => e.spec.as_deref().map(|s| s as &dyn References),
-        Body::GatewayRoute(e) => e.spec.as_deref().map(|s| s as &dyn References),
-        Body::Mesh(_) | Body::VirtualRouter(_) | Body::VirtualGateway(_) => None,
-    };
     let mut refs = Vec::new();
-    if let Some(s) = spec {
+    if let Some(s) = doc.body.referring_spec() {
         s.references(&mut |kind, name| refs.push(entity_key(kind, mesh, name)));
     }
     refs.sort_unstable();
     refs.dedup();
     refs
+}
+
+impl Body {
+    /// The spec of a kind that refers to others, as the reference graph sees it.
+    pub fn referring_spec(&self) -> Option<&dyn References> {
+        match self {
+            Body::VirtualService(e) => e.spec.as_deref().map(|s| s as &dyn References),
+            Body::VirtualNode(e) => e.spec.as_deref().map(|s| s as &dyn References),
+            Body::Route(e) => e.spec.as_deref().map(|s| s as &dyn References),
+            Body::GatewayRoute(e) => e.spec.as_deref().map(|s| s as &dyn References),
+            Body::Mesh(_) | Body::VirtualRouter(_) | Body::VirtualGateway(_) => None,
+        }
+    }
 }

@@ -9,7 +9,7 @@ use crate::change::entity_key;
 use crate::change::ChangeSet;
 use crate::diag::Problem;
 use crate::model::MeshModel;
-use crate::source::{Body, Document};
+use crate::source::Document;
 use crate::spec::Kind;
 
 /// The per-document check results of the last published validation. A document is checked again
@@ -59,8 +59,8 @@ pub fn validate_with(
 }
 
 /// Whether a check of `doc` reads one of the `changed` entities: its mesh, its own entity, one it
-/// refers to, or (for a gateway route) the provider of its target service, whose listeners decide
-/// whether `target.port` is right.
+/// refers to, or the provider of a virtual service it refers to (a gateway route's `target.port`
+/// is judged against that provider's listeners).
 fn reads_changed(
     model: &MeshModel,
     doc: &Document,
@@ -73,41 +73,38 @@ fn reads_changed(
     changed.contains(&doc.entity_key())
         || doc.references().iter().any(|r| changed.contains(r))
         || changed_meshes.contains(doc.names().mesh.unwrap_or_default())
-        || target_provider(model, doc).is_some_and(|p| changed.contains(&p))
+        || providers_read(model, doc).any(|p| changed.contains(&p))
 }
 
-/// The entity key of the node or router providing a gateway route's target service, when the
-/// model has both.
-fn target_provider(model: &MeshModel, doc: &Document) -> Option<u64> {
-    let Body::GatewayRoute(e) = &doc.body else {
-        return None;
-    };
-    let mesh_name = doc.names().mesh?;
-    let spec = e.spec.as_deref()?;
-    let target = [
-        spec.http_route.as_ref().map(|r| &r.action.target),
-        spec.http2_route.as_ref().map(|r| &r.action.target),
-        spec.grpc_route.as_ref().map(|r| &r.action.target),
-    ]
-    .into_iter()
-    .flatten()
-    .next()?;
-    let mesh = model.meshes.get(mesh_name)?;
-    let vs = &target.virtual_service.virtual_service_name;
-    let provider = mesh.virtual_services.get(vs)?.spec.provider.as_ref()?;
-    match (&provider.virtual_node, &provider.virtual_router) {
-        (Some(n), _) => Some(entity_key(
-            Kind::VirtualNode,
-            mesh_name,
-            &n.virtual_node_name,
-        )),
-        (None, Some(r)) => Some(entity_key(
-            Kind::VirtualRouter,
-            mesh_name,
-            &r.virtual_router_name,
-        )),
-        (None, None) => None,
+/// The entity keys of the nodes or routers providing the virtual services `doc` refers to, as
+/// far as the model has them: the second hop of the reference graph.
+fn providers_read<'a>(model: &'a MeshModel, doc: &'a Document) -> impl Iterator<Item = u64> + 'a {
+    let mut services = Vec::new();
+    if let Some(spec) = doc.body.referring_spec() {
+        spec.references(&mut |kind, name| {
+            if kind == Kind::VirtualService {
+                services.push(name);
+            }
+        });
     }
+    let mesh_name = doc.names().mesh.unwrap_or_default();
+    let mesh = model.meshes.get(mesh_name);
+    services.into_iter().filter_map(move |vs| {
+        let provider = mesh?.virtual_services.get(vs)?.spec.provider.as_ref()?;
+        match (&provider.virtual_node, &provider.virtual_router) {
+            (Some(n), _) => Some(entity_key(
+                Kind::VirtualNode,
+                mesh_name,
+                &n.virtual_node_name,
+            )),
+            (None, Some(r)) => Some(entity_key(
+                Kind::VirtualRouter,
+                mesh_name,
+                &r.virtual_router_name,
+            )),
+            (None, None) => None,
+        }
+    })
 }
 
 impl Validator {
