@@ -3,7 +3,7 @@
 //! `acm.certificateAuthorityArns`, served by `serve --ca-dir`, carries real traffic over TLS
 //! between two real Envoy sidecars. Nothing but the mesh files and the CA directory: the
 //! translation names the SDS secrets, the CA issues them, and both Envoys fetch them over their
-//! own ADS streams.
+//! own ADS streams. A client policy that asks for a name the certificate lacks lets nothing through.
 
 mod support;
 
@@ -92,5 +92,24 @@ async fn acm_certificates_and_trust_are_served_by_meshplanes_ca() {
         "{api_identity} {web_trust}"
     );
     assert!(api.requests.load(std::sync::atomic::Ordering::Relaxed) >= 21);
+
+    // web now wants a name api's certificate does not carry: its handshakes fail, nothing passes.
+    let wrong = mesh(api_app, api_in, web_egress).replace("[api.acm.local]", "[api.wrong.local]");
+    dir.write("mesh.yaml", &wrong);
+    let began = Instant::now();
+    loop {
+        match http_get(egress, "api.acm.local", "/", &[]).await {
+            Ok((200, _)) => assert!(
+                began.elapsed() < Duration::from_secs(10),
+                "requests still pass with a SAN the certificate lacks"
+            ),
+            _ => break,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..5 {
+        let answer = http_get(egress, "api.acm.local", "/", &[]).await;
+        assert!(!matches!(answer, Ok((200, _))), "{answer:?}");
+    }
     server.shutdown().await;
 }
