@@ -46,8 +46,8 @@ impl<'a> Namer<'a> {
                     if let Some(d) = &sd.dns {
                         dns.insert(d.hostname.clone());
                     }
-                    if let Some(name) = sd.aws_cloud_map.as_ref().and_then(cloud_map_name) {
-                        dns.insert(name);
+                    if let Some(c) = &sd.aws_cloud_map {
+                        dns.insert(c.hostname());
                     }
                 }
                 let provided = self
@@ -77,11 +77,6 @@ impl<'a> Namer<'a> {
 /// The identity of `id` in `model` (see [`Namer`]).
 pub fn node_identity(model: &MeshModel, trust_domain: &str, id: &ProxyId) -> Option<Identity> {
     Namer::new(model, trust_domain).identity(id)
-}
-
-/// `<serviceName>.<namespaceName>` of an `awsCloudMap` discovery.
-fn cloud_map_name(c: &crate::spec::CloudMapDiscovery) -> Option<String> {
-    Some(format!("{}.{}", c.service_name, c.namespace_name))
 }
 
 /// Per node, the virtual services whose traffic can reach it: provided by it, or by a router one

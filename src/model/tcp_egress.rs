@@ -25,36 +25,12 @@ impl Mesh {
     /// The ports of `vs`'s tcp listeners: those of its provider router, or of its provider node.
     /// Sorted and unique; empty for a service that is not TCP (or has no provider).
     pub fn tcp_service_ports(&self, vs: &str) -> Vec<u32> {
-        let Some(provider) = self
-            .virtual_services
-            .get(vs)
-            .and_then(|s| s.spec.provider.as_ref())
-        else {
-            return Vec::new();
-        };
-        let mut ports: Vec<u32> = if let Some(n) = &provider.virtual_node {
-            self.virtual_nodes
-                .get(&n.virtual_node_name)
-                .map(|n| {
-                    let ls = n.spec.listeners.iter().map(|l| l.port_mapping);
-                    ls.filter(|pm| pm.protocol == Protocol::Tcp)
-                        .map(|pm| pm.port)
-                        .collect()
-                })
-                .unwrap_or_default()
-        } else if let Some(r) = &provider.virtual_router {
-            self.virtual_routers
-                .get(&r.virtual_router_name)
-                .map(|r| {
-                    let ls = r.spec.listeners.iter().map(|l| l.port_mapping);
-                    ls.filter(|pm| pm.protocol == Protocol::Tcp)
-                        .map(|pm| pm.port)
-                        .collect()
-                })
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let mut ports: Vec<u32> = self
+            .service_ports(vs)
+            .into_iter()
+            .filter(|(_, proto)| *proto == Protocol::Tcp)
+            .map(|(port, _)| port)
+            .collect();
         ports.sort_unstable();
         ports.dedup();
         ports

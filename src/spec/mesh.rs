@@ -11,6 +11,15 @@ pub struct MeshSpec {
     pub proxy: Option<MeshProxy>,
 }
 
+impl MeshSpec {
+    /// Whether sidecars may reach destinations outside the mesh (`egressFilter: ALLOW_ALL`).
+    pub fn allows_all_egress(&self) -> bool {
+        self.egress_filter
+            .as_ref()
+            .is_some_and(|f| f.kind == EgressFilterType::AllowAll)
+    }
+}
+
 /// `Mesh.spec.proxy`: the mesh-wide default of `VirtualNode.spec.proxy.mode`.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

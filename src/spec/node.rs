@@ -236,6 +236,19 @@ pub struct ProxyPorts {
 }
 
 impl VirtualNodeSpec {
+    /// The names of the virtual services this node calls, sorted and unique.
+    pub fn backend_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .backends
+            .iter()
+            .filter_map(|b| b.virtual_service.as_ref())
+            .map(|v| v.virtual_service_name.clone())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// This node's sidecar layout: its own `proxy.mode`, else the mesh's, else `explicit`.
     pub fn proxy_mode(&self, mesh: &MeshSpec) -> ProxyMode {
         self.proxy

@@ -102,27 +102,22 @@ pub fn ingress(
     } else {
         "ingress".to_string()
     };
-    if pm.protocol == Protocol::Tcp {
-        let logs = access_log::of(spec.logging.as_ref());
-        let f = super::tcp::ingress_filter(stat_prefix, cluster, l, logs);
-        let mut ingress = listener(
-            naming::ingress_listener(port),
-            "0.0.0.0",
-            port,
-            f,
-            TrafficDirection::Inbound,
-        );
-        super::tls::secure_listener(&mut ingress, l.tls.as_ref());
-        return (ingress, None);
-    }
-    let rds = naming::ingress_routes(pm.protocol, pm.port);
-    let mut h = hcm(stat_prefix, rds.clone(), false);
-    h.access_log = access_log::of(spec.logging.as_ref());
-    let f = Filter {
-        name: HCM.into(),
-        config_type: Some(filter::ConfigType::TypedConfig(any(&h))),
+    let logs = access_log::of(spec.logging.as_ref());
+    let (f, routes) = if pm.protocol == Protocol::Tcp {
+        (
+            super::tcp::ingress_filter(stat_prefix, cluster, l, logs),
+            None,
+        )
+    } else {
+        let rds = naming::ingress_routes(pm.protocol, pm.port);
+        let mut h = hcm(stat_prefix, rds.clone(), false);
+        h.access_log = logs;
+        let f = Filter {
+            name: HCM.into(),
+            config_type: Some(filter::ConfigType::TypedConfig(any(&h))),
+        };
+        (f, Some(route::ingress_table(rds, cluster, l)))
     };
-    let routes = route::ingress_table(rds, cluster, l);
     let mut ingress = listener(
         naming::ingress_listener(port),
         "0.0.0.0",
@@ -131,7 +126,7 @@ pub fn ingress(
         TrafficDirection::Inbound,
     );
     super::tls::secure_listener(&mut ingress, l.tls.as_ref());
-    (ingress, Some(routes))
+    (ingress, routes)
 }
 
 /// `127.0.0.1:egressPort`: the app's way out, routed by Host header (`rds_egress_http_<port>`),

@@ -29,7 +29,6 @@ use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::VirtualHost;
 
 use crate::model::{Mesh, MeshModel, ProxyId, ProxyKind};
-use crate::spec::EgressFilterType;
 
 pub use route::{RouteTable, ServiceHosts};
 pub use tcp::{
@@ -107,20 +106,9 @@ pub fn translate_own(model: &MeshModel, id: &ProxyId) -> Option<OwnResources> {
         own.routes.extend(route);
     }
 
-    let allow_all = mesh
-        .spec
-        .egress_filter
-        .as_ref()
-        .is_some_and(|f| f.kind == EgressFilterType::AllowAll);
+    let allow_all = mesh.spec.allows_all_egress();
     if !spec.backends.is_empty() || allow_all {
-        let mut backends: Vec<String> = spec
-            .backends
-            .iter()
-            .filter_map(|b| b.virtual_service.as_ref())
-            .map(|v| v.virtual_service_name.clone())
-            .collect();
-        backends.sort_unstable();
-        backends.dedup();
+        let backends = spec.backend_names();
         if allow_all {
             own.clusters.push(cluster::allow_all_cluster(&mesh.name));
         }

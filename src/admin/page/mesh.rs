@@ -9,14 +9,10 @@ use serde_yaml_ng::Value;
 
 use super::{connection, esc, more, sidecar, Sidecars, LIST_LIMIT};
 use crate::model::{Mesh, ProxyId};
-use crate::spec::{EgressFilterType, VirtualNodeSpec};
+use crate::spec::VirtualNodeSpec;
 
 pub(super) fn section(out: &mut String, m: &Mesh, sidecars: &Sidecars) {
-    let allow_all = m
-        .spec
-        .egress_filter
-        .as_ref()
-        .is_some_and(|f| f.kind == EgressFilterType::AllowAll);
+    let allow_all = m.spec.allows_all_egress();
     let egress = if allow_all {
         "<span class=\"badge warn\">egress ALLOW_ALL</span> sidecars may reach any destination"
     } else {

@@ -186,11 +186,7 @@ fn check_proxy(doc: &Document, mesh: &Mesh, spec: &VirtualNodeSpec, out: &mut Ve
         }
     }
     let egress = spec.egress_port();
-    let allow_all = mesh
-        .spec
-        .egress_filter
-        .as_ref()
-        .is_some_and(|f| f.kind == crate::spec::EgressFilterType::AllowAll);
+    let allow_all = mesh.spec.allows_all_egress();
     // The egress listener exists when there is somewhere to go: backends, or anywhere (ALLOW_ALL).
     if (!spec.backends.is_empty() || allow_all)
         && (0..ingress_ports).any(|i| spec.ingress_port(i) == egress)

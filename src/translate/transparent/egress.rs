@@ -23,24 +23,13 @@ use super::super::util::{any, millis};
 use super::super::{naming, route, EgressTable, OwnResources, PortTable, Target};
 use super::{on_port, original_dst_listener};
 use crate::model::Mesh;
-use crate::spec::{EgressFilterType, Protocol, VirtualNodeSpec};
+use crate::spec::{Protocol, VirtualNodeSpec};
 
 /// Adds the egress listener, its per-port tables and the passthrough cluster, when the app has
 /// somewhere to go (backends, or anywhere under ALLOW_ALL).
 pub(super) fn add_egress(own: &mut OwnResources, mesh: &Mesh, spec: &VirtualNodeSpec) {
-    let allow_all = mesh
-        .spec
-        .egress_filter
-        .as_ref()
-        .is_some_and(|f| f.kind == EgressFilterType::AllowAll);
-    let mut backends: Vec<String> = spec
-        .backends
-        .iter()
-        .filter_map(|b| b.virtual_service.as_ref())
-        .map(|v| v.virtual_service_name.clone())
-        .collect();
-    backends.sort_unstable();
-    backends.dedup();
+    let allow_all = mesh.spec.allows_all_egress();
+    let backends = spec.backend_names();
     // Destination port → the backends with an HTTP-family listener on it (sorted).
     let mut http: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for vs in &backends {
