@@ -10,14 +10,14 @@
 //! clusters only once listeners and routes have moved off them.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
-};
+use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 
 use super::group::{Member, Peers};
+use super::outgoing::{Outgoing, Selection};
 use super::sotw::RequestKind;
-use super::{type_index, Snapshot, TypeSnapshot, TYPE_ORDER};
+use super::{type_index, Resource, Snapshot, TypeSnapshot};
 
 const CDS: usize = 0;
 const EDS: usize = 1;
@@ -164,11 +164,7 @@ impl DeltaState {
 
     /// The responses to send now, in make-before-break order. `peers` is what the other streams
     /// of the same Envoy have delivered (nothing over ADS, where this stream carries every type).
-    pub fn responses(
-        &mut self,
-        snapshot: Option<&Snapshot>,
-        peers: &Peers,
-    ) -> Vec<DeltaDiscoveryResponse> {
+    pub fn responses(&mut self, snapshot: Option<&Snapshot>, peers: &Peers) -> Vec<Outgoing> {
         self.held_by_peers = false;
         let Some(snap) = snapshot else {
             return Vec::new();
@@ -204,7 +200,7 @@ impl DeltaState {
                 }
                 continue;
             }
-            out.push(self.emit(t, &ts.version, diff));
+            out.push(self.emit(t, ts, diff));
         }
         out
     }
@@ -249,13 +245,7 @@ impl DeltaState {
                 continue;
             }
             if st.known.get(name).map(Option::as_deref) != Some(Some(r.version.as_str())) {
-                diff.updated.push((name.clone(), Some(r.version.clone())));
-                diff.resources.push(DeltaResource {
-                    name: name.clone(),
-                    version: r.version.clone(),
-                    resource: Some(r.any.clone()),
-                    ..Default::default()
-                });
+                diff.resources.push(r.clone());
             }
         }
         for (name, v) in &st.known {
@@ -280,10 +270,11 @@ impl DeltaState {
 
     /// The response carrying `diff` for type `t` at snapshot `version`, with a new nonce: the
     /// client is now taken to hold what it carries, and the type awaits its ACK.
-    fn emit(&mut self, t: usize, version: &str, diff: Diff) -> DeltaDiscoveryResponse {
+    fn emit(&mut self, t: usize, ts: &Arc<TypeSnapshot>, diff: Diff) -> Outgoing {
+        let version = &ts.version;
         let st = &mut self.types[t];
-        for (name, v) in diff.updated {
-            st.known.insert(name, v);
+        for r in &diff.resources {
+            st.known.insert(r.name.clone(), Some(r.version.clone()));
         }
         for name in &diff.removed {
             if st.names.contains(name) {
@@ -296,7 +287,7 @@ impl DeltaState {
         let nonce = self.next_nonce.to_string();
         st.nonce = Some(nonce.clone());
         st.awaiting_ack = true;
-        st.sent_version = Some(version.to_string());
+        st.sent_version = Some(version.clone());
         if t == CDS {
             // Updated clusters finish warming only on fresh endpoints: forget what EDS sent for them.
             let eds = &mut self.types[EDS];
@@ -305,13 +296,12 @@ impl DeltaState {
             }
             eds.dirty = true;
         }
-        DeltaDiscoveryResponse {
-            system_version_info: version.to_string(),
-            resources: diff.resources,
-            type_url: TYPE_ORDER[t].to_string(),
-            removed_resources: diff.removed,
+        Outgoing {
+            type_index: t,
+            version: version.clone(),
             nonce,
-            ..Default::default()
+            resources: Selection::of(ts, version, diff.resources),
+            removed: Some(diff.removed),
         }
     }
 }
@@ -319,9 +309,8 @@ impl DeltaState {
 /// What one type's client lacks, worked out by [`DeltaState::diff`].
 #[derive(Default)]
 struct Diff {
-    /// Resources to send, and what the client will hold of each once it has them.
-    resources: Vec<DeltaResource>,
-    updated: Vec<(String, Option<String>)>,
+    /// Resources to send (the client then holds each at its version), in name order.
+    resources: Vec<Arc<Resource>>,
     /// Names to remove: deleted, or subscribed but not existing.
     removed: Vec<String>,
     /// Some deletions wait for listeners and routes to move off them.

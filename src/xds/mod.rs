@@ -13,9 +13,11 @@ pub mod group;
 pub mod grpc;
 pub mod limits;
 pub mod metrics;
+pub mod outgoing;
 pub mod server;
 pub mod sotw;
 pub mod variants;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -94,6 +96,8 @@ impl Resource {
 pub struct TypeSnapshot {
     pub version: String,
     pub resources: BTreeMap<String, Arc<Resource>>,
+    /// The encoded full response, shared by the streams sending it.
+    pub bodies: wire::BodyCache,
 }
 
 impl TypeSnapshot {
@@ -108,6 +112,7 @@ impl TypeSnapshot {
         TypeSnapshot {
             version: format!("{:016x}", h.digest()),
             resources,
+            bodies: wire::BodyCache::default(),
         }
     }
 }

@@ -9,47 +9,23 @@ mod protocol;
 mod stream;
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use envoy_types::pb::envoy::service::cluster::v3::cluster_discovery_service_server::{
-    ClusterDiscoveryService, ClusterDiscoveryServiceServer,
-};
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
-use envoy_types::pb::envoy::service::endpoint::v3::endpoint_discovery_service_server::{
-    EndpointDiscoveryService, EndpointDiscoveryServiceServer,
-};
-use envoy_types::pb::envoy::service::listener::v3::listener_discovery_service_server::{
-    ListenerDiscoveryService, ListenerDiscoveryServiceServer,
-};
-use envoy_types::pb::envoy::service::route::v3::route_discovery_service_server::{
-    RouteDiscoveryService, RouteDiscoveryServiceServer,
-};
-use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server::{
-    SecretDiscoveryService, SecretDiscoveryServiceServer,
-};
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info_span, Instrument};
 
 use super::auth::{Authorizer, PeerIdentity};
-use super::authority::{cluster_name, WithAuthority};
+use super::authority::cluster_name;
 use super::cache::SnapshotCache;
-use super::delta::DeltaState;
 use super::group::Groups;
+use super::grpc::{Outbound, XdsGrpc};
 use super::limits::ClientLimits;
-use super::sotw::SotwState;
 use super::variants::{Demand, Hold, VariantKey, MAX_VARIANTS};
-use super::{
-    type_index, type_short, Snapshot, SourceMode, CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET,
-};
+use super::{type_index, type_short, Snapshot, SourceMode};
 pub use protocol::Protocol;
 
 /// Resolves once `shutdown` turns true (or its sender is gone).
@@ -122,8 +98,6 @@ pub struct XdsService {
     authorizer: Option<Arc<dyn Authorizer>>,
 }
 
-type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
 impl XdsService {
     pub fn new(
         cache: SnapshotCache,
@@ -151,35 +125,27 @@ impl XdsService {
         self
     }
 
-    /// Adds every xDS service to a tonic router.
+    /// Adds every xDS service (ADS and the five per-type ones) to a tonic router.
     pub fn add_to(self, server: tonic::transport::Server) -> tonic::transport::server::Router {
         let max = self.limits.max_request_bytes;
+        let svc = Arc::new(self);
         let mut server = server;
         server
-            .add_service(super::grpc::AdsServer::new(self.clone(), max))
-            // Per-type streams need the authority: it names the Envoy's cluster for meshplane.
-            .add_service(WithAuthority(
-                ClusterDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(max),
-            ))
-            .add_service(WithAuthority(
-                EndpointDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(max),
-            ))
-            .add_service(WithAuthority(
-                ListenerDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(max),
-            ))
-            .add_service(WithAuthority(
-                SecretDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(max),
-            ))
-            .add_service(WithAuthority(
-                RouteDiscoveryServiceServer::new(self).max_decoding_message_size(max),
-            ))
+            .add_service(XdsGrpc::<0>::new(svc.clone(), max))
+            .add_service(XdsGrpc::<1>::new(svc.clone(), max))
+            .add_service(XdsGrpc::<2>::new(svc.clone(), max))
+            .add_service(XdsGrpc::<3>::new(svc.clone(), max))
+            .add_service(XdsGrpc::<4>::new(svc.clone(), max))
+            .add_service(XdsGrpc::<5>::new(svc, max))
     }
 
-    fn open<P: Protocol>(
+    /// Starts the task of a new stream of protocol `P` (serving type `only`, or every type over
+    /// ADS); its responses come out of the returned channel.
+    pub(super) fn open<P: Protocol>(
         &self,
         request: Request<Streaming<P::Req>>,
         only: Option<&'static str>,
-    ) -> ResponseStream<P::Resp> {
+    ) -> mpsc::Receiver<Box<Outbound>> {
         let peer = request
             .remote_addr()
             .map(|a| a.to_string())
@@ -190,7 +156,7 @@ impl XdsService {
         // Small: a stream that does not read holds at most this many responses, then its task waits.
         // Boxed, because the channel allocates its slots 32 at a time when it is created: 32 inline
         // responses-or-statuses were ~6 KiB per stream, for a queue that rarely holds more than one.
-        let (tx, rx) = mpsc::channel::<Box<Result<P::Resp, Status>>>(4);
+        let (tx, rx) = mpsc::channel::<Box<Outbound>>(4);
         let mode = match (only, P::DELTA) {
             (None, false) => "ADS".to_string(),
             (None, true) => "ADS delta".to_string(),
@@ -209,14 +175,12 @@ impl XdsService {
         let stream = stream::Stream::<P>::new(self.clone(), tx, only, peer, mode, cluster)
             .with_identity(identity);
         tokio::spawn(stream.run(inbound).instrument(span));
-        Box::pin(tokio_stream::StreamExt::map(ReceiverStream::new(rx), |r| {
-            *r
-        }))
+        rx
     }
 
     /// Unary fetch: the node's current resources of one type (all, or the requested names), as a
     /// per-type SotW stream of the same Envoy would see them.
-    async fn fetch(
+    pub(super) async fn fetch(
         &self,
         request: Request<DiscoveryRequest>,
         type_url: &'static str,
@@ -312,105 +276,3 @@ fn too_many_variants() -> Status {
         "more than {MAX_VARIANTS} distinct xDS cluster names are in use by per-type streams"
     ))
 }
-
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for XdsService {
-    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
-    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
-
-    async fn stream_aggregated_resources(
-        &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        Ok(Response::new(self.open::<SotwState>(request, None)))
-    }
-
-    async fn delta_aggregated_resources(
-        &self,
-        request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Ok(Response::new(self.open::<DeltaState>(request, None)))
-    }
-}
-
-/// Implements one per-type discovery service (SotW stream, delta stream, fetch) over the shared cache.
-macro_rules! per_type_service {
-    ($trait:ident, $type_url:expr, $sotw_ty:ident, $sotw:ident, $delta_ty:ident, $delta:ident, $fetch:ident) => {
-        #[tonic::async_trait]
-        impl $trait for XdsService {
-            type $sotw_ty = ResponseStream<DiscoveryResponse>;
-            type $delta_ty = ResponseStream<DeltaDiscoveryResponse>;
-
-            async fn $sotw(
-                &self,
-                request: Request<Streaming<DiscoveryRequest>>,
-            ) -> Result<Response<Self::$sotw_ty>, Status> {
-                Ok(Response::new(
-                    self.open::<SotwState>(request, Some($type_url)),
-                ))
-            }
-
-            async fn $delta(
-                &self,
-                request: Request<Streaming<DeltaDiscoveryRequest>>,
-            ) -> Result<Response<Self::$delta_ty>, Status> {
-                Ok(Response::new(
-                    self.open::<DeltaState>(request, Some($type_url)),
-                ))
-            }
-
-            async fn $fetch(
-                &self,
-                request: Request<DiscoveryRequest>,
-            ) -> Result<Response<DiscoveryResponse>, Status> {
-                self.fetch(request, $type_url).await
-            }
-        }
-    };
-}
-
-per_type_service!(
-    ClusterDiscoveryService,
-    CLUSTER,
-    StreamClustersStream,
-    stream_clusters,
-    DeltaClustersStream,
-    delta_clusters,
-    fetch_clusters
-);
-per_type_service!(
-    EndpointDiscoveryService,
-    ENDPOINT,
-    StreamEndpointsStream,
-    stream_endpoints,
-    DeltaEndpointsStream,
-    delta_endpoints,
-    fetch_endpoints
-);
-per_type_service!(
-    ListenerDiscoveryService,
-    LISTENER,
-    StreamListenersStream,
-    stream_listeners,
-    DeltaListenersStream,
-    delta_listeners,
-    fetch_listeners
-);
-per_type_service!(
-    RouteDiscoveryService,
-    ROUTE,
-    StreamRoutesStream,
-    stream_routes,
-    DeltaRoutesStream,
-    delta_routes,
-    fetch_routes
-);
-per_type_service!(
-    SecretDiscoveryService,
-    SECRET,
-    StreamSecretsStream,
-    stream_secrets,
-    DeltaSecretsStream,
-    delta_secrets,
-    fetch_secrets
-);

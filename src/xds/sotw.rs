@@ -12,13 +12,14 @@
 
 use std::collections::BTreeSet;
 
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::group::{Member, Peers};
-use super::{type_index, Resource, Snapshot, TYPE_ORDER};
+use super::outgoing::{Outgoing, Selection};
+use super::{type_index, Resource, Snapshot, TypeSnapshot};
 
 const CDS: usize = 0;
 const EDS: usize = 1;
@@ -171,11 +172,7 @@ impl SotwState {
 
     /// The responses to send now, in make-before-break order. `peers` is what the other streams
     /// of the same Envoy have delivered (nothing over ADS, where this stream carries every type).
-    pub fn responses(
-        &mut self,
-        snapshot: Option<&Snapshot>,
-        peers: &Peers,
-    ) -> Vec<DiscoveryResponse> {
+    pub fn responses(&mut self, snapshot: Option<&Snapshot>, peers: &Peers) -> Vec<Outgoing> {
         self.held_by_peers = false;
         let Some(snap) = snapshot else {
             return Vec::new();
@@ -197,7 +194,7 @@ impl SotwState {
             // initial-fetch timeout (docs/xds-protocol.md §1.20a). One stream keeps order: endpoints sent
             // after a CDS response reach Envoy after it.
             if let Some((version, selected)) = self.due(t, snap, peers) {
-                out.push(self.emit(t, version, selected));
+                out.push(self.emit(t, version, selected, &snap.types[t]));
             }
         }
         out
@@ -310,15 +307,16 @@ impl SotwState {
             .collect()
     }
 
-    /// The response carrying `selected` as `version` of type `t`, with a new nonce; the type now
-    /// awaits its ACK.
+    /// The response carrying `selected` (from `ts`) as `version` of type `t`, with a new nonce;
+    /// the type now awaits its ACK.
     fn emit(
         &mut self,
         t: usize,
         version: String,
         selected: BTreeMap<String, Arc<Resource>>,
-    ) -> DiscoveryResponse {
-        let resources = selected.values().map(|r| r.any.clone()).collect();
+        ts: &Arc<TypeSnapshot>,
+    ) -> Outgoing {
+        let resources = Selection::of(ts, &version, selected.values().cloned().collect());
         if t == CDS {
             self.sent_clusters = selected;
             // Envoy finishes warming an updated cluster only on a fresh EDS response.
@@ -332,12 +330,12 @@ impl SotwState {
         st.awaiting_ack = true;
         st.names_changed = false;
         st.force = false;
-        DiscoveryResponse {
-            version_info: version,
-            resources,
-            type_url: TYPE_ORDER[t].to_string(),
+        Outgoing {
+            type_index: t,
+            version,
             nonce,
-            ..Default::default()
+            resources,
+            removed: None,
         }
     }
 }

@@ -2,8 +2,9 @@
 //! stale nonce), removals, reconnects with initial versions, NACKs, and the ordering rules it shares
 //! with SotW.
 
-use super::super::{Resource, TypeSnapshot};
+use super::super::{Resource, TypeSnapshot, TYPE_ORDER};
 use super::*;
+use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse;
 use envoy_types::pb::google::protobuf::Any;
 use envoy_types::pb::google::rpc::Status;
 use std::sync::Arc;
@@ -49,6 +50,9 @@ fn names(r: &DeltaDiscoveryResponse) -> Vec<&str> {
 impl DeltaState {
     fn responses_alone(&mut self, snap: Option<&Snapshot>) -> Vec<DeltaDiscoveryResponse> {
         self.responses(snap, &Peers::default())
+            .iter()
+            .map(Outgoing::to_delta)
+            .collect()
     }
 }
 

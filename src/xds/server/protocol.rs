@@ -3,40 +3,35 @@
 //! (`sotw`, `delta`) that map one to the other.
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 
 use crate::xds::delta::DeltaState;
 use crate::xds::group::{Member, Peers};
+use crate::xds::outgoing::Outgoing;
 use crate::xds::sotw::{RequestKind, SotwState};
 use crate::xds::{Snapshot, TypeStatus};
 
 /// A protocol flavour: the request/response types and the state machine that maps one to the other.
 pub trait Protocol: Default + Send + 'static {
     /// `Sync` too: a stream's handlers keep a request borrowed while they wait to answer it.
-    type Req: Send + Sync + 'static;
-    type Resp: Send + 'static;
+    type Req: prost::Message + Default + Send + Sync + 'static;
     const DELTA: bool;
     fn node(req: &Self::Req) -> Option<&Node>;
     fn type_url(req: &mut Self::Req) -> &mut String;
     fn nonce(req: &Self::Req) -> &str;
     fn on_request(&mut self, req: &Self::Req) -> RequestKind;
-    fn responses(&mut self, snap: Option<&Snapshot>, peers: &Peers) -> Vec<Self::Resp>;
+    fn responses(&mut self, snap: Option<&Snapshot>, peers: &Peers) -> Vec<Outgoing>;
     /// How far the stream has delivered type `t` (for per-type streams' [`Group`]).
     ///
     /// [`Group`]: crate::xds::group::Group
     fn member(&self, t: usize) -> Member;
     /// The last `responses` held back a change for the other streams of the Envoy.
     fn held_by_peers(&self) -> bool;
-    /// Type URL, version and resource count of a response, for logs and metrics.
-    fn describe(resp: &Self::Resp) -> (&str, &str, usize, usize);
     fn status(&self, t: usize) -> TypeStatus;
 }
 
 impl Protocol for SotwState {
     type Req = DiscoveryRequest;
-    type Resp = DiscoveryResponse;
     const DELTA: bool = false;
     fn node(req: &DiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
@@ -50,7 +45,7 @@ impl Protocol for SotwState {
     fn on_request(&mut self, req: &DiscoveryRequest) -> RequestKind {
         SotwState::on_request(self, req)
     }
-    fn responses(&mut self, snap: Option<&Snapshot>, peers: &Peers) -> Vec<DiscoveryResponse> {
+    fn responses(&mut self, snap: Option<&Snapshot>, peers: &Peers) -> Vec<Outgoing> {
         SotwState::responses(self, snap, peers)
     }
     fn member(&self, t: usize) -> Member {
@@ -59,10 +54,6 @@ impl Protocol for SotwState {
     fn held_by_peers(&self) -> bool {
         self.held_by_peers
     }
-    fn describe(r: &DiscoveryResponse) -> (&str, &str, usize, usize) {
-        let bytes = r.resources.iter().map(|a| a.value.len()).sum();
-        (&r.type_url, &r.version_info, r.resources.len(), bytes)
-    }
     fn status(&self, t: usize) -> TypeStatus {
         self.types[t].status()
     }
@@ -70,7 +61,6 @@ impl Protocol for SotwState {
 
 impl Protocol for DeltaState {
     type Req = DeltaDiscoveryRequest;
-    type Resp = DeltaDiscoveryResponse;
     const DELTA: bool = true;
     fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
@@ -84,7 +74,7 @@ impl Protocol for DeltaState {
     fn on_request(&mut self, req: &DeltaDiscoveryRequest) -> RequestKind {
         DeltaState::on_request(self, req)
     }
-    fn responses(&mut self, snap: Option<&Snapshot>, peers: &Peers) -> Vec<DeltaDiscoveryResponse> {
+    fn responses(&mut self, snap: Option<&Snapshot>, peers: &Peers) -> Vec<Outgoing> {
         DeltaState::responses(self, snap, peers)
     }
     fn member(&self, t: usize) -> Member {
@@ -92,20 +82,6 @@ impl Protocol for DeltaState {
     }
     fn held_by_peers(&self) -> bool {
         self.held_by_peers
-    }
-    fn describe(r: &DeltaDiscoveryResponse) -> (&str, &str, usize, usize) {
-        let bytes = r
-            .resources
-            .iter()
-            .filter_map(|x| x.resource.as_ref())
-            .map(|a| a.value.len())
-            .sum();
-        (
-            &r.type_url,
-            &r.system_version_info,
-            r.resources.len() + r.removed_resources.len(),
-            bytes,
-        )
     }
     fn status(&self, t: usize) -> TypeStatus {
         self.types[t].status()

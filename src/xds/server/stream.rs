@@ -20,7 +20,9 @@ use super::{stopped, Protocol, StreamInfo, XdsMetrics, XdsService};
 use crate::xds::auth::PeerIdentity;
 use crate::xds::cache::Subscription;
 use crate::xds::group::{Membership, Peers};
+use crate::xds::grpc::Outbound;
 use crate::xds::metrics::StreamRefusal;
+use crate::xds::outgoing::Outgoing;
 use crate::xds::variants::Hold;
 use crate::xds::{type_index, type_short, Snapshot, SourceMode, TypeStatus};
 
@@ -39,13 +41,13 @@ fn jittered(age: Duration, id: u64) -> Duration {
     age + age.mul_f64((r % 10_001) as f64 / 100_000.0)
 }
 
-/// Where a stream's responses go: tonic sends them to the client in order.
-pub(super) type Responses<R> = mpsc::Sender<Box<Result<R, Status>>>;
+/// Where a stream's responses go: the response body writes them to the client in order.
+pub(super) type Responses = mpsc::Sender<Box<Outbound>>;
 
 /// Ends a stream with `status`; gives up if the client does not take it before shutdown.
-async fn fail<T>(tx: &Responses<T>, status: Status, shutdown: &mut watch::Receiver<bool>) {
+async fn fail(tx: &Responses, status: Status, shutdown: &mut watch::Receiver<bool>) {
     tokio::select! {
-        _ = tx.send(Box::new(Err(status))) => {}
+        _ = tx.send(Box::new(Outbound::End(status))) => {}
         _ = stopped(shutdown) => {}
     }
 }
@@ -74,7 +76,7 @@ enum Next {
 /// Everything one stream keeps between events.
 pub(super) struct Stream<P: Protocol> {
     svc: XdsService,
-    tx: Responses<P::Resp>,
+    tx: Responses,
     /// The one type a per-type stream serves; `None` over ADS.
     only: Option<&'static str>,
     /// Per-type streams: the claim on the variant whose resources point at per-type services on
@@ -104,7 +106,7 @@ impl<P: Protocol> Stream<P> {
     /// A new stream, counted as open and given its id (it is registered once it names its node).
     pub(super) fn new(
         svc: XdsService,
-        tx: Responses<P::Resp>,
+        tx: Responses,
         only: Option<&'static str>,
         peer: String,
         mode: String,
@@ -318,17 +320,22 @@ impl<P: Protocol> Stream<P> {
 
     /// Queues `responses` in order, each counted as it goes. False if the client went away or
     /// the server stopped meanwhile.
-    async fn send(&mut self, responses: Vec<P::Resp>) -> bool {
+    async fn send(&mut self, responses: Vec<Outgoing>) -> bool {
         for resp in responses {
-            let (type_url, version, count, bytes) = P::describe(&resp);
-            debug!(r#type = type_index(type_url).map(type_short).unwrap_or("?"), %version, resources = count, "push");
-            let ti = type_index(type_url);
+            let t = resp.type_index;
+            debug!(r#type = type_short(t), version = %resp.version, resources = resp.count(), "push");
             let m = &self.svc.metrics;
-            XdsMetrics::count(&m.responses, &m.responses_by_type, ti, 1);
-            XdsMetrics::count(&m.response_bytes, &m.bytes_by_type, ti, bytes as u64);
+            XdsMetrics::count(&m.responses, &m.responses_by_type, Some(t), 1);
+            XdsMetrics::count(
+                &m.response_bytes,
+                &m.bytes_by_type,
+                Some(t),
+                resp.bytes() as u64,
+            );
+            let wire = Box::new(Outbound::Message(resp.encode()));
             // Waiting here only delays this stream; stop waiting on shutdown.
             tokio::select! {
-                r = self.tx.send(Box::new(Ok(resp))) => if r.is_err() { return false },
+                r = self.tx.send(wire) => if r.is_err() { return false },
                 _ = stopped(&mut self.shutdown) => return false,
             }
         }

@@ -2,8 +2,9 @@
 //! and stale nonces, EDS after CDS, make-before-break (over one stream and across an Envoy's
 //! per-type streams), and names requested before they exist.
 
-use super::super::{Resource, TypeSnapshot};
+use super::super::{Resource, TypeSnapshot, TYPE_ORDER};
 use super::*;
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use envoy_types::pb::google::protobuf::Any;
 use envoy_types::pb::google::rpc::Status;
 use std::collections::BTreeMap;
@@ -50,6 +51,9 @@ fn nack(t: usize, nonce: &str) -> DiscoveryRequest {
 impl SotwState {
     fn responses_alone(&mut self, snap: Option<&Snapshot>) -> Vec<DiscoveryResponse> {
         self.responses(snap, &Peers::default())
+            .iter()
+            .map(Outgoing::to_sotw)
+            .collect()
     }
 }
 
@@ -250,7 +254,11 @@ fn a_per_type_route_stream_waits_for_the_cluster_stream_of_its_envoy() {
     let (mut c, mut r) = (SotwState::new(), SotwState::new());
     c.on_request(&req(0, &[], "", ""));
     r.on_request(&req(3, &["r"], "", ""));
-    let out = c.responses(Some(&s1), &cds.peers());
+    let out: Vec<_> = c
+        .responses(Some(&s1), &cds.peers())
+        .iter()
+        .map(Outgoing::to_sotw)
+        .collect();
     cds.update(c.member(0));
     assert!(
         r.responses(Some(&s1), &rds.peers()).is_empty(),

@@ -8,6 +8,7 @@ use tracing::{debug, info, warn};
 
 use super::{fail, Next, Stream};
 use crate::xds::cache::Subscription;
+use crate::xds::grpc::Outbound;
 use crate::xds::metrics::StreamRefusal;
 use crate::xds::server::{Protocol, XdsMetrics};
 use crate::xds::sotw::RequestKind;
@@ -34,7 +35,7 @@ impl<P: Protocol> Stream<P> {
         // The node is only guaranteed on a stream's first request.
         let Some(node) = P::node(req) else {
             let status = Status::invalid_argument("the first request must carry a node");
-            let _ = self.tx.send(Box::new(Err(status))).await;
+            let _ = self.tx.send(Box::new(Outbound::End(status))).await;
             return ControlFlow::Break(());
         };
         if let Err(status) = self.svc.limits.check_node_id(&node.id) {
@@ -86,7 +87,7 @@ impl<P: Protocol> Stream<P> {
         };
         let _ = self
             .tx
-            .send(Box::new(Err(Status::invalid_argument(refusal))))
+            .send(Box::new(Outbound::End(Status::invalid_argument(refusal))))
             .await;
         ControlFlow::Break(())
     }

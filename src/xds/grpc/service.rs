@@ -1,0 +1,217 @@
+//! The six xDS gRPC services as tower services: each call is routed by its method to a stream
+//! (state-of-the-world or delta) or a unary fetch of [`XdsService`], and a stream's responses
+//! come out of its task's channel into the HTTP/2 response body ([`ResponseBody`]) unchanged.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use http_body::Frame;
+use prost::bytes::Bytes;
+use tokio::sync::mpsc;
+use tonic::body::Body;
+use tonic::codegen::{http, BoxFuture, Service, StdError};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use super::{SmallCodec, SmallDecoder};
+use crate::xds::authority::WithAuthority;
+use crate::xds::delta::DeltaState;
+use crate::xds::server::{Protocol, XdsService};
+use crate::xds::sotw::SotwState;
+use crate::xds::wire::Encoded;
+use crate::xds::{CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET};
+
+/// What a stream task hands its response body: a response, or the status that ends the stream.
+#[derive(Debug)]
+pub enum Outbound {
+    Message(Encoded),
+    End(Status),
+}
+
+/// The services, by index: gRPC name and the one type it serves (`None`: ADS, every type).
+const SERVICES: [(&str, Option<&str>); 6] = [
+    (
+        "envoy.service.discovery.v3.AggregatedDiscoveryService",
+        None,
+    ),
+    (
+        "envoy.service.cluster.v3.ClusterDiscoveryService",
+        Some(CLUSTER),
+    ),
+    (
+        "envoy.service.endpoint.v3.EndpointDiscoveryService",
+        Some(ENDPOINT),
+    ),
+    (
+        "envoy.service.listener.v3.ListenerDiscoveryService",
+        Some(LISTENER),
+    ),
+    ("envoy.service.route.v3.RouteDiscoveryService", Some(ROUTE)),
+    (
+        "envoy.service.secret.v3.SecretDiscoveryService",
+        Some(SECRET),
+    ),
+];
+
+/// Service `K` of [`SERVICES`] over the shared xDS state.
+pub struct XdsGrpc<const K: usize> {
+    svc: Arc<XdsService>,
+    /// Largest request message accepted (Envoy's initial requests list every name it holds).
+    max_request: usize,
+}
+
+impl<const K: usize> Clone for XdsGrpc<K> {
+    fn clone(&self) -> Self {
+        XdsGrpc {
+            svc: self.svc.clone(),
+            max_request: self.max_request,
+        }
+    }
+}
+
+impl<const K: usize> NamedService for XdsGrpc<K> {
+    const NAME: &'static str = SERVICES[K].0;
+}
+
+impl<const K: usize> XdsGrpc<K> {
+    pub fn new(svc: Arc<XdsService>, max_request: usize) -> WithAuthority<XdsGrpc<K>> {
+        // Per-type streams need the authority: it names the Envoy's cluster for meshplane.
+        WithAuthority(XdsGrpc { svc, max_request })
+    }
+}
+
+impl<const K: usize, B> Service<http::Request<B>> for XdsGrpc<K>
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let only = SERVICES[K].1;
+        let method = req.uri().path().rsplit('/').next().unwrap_or_default();
+        let (svc, max) = (self.svc.clone(), self.max_request);
+        let response = if method.starts_with("Stream") {
+            stream::<SotwState, B>(&svc, req, only, max)
+        } else if method.starts_with("Delta") {
+            stream::<DeltaState, B>(&svc, req, only, max)
+        } else if let (true, Some(type_url)) = (method.starts_with("Fetch"), only) {
+            return Box::pin(async move {
+                let mut grpc =
+                    Grpc::new(SmallCodec::<DiscoveryResponse, DiscoveryRequest>::default())
+                        .max_decoding_message_size(max);
+                Ok(grpc.unary(Fetch { svc, type_url }, req).await)
+            });
+        } else {
+            Status::unimplemented("").into_http()
+        };
+        Box::pin(async move { Ok(response) })
+    }
+}
+
+/// Opens a stream of protocol `P` on `req`: its requests are decoded as they come, its task
+/// answers into the response body.
+fn stream<P: Protocol, B>(
+    svc: &XdsService,
+    req: http::Request<B>,
+    only: Option<&'static str>,
+    max: usize,
+) -> http::Response<Body>
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    let (parts, body) = req.into_parts();
+    let inbound = Streaming::new_request(
+        SmallDecoder::<P::Req>(std::marker::PhantomData),
+        body,
+        None,
+        Some(max),
+    );
+    let request = Request::from_http(http::Request::from_parts(parts, inbound));
+    let rx = svc.open::<P>(request, only);
+    let mut response = http::Response::new(Body::new(ResponseBody {
+        rx,
+        next: None,
+        done: false,
+    }));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    response
+}
+
+/// The unary fetch of one type.
+struct Fetch {
+    svc: Arc<XdsService>,
+    type_url: &'static str,
+}
+
+impl UnaryService<DiscoveryRequest> for Fetch {
+    type Response = DiscoveryResponse;
+    type Future = BoxFuture<Response<DiscoveryResponse>, Status>;
+
+    fn call(&mut self, request: Request<DiscoveryRequest>) -> Self::Future {
+        let (svc, type_url) = (self.svc.clone(), self.type_url);
+        Box::pin(async move { svc.fetch(request, type_url).await })
+    }
+}
+
+/// A stream's response body: each response's head, then its (shared) body, as two data frames;
+/// the trailers carry the status the stream ended with (OK when its task let go of the channel).
+struct ResponseBody {
+    rx: mpsc::Receiver<Box<Outbound>>,
+    /// The body of the response whose head went out last.
+    next: Option<Bytes>,
+    /// The trailers went out.
+    done: bool,
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if let Some(body) = self.next.take() {
+            return Poll::Ready(Some(Ok(Frame::data(body))));
+        }
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let status = match ready!(self.rx.poll_recv(cx)).map(|b| *b) {
+            Some(Outbound::Message(e)) => {
+                self.next = Some(e.body);
+                return Poll::Ready(Some(Ok(Frame::data(e.head))));
+            }
+            Some(Outbound::End(status)) => status,
+            // The task let go of the stream without a status: it ended normally.
+            None => Status::new(Code::Ok, ""),
+        };
+        // Nothing follows the trailers: the channel closes, and the task stops sending.
+        self.done = true;
+        self.rx.close();
+        Poll::Ready(Some(Ok(Frame::trailers(trailers(&status)))))
+    }
+}
+
+/// `grpc-status` (and `grpc-message`) for `status`.
+fn trailers(status: &Status) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    if status.add_header(&mut map).is_err() {
+        map.insert("grpc-status", http::HeaderValue::from(status.code() as i32));
+    }
+    map
+}
