@@ -81,7 +81,6 @@ fn full_reload(bencher: Bencher, nodes: usize) {
 
 #[divan::bench(args = SIZES, sample_count = 20)]
 fn encode_node_responses(bencher: Bencher, nodes: usize) {
-    use prost::Message;
     let mut p = meshplane::app::Pipeline::new(mesh_dir(nodes));
     p.reload(None);
     let snap = p.cache.get("mesh/synth/virtualNode/client-0").unwrap();
@@ -102,7 +101,8 @@ fn encode_node_responses(bencher: Bencher, nodes: usize) {
             );
         }
         for r in st.responses(Some(&snap), &meshplane::xds::group::Peers::default()) {
-            bytes += r.encode_to_vec().len();
+            let e = r.encode();
+            bytes += e.head.len() + e.body.len();
         }
         bytes
     });
