@@ -170,11 +170,12 @@ impl XdsService {
             }
         };
         let span = info_span!("xds", %peer, %mode, node = tracing::field::Empty);
-        // Made here, not inside the spawned future: a future holding the stream and then the run
-        // that owns it would keep two copies of its state for the stream's whole life (~2 KiB each).
+        // Made here, not inside the spawned future, and boxed: an async fn keeps its arguments
+        // and the locals they move into side by side, so a stream passed by value would be held
+        // twice for its whole life (~2 KiB each); boxed, the copies are pointers.
         let stream = stream::Stream::<P>::new(self.clone(), tx, only, peer, mode, cluster)
             .with_identity(identity);
-        tokio::spawn(stream.run(inbound).instrument(span));
+        tokio::spawn(Box::new(stream).run(inbound).instrument(span));
         rx
     }
 

@@ -14,7 +14,6 @@ use std::collections::BTreeSet;
 
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::group::{Member, Peers};
@@ -85,7 +84,8 @@ pub struct SotwState {
     pub types: [TypeState; super::TYPE_COUNT],
     next_nonce: u64,
     /// The clusters Envoy was last sent, so removals can wait until nothing routes to them.
-    sent_clusters: BTreeMap<String, Arc<Resource>>,
+    /// In name order; the names are the resources' own (no copies per stream).
+    sent_clusters: Vec<Arc<Resource>>,
     /// The last [`SotwState::responses`] held back a change because other streams of the same
     /// Envoy had not settled yet.
     pub held_by_peers: bool,
@@ -219,7 +219,7 @@ impl SotwState {
                 .resources
                 .iter()
                 .filter(|(name, _)| st.wildcard || st.names.contains(*name))
-                .map(|(n, r)| (n.clone(), r.clone()))
+                .map(|(_, r)| r.clone())
                 .collect();
         }
         st.sent_version = Some(claimed.clone());
@@ -252,7 +252,7 @@ impl SotwState {
         t: usize,
         snap: &Snapshot,
         peers: &Peers,
-    ) -> Option<(String, BTreeMap<String, Arc<Resource>>)> {
+    ) -> Option<(String, Vec<Arc<Resource>>)> {
         let st = &self.types[t];
         let ts = &snap.types[t];
         let changed = st.sent_version.as_deref() != Some(ts.version.as_str());
@@ -260,11 +260,11 @@ impl SotwState {
             return None;
         }
         let mut version = ts.version.clone();
-        let mut selected: BTreeMap<String, Arc<Resource>> = ts
+        let mut selected: Vec<Arc<Resource>> = ts
             .resources
             .iter()
             .filter(|(name, _)| st.wildcard || st.names.contains(*name))
-            .map(|(n, r)| (n.clone(), r.clone()))
+            .map(|(_, r)| r.clone())
             .collect();
         if t == CDS {
             let kept = self.kept_clusters(snap, peers, &selected);
@@ -277,6 +277,7 @@ impl SotwState {
                     return None; // already sent this transitional set
                 }
                 selected.extend(kept);
+                selected.sort_unstable_by(|a, b| a.name.cmp(&b.name));
             }
         }
         Some((version, selected))
@@ -289,8 +290,8 @@ impl SotwState {
         &self,
         snap: &Snapshot,
         peers: &Peers,
-        selected: &BTreeMap<String, Arc<Resource>>,
-    ) -> Vec<(String, Arc<Resource>)> {
+        selected: &[Arc<Resource>],
+    ) -> Vec<Arc<Resource>> {
         let dependents_pending = [LDS, RDS].iter().any(|&d| {
             let ds = &self.types[d];
             let own =
@@ -302,8 +303,12 @@ impl SotwState {
         }
         self.sent_clusters
             .iter()
-            .filter(|(n, _)| !selected.contains_key(*n))
-            .map(|(n, r)| (n.clone(), r.clone()))
+            .filter(|r| {
+                selected
+                    .binary_search_by(|s| s.name.as_str().cmp(&r.name))
+                    .is_err()
+            })
+            .cloned()
             .collect()
     }
 
@@ -313,15 +318,15 @@ impl SotwState {
         &mut self,
         t: usize,
         version: String,
-        selected: BTreeMap<String, Arc<Resource>>,
+        selected: Vec<Arc<Resource>>,
         ts: &Arc<TypeSnapshot>,
     ) -> Outgoing {
-        let resources = Selection::of(ts, &version, selected.values().cloned().collect());
         if t == CDS {
-            self.sent_clusters = selected;
+            self.sent_clusters = selected.clone();
             // Envoy finishes warming an updated cluster only on a fresh EDS response.
             self.types[EDS].force = true;
         }
+        let resources = Selection::of(ts, &version, selected);
         self.next_nonce += 1;
         let nonce = self.next_nonce.to_string();
         let st = &mut self.types[t];

@@ -161,17 +161,20 @@ impl<P: Protocol> Stream<P> {
     }
 
     /// The stream's task: one event at a time, until the client, a limit or the server ends it.
-    pub(super) async fn run(mut self, mut inbound: Streaming<P::Req>) {
+    pub(super) async fn run(mut self: Box<Self>, mut inbound: Streaming<P::Req>) {
         // A stream is only worth its memory once it says which node it is.
         let first_request = tokio::time::sleep(self.svc.limits.handshake_timeout);
         tokio::pin!(first_request);
         if let Err(status) = &self.variant {
             let status = status.clone();
             self.refuse(status, None).await;
-            return self.close();
+            return (*self).close();
         }
+        // Each step's future is boxed while it runs: a stream spends its life waiting, and its
+        // task would otherwise reserve room for the largest step (~3 KiB) for that whole life.
         loop {
-            let next = match self.next_event(&mut inbound, first_request.as_mut()).await {
+            let event = Box::pin(self.next_event(&mut inbound, first_request.as_mut())).await;
+            let next = match event {
                 Event::End => Next::Stop,
                 Event::Aged => {
                     info!(
@@ -183,21 +186,21 @@ impl<P: Protocol> Stream<P> {
                         .fetch_add(1, Ordering::Relaxed);
                     Next::Stop
                 }
-                Event::Refuse(status, why) => self.refuse(status, why).await,
+                Event::Refuse(status, why) => Box::pin(self.refuse(status, why)).await,
                 Event::Snapshot => Next::Respond,
-                Event::Request(req) => self.on_request(req).await,
+                Event::Request(req) => Box::pin(self.on_request(req)).await,
             };
             match next {
                 Next::Stop => break,
                 Next::Wait => continue,
                 Next::Respond => {
-                    if !self.respond().await {
+                    if !Box::pin(self.respond()).await {
                         break;
                     }
                 }
             }
         }
-        self.close();
+        (*self).close();
     }
 
     /// Waits for whichever event comes first. Every wait here can lose the race without losing
