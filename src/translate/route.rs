@@ -28,7 +28,10 @@ use crate::spec::{
     HttpRoute, HttpTimeout, NodeListener, PortMapping, Protocol, RouteAction as MeshRouteAction,
     RouteSpec,
 };
-pub use retry::{default_grpc_retry_policy, default_retry_policy, grpc_retry_policy, retry_policy};
+pub use retry::{
+    default_grpc_retry_policy, default_retry_policy, grpc_retry_policy, retry_policy,
+    routes_with_policy, share_retry_policy,
+};
 
 /// App Mesh's defaults: 15 s per request, 300 s idle; 0 disables.
 const DEFAULT_PER_REQUEST_MS: u64 = 15_000;
@@ -283,12 +286,14 @@ fn virtual_hosts(vs_name: &str, ports: PortRoutes) -> Vec<Arc<VirtualHost>> {
         } else {
             format!("{vs_name}:{port}")
         };
-        hosts.push(Arc::new(VirtualHost {
+        let mut host = VirtualHost {
             name,
             domains,
             routes,
             ..Default::default()
-        }));
+        };
+        share_retry_policy(&mut host);
+        hosts.push(Arc::new(host));
     }
     hosts
 }
