@@ -12,9 +12,13 @@ use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::Previou
 use crate::spec::{GrpcRetryPolicy, HttpRetryPolicy};
 use crate::translate::util::{any, millis, u32v};
 
+/// Retries go to another host than the tries before (App Mesh's predicate). Envoy finds the
+/// predicate by its config's type URL alone (a config without one is refused: "Didn't find a
+/// registered implementation for '<name>' with type URL: ''"), so the name is a label; the
+/// short one spares 28 bytes in every retry policy, one per virtual host of every client.
 fn previous_hosts() -> retry_policy::RetryHostPredicate {
     retry_policy::RetryHostPredicate {
-        name: "envoy.retry_host_predicates.previous_hosts".into(),
+        name: "previous_hosts".into(),
         config_type: Some(retry_policy::retry_host_predicate::ConfigType::TypedConfig(
             any(&PreviousHostsPredicate::default()),
         )),
