@@ -372,3 +372,6 @@ pub fn node_view(node_id: &str, snap: &Snapshot) -> NodeView {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;
