@@ -96,7 +96,9 @@ pub struct RouteView {
     pub r#match: String,
     /// (cluster, weight); a single cluster has weight 100.
     pub clusters: Vec<(String, u32)>,
+    /// The route's timeout as Envoy applies it: a route that sets none has Envoy's 15 s.
     pub timeout: Option<String>,
+    /// The route's retry policy as Envoy applies it: its own, else its virtual host's.
     pub retry: Option<String>,
 }
 
@@ -283,10 +285,10 @@ fn route_config_view(rc: &RouteConfiguration) -> RouteConfigView {
                                     .collect(),
                                 _ => vec![],
                             };
-                            let retry = a.retry_policy.as_ref().map(|p| {
+                            let retry = a.retry_policy.as_ref().or(vh.retry_policy.as_ref()).map(|p| {
                                 format!("{} x{}", p.retry_on, p.num_retries.as_ref().map_or(1, |n| n.value))
                             });
-                            (clusters, dur(&a.timeout), retry)
+                            (clusters, dur(&a.timeout).or_else(|| Some("15s".into())), retry)
                         }
                         _ => (vec![], None, None),
                     };
@@ -370,3 +372,6 @@ pub fn node_view(node_id: &str, snap: &Snapshot) -> NodeView {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;

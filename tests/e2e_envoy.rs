@@ -138,6 +138,30 @@ spec:
 kind: Route
 meshName: e2e
 virtualRouterName: svc
+routeName: default-retries
+spec:
+  priority: 5
+  httpRoute:
+    match: {{prefix: /default-retries}}
+    action: {{weightedTargets: [{{virtualNode: flaky, weight: 1}}]}}
+---
+kind: Route
+meshName: e2e
+virtualRouterName: svc
+routeName: no-503-retries
+spec:
+  priority: 6
+  httpRoute:
+    match: {{prefix: /no-503-retries}}
+    action: {{weightedTargets: [{{virtualNode: flaky, weight: 1}}]}}
+    retryPolicy:
+      maxRetries: 1
+      perRetryTimeout: {{unit: ms, value: 1000}}
+      httpRetryEvents: [client-error]
+---
+kind: Route
+meshName: e2e
+virtualRouterName: svc
 routeName: canary
 spec:
   priority: 10
@@ -452,6 +476,21 @@ async fn scenario(mode: XdsMode) {
         failures >= 50,
         "the upstream should have failed about half the time, failed {failures}"
     );
+
+    // The router's routes without a policy of their own share App Mesh's default once, on the
+    // virtual host: such a route still retries the 503s...
+    let (ok, _) = split_with(egress, "svc.e2e.local", "/default-retries", &[], 100, 1).await;
+    assert_eq!(ok, 100);
+    // ...while a route with its own policy has that one alone (client-error: no 503 retried).
+    let mut failed = 0;
+    for _ in 0..100 {
+        let (status, _) = http_get(egress, "svc.e2e.local", "/no-503-retries", &[])
+            .await
+            .expect("request through the client sidecar");
+        failed += usize::from(status == 503);
+    }
+    println!("a route whose own policy retries no 503: {failed} of 100 failed");
+    assert!((40..=60).contains(&failed), "{failed} of 100 failed");
 
     // Editing the weights on disk changes the split without restarting anything.
     let mut applied = Vec::new();

@@ -114,8 +114,8 @@ fn default_backend(mesh: &Mesh, targets: &[(String, String)]) -> VirtualHost {
         let Some(host) = sh.hosts.iter().find(|h| h.domains.contains(value)) else {
             continue;
         };
-        for r in &host.routes {
-            let mut r = r.clone();
+        // Out of their host, the routes take its shared retry policy with them.
+        for mut r in super::route::routes_with_policy(host) {
             let m = r.r#match.get_or_insert_with(Default::default);
             m.headers
                 .push(exact_header(gateway_route::VS_HEADER, value));
@@ -124,12 +124,14 @@ fn default_backend(mesh: &Mesh, targets: &[(String, String)]) -> VirtualHost {
             routes.push(r);
         }
     }
-    VirtualHost {
+    let mut host = VirtualHost {
         name: DEFAULT_BACKEND.into(),
         domains: vec!["*".into()],
         routes,
         ..Default::default()
-    }
+    };
+    super::route::share_retry_policy(&mut host);
+    host
 }
 
 fn hcm_filter(h: &HttpConnectionManager) -> Filter {

@@ -17,6 +17,8 @@ use envoy_types::pb::envoy::config::route::v3::{
     RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster,
 };
 
+use envoy_types::pb::google::protobuf::Duration;
+
 use super::util::{millis, u32v};
 use super::{grpc_route, naming, Target};
 use std::sync::Arc;
@@ -26,20 +28,35 @@ use crate::spec::{
     HttpRoute, HttpTimeout, NodeListener, PortMapping, Protocol, RouteAction as MeshRouteAction,
     RouteSpec,
 };
-pub use retry::{default_grpc_retry_policy, default_retry_policy, grpc_retry_policy, retry_policy};
+pub use retry::{
+    default_grpc_retry_policy, default_retry_policy, grpc_retry_policy, retry_policy,
+    routes_with_policy, share_retry_policy,
+};
 
 /// App Mesh's defaults: 15 s per request, 300 s idle; 0 disables.
 const DEFAULT_PER_REQUEST_MS: u64 = 15_000;
 const DEFAULT_IDLE_MS: u64 = 300_000;
 
-fn timeouts(t: Option<&HttpTimeout>) -> (u64, u64) {
+/// Envoy's own: a route without `timeout` has 15 s (`RouteAction.timeout`), and one without
+/// `idle_timeout` has the connection manager's `stream_idle_timeout`, 5 min unless set, which
+/// meshplane's connection managers never set (`listener::hcm`). The same values reach the same
+/// timers (stream flush timeout and overload scaling included), so a route leaves them out.
+const ENVOY_ROUTE_TIMEOUT_MS: u64 = 15_000;
+const ENVOY_STREAM_IDLE_MS: u64 = 300_000;
+
+/// A route's (timeout, idle timeout) for App Mesh timeouts `t`, each `None` where Envoy's default
+/// is the same value.
+fn timeouts(t: Option<&HttpTimeout>) -> (Option<Duration>, Option<Duration>) {
     let per_request = t
         .and_then(|t| t.per_request)
         .map_or(DEFAULT_PER_REQUEST_MS, |d| d.as_millis());
     let idle = t
         .and_then(|t| t.idle)
         .map_or(DEFAULT_IDLE_MS, |d| d.as_millis());
-    (per_request, idle)
+    (
+        (per_request != ENVOY_ROUTE_TIMEOUT_MS).then(|| millis(per_request)),
+        (idle != ENVOY_STREAM_IDLE_MS).then(|| millis(idle)),
+    )
 }
 
 fn prefix_match(prefix: &str) -> RouteMatch {
@@ -49,28 +66,38 @@ fn prefix_match(prefix: &str) -> RouteMatch {
     }
 }
 
+/// The cluster specifier of weighted `clusters`: one cluster alone (with a weight, so Envoy
+/// would accept it as a split) is that cluster, which routes every request the same way.
+fn cluster_specifier(mut clusters: Vec<(String, u32)>) -> route_action::ClusterSpecifier {
+    if let [(_, w)] = clusters.as_slice() {
+        if *w > 0 {
+            let (name, _) = clusters.remove(0);
+            return route_action::ClusterSpecifier::Cluster(name);
+        }
+    }
+    route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
+        clusters: clusters
+            .into_iter()
+            .map(|(name, w)| weighted_cluster::ClusterWeight {
+                name,
+                weight: u32v(w),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
 pub(super) fn weighted(
     clusters: Vec<(String, u32)>,
     t: Option<&HttpTimeout>,
     retry: Option<RetryPolicy>,
 ) -> route::Action {
-    let (per_request, idle) = timeouts(t);
+    let (timeout, idle_timeout) = timeouts(t);
     route::Action::Route(RouteAction {
-        cluster_specifier: Some(route_action::ClusterSpecifier::WeightedClusters(
-            WeightedCluster {
-                clusters: clusters
-                    .into_iter()
-                    .map(|(name, w)| weighted_cluster::ClusterWeight {
-                        name,
-                        weight: u32v(w),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            },
-        )),
-        timeout: Some(millis(per_request)),
-        idle_timeout: Some(millis(idle)),
+        cluster_specifier: Some(cluster_specifier(clusters)),
+        timeout,
+        idle_timeout,
         retry_policy: retry,
         ..Default::default()
     })
@@ -82,7 +109,7 @@ pub fn ingress_table(name: String, cluster: String, l: &NodeListener) -> RouteTa
         .timeout
         .as_ref()
         .and_then(|t| t.http.as_ref().or(t.http2.as_ref()).or(t.grpc.as_ref()));
-    let (per_request, idle) = timeouts(t);
+    let (timeout, idle_timeout) = timeouts(t);
     RouteTable {
         name,
         virtual_hosts: vec![Arc::new(VirtualHost {
@@ -93,8 +120,8 @@ pub fn ingress_table(name: String, cluster: String, l: &NodeListener) -> RouteTa
                 r#match: Some(prefix_match("/")),
                 action: Some(route::Action::Route(RouteAction {
                     cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster)),
-                    timeout: Some(millis(per_request)),
-                    idle_timeout: Some(millis(idle)),
+                    timeout,
+                    idle_timeout,
                     ..Default::default()
                 })),
                 ..Default::default()
@@ -259,12 +286,14 @@ fn virtual_hosts(vs_name: &str, ports: PortRoutes) -> Vec<Arc<VirtualHost>> {
         } else {
             format!("{vs_name}:{port}")
         };
-        hosts.push(Arc::new(VirtualHost {
+        let mut host = VirtualHost {
             name,
             domains,
             routes,
             ..Default::default()
-        }));
+        };
+        share_retry_policy(&mut host);
+        hosts.push(Arc::new(host));
     }
     hosts
 }
@@ -281,7 +310,7 @@ pub fn allow_all_host(mesh: &Mesh) -> VirtualHost {
                 cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
                     naming::allow_all_cluster(&mesh.name),
                 )),
-                timeout: Some(millis(DEFAULT_PER_REQUEST_MS)),
+                // App Mesh's 15 s: Envoy's default route timeout.
                 ..Default::default()
             })),
             ..Default::default()
@@ -334,3 +363,6 @@ pub(super) fn weighted_targets(
     }
     clusters
 }
+
+#[cfg(test)]
+mod tests;
