@@ -16,8 +16,10 @@ use prost::Message;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
+mod requests;
 mod service;
 
+pub use requests::Requests;
 pub use service::{Outbound, XdsGrpc};
 
 /// Initial size of a stream's codec buffers: room for a typical request or ACK.

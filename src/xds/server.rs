@@ -15,14 +15,14 @@ use std::time::SystemTime;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use tokio::sync::{mpsc, watch};
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status};
 use tracing::{info_span, Instrument};
 
 use super::auth::{Authorizer, PeerIdentity};
 use super::authority::cluster_name;
 use super::cache::SnapshotCache;
 use super::group::Groups;
-use super::grpc::{Outbound, XdsGrpc};
+use super::grpc::{Outbound, Requests, XdsGrpc};
 use super::limits::ClientLimits;
 use super::variants::{Demand, Hold, VariantKey, MAX_VARIANTS};
 use super::{type_index, type_short, Snapshot, SourceMode};
@@ -143,7 +143,7 @@ impl XdsService {
     /// ADS); its responses come out of the returned channel.
     pub(super) fn open<P: Protocol>(
         &self,
-        request: Request<Streaming<P::Req>>,
+        request: Request<Requests<P::Req>>,
         only: Option<&'static str>,
     ) -> mpsc::Receiver<Box<Outbound>> {
         let peer = request

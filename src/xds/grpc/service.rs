@@ -12,11 +12,11 @@ use http_body::Frame;
 use prost::bytes::Bytes;
 use tokio::sync::mpsc;
 use tonic::body::Body;
-use tonic::codegen::{http, BoxFuture, Service, StdError};
+use tonic::codegen::{http, BoxFuture, Service};
 use tonic::server::{Grpc, NamedService, UnaryService};
-use tonic::{Code, Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status};
 
-use super::{SmallCodec, SmallDecoder};
+use super::{Requests, SmallCodec};
 use crate::xds::authority::WithAuthority;
 use crate::xds::delta::DeltaState;
 use crate::xds::server::{Protocol, XdsService};
@@ -83,11 +83,7 @@ impl<const K: usize> XdsGrpc<K> {
     }
 }
 
-impl<const K: usize, B> Service<http::Request<B>> for XdsGrpc<K>
-where
-    B: tonic::codegen::Body + Send + 'static,
-    B::Error: Into<StdError> + Send + 'static,
-{
+impl<const K: usize> Service<http::Request<Body>> for XdsGrpc<K> {
     type Response = http::Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture<Self::Response, Infallible>;
@@ -96,14 +92,14 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let only = SERVICES[K].1;
         let method = req.uri().path().rsplit('/').next().unwrap_or_default();
         let (svc, max) = (self.svc.clone(), self.max_request);
         let response = if method.starts_with("Stream") {
-            stream::<SotwState, B>(&svc, req, only, max)
+            stream::<SotwState>(&svc, req, only, max)
         } else if method.starts_with("Delta") {
-            stream::<DeltaState, B>(&svc, req, only, max)
+            stream::<DeltaState>(&svc, req, only, max)
         } else if let (true, Some(type_url)) = (method.starts_with("Fetch"), only) {
             return Box::pin(async move {
                 let mut grpc =
@@ -120,23 +116,14 @@ where
 
 /// Opens a stream of protocol `P` on `req`: its requests are decoded as they come, its task
 /// answers into the response body.
-fn stream<P: Protocol, B>(
+fn stream<P: Protocol>(
     svc: &XdsService,
-    req: http::Request<B>,
+    req: http::Request<Body>,
     only: Option<&'static str>,
     max: usize,
-) -> http::Response<Body>
-where
-    B: tonic::codegen::Body + Send + 'static,
-    B::Error: Into<StdError> + Send + 'static,
-{
+) -> http::Response<Body> {
     let (parts, body) = req.into_parts();
-    let inbound = Streaming::new_request(
-        SmallDecoder::<P::Req>(std::marker::PhantomData),
-        body,
-        None,
-        Some(max),
-    );
+    let inbound = Requests::<P::Req>::new(body, max);
     let request = Request::from_http(http::Request::from_parts(parts, inbound));
     let rx = svc.open::<P>(request, only);
     let mut response = http::Response::new(Body::new(ResponseBody {

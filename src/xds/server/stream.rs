@@ -13,14 +13,14 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
-use tonic::{Status, Streaming};
+use tonic::Status;
 use tracing::{debug, info, warn};
 
 use super::{stopped, Protocol, StreamInfo, XdsMetrics, XdsService};
 use crate::xds::auth::PeerIdentity;
 use crate::xds::cache::Subscription;
 use crate::xds::group::{Membership, Peers};
-use crate::xds::grpc::Outbound;
+use crate::xds::grpc::{Outbound, Requests};
 use crate::xds::metrics::StreamRefusal;
 use crate::xds::outgoing::Outgoing;
 use crate::xds::variants::Hold;
@@ -161,7 +161,7 @@ impl<P: Protocol> Stream<P> {
     }
 
     /// The stream's task: one event at a time, until the client, a limit or the server ends it.
-    pub(super) async fn run(mut self: Box<Self>, mut inbound: Streaming<P::Req>) {
+    pub(super) async fn run(mut self: Box<Self>, mut inbound: Requests<P::Req>) {
         // A stream is only worth its memory once it says which node it is.
         let first_request = tokio::time::sleep(self.svc.limits.handshake_timeout);
         tokio::pin!(first_request);
@@ -207,7 +207,7 @@ impl<P: Protocol> Stream<P> {
     /// anything: the request, snapshot and group are read again next time.
     async fn next_event(
         &mut self,
-        inbound: &mut Streaming<P::Req>,
+        inbound: &mut Requests<P::Req>,
         first_request: Pin<&mut Sleep>,
     ) -> Event<P::Req> {
         let Stream {
