@@ -97,19 +97,18 @@ impl CaDir {
 
     /// The xDS server's own certificate and key, and the CA its clients' certificates must chain
     /// to, for serving xDS over mutual TLS (`serve --ca-dir`). Issued anew on every call and held
-    /// in memory only, valid for a year; the certificate names `hosts` (DNS names or IP
+    /// in memory only, valid for `validity`; the certificate names `hosts` (DNS names or IP
     /// addresses: where Envoys reach the server) and `spiffe://<trust domain>/meshplane/xds`.
-    pub fn xds_server_credentials(&self, hosts: &[String]) -> Result<Credentials, CaError> {
+    pub fn xds_server_credentials(
+        &self,
+        hosts: &[String],
+        validity: Duration,
+    ) -> Result<Credentials, CaError> {
         let id = Identity {
             uri: format!("spiffe://{}/meshplane/xds", self.trust_domain),
             dns: hosts.to_vec(),
         };
-        issue::leaf(
-            self,
-            &id,
-            Duration::from_secs(365 * 24 * 3600),
-            issue::Usage::Server,
-        )
+        issue::leaf(self, &id, validity, issue::Usage::Server)
     }
 
     /// A certificate for the Envoy of `node_id` to present to the xDS server (`meshplane ca

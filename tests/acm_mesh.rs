@@ -45,8 +45,12 @@ async fn acm_certificates_and_trust_are_served_by_meshplanes_ca() {
     let problems = &server.pipeline.status().last.problems;
     assert!(problems.is_empty(), "{problems:#?}");
 
-    let api_envoy = Envoy::start("mesh/acm/virtualNode/api", server.xds_addr, work.path()).await;
-    let web_envoy = Envoy::start("mesh/acm/virtualNode/web", server.xds_addr, work.path()).await;
+    // Each Envoy reaches the xDS port, on mutual TLS from the CA, as a user's would: with its
+    // certificate from `meshplane ca issue` and its bootstrap from `bootstrap --xds-tls`.
+    let ca_dir = work.path().join("ca");
+    let (x, w) = (server.xds_addr, work.path());
+    let api_envoy = Envoy::start_ca("mesh/acm/virtualNode/api", x, &ca_dir, w).await;
+    let web_envoy = Envoy::start_ca("mesh/acm/virtualNode/web", x, &ca_dir, w).await;
     let egress: SocketAddr = ([127, 0, 0, 1], web_egress).into();
     let began = Instant::now();
     let answer = loop {

@@ -139,7 +139,10 @@ fn client_credentials_name_the_node_and_are_written_with_a_private_key_file() {
         ca.ca_pem()
     );
     let server = ca
-        .xds_server_credentials(&["localhost".into(), "127.0.0.1".into()])
+        .xds_server_credentials(
+            &["localhost".into(), "127.0.0.1".into()],
+            Duration::from_secs(3600),
+        )
         .unwrap();
     let (uris, dns, ..) = read(&server.cert_pem);
     assert_eq!(uris, ["spiffe://corp.example/meshplane/xds"]);
