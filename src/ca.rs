@@ -12,12 +12,14 @@
 //! mistake. Keys are only ever held in memory, written to `ca.key`, or handed out as asked
 //! (`meshplane ca issue --out`, and SDS to the proxy a certificate is for); no `Debug` output
 //! shows one. `files` owns the directory, `issue` the certificates, `names` what a node's
-//! certificate names, `authority` the per-node certificates served over SDS and their rotation.
+//! certificate names, `authority` the per-node certificates served over SDS and their rotation,
+//! `served` what a served certificate says (for the admin API; never its key).
 
 mod authority;
 mod files;
 mod issue;
 mod names;
+mod served;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +28,7 @@ pub use authority::{Authority, IDENTITY_SECRET, RENEW_AT, TRUST_SECRET};
 pub use files::{credential_paths, write_credentials};
 pub use issue::{Credentials, Identity};
 pub use names::{node_identity, spiffe_uri, Namer};
+pub use served::{served_certificate, ServedCertificate};
 
 /// The trust domain of SPIFFE identities when `--trust-domain` is not given.
 pub const DEFAULT_TRUST_DOMAIN: &str = "meshplane.local";
