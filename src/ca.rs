@@ -4,14 +4,16 @@
 //! | file | what | mode |
 //! |---|---|---|
 //! | `ca.key` | the CA's private key (PKCS#8 PEM, ECDSA P-256) | 0600 |
-//! | `ca.crt` | the CA's certificate (PEM): the trust bundle every proxy gets | 0644 |
+//! | `ca.crt` | the CA's certificate (PEM), which signs; the trust bundle unless `bundle.crt` is there | 0644 |
+//! | `bundle.crt` | during a root rotation: the trust bundle (`ca.crt` and the other root) | 0644 |
+//! | `next.key`, `next.crt` | during a root rotation: the new root, before it signs | 0600, 0644 |
 //! | `.lock` | taken while the CA is created, so two servers sharing the dir make one CA | 0600 |
 //!
 //! The directory is made 0700 when absent. The CA's certificate carries the trust domain as a
 //! SPIFFE URI (`spiffe://<trust domain>`), so a directory is never used with another one by
 //! mistake. Keys are only ever held in memory, written to `ca.key`, or handed out as asked
 //! (`meshplane ca issue --out`, and SDS to the proxy a certificate is for); no `Debug` output
-//! shows one. `files` owns the directory, `issue` the certificates, `names` what a node's
+//! shows one. `files` owns the directory, `issue` the certificates, `rotate` the root's replacement, `names` what a node's
 //! certificate names, `authority` the per-node certificates served over SDS and their rotation,
 //! `served` what a served certificate says (for the admin API; never its key).
 
@@ -19,6 +21,7 @@ mod authority;
 mod files;
 mod issue;
 mod names;
+mod rotate;
 mod served;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +31,7 @@ pub use authority::{Authority, IDENTITY_SECRET, RENEW_AT, TRUST_SECRET};
 pub use files::{credential_paths, write_credentials};
 pub use issue::{Credentials, Identity};
 pub use names::{node_identity, spiffe_uri, Namer};
+pub use rotate::{rotate, RotateStep};
 pub use served::{served_certificate, ServedCertificate};
 
 /// The trust domain of SPIFFE identities when `--trust-domain` is not given.
@@ -60,6 +64,8 @@ pub struct CaDir {
     trust_domain: String,
     issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
     ca_pem: String,
+    /// Every root proxies trust: `ca_pem`, and during a rotation the other root.
+    bundle_pem: String,
 }
 
 impl std::fmt::Debug for CaDir {
@@ -93,9 +99,15 @@ impl CaDir {
         &self.trust_domain
     }
 
-    /// The CA's certificate (PEM): what every proxy trusts.
+    /// The CA's certificate (PEM): what signs.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
+    }
+
+    /// The trust bundle (PEM): what every proxy and the xDS port trust. The CA's certificate,
+    /// and while a root rotation is under way the other root too (`meshplane ca rotate`).
+    pub fn bundle_pem(&self) -> &str {
+        &self.bundle_pem
     }
 
     /// The xDS server's own certificate and key, and the CA its clients' certificates must chain

@@ -58,7 +58,7 @@ impl Authority {
             name: TRUST_SECRET.into(),
             r#type: Some(secret::Type::ValidationContext(
                 CertificateValidationContext {
-                    trusted_ca: Some(inline(ca.ca_pem())),
+                    trusted_ca: Some(inline(ca.bundle_pem())),
                     ..Default::default()
                 },
             )),
