@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -19,6 +21,9 @@ use crate::xds::auth::XdsTls;
 
 /// How long to wait before trying again when renewing the xDS certificate failed.
 const RETRY: Duration = Duration::from_secs(10);
+
+/// How often the CA directory is looked at for a root rotation (`meshplane ca rotate`).
+pub const CA_CHECK: Duration = Duration::from_secs(1);
 
 /// The names the CA-issued xDS certificate carries: the listen address (unless it is a wildcard),
 /// localhost and both loopback addresses, and each `--xds-tls-host`.
@@ -88,7 +93,7 @@ pub fn setup(
         });
     }
     let hosts = hosts(xds_addr, &security.xds_tls_hosts);
-    let acceptor = from_ca(authority.ca(), &hosts, settings.validity)?
+    let acceptor = from_ca(&authority.ca(), &hosts, settings.validity)?
         .acceptor()
         .map_err(super::SecurityError::from)?;
     info!(?hosts, validity = ?settings.validity, "xDS port on mutual TLS from meshplane's CA");
@@ -106,7 +111,8 @@ pub fn setup(
     })
 }
 
-/// Replaces the xDS certificate at two thirds of its life, until `stop`.
+/// Replaces the xDS certificate at two thirds of its life, and as soon as the CA's root or bundle
+/// changes (`meshplane ca rotate`: the pipeline re-reads the directory), until `stop`.
 fn spawn_renewal(
     authority: Arc<Authority>,
     hosts: Vec<String>,
@@ -115,25 +121,36 @@ fn spawn_renewal(
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut wait = validity.mul_f64(RENEW_AT);
+        let roots = |a: &Authority| {
+            let ca = a.ca();
+            (ca.ca_pem().to_string(), ca.bundle_pem().to_string())
+        };
+        let mut issued_with = roots(&authority);
+        let mut due = Instant::now() + validity.mul_f64(RENEW_AT);
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep_until(due.min(Instant::now() + CA_CHECK)) => {}
                 _ = crate::xds::server::stopped(&mut stop) => return,
             }
-            let renewed = from_ca(authority.ca(), &hosts, validity)
+            let now_roots = roots(&authority);
+            if Instant::now() < due && now_roots == issued_with {
+                continue;
+            }
+            let renewed = from_ca(&authority.ca(), &hosts, validity)
                 .map_err(|e| e.to_string())
                 .and_then(|tls| tls.acceptor().map_err(|e| e.to_string()));
-            wait = match renewed {
+            due = match renewed {
                 Ok(acceptor) => {
                     shared.replace(acceptor);
-                    info!(valid_for = ?validity, "renewed the xDS port's certificate");
-                    validity.mul_f64(RENEW_AT)
+                    info!(valid_for = ?validity, root_changed = now_roots != issued_with,
+                        "renewed the xDS port's certificate");
+                    issued_with = now_roots;
+                    Instant::now() + validity.mul_f64(RENEW_AT)
                 }
                 Err(error) => {
                     // The old certificate is still valid for a third of its life: keep trying.
                     warn!(%error, "renewing the xDS port's certificate failed; retrying");
-                    RETRY.min(validity / 10).max(Duration::from_millis(100))
+                    Instant::now() + RETRY.min(validity / 10).max(Duration::from_millis(100))
                 }
             };
         }
