@@ -212,7 +212,7 @@ fn a_rotation_step_is_taken_on_reload_with_every_certificate_due_and_a_new_bundl
     rotate(&dir, DEFAULT_TRUST_DOMAIN, RotateStep::Add).unwrap();
     assert!(auth.reload().unwrap());
     assert_ne!(auth.trust_secret().any, trust.any, "the two-root bundle");
-    assert_eq!(auth.due(SystemTime::now()), [node.clone()]);
+    assert_eq!(auth.due(SystemTime::now()), [node]);
     assert_eq!(
         auth.ca().bundle_pem().matches("BEGIN CERTIFICATE").count(),
         2
