@@ -7,6 +7,7 @@ mod reloader;
 mod removal;
 mod security;
 mod serve;
+mod xds_ca;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -4,20 +4,25 @@
 //! | file | what | mode |
 //! |---|---|---|
 //! | `ca.key` | the CA's private key (PKCS#8 PEM, ECDSA P-256) | 0600 |
-//! | `ca.crt` | the CA's certificate (PEM): the trust bundle every proxy gets | 0644 |
+//! | `ca.crt` | the CA's certificate (PEM), which signs; the trust bundle unless `bundle.crt` is there | 0644 |
+//! | `bundle.crt` | during a root rotation: the trust bundle (`ca.crt` and the other root) | 0644 |
+//! | `next.key`, `next.crt` | during a root rotation: the new root, before it signs | 0600, 0644 |
 //! | `.lock` | taken while the CA is created, so two servers sharing the dir make one CA | 0600 |
 //!
 //! The directory is made 0700 when absent. The CA's certificate carries the trust domain as a
 //! SPIFFE URI (`spiffe://<trust domain>`), so a directory is never used with another one by
 //! mistake. Keys are only ever held in memory, written to `ca.key`, or handed out as asked
 //! (`meshplane ca issue --out`, and SDS to the proxy a certificate is for); no `Debug` output
-//! shows one. `files` owns the directory, `issue` the certificates, `names` what a node's
-//! certificate names, `authority` the per-node certificates served over SDS and their rotation.
+//! shows one. `files` owns the directory, `issue` the certificates, `rotate` the root's replacement, `names` what a node's
+//! certificate names, `authority` the per-node certificates served over SDS and their rotation,
+//! `served` what a served certificate says (for the admin API; never its key).
 
 mod authority;
 mod files;
 mod issue;
 mod names;
+mod rotate;
+mod served;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +31,8 @@ pub use authority::{Authority, IDENTITY_SECRET, RENEW_AT, TRUST_SECRET};
 pub use files::{credential_paths, write_credentials};
 pub use issue::{Credentials, Identity};
 pub use names::{node_identity, spiffe_uri, Namer};
+pub use rotate::{rotate, RotateStep};
+pub use served::{served_certificate, ServedCertificate};
 
 /// The trust domain of SPIFFE identities when `--trust-domain` is not given.
 pub const DEFAULT_TRUST_DOMAIN: &str = "meshplane.local";
@@ -57,6 +64,8 @@ pub struct CaDir {
     trust_domain: String,
     issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
     ca_pem: String,
+    /// Every root proxies trust: `ca_pem`, and during a rotation the other root.
+    bundle_pem: String,
 }
 
 impl std::fmt::Debug for CaDir {
@@ -90,26 +99,31 @@ impl CaDir {
         &self.trust_domain
     }
 
-    /// The CA's certificate (PEM): what every proxy trusts.
+    /// The CA's certificate (PEM): what signs.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
     }
 
+    /// The trust bundle (PEM): what every proxy and the xDS port trust. The CA's certificate,
+    /// and while a root rotation is under way the other root too (`meshplane ca rotate`).
+    pub fn bundle_pem(&self) -> &str {
+        &self.bundle_pem
+    }
+
     /// The xDS server's own certificate and key, and the CA its clients' certificates must chain
     /// to, for serving xDS over mutual TLS (`serve --ca-dir`). Issued anew on every call and held
-    /// in memory only, valid for a year; the certificate names `hosts` (DNS names or IP
+    /// in memory only, valid for `validity`; the certificate names `hosts` (DNS names or IP
     /// addresses: where Envoys reach the server) and `spiffe://<trust domain>/meshplane/xds`.
-    pub fn xds_server_credentials(&self, hosts: &[String]) -> Result<Credentials, CaError> {
+    pub fn xds_server_credentials(
+        &self,
+        hosts: &[String],
+        validity: Duration,
+    ) -> Result<Credentials, CaError> {
         let id = Identity {
             uri: format!("spiffe://{}/meshplane/xds", self.trust_domain),
             dns: hosts.to_vec(),
         };
-        issue::leaf(
-            self,
-            &id,
-            Duration::from_secs(365 * 24 * 3600),
-            issue::Usage::Server,
-        )
+        issue::leaf(self, &id, validity, issue::Usage::Server)
     }
 
     /// A certificate for the Envoy of `node_id` to present to the xDS server (`meshplane ca

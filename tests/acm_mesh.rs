@@ -45,8 +45,12 @@ async fn acm_certificates_and_trust_are_served_by_meshplanes_ca() {
     let problems = &server.pipeline.status().last.problems;
     assert!(problems.is_empty(), "{problems:#?}");
 
-    let api_envoy = Envoy::start("mesh/acm/virtualNode/api", server.xds_addr, work.path()).await;
-    let web_envoy = Envoy::start("mesh/acm/virtualNode/web", server.xds_addr, work.path()).await;
+    // Each Envoy reaches the xDS port, on mutual TLS from the CA, as a user's would: with its
+    // certificate from `meshplane ca issue` and its bootstrap from `bootstrap --xds-tls`.
+    let ca_dir = work.path().join("ca");
+    let (x, w) = (server.xds_addr, work.path());
+    let api_envoy = Envoy::start_ca("mesh/acm/virtualNode/api", x, &ca_dir, w).await;
+    let web_envoy = Envoy::start_ca("mesh/acm/virtualNode/web", x, &ca_dir, w).await;
     let egress: SocketAddr = ([127, 0, 0, 1], web_egress).into();
     let began = Instant::now();
     let answer = loop {
@@ -92,6 +96,7 @@ async fn acm_certificates_and_trust_are_served_by_meshplanes_ca() {
         "{api_identity} {web_trust}"
     );
     assert!(api.requests.load(std::sync::atomic::Ordering::Relaxed) >= 21);
+    proxies_show_identities_and_certificates(&server).await;
 
     // web now wants a name api's certificate does not carry: its handshakes fail, nothing passes.
     let wrong = mesh(api_app, api_in, web_egress).replace("[api.acm.local]", "[api.wrong.local]");
@@ -112,4 +117,64 @@ async fn acm_certificates_and_trust_are_served_by_meshplanes_ca() {
         assert!(!matches!(answer, Ok((200, _))), "{answer:?}");
     }
     server.shutdown().await;
+}
+
+/// `/proxies` and `meshplane status` show each proxy's xDS client identity, and for api the
+/// certificate it is served (URI, serial, expiry) and SDS acked; never a key.
+async fn proxies_show_identities_and_certificates(server: &Server) {
+    use meshplane::admin::{ProxyReport, SyncState};
+    const API: &str = "mesh/acm/virtualNode/api";
+    const WEB: &str = "mesh/acm/virtualNode/web";
+    let (status, body) = http_get(server.admin_addr, "127.0.0.1", "/proxies", &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        !body.contains("PRIVATE KEY") && !body.contains("key_pem"),
+        "{body}"
+    );
+    let proxies: Vec<ProxyReport> = serde_json::from_str(&body).unwrap();
+    let find = |id: &str| proxies.iter().find(|p| p.node_id == id).expect(id).clone();
+    let (api, web) = (find(API), find(WEB));
+    let spiffe = |id: &str| format!("spiffe://meshplane.local/{id}");
+    assert_eq!(api.xds_identity, Some(vec![spiffe(API)]));
+    assert_eq!(web.xds_identity, Some(vec![spiffe(WEB)]));
+    let cert = api.certificate.as_ref().expect("api's served certificate");
+    assert_eq!(cert.uri.as_deref(), Some(spiffe(API).as_str()));
+    assert!(cert.dns.contains(&"api.acm.local".to_string()), "{cert:?}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        cert.not_after > now && cert.not_after <= now + 3600 + 5,
+        "{cert:?}"
+    );
+    let sds = api.sds.as_ref().expect("api's SDS state");
+    assert_eq!(sds.state, SyncState::Synced, "{sds:?}");
+    assert_eq!(sds.sent, sds.acked);
+    // web is served the trust bundle only: SDS, no certificate.
+    assert!(web.certificate.is_none() && web.sds.is_some(), "{web:?}");
+    let admin = server.admin_addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_meshplane"))
+            .args(["status", "--admin", &admin])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(out.status.success(), "{out:?}");
+    let line = text
+        .lines()
+        .skip_while(|l| !l.starts_with("certificates:"))
+        .find(|l| l.starts_with(API))
+        .unwrap_or_else(|| panic!("no certificate line for api:\n{text}"));
+    assert!(
+        line.contains(&cert.serial) && line.contains(&spiffe(API)),
+        "{line}"
+    );
+    assert!(!text.contains("PRIVATE"));
 }

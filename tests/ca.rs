@@ -169,8 +169,10 @@ async fn secrets_are_served_over_ads_sotw_and_delta_only_to_their_node_and_never
     let dir = MeshDir::copy_of(&repo_path("examples/demo"));
     let work = tempfile::tempdir().unwrap();
     // `serve --ca-dir` on a mesh without `acm`: the directory is made, and no node pays for it.
+    // The port is plaintext here (`--xds-plaintext`) so the test's bare gRPC clients can ask for
+    // secrets as any node: what a node is served is the point; who may connect, tests/ca_xds.rs.
     let ca_dir = work.path().join("served-ca");
-    let cfg = meshplane::app::ServeConfig {
+    let mut cfg = meshplane::app::ServeConfig {
         ca: Some(meshplane::app::CaSettings {
             dir: ca_dir.clone(),
             trust_domain: TD.into(),
@@ -178,6 +180,7 @@ async fn secrets_are_served_over_ads_sotw_and_delta_only_to_their_node_and_never
         }),
         ..test_config(dir.path())
     };
+    cfg.security.xds_plaintext = true;
     let server = meshplane::app::Server::start(cfg).await.expect("serves");
     let status = server.pipeline.clone();
     eventually("the first load", Duration::from_secs(60), || {

@@ -1,7 +1,9 @@
 //! The proxies' side of the admin API: each connected stream's per-type sync state (`SyncState`,
 //! `ProxyReport`), the ordered, limited page of them that `GET /proxies` returns (with the total and
 //! NACKED counts in response headers), and that handler. `meshplane status` and the topology page read
-//! the same reports.
+//! the same reports. A report also says who the proxy proved to be (its xDS client certificate's URI
+//! SANs, on a port with mutual TLS) and, for a proxy served secrets, the certificate it is served (names,
+//! serial, expiry: never the key) and where SDS stands.
 
 use std::collections::BTreeMap;
 use std::time::UNIX_EPOCH;
@@ -12,10 +14,14 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::AdminState;
+use crate::ca::{served_certificate, ServedCertificate, IDENTITY_SECRET};
 use crate::model::ProxyId;
 use crate::report::Published;
 use crate::xds::server::{Registry, StreamInfo, TypeStatus};
-use crate::xds::type_short;
+use crate::xds::{type_short, Snapshot, SDS, TYPE_COUNT};
+
+/// The configuration types a report's `types` shows (CDS, EDS, LDS, RDS); secrets are `sds`.
+const CONFIG_TYPES: usize = 4;
 
 /// Where one resource type of one proxy stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,12 +85,26 @@ pub struct ProxyReport {
     pub connected_since: u64,
     /// CDS, EDS, LDS, RDS.
     pub types: BTreeMap<String, TypeReport>,
+    /// The URI SANs of the proxy's xDS client certificate; absent on a plaintext xDS port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xds_identity: Option<Vec<String>>,
+    /// SDS on this stream, when the proxy is served secrets (or asked for them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sds: Option<TypeReport>,
+    /// The certificate of its `meshplane/identity` secret, from meshplane's CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<ServedCertificate>,
 }
 
 impl ProxyReport {
-    /// The worst state over the types this proxy uses.
+    /// The worst state over the types this proxy uses, secrets included.
     pub fn state(&self) -> SyncState {
-        let states: Vec<SyncState> = self.types.values().map(|t| t.state).collect();
+        let states: Vec<SyncState> = self
+            .types
+            .values()
+            .chain(self.sds.iter())
+            .map(|t| t.state)
+            .collect();
         for s in [SyncState::Nacked, SyncState::Stale, SyncState::Synced] {
             if states.contains(&s) {
                 return s;
@@ -94,24 +114,38 @@ impl ProxyReport {
     }
 }
 
+fn type_report(s: &StreamInfo, t: usize) -> TypeReport {
+    let ts = &s.types[t];
+    TypeReport {
+        state: SyncState::of(ts, s.current[t].as_deref()),
+        sent: ts.sent.clone(),
+        acked: ts.acked.clone(),
+        nack: ts.nack.as_ref().map(|n| n.1.clone()),
+    }
+}
+
+/// SDS's state, if the node has secrets or the stream asked for some; the identity certificate.
+fn secrets(
+    s: &StreamInfo,
+    snap: Option<&Snapshot>,
+) -> (Option<TypeReport>, Option<ServedCertificate>) {
+    let served = snap.map(|n| &n.types[SDS].resources);
+    let has = served.is_some_and(|r| !r.is_empty());
+    let sds = (has || s.types[SDS].requested).then(|| type_report(s, SDS));
+    let certificate = served
+        .and_then(|r| r.get(IDENTITY_SECRET))
+        .and_then(|r| served_certificate(&r.any));
+    (sds, certificate)
+}
+
 fn report(s: &StreamInfo, pipeline: &Published) -> ProxyReport {
     let id = ProxyId::parse(&s.node_id);
-    let known = s
-        .node_key
-        .as_ref()
-        .is_some_and(|k| pipeline.cache.get(k).is_some());
-    let types = (0..4)
-        .map(|t| {
-            let ts = &s.types[t];
-            let r = TypeReport {
-                state: SyncState::of(ts, s.current[t].as_deref()),
-                sent: ts.sent.clone(),
-                acked: ts.acked.clone(),
-                nack: ts.nack.as_ref().map(|n| n.1.clone()),
-            };
-            (type_short(t).to_string(), r)
-        })
+    let snap = s.node_key.as_ref().and_then(|k| pipeline.cache.get(k));
+    let known = snap.is_some();
+    let types = (0..CONFIG_TYPES)
+        .map(|t| (type_short(t).to_string(), type_report(s, t)))
         .collect();
+    let (sds, certificate) = secrets(s, snap.as_deref());
     ProxyReport {
         node_id: s.node_id.clone(),
         mesh: id.as_ref().map(|i| i.mesh.clone()),
@@ -124,6 +158,9 @@ fn report(s: &StreamInfo, pipeline: &Published) -> ProxyReport {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         types,
+        xds_identity: s.identity.clone(),
+        sds,
+        certificate,
     }
 }
 
@@ -155,7 +192,8 @@ pub fn proxy_page(
     let nacked = streams
         .iter()
         .filter(|s| {
-            (0..4).any(|t| SyncState::of(&s.types[t], s.current[t].as_deref()) == SyncState::Nacked)
+            (0..TYPE_COUNT)
+                .any(|t| SyncState::of(&s.types[t], s.current[t].as_deref()) == SyncState::Nacked)
         })
         .count();
     let total = streams.len();

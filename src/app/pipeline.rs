@@ -44,6 +44,8 @@ pub struct Pipeline {
     tracked: Tracked,
     /// The per-type variants xDS streams need; every build makes them.
     demand: Demand,
+    /// The last error reading the CA directory, so it is logged once, not on every check.
+    ca_error: Option<String>,
 }
 
 /// What publishing one accepted model did.
@@ -70,6 +72,7 @@ impl Pipeline {
             builder: Builder::default(),
             tracked: Tracked::default(),
             demand: Demand::default(),
+            ca_error: None,
         }
     }
 

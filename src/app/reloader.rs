@@ -168,6 +168,19 @@ async fn renew(mut p: Pipeline) -> Option<Pipeline> {
     .ok()
 }
 
+/// Looks at the CA directory for a root rotation, on the blocking pool.
+async fn check_ca(mut p: Pipeline) -> Option<Pipeline> {
+    tokio::task::spawn_blocking(move || {
+        guarded(&mut p, |p| {
+            p.check_ca();
+            Reloaded::Accepted
+        });
+        p
+    })
+    .await
+    .ok()
+}
+
 /// When to renew certificates next: when the first is due, but never sooner than a second after
 /// the last renewal (a certificate that could not be issued is retried, not spun on).
 fn renewal_wake(p: &Pipeline, last: Option<tokio::time::Instant>) -> Option<tokio::time::Instant> {
@@ -194,6 +207,9 @@ pub(super) async fn run(
     let mut held: Option<Held> = None;
     let mut variants_open = true;
     let mut renewed: Option<tokio::time::Instant> = None;
+    let has_ca = p.has_ca();
+    let mut ca_check = tokio::time::interval(super::xds_ca::CA_CHECK);
+    ca_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let wake = held.as_ref().map(|h| h.check_at);
         let renew_at = renewal_wake(&p, renewed);
@@ -202,6 +218,13 @@ pub(super) async fn run(
             _ = tokio::time::sleep_until(renew_at.unwrap_or_else(tokio::time::Instant::now)), if renew_at.is_some() => {
                 renewed = Some(tokio::time::Instant::now());
                 match renew(p).await {
+                    Some(back) => p = back,
+                    None => return,
+                }
+                continue;
+            }
+            _ = ca_check.tick(), if has_ca => {
+                match check_ca(p).await {
                     Some(back) => p = back,
                     None => return,
                 }

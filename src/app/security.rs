@@ -15,8 +15,14 @@ pub use crate::ca::DEFAULT_TRUST_DOMAIN;
 /// What `serve` requires of its clients.
 #[derive(Debug, Clone)]
 pub struct Security {
-    /// Mutual TLS on the xDS port; `None`: plaintext, anyone may read any node.
+    /// Mutual TLS on the xDS port from files; `None`: from `--ca-dir` if there is one (unless
+    /// `xds_plaintext`), else plaintext, where anyone may read any node.
     pub xds_tls: Option<XdsTls>,
+    /// `--xds-plaintext`: keep the xDS port plaintext even with `--ca-dir` (a migration aid).
+    pub xds_plaintext: bool,
+    /// `--xds-tls-host`: names the CA-issued xDS certificate carries besides the listen address
+    /// and localhost.
+    pub xds_tls_hosts: Vec<String>,
     /// The trust domain of the SPIFFE IDs client certificates must carry.
     pub trust_domain: String,
     /// The admin API's bearer token; required when it listens off loopback.
@@ -27,6 +33,8 @@ impl Default for Security {
     fn default() -> Security {
         Security {
             xds_tls: None,
+            xds_plaintext: false,
+            xds_tls_hosts: Vec::new(),
             trust_domain: DEFAULT_TRUST_DOMAIN.to_string(),
             admin_token: None,
         }
@@ -50,17 +58,16 @@ impl Security {
         Ok(())
     }
 
-    /// The TLS acceptor of the xDS port, if it serves mutual TLS (its material checked now).
+    /// The TLS acceptor of the xDS port from its files, if given (their material checked now).
     pub fn xds_acceptor(&self) -> Result<Option<tokio_rustls::TlsAcceptor>, SecurityError> {
         Ok(self.xds_tls.as_ref().map(XdsTls::acceptor).transpose()?)
     }
 
-    /// The authorizer of the xDS port: with TLS, a client reads only the node its certificate names.
-    pub fn authorizer(&self) -> Option<Arc<dyn Authorizer>> {
-        self.xds_tls.as_ref()?;
-        Some(Arc::new(SpiffeAuthorizer {
+    /// The authorizer of a port on mutual TLS: a client reads only the node its certificate names.
+    pub fn authorizer(&self) -> Arc<dyn Authorizer> {
+        Arc::new(SpiffeAuthorizer {
             trust_domain: self.trust_domain.clone(),
-        }))
+        })
     }
 }
 

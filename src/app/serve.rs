@@ -155,19 +155,21 @@ impl Server {
         let xds_addr = local(&listeners.xds, cfg.xds_listen)?;
         let admin_addr = local(&listeners.admin, cfg.admin_listen)?;
         cfg.security.check_admin(admin_addr)?;
-        let tls = cfg.security.xds_acceptor()?;
+        let ca = open_ca(cfg.ca.as_ref())?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let ca_with = ca.as_ref().zip(cfg.ca.as_ref());
+        let port = super::xds_ca::setup(&cfg.security, ca_with, xds_addr, shutdown_rx.clone())?;
+        let (tls, mut tasks) = (port.acceptor, Vec::from_iter(port.renewal));
         let descriptors = limits::raise_descriptor_limit();
         let demand = Demand::default();
         let pipeline = Pipeline::with_limits(cfg.config_dir.clone(), cfg.load_limits)
             .with_strict(cfg.strict)
             .with_demand(demand.clone())
-            .with_ca(open_ca(cfg.ca.as_ref(), tls.is_some())?);
+            .with_ca(ca);
         let published = pipeline.published();
         // Watch before the first load so no edit slips between the two.
         let (watcher, changes) =
             source::watch::watch(&cfg.config_dir, cfg.reload.watch_config(cfg.debounce))?;
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
 
         // The reload task owns the pipeline; its first load runs once the ports are open.
         let (settings, stop, added) = (cfg.reload, shutdown_rx.clone(), demand.added());
@@ -177,23 +179,13 @@ impl Server {
             }
         }));
 
-        let node_key: crate::xds::server::NodeKeyFn =
-            Arc::new(|id: &str| ProxyId::parse(id).map(|p| p.to_string()));
-        let mut xds = XdsService::new(
-            published.cache.clone(),
-            node_key,
-            demand,
-            shutdown_rx.clone(),
-            cfg.limits.clone(),
-        );
-        if let Some(a) = cfg.security.authorizer() {
-            xds = xds.with_authorizer(a);
-        }
+        let xds = xds_service(&cfg, &published, demand, &shutdown_rx, tls.is_some());
         let metrics = xds.metrics.clone();
         let registry = xds.registry.clone();
         let gate = xds_gate(&cfg.limits, descriptors, &metrics);
         let incoming = Incoming::new(listeners.xds, gate.clone());
         let (status, stop) = (published.clone(), shutdown_rx.clone());
+        let xds_tls = tls.is_some();
         tasks.push(match tls {
             Some(tls) => {
                 let t = cfg.limits.handshake_timeout;
@@ -205,7 +197,6 @@ impl Server {
         let router = crate::admin::router(published.clone(), metrics.clone(), registry.clone());
         let router = crate::admin::require_token(router, cfg.security.admin_token.clone());
         tasks.push(spawn_admin(listeners.admin, router, shutdown_rx));
-        let xds_tls = cfg.security.xds_tls.is_some();
         info!(%xds_addr, %admin_addr, xds_tls, dir = %cfg.config_dir.display(), "meshplane serving");
         Ok(Server {
             xds_addr,
@@ -245,20 +236,33 @@ impl Server {
     }
 }
 
-/// meshplane's CA from `--ca-dir` (created when absent), if given.
-fn open_ca(
-    s: Option<&CaSettings>,
-    xds_tls: bool,
-) -> Result<Option<Arc<crate::ca::Authority>>, AppError> {
-    let Some(s) = s else { return Ok(None) };
-    if !xds_tls {
-        // The CA hands each proxy its key over xDS: without mutual TLS on the port, whoever can
-        // connect and name a node can read that node's key.
-        warn!(
-            "--ca-dir without --xds-tls-cert/--xds-tls-key/--xds-client-ca: proxies' private keys \
-             are served to any client that names their node id"
-        );
+/// The xDS service on `published`: with TLS on the port, a client reads only its own node.
+fn xds_service(
+    cfg: &ServeConfig,
+    published: &Published,
+    demand: Demand,
+    stop: &watch::Receiver<bool>,
+    tls: bool,
+) -> XdsService {
+    let node_key: crate::xds::server::NodeKeyFn =
+        Arc::new(|id: &str| ProxyId::parse(id).map(|p| p.to_string()));
+    let xds = XdsService::new(
+        published.cache.clone(),
+        node_key,
+        demand,
+        stop.clone(),
+        cfg.limits.clone(),
+    );
+    if tls {
+        xds.with_authorizer(cfg.security.authorizer())
+    } else {
+        xds
     }
+}
+
+/// meshplane's CA from `--ca-dir` (created when absent), if given.
+fn open_ca(s: Option<&CaSettings>) -> Result<Option<Arc<crate::ca::Authority>>, AppError> {
+    let Some(s) = s else { return Ok(None) };
     let ca = crate::ca::CaDir::open_or_create(&s.dir, &s.trust_domain)?;
     info!(dir = %s.dir.display(), trust_domain = %s.trust_domain, validity = ?s.validity,
         "serving proxy certificates from meshplane's CA");

@@ -41,7 +41,8 @@ pub(super) fn add(built: &mut [Built], model: &MeshModel, ca: Option<&Arc<Author
     if built.iter().all(|b| b.secrets.is_empty()) {
         return;
     }
-    let td = ca.ca().trust_domain();
+    let dir = ca.ca();
+    let td = dir.trust_domain();
     let wanting: Vec<usize> = (0..built.len())
         .filter(|i| !built[*i].secrets.is_empty())
         .collect();

@@ -5,8 +5,8 @@
 //! then, so a rotation re-publishes only the nodes whose certificates it replaced.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use envoy_types::pb::envoy::config::core::v3::{data_source, DataSource};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
@@ -34,18 +34,42 @@ struct Held {
     renew_at: SystemTime,
 }
 
-/// meshplane's CA as a server uses it: its directory, and the certificates it issued, by node.
-pub struct Authority {
-    ca: CaDir,
-    validity: Duration,
+/// The CA as last read from its directory, and its trust bundle as a secret.
+struct Current {
+    ca: Arc<CaDir>,
     trust: Arc<Resource>,
+}
+
+impl Current {
+    fn new(ca: CaDir) -> Current {
+        let trust = Secret {
+            name: TRUST_SECRET.into(),
+            r#type: Some(secret::Type::ValidationContext(
+                CertificateValidationContext {
+                    trusted_ca: Some(inline(ca.bundle_pem())),
+                    ..Default::default()
+                },
+            )),
+        };
+        Current {
+            trust: Arc::new(Resource::new(TRUST_SECRET.into(), pack(&trust))),
+            ca: Arc::new(ca),
+        }
+    }
+}
+
+/// meshplane's CA as a server uses it: its directory (re-read when a root rotation changes it),
+/// and the certificates it issued, by node.
+pub struct Authority {
+    current: RwLock<Current>,
+    validity: Duration,
     held: Mutex<HashMap<ProxyId, Held>>,
 }
 
 impl std::fmt::Debug for Authority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authority")
-            .field("ca", &self.ca)
+            .field("ca", &self.ca())
             .field("validity", &self.validity)
             .finish_non_exhaustive()
     }
@@ -54,25 +78,36 @@ impl std::fmt::Debug for Authority {
 impl Authority {
     /// Proxy certificates from `ca`, each valid for `validity`.
     pub fn new(ca: CaDir, validity: Duration) -> Authority {
-        let trust = Secret {
-            name: TRUST_SECRET.into(),
-            r#type: Some(secret::Type::ValidationContext(
-                CertificateValidationContext {
-                    trusted_ca: Some(inline(ca.ca_pem())),
-                    ..Default::default()
-                },
-            )),
-        };
         Authority {
-            trust: Arc::new(Resource::new(TRUST_SECRET.into(), pack(&trust))),
-            ca,
+            current: RwLock::new(Current::new(ca)),
             validity,
             held: Mutex::default(),
         }
     }
 
-    pub fn ca(&self) -> &CaDir {
-        &self.ca
+    /// The CA as last read.
+    pub fn ca(&self) -> Arc<CaDir> {
+        // Replaced whole: a poisoned lock still holds a consistent value.
+        let c = self.current.read().unwrap_or_else(|e| e.into_inner());
+        c.ca.clone()
+    }
+
+    /// Reads the CA's directory again. When its signing root or its bundle changed (a step of
+    /// `meshplane ca rotate`), takes them, and every certificate issued is due now. Whether it
+    /// changed; an error (a step half done, a broken file) keeps the CA as it was.
+    pub fn reload(&self) -> Result<bool, CaError> {
+        let now = self.ca();
+        let fresh = CaDir::open(now.dir(), now.trust_domain())?;
+        if fresh.ca_pem() == now.ca_pem() && fresh.bundle_pem() == now.bundle_pem() {
+            return Ok(false);
+        }
+        let roots = fresh.bundle_pem().matches("BEGIN CERTIFICATE").count();
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Current::new(fresh);
+        for h in self.lock().values_mut() {
+            h.renew_at = UNIX_EPOCH;
+        }
+        tracing::info!(dir = %now.dir().display(), trusted_roots = roots, "the CA directory changed (root rotation): new trust bundle, every certificate re-issued");
+        Ok(true)
     }
 
     pub fn validity(&self) -> Duration {
@@ -86,7 +121,8 @@ impl Authority {
 
     /// The trust bundle secret, the same for every node.
     pub fn trust_secret(&self) -> Arc<Resource> {
-        self.trust.clone()
+        let c = self.current.read().unwrap_or_else(|e| e.into_inner());
+        c.trust.clone()
     }
 
     /// `id`'s identity secret: the one it has, unless that is due for renewal or names other
@@ -102,7 +138,7 @@ impl Authority {
                 return Ok(h.secret.clone());
             }
         }
-        let creds = self.ca.issue(identity, self.validity)?;
+        let creds = self.ca().issue(identity, self.validity)?;
         let secret = Secret {
             name: IDENTITY_SECRET.into(),
             r#type: Some(secret::Type::TlsCertificate(TlsCertificate {

@@ -16,10 +16,12 @@ use super::{CaDir, CaError};
 
 pub(super) const KEY: &str = "ca.key";
 pub(super) const CERT: &str = "ca.crt";
+/// The trust bundle while a root rotation is under way (`meshplane ca rotate`): `ca.crt` and the
+/// other root, one after the other. Absent: `ca.crt` alone is the bundle.
+pub(super) const BUNDLE: &str = "bundle.crt";
 const LOCK: &str = ".lock";
 
-/// How long the CA's own certificate is valid. It is not rotated: re-create the directory to
-/// replace it (every proxy then gets the new bundle and a new certificate on its stream).
+/// How long the CA's own certificate is valid; `meshplane ca rotate` replaces it before then.
 const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
@@ -63,6 +65,15 @@ pub(super) fn open_or_create(dir: &Path, trust_domain: &str) -> Result<CaDir, Ca
 /// Writes a new CA. The certificate goes in place before the key: a directory with a key is
 /// complete, so a crash in between leaves one that is simply made again.
 fn create(dir: &Path, trust_domain: &str) -> Result<(), CaError> {
+    let (key, cert_pem) = new_root(trust_domain)?;
+    write_new(&dir.join(CERT), cert_pem.as_bytes(), 0o644)?;
+    write_new(&dir.join(KEY), key.serialize_pem().as_bytes(), 0o600)?;
+    tracing::info!(dir = %dir.display(), trust_domain, "created a certificate authority");
+    Ok(())
+}
+
+/// A new self-signed root for `trust_domain`: its key and its certificate (PEM).
+pub(super) fn new_root(trust_domain: &str) -> Result<(KeyPair, String), CaError> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
@@ -87,14 +98,11 @@ fn create(dir: &Path, trust_domain: &str) -> Result<(), CaError> {
     params.not_before = now - time::Duration::minutes(5);
     params.not_after = now + CA_VALIDITY;
     let cert = params.self_signed(&key)?;
-    write_new(&dir.join(CERT), cert.pem().as_bytes(), 0o644)?;
-    write_new(&dir.join(KEY), key.serialize_pem().as_bytes(), 0o600)?;
-    tracing::info!(dir = %dir.display(), trust_domain, "created a certificate authority");
-    Ok(())
+    Ok((key, cert.pem()))
 }
 
 /// Writes `path` through a temporary file in the same directory, so it is whole or absent.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
+pub(super) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let mut f = OpenOptions::new()
         .create(true)
@@ -138,12 +146,26 @@ pub(super) fn open(dir: &Path, trust_domain: &str) -> Result<CaDir, CaError> {
     check_cert(&cert_path, &ca_pem, &key, trust_domain)?;
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, key)
         .map_err(|e| invalid(&cert_path, format!("not a CA certificate: {e}")))?;
+    let bundle_pem = bundle(dir, &ca_pem)?;
     Ok(CaDir {
         dir: dir.to_path_buf(),
         trust_domain: trust_domain.to_string(),
         issuer,
         ca_pem,
+        bundle_pem,
     })
+}
+
+/// The trust bundle: `bundle.crt`, which must hold `ca.crt` (what signs is always trusted), or
+/// `ca.crt` alone.
+fn bundle(dir: &Path, ca_pem: &str) -> Result<String, CaError> {
+    let path = dir.join(BUNDLE);
+    match fs::read_to_string(&path) {
+        Ok(b) if b.contains(ca_pem.trim()) => Ok(b),
+        Ok(_) => Err(invalid(&path, format!("does not hold {CERT}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ca_pem.to_string()),
+        Err(e) => Err(io(&path)(e)),
+    }
 }
 
 /// The certificate must be the key's, and name the trust domain asked for.

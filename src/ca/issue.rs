@@ -23,7 +23,7 @@ pub struct Identity {
 pub struct Credentials {
     pub cert_pem: String,
     key_pem: String,
-    /// The CA every peer's certificate must chain to (PEM).
+    /// The trust bundle every peer's certificate must chain to (PEM).
     pub ca_pem: String,
     pub not_after: SystemTime,
 }
@@ -97,7 +97,7 @@ pub(super) fn leaf(
     Ok(Credentials {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
-        ca_pem: ca.ca_pem.clone(),
+        ca_pem: ca.bundle_pem.clone(),
         not_after,
     })
 }

@@ -139,7 +139,10 @@ fn client_credentials_name_the_node_and_are_written_with_a_private_key_file() {
         ca.ca_pem()
     );
     let server = ca
-        .xds_server_credentials(&["localhost".into(), "127.0.0.1".into()])
+        .xds_server_credentials(
+            &["localhost".into(), "127.0.0.1".into()],
+            Duration::from_secs(3600),
+        )
         .unwrap();
     let (uris, dns, ..) = read(&server.cert_pem);
     assert_eq!(uris, ["spiffe://corp.example/meshplane/xds"]);
@@ -188,4 +191,37 @@ fn validities_take_hours_and_days() {
     assert_eq!(parse_validity("90s"), Ok(Duration::from_secs(90)));
     assert!(parse_validity("500ms").is_err());
     assert!(parse_validity("soon").is_err());
+}
+
+#[test]
+fn a_rotation_step_is_taken_on_reload_with_every_certificate_due_and_a_new_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    let ca = CaDir::open_or_create(&dir, DEFAULT_TRUST_DOMAIN).unwrap();
+    let auth = Authority::new(ca, Duration::from_secs(3600));
+    let node = ProxyId::virtual_node("demo", "web");
+    let id = Identity {
+        uri: spiffe_uri(DEFAULT_TRUST_DOMAIN, &node),
+        dns: vec!["web".into()],
+    };
+    auth.identity_secret(&node, &id).unwrap();
+    let trust = auth.trust_secret();
+    assert!(!auth.reload().unwrap(), "nothing changed");
+    assert!(auth.due(SystemTime::now()).is_empty());
+
+    rotate(&dir, DEFAULT_TRUST_DOMAIN, RotateStep::Add).unwrap();
+    assert!(auth.reload().unwrap());
+    assert_ne!(auth.trust_secret().any, trust.any, "the two-root bundle");
+    assert_eq!(auth.due(SystemTime::now()), [node]);
+    assert_eq!(
+        auth.ca().bundle_pem().matches("BEGIN CERTIFICATE").count(),
+        2
+    );
+    assert!(!auth.reload().unwrap());
+
+    // A step half done (a certificate that is not the key's) keeps the CA as it was.
+    let before = auth.ca().ca_pem().to_string();
+    std::fs::copy(dir.join("next.crt"), dir.join("ca.crt")).unwrap();
+    assert!(auth.reload().is_err());
+    assert_eq!(auth.ca().ca_pem(), before);
 }

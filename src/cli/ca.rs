@@ -1,4 +1,4 @@
-//! `meshplane ca init` and `meshplane ca issue`, and the CA flags of `meshplane serve`
+//! `meshplane ca init`, `meshplane ca issue` and `meshplane ca rotate`, and the CA flags of `meshplane serve`
 //! (docs/contract.md §2, §5).
 
 use std::path::PathBuf;
@@ -70,6 +70,24 @@ pub enum CaCommand {
         #[arg(long, value_name = "DURATION", default_value = "365d", value_parser = ca::parse_validity)]
         validity: Duration,
     },
+    /// One step of replacing the CA's root with zero failed requests; a running `serve` follows
+    /// within a second. `add`: a new root joins the trust bundle; `switch`: it signs, and every
+    /// proxy is re-issued a certificate; `finish`: the old root leaves the bundle. Wait between
+    /// steps until `meshplane status` shows every proxy's SDS SYNCED.
+    Rotate {
+        #[command(flatten)]
+        dir: CaDirArgs,
+        #[arg(long, value_enum)]
+        step: Step,
+    },
+}
+
+/// The steps of `ca rotate`, in order.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Step {
+    Add,
+    Switch,
+    Finish,
 }
 
 pub fn run(cmd: CaCommand) -> anyhow::Result<ExitCode> {
@@ -99,6 +117,14 @@ pub fn run(cmd: CaCommand) -> anyhow::Result<ExitCode> {
             for p in ca::credential_paths(&out) {
                 println!("{}", p.display());
             }
+        }
+        CaCommand::Rotate { dir, step } => {
+            let step = match step {
+                Step::Add => ca::RotateStep::Add,
+                Step::Switch => ca::RotateStep::Switch,
+                Step::Finish => ca::RotateStep::Finish,
+            };
+            println!("{}", ca::rotate(&dir.ca_dir, &dir.trust_domain, step)?);
         }
     }
     Ok(ExitCode::SUCCESS)

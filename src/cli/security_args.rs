@@ -20,6 +20,14 @@ pub struct SecurityArgs {
     /// CA certificate(s) (PEM) that xDS client certificates must be signed by.
     #[arg(long, value_name = "FILE", requires_all = ["xds_tls_cert", "xds_tls_key"])]
     pub xds_client_ca: Option<PathBuf>,
+    /// With --ca-dir, keep the xDS port plaintext instead of mutual TLS from the CA: any client
+    /// that names a node can then read its configuration and its private key. For migrating only.
+    #[arg(long, requires = "ca_dir", conflicts_with = "xds_tls_cert")]
+    pub xds_plaintext: bool,
+    /// A DNS name or IP address (repeatable) the xDS certificate --ca-dir issues must carry, besides
+    /// the --xds-listen address, localhost, 127.0.0.1 and ::1: where Envoys reach meshplane.
+    #[arg(long, value_name = "NAME", requires = "ca_dir", conflicts_with_all = ["xds_tls_cert", "xds_plaintext"])]
+    pub xds_tls_host: Vec<String>,
     #[command(flatten)]
     pub admin_token: TokenArgs,
 }
@@ -67,6 +75,8 @@ impl SecurityArgs {
         };
         Ok(Security {
             xds_tls,
+            xds_plaintext: self.xds_plaintext,
+            xds_tls_hosts: self.xds_tls_host.clone(),
             trust_domain: trust_domain.to_string(),
             admin_token: self.admin_token.token()?,
         })

@@ -190,12 +190,74 @@ fn print_proxies(
     if more_missing > 0 {
         println!("... and {more_missing} more defined nodes and gateways not connected (--limit {limit})");
     }
+    print_certificates(proxies);
     for p in proxies.iter().filter(|p| p.state() == SyncState::Nacked) {
-        for (t, r) in &p.types {
+        let sds = p.sds.iter().map(|r| ("SDS", r));
+        for (t, r) in p.types.iter().map(|(t, r)| (t.as_str(), r)).chain(sds) {
             if let Some(msg) = &r.nack {
                 println!("\n{} {t} NACK: {msg}", p.node_id);
             }
         }
     }
     Ok(())
+}
+
+/// Who each proxy proved to be on the xDS port and the certificate meshplane's CA serves it, when
+/// any proxy has either (a plaintext port without a CA prints nothing).
+fn print_certificates(proxies: &[ProxyReport]) {
+    let rows: Vec<Vec<String>> = proxies
+        .iter()
+        .filter(|p| p.xds_identity.is_some() || p.sds.is_some())
+        .map(|p| {
+            let cert = p.certificate.as_ref();
+            let sds = p.sds.as_ref().map_or("-".to_string(), |r| match r.state {
+                SyncState::NotSent => "NOT SENT".to_string(),
+                s => format!("{} ({})", s.as_str(), short_version(&r.sent)),
+            });
+            vec![
+                p.node_id.clone(),
+                p.xds_identity.as_ref().map_or("-".into(), |u| {
+                    if u.is_empty() {
+                        "(no URI SAN)".into()
+                    } else {
+                        u.join(",")
+                    }
+                }),
+                cert.and_then(|c| c.uri.clone())
+                    .unwrap_or_else(|| "-".into()),
+                cert.map_or("-".into(), |c| c.serial.clone()),
+                cert.map_or("-".into(), |c| rfc3339(c.not_after)),
+                sds,
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    println!("\ncertificates:");
+    print!(
+        "{}",
+        table(
+            &[
+                "NODE",
+                "XDS CLIENT CERTIFICATE",
+                "SERVED CERTIFICATE",
+                "SERIAL",
+                "NOT AFTER",
+                "SDS"
+            ],
+            &rows
+        )
+    );
+}
+
+/// Seconds since the epoch as an RFC 3339 UTC time.
+fn rfc3339(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
 }

@@ -51,9 +51,12 @@ pub struct StreamInfo {
     /// `ADS`, `ADS delta`, `CDS`, `CDS delta`, ...
     pub mode: String,
     pub connected_at: SystemTime,
-    pub types: [TypeStatus; 4],
+    /// The URI SANs of the client's TLS certificate; `None` on a connection without TLS.
+    pub identity: Option<Vec<String>>,
+    /// Per type in [`super::TYPE_ORDER`] (secrets last).
+    pub types: [TypeStatus; super::TYPE_COUNT],
     /// The versions this stream should converge to (its view of the node's snapshot).
-    pub current: [Option<String>; 4],
+    pub current: [Option<String>; super::TYPE_COUNT],
 }
 
 /// Every open stream, by id. Each stream task owns its entry and removes it when it ends.

@@ -54,6 +54,43 @@ pub fn bootstrap_yaml(
     })
 }
 
+/// The user's path onto the xDS port of `serve --ca-dir`, run as the binary: `meshplane ca issue`
+/// writes `node_id`'s client certificate into `<work>/<node>.xds/`, and `meshplane bootstrap
+/// --xds-tls` that directory into the bootstrap it returns (Envoy's admin on port 0).
+pub fn ca_bootstrap(node_id: &str, xds: SocketAddr, ca_dir: &Path, work: &Path) -> String {
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_meshplane"))
+            .args(args)
+            .output()
+            .expect("run meshplane");
+        assert!(out.status.success(), "meshplane {args:?}: {out:?}");
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let creds = work.join(format!("{}.xds", node_id.replace('/', "_")));
+    let xds = xds.to_string();
+    run(&[
+        "ca".as_ref(),
+        "issue".as_ref(),
+        "--ca-dir".as_ref(),
+        ca_dir.as_os_str(),
+        "--node-id".as_ref(),
+        node_id.as_ref(),
+        "--out".as_ref(),
+        creds.as_os_str(),
+    ]);
+    run(&[
+        "bootstrap".as_ref(),
+        "--node-id".as_ref(),
+        node_id.as_ref(),
+        "--xds".as_ref(),
+        xds.as_ref(),
+        "--admin-port".as_ref(),
+        "0".as_ref(),
+        "--xds-tls".as_ref(),
+        creds.as_os_str(),
+    ])
+}
+
 /// A free TCP port for a test listener, never the same twice in one test process, and below the
 /// kernel's ephemeral range (32768 and up): Envoy's admin listeners (port 0) and outbound connections
 /// take ephemeral ports, and Envoy listeners use SO_REUSEPORT, so a collision would be silent.
@@ -101,6 +138,12 @@ impl Envoy {
         mode: meshplane::bootstrap::XdsMode,
     ) -> Envoy {
         Envoy::start_bootstrap(node_id, work, &bootstrap_yaml(node_id, xds, mode)).await
+    }
+
+    /// Starts Envoy on the xDS port of `serve --ca-dir DIR` with its certificate from the CA in
+    /// `ca_dir` (see [`ca_bootstrap`]).
+    pub async fn start_ca(node_id: &str, xds: SocketAddr, ca_dir: &Path, work: &Path) -> Envoy {
+        Envoy::start_bootstrap(node_id, work, &ca_bootstrap(node_id, xds, ca_dir, work)).await
     }
 
     /// Starts Envoy with a bootstrap of the caller's (admin on port 0 is added by the command line).

@@ -88,3 +88,45 @@ fn serve_refuses_to_start_with_unusable_or_partial_tls_flags() {
     assert_eq!(partial.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&partial.stderr).contains("--xds-client-ca"));
 }
+
+#[test]
+fn the_ca_dir_port_flags_need_ca_dir_and_exclude_each_other_and_the_files() {
+    let dir = MeshDir::new();
+    let work = tempfile::tempdir().unwrap();
+    let ca = work.path().join("ca");
+    let serve = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_meshplane"))
+            .args(["serve", "--config"])
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let refused = [
+        vec!["--xds-plaintext".as_ref()],
+        vec!["--xds-tls-host".as_ref(), "mp.internal".as_ref()],
+        vec![
+            "--ca-dir".as_ref(),
+            ca.as_os_str(),
+            "--xds-plaintext".as_ref(),
+            "--xds-tls-host".as_ref(),
+            "mp".as_ref(),
+        ],
+        vec![
+            "--ca-dir".as_ref(),
+            ca.as_os_str(),
+            "--xds-plaintext".as_ref(),
+            "--xds-tls-cert".as_ref(),
+            "c".as_ref(),
+            "--xds-tls-key".as_ref(),
+            "k".as_ref(),
+            "--xds-client-ca".as_ref(),
+            "a".as_ref(),
+        ],
+    ];
+    for args in refused {
+        let out = serve(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
+    assert!(!ca.exists(), "a refused command line made the CA");
+}

@@ -57,6 +57,9 @@ fn proxy(node_id: &str, types: [(SyncState, Option<&str>); 4]) -> ProxyReport {
         mode: "ADS".into(),
         connected_since: 1_700_000_000,
         types,
+        xds_identity: None,
+        sds: None,
+        certificate: None,
     }
 }
 

@@ -22,6 +22,11 @@ impl Pipeline {
         self
     }
 
+    /// Whether the server has a CA (`--ca-dir`).
+    pub fn has_ca(&self) -> bool {
+        self.builder.ca().is_some()
+    }
+
     /// When the next certificate is due for renewal, if any node has one.
     pub fn next_renewal(&self) -> Option<SystemTime> {
         self.builder.ca()?.next_renewal()
@@ -51,6 +56,44 @@ impl Pipeline {
         }
     }
 
+    /// Re-reads the CA directory; after a step of `meshplane ca rotate`, every node is rebuilt and
+    /// published: the new trust bundle to all, new certificates to those holding one. An error (a
+    /// step half done) is logged when it first appears, and the CA kept as it was.
+    pub fn check_ca(&mut self) {
+        let Some(ca) = self.builder.ca().cloned() else {
+            return;
+        };
+        match ca.reload() {
+            Ok(false) => self.ca_error = None,
+            Ok(true) => {
+                self.ca_error = None;
+                let Some(model) = self.status.serving.clone() else {
+                    return;
+                };
+                let all = virtual_nodes(&model);
+                let ids: Vec<ProxyId> = all.iter().map(|(_, id)| id.clone()).collect();
+                match self.publish_built(&model, &all, &ids, None) {
+                    Ok(done) => info!(
+                        nodes = ids.len(),
+                        changed = done.changed,
+                        "republished every node after a CA root change"
+                    ),
+                    Err(problems) => warn!(
+                        problems = problems.len(),
+                        "republishing after a CA root change failed"
+                    ),
+                }
+            }
+            Err(e) => {
+                let e = e.to_string();
+                if self.ca_error.as_ref() != Some(&e) {
+                    warn!(error = %e, "the CA directory cannot be read; keeping the CA as it was");
+                    self.ca_error = Some(e);
+                }
+            }
+        }
+    }
+
     /// Adds to `ids` the nodes whose certificate names other names than the model now gives them
     /// (a virtual service that now routes to the node, a new hostname): change tracking would not
     /// rebuild them, since their own resources did not change.
@@ -58,7 +101,8 @@ impl Pipeline {
         let Some(ca) = self.builder.ca().filter(|ca| !ca.is_empty()) else {
             return;
         };
-        let mut namer = Namer::new(model, ca.ca().trust_domain());
+        let dir = ca.ca();
+        let mut namer = Namer::new(model, dir.trust_domain());
         let renamed = ca.stale(|id| namer.identity(id));
         if renamed.is_empty() {
             return;

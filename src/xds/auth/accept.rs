@@ -2,12 +2,14 @@
 //! refused handshake (no client certificate, another CA's, plaintext) is counted
 //! (`meshplane_xds_tls_handshake_failures_total`) and logged, at most once per interval. Handshakes
 //! run concurrently, each within the handshake timeout; tonic gets only finished ones, whose
-//! connect info carries the client's certificates (`Request::peer_certs`).
+//! connect info carries the client's certificates (`Request::peer_certs`). The acceptor is shared
+//! ([`SharedAcceptor`]) so whoever owns the credentials can replace them while serving: each new
+//! handshake takes the acceptor of the moment; connections already made keep theirs.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -27,10 +29,31 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 
 type Handshake = Result<TlsStream<Conn>, String>;
 
+/// The xDS port's current TLS acceptor, replaceable while serving (renewed credentials).
+#[derive(Clone)]
+pub struct SharedAcceptor(Arc<RwLock<TlsAcceptor>>);
+
+impl SharedAcceptor {
+    pub fn new(acceptor: TlsAcceptor) -> SharedAcceptor {
+        SharedAcceptor(Arc::new(RwLock::new(acceptor)))
+    }
+
+    /// The acceptor new handshakes use now.
+    pub fn current(&self) -> TlsAcceptor {
+        // A poisoned lock still holds a whole acceptor (replace writes one value).
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// From now on, handshakes use `acceptor`.
+    pub fn replace(&self, acceptor: TlsAcceptor) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
+    }
+}
+
 /// [`Incoming`] with TLS on top.
 pub struct TlsIncoming {
     inner: Incoming,
-    acceptor: TlsAcceptor,
+    acceptor: SharedAcceptor,
     timeout: Duration,
     handshakes: JoinSet<Handshake>,
     metrics: Arc<XdsMetrics>,
@@ -43,7 +66,7 @@ pub struct TlsIncoming {
 impl TlsIncoming {
     pub fn new(
         inner: Incoming,
-        acceptor: TlsAcceptor,
+        acceptor: SharedAcceptor,
         timeout: Duration,
         metrics: Arc<XdsMetrics>,
     ) -> TlsIncoming {
@@ -60,7 +83,7 @@ impl TlsIncoming {
     }
 
     fn start(&mut self, conn: Conn) {
-        let (acceptor, timeout) = (self.acceptor.clone(), self.timeout);
+        let (acceptor, timeout) = (self.acceptor.current(), self.timeout);
         let peer = conn.connect_info().remote_addr();
         self.handshakes.spawn(async move {
             match tokio::time::timeout(timeout, acceptor.accept(conn)).await {

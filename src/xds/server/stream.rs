@@ -24,7 +24,7 @@ use crate::xds::grpc::{Outbound, Requests};
 use crate::xds::metrics::StreamRefusal;
 use crate::xds::outgoing::Outgoing;
 use crate::xds::variants::Hold;
-use crate::xds::{type_index, type_short, Snapshot, SourceMode, TypeStatus};
+use crate::xds::{type_index, type_short, Snapshot, SourceMode, TypeStatus, TYPE_COUNT};
 
 mod request;
 
@@ -122,6 +122,7 @@ impl<P: Protocol> Stream<P> {
             peer,
             mode,
             connected_at: SystemTime::now(),
+            identity: None,
             types: Default::default(),
             current: Default::default(),
         };
@@ -156,6 +157,7 @@ impl<P: Protocol> Stream<P> {
 
     /// The identity the client's TLS certificate carries (none without TLS).
     pub(super) fn with_identity(mut self, identity: Option<Box<PeerIdentity>>) -> Stream<P> {
+        self.info.identity = identity.as_ref().map(|p| p.uris.clone());
         self.identity = identity;
         self
     }
@@ -289,7 +291,7 @@ impl<P: Protocol> Stream<P> {
         } else {
             self.held_since = None;
         }
-        let current: [Option<String>; 4] =
+        let current: [Option<String>; TYPE_COUNT] =
             std::array::from_fn(|t| snap.as_ref().map(|s| s.types[t].version.clone()));
         self.view = snap;
         let open = self.send(responses).await;
@@ -347,12 +349,12 @@ impl<P: Protocol> Stream<P> {
 
     /// Updates the registry's entry, for status reports; the shared lock only when something
     /// changed.
-    fn publish_status(&mut self, current: [Option<String>; 4]) {
+    fn publish_status(&mut self, current: [Option<String>; TYPE_COUNT]) {
         let info = &mut self.info;
         if info.node_key.is_none() && info.node_id.is_empty() {
             return;
         }
-        let types: [TypeStatus; 4] = std::array::from_fn(|t| self.state.status(t));
+        let types: [TypeStatus; TYPE_COUNT] = std::array::from_fn(|t| self.state.status(t));
         if types != info.types || current != info.current {
             info.types = types;
             info.current = current;
