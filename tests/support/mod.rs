@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod envoy;
+pub mod tcp;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
