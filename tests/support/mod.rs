@@ -101,6 +101,15 @@ pub async fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool
     }
 }
 
+/// [`eventually`] for an async check (an admin call, a request through a sidecar).
+pub async fn eventually_async(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The next message of a response stream, or None if none arrives within `wait` (or it ends).
 async fn next_within<T>(rx: &mut Streaming<T>, wait: Duration) -> Option<T> {
     match tokio::time::timeout(wait, rx.message()).await {
