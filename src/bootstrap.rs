@@ -1,5 +1,6 @@
-//! The Envoy bootstrap printed by `meshplane bootstrap`: node identity, admin, and ADS pointing at
-//! meshplane. Everything else arrives over ADS.
+//! The Envoy bootstrap printed by `meshplane bootstrap`: node identity, admin, ADS pointing at
+//! meshplane, and the RE2 program size limit validation judges regexes by. Everything else
+//! arrives over ADS.
 
 use crate::xds::authority::DEFAULT_CLUSTER as XDS_CLUSTER;
 
@@ -105,6 +106,15 @@ node:
 admin:
   address:
     socket_address: {{ address: {admin_addr}, port_value: {admin_port} }}
+layered_runtime:
+  layers:
+    # Envoy's default RE2 program size limit (100) would NACK regexes App Mesh accepted;
+    # meshplane's validation keeps every regex within this one (docs/contract.md §2).
+    - name: meshplane_re2
+      static_layer:
+        re2.max_program_size.error_level: {re2_limit}
+    - name: admin
+      admin_layer: {{}}
 dynamic_resources:
 {dynamic}static_resources:
   clusters:
@@ -131,6 +141,7 @@ dynamic_resources:
         admin_port = p.admin_port,
         host = yaml_str(&p.xds_host),
         port = p.xds_port,
+        re2_limit = crate::model::RE2_MAX_PROGRAM_SIZE,
     )
 }
 
@@ -184,6 +195,12 @@ mod tests {
             v["static_resources"]["clusters"][0]["type"].as_str(),
             Some("STATIC")
         );
+        let layers = &v["layered_runtime"]["layers"];
+        assert_eq!(
+            layers[0]["static_layer"]["re2.max_program_size.error_level"].as_u64(),
+            Some(u64::from(crate::model::RE2_MAX_PROGRAM_SIZE))
+        );
+        assert!(layers[1]["admin_layer"].is_mapping(), "{layers:?}");
     }
 
     #[test]

@@ -485,14 +485,6 @@ impl Drop for Serve {
     }
 }
 
-async fn wait_until(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !f().await {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn undefined_node_ids_leave_the_cache_when_their_streams_end() {
     let s = Serve::start("", &[]).await;
@@ -516,13 +508,13 @@ async fn undefined_node_ids_leave_the_cache_when_their_streams_end() {
         for t in open {
             clients.push(t.await.unwrap());
         }
-        wait_until("100 streams open", Duration::from_secs(20), async || {
+        eventually_async("100 streams open", Duration::from_secs(20), async || {
             s.streams().await == 100.0
         })
         .await;
         rss_peak = rss_peak.max(s.rss_mb());
         drop(clients);
-        wait_until(
+        eventually_async(
             "the streams to close",
             Duration::from_secs(20),
             async || s.streams().await == 0.0,
@@ -642,7 +634,7 @@ async fn sigterm_drains_within_the_timeout_whatever_clients_do() {
         .await
         .unwrap();
     // Only the stream that sent a request has a node to be counted by.
-    wait_until(
+    eventually_async(
         "the stuck stream open",
         Duration::from_secs(5),
         async || s.streams().await == 1.0,

@@ -203,18 +203,7 @@ fn tcp_proxies(mesh_dir: &Path, file: &Path) {
             }
         }
     }
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(file, &text).unwrap();
-        return;
-    }
-    let want =
-        std::fs::read_to_string(file).expect("golden tcp_proxies.txt; run with UPDATE_GOLDEN=1");
-    assert_eq!(
-        want,
-        text,
-        "{} differs; run with UPDATE_GOLDEN=1 and review the diff",
-        file.display()
-    );
+    compare_or_update(file, &text);
 }
 
 /// gRPC and HTTP/2 routes and services on several ports (tests/golden/grpc/mesh).
@@ -235,12 +224,88 @@ fn access_logs_cloud_map_and_ip_preference() {
     );
 }
 
-/// App Mesh's iptables layout (tests/golden/transparent/mesh).
+/// App Mesh's iptables layout (tests/golden/transparent/mesh), with its decoded `tcp_proxy`s and
+/// the access logs of every chain.
 #[test]
 fn transparent_layout() {
-    check(
-        &root().join("tests/golden/transparent/mesh"),
-        &root().join("tests/golden/transparent"),
+    let mesh = root().join("tests/golden/transparent/mesh");
+    check(&mesh, &root().join("tests/golden/transparent"));
+    tcp_proxies(
+        &mesh,
+        &root().join("tests/golden/transparent/tcp_proxies.txt"),
+    );
+    chain_logs(
+        &mesh,
+        &root().join("tests/golden/transparent/access_logs.txt"),
+    );
+}
+
+/// For every chain of every node's listeners (the default one too), each filter's access log
+/// paths, decoded (the node files show them as bytes), compared with `file`.
+fn chain_logs(mesh_dir: &Path, file: &Path) {
+    use envoy_types::pb::envoy::config::accesslog::v3::{access_log, AccessLog};
+    use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+    use envoy_types::pb::envoy::extensions::access_loggers::file::v3::FileAccessLog;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+    use prost::Message;
+    let paths = |logs: &[AccessLog]| -> Vec<String> {
+        let file = |l: &AccessLog| match &l.config_type {
+            Some(access_log::ConfigType::TypedConfig(a)) => {
+                FileAccessLog::decode(a.value.as_slice())
+                    .map(|f| f.path)
+                    .unwrap_or_default()
+            }
+            None => String::new(),
+        };
+        logs.iter().map(file).collect()
+    };
+    let mut p = Pipeline::new(mesh_dir.to_path_buf());
+    assert!(p.reload(None), "{} is invalid", mesh_dir.display());
+    let mut text = String::new();
+    for key in p.cache.keys() {
+        let res = NodeResources::decode(&p.cache.get(&key).expect("published")).expect("decodes");
+        for l in &res.listeners {
+            let chains = l.filter_chains.iter().chain(&l.default_filter_chain);
+            for c in chains {
+                let port = c
+                    .filter_chain_match
+                    .as_ref()
+                    .and_then(|m| m.destination_port);
+                let port = port.map_or("default".into(), |p| p.value.to_string());
+                for f in &c.filters {
+                    let Some(ConfigType::TypedConfig(any)) = &f.config_type else {
+                        continue;
+                    };
+                    let logs = if f.name.ends_with("tcp_proxy") {
+                        TcpProxy::decode(any.value.as_slice()).map(|t| t.access_log)
+                    } else {
+                        HttpConnectionManager::decode(any.value.as_slice()).map(|h| h.access_log)
+                    };
+                    let logs = paths(&logs.expect("decodes"));
+                    text.push_str(&format!(
+                        "{key} {} port {port} {}: {logs:?}\n",
+                        l.name, f.name
+                    ));
+                }
+            }
+        }
+    }
+    compare_or_update(file, &text);
+}
+
+/// `text` is `file`'s content (with UPDATE_GOLDEN set, it becomes it).
+fn compare_or_update(file: &Path, text: &str) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(file, text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(file).expect("golden file; run with UPDATE_GOLDEN=1");
+    assert_eq!(
+        want,
+        text,
+        "{} differs; run with UPDATE_GOLDEN=1 and review the diff",
+        file.display()
     );
 }
 

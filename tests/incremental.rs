@@ -188,8 +188,9 @@ fn a_mesh_ip_preference_edit_reaches_every_node() {
 }
 
 /// A transparent client's egress listener has a filter chain per backend port, so it is part of
-/// the client's own resources yet follows its backends: an edit of a backend's port, its mode or
-/// the mesh's egress filter must reach it on an incremental reload exactly as a full rebuild.
+/// the client's own resources yet follows its backends: an edit of a backend's port, its mode, a
+/// TCP router's route or target, or the mesh's egress filter must reach it on an incremental reload
+/// exactly as a full rebuild.
 #[test]
 fn transparent_clients_follow_their_backends_ports_and_modes() {
     let src =
@@ -215,6 +216,16 @@ fn transparent_clients_follow_their_backends_ports_and_modes() {
             "a backend's mode",
             "  proxy: {mode: explicit}",
             "  proxy: {mode: transparent}",
+        ),
+        (
+            "a TCP router's route weights",
+            "{virtualNode: cache-a, weight: 70}",
+            "{virtualNode: cache-a, weight: 60}",
+        ),
+        (
+            "a TCP target's static endpoint",
+            "{address: 10.1.0.9}",
+            "{address: 10.1.0.10}",
         ),
         (
             "the mesh's egress filter",

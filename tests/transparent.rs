@@ -9,7 +9,8 @@
 //! connection (egress redirect to 15001), routes it by port and Host to the backend node at
 //! 10.231.0.2:8080, where the backend pod's rules hand it to that sidecar (ingress redirect to
 //! 15000) and on to the backend app; the backend app calls the frontend the same way, and a TCP
-//! backend is reached by address and port (10.231.0.77:5432, the backend node's tcp listener). Unknown
+//! backend is reached by address and port (10.231.0.77:5432, the backend node's tcp listener; and
+//! 10.231.0.76:6380, a service behind a router whose tcpRoute targets the node's listener on 6379). Unknown
 //! destinations: refused under DROP_ALL (a closed connection, and 404 for an unknown Host on a
 //! mesh port), passed through unchanged once the mesh file says ALLOW_ALL (a connection to the
 //! egress port itself excepted: it is closed, not looped).
@@ -40,12 +41,18 @@ fn mesh(egress: &str) -> String {
             "---\nkind: VirtualNode\nmeshName: demo\nvirtualNodeName: {name}\nspec:\n  listeners:\n    - portMapping: {{port: 8080, protocol: http}}\n  serviceDiscovery:\n    dns: {{hostname: {ip}}}\n  backends:\n    - virtualService: {{virtualServiceName: {backend}.demo.local}}\n---\nkind: VirtualService\nmeshName: demo\nvirtualServiceName: {name}.demo.local\nspec:\n  provider: {{virtualNode: {{virtualNodeName: {name}}}}}\n"
         )
     };
+    // The frontend also calls `cache`, a TCP service behind a router whose tcpRoute sends it to
+    // the backend node's second tcp listener.
+    let cache = "---\nkind: VirtualRouter\nmeshName: demo\nvirtualRouterName: cache\nspec: {listeners: [{portMapping: {port: 6380, protocol: tcp}}]}\n---\nkind: Route\nmeshName: demo\nvirtualRouterName: cache\nrouteName: cache\nspec:\n  tcpRoute:\n    action: {weightedTargets: [{virtualNode: backend, weight: 1, port: 6379}]}\n---\nkind: VirtualService\nmeshName: demo\nvirtualServiceName: cache.demo.local\nspec: {provider: {virtualRouter: {virtualRouterName: cache}}}\n";
     format!(
-        "kind: Mesh\nmeshName: demo\nspec:\n  egressFilter: {{type: {egress}}}\n  proxy: {{mode: transparent}}\n{}{}",
-        node("frontend", FRONTEND_IP, "backend"),
+        "kind: Mesh\nmeshName: demo\nspec:\n  egressFilter: {{type: {egress}}}\n  proxy: {{mode: transparent}}\n{}{}{cache}",
+        node("frontend", FRONTEND_IP, "backend").replace(
+            "backend.demo.local}\n",
+            "backend.demo.local}\n    - virtualService: {virtualServiceName: cache.demo.local}\n",
+        ),
         node("backend", BACKEND_IP, "frontend").replace(
             "protocol: http}\n",
-            "protocol: http}\n    - portMapping: {port: 5432, protocol: tcp}\n",
+            "protocol: http}\n    - portMapping: {port: 5432, protocol: tcp}\n    - portMapping: {port: 6379, protocol: tcp}\n",
         )
     )
 }
@@ -155,6 +162,7 @@ fn an_unchanged_app_is_routed_by_iptables_and_its_sidecar() {
     app(&front, "127.0.0.1:8080", "frontend");
     app(&back, "127.0.0.1:8080", "backend");
     serve(&back, "127.0.0.1:5432", "ledger", echo);
+    serve(&back, "127.0.0.1:6379", "cache", echo);
     // Not in the mesh: reached only by passing through.
     app(&back, "0.0.0.0:9999", "outside");
 
@@ -173,17 +181,16 @@ fn mesh_calls(front: &Netns, back: &Netns) {
     println!("frontend app -> {nowhere} (Host backend.demo.local:8080) -> {got}");
     let got = until(front, nowhere, "backend.demo.local", 200, "backend ");
     assert_eq!(got, "backend host=backend.demo.local peer=127.0.0.1");
-    // A TCP backend by address and port: the port picks the backend node's tcp listener.
-    let started = Instant::now();
-    let tcp = loop {
-        match tcp_call(front, "10.231.0.77:5432", "ping") {
-            Ok(got) if !got.is_empty() => break got,
-            other => assert!(started.elapsed() < Duration::from_secs(30), "{other:?}"),
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(tcp, "ledger ping peer=127.0.0.1");
-    println!("frontend app -> 10.231.0.77:5432 (tcp) -> {tcp}");
+    // A TCP backend by address and port: the port picks the backend node's tcp listener, or (for
+    // a service behind a router) the router's tcpRoute.
+    for (dest, want) in [
+        ("10.231.0.77:5432", "ledger ping peer=127.0.0.1"),
+        ("10.231.0.76:6380", "cache ping peer=127.0.0.1"),
+    ] {
+        let tcp = tcp_until(front, dest);
+        assert_eq!(tcp, want);
+        println!("frontend app -> {dest} (tcp) -> {tcp}");
+    }
     // The inbound side of the frontend pod likewise, from the backend app.
     let got = until(
         back,
@@ -194,6 +201,22 @@ fn mesh_calls(front: &Netns, back: &Netns) {
     );
     assert_eq!(got, "frontend host=frontend.demo.local:8080 peer=127.0.0.1");
     println!("backend app -> 10.231.0.98:8080 (Host frontend.demo.local:8080) -> {got}");
+}
+
+/// The first non-empty answer of a TCP exchange with `dest` from `ns` (the sidecars may still be
+/// getting their configuration).
+fn tcp_until(ns: &Netns, dest: &str) -> String {
+    let started = Instant::now();
+    loop {
+        match tcp_call(ns, dest, "ping") {
+            Ok(got) if !got.is_empty() => return got,
+            other => assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{dest}: {other:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// DROP_ALL: what the mesh does not know is refused.

@@ -25,6 +25,15 @@ pub use document::{check_alone, check_alone_strict};
 pub use tcp_egress::TcpEgress;
 pub use validate::{validate, validate_with, CheckCache};
 
+/// The RE2 program size limit (`re2.max_program_size.error_level`) `meshplane bootstrap` gives
+/// Envoy instead of Envoy's default of 100, which App Mesh's own regexes often exceed; validation
+/// rejects a regex whose program may be larger. Below RE2's own limit (its default 8 MiB of memory
+/// per regex, about 87,000 instructions), so RE2 compiles whatever passes.
+pub const RE2_MAX_PROGRAM_SIZE: u32 = 50_000;
+
+/// An upper bound on the program RE2 compiles `re` to, as validation judges it.
+pub use validate::program_size_bound as re2_program_size_bound;
+
 /// Default proxy ports of docs/contract.md §2.
 pub const DEFAULT_INGRESS_PORT: u32 = 15000;
 pub const DEFAULT_EGRESS_PORT: u32 = 15001;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod envoy;
+pub mod tcp;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -97,6 +98,15 @@ pub async fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool
     while !f() {
         assert!(start.elapsed() < limit, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// [`eventually`] for an async check (an admin call, a request through a sidecar).
+pub async fn eventually_async(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -15,6 +15,7 @@ mod index;
 mod listener;
 mod node;
 mod regex;
+pub use regex::program_size_bound;
 mod route;
 mod route_grpc;
 mod route_match;

@@ -4,18 +4,38 @@
 //! The `regex` crate's syntax is RE2's with a few extensions, which RE2 rejects and are rejected
 //! here too: flags other than `i`, `m`, `s` and `U` (`x`, `u`, `R`), and counted repetitions above
 //! RE2's limit of 1000. Both reject backreferences and look-around. (What remains different: the
-//! crate rejects `\Q…\E`, `\C` and an unescaped `[` inside a class, which RE2 accepts.)
+//! crate rejects `\Q…\E`, `\C` and an unescaped `[` inside a class, which RE2 accepts.) And its
+//! size: an upper bound on its compiled RE2 program ([`size`]) must be within the limit Envoy is
+//! given, so the regex is never NACKed.
 
 use crate::diag::Problem;
 use crate::source::Document;
 
+mod size;
+pub use size::program_size_bound;
+
 /// RE2's largest counted repetition (`a{1000}`).
 const MAX_REPEAT: u32 = 1000;
 
-/// `re`, found at `path`, must be a regular expression RE2 accepts.
+/// `re`, found at `path`, must be a regular expression RE2 accepts, and small enough for the
+/// program size limit meshplane's bootstrap gives Envoy ([`crate::model::RE2_MAX_PROGRAM_SIZE`]).
 pub(super) fn check_regex(doc: &Document, path: &str, re: &str, out: &mut Vec<Problem>) {
     if let Some(why) = re2_error(re) {
         out.push(doc.problem(path, format!("invalid regular expression (RE2): {why}")));
+        return;
+    }
+    let limit = crate::model::RE2_MAX_PROGRAM_SIZE;
+    match program_size_bound(re) {
+        Some(n) if n <= u64::from(limit) => {}
+        n => out.push(doc.problem(
+            path,
+            format!(
+                "regular expression too large: its RE2 program may reach {} instructions, over \
+                 the limit of {limit} that Envoy gets from `meshplane bootstrap` \
+                 (re2.max_program_size.error_level); simplify it or split the route",
+                n.map_or("more".into(), |n| n.to_string())
+            ),
+        )),
     }
 }
 
@@ -43,7 +63,12 @@ fn extension_used(re: &str) -> Option<String> {
     let mut in_class = false;
     while i < chars.len() {
         match chars[i] {
-            '\\' => i += 1,
+            '\\' => {
+                if let Some(why) = wide_hex_escape(&chars[i + 1..]) {
+                    return Some(why);
+                }
+                i += 1;
+            }
             '[' if !in_class => {
                 in_class = true;
                 // A `]` right after `[` or `[^` is a literal.
@@ -81,6 +106,18 @@ fn extension_used(re: &str) -> Option<String> {
         i += 1;
     }
     None
+}
+
+/// Envoy's RE2 reads patterns as Latin-1 (tests/re2_size.rs): an escape `\x{…}` above `FF` is
+/// an invalid escape there, though the crate and RE2's UTF-8 mode take it. `rest` follows a `\`.
+fn wide_hex_escape(rest: &[char]) -> Option<String> {
+    let hex = rest.strip_prefix(&['x', '{'])?;
+    let end = hex.iter().position(|c| *c == '}')?;
+    let digits: String = hex[..end].iter().collect();
+    let value = u32::from_str_radix(&digits, 16).ok()?;
+    (value > 0xFF).then(|| {
+        format!("escape \\x{{{digits}}} is above \\x{{FF}}: Envoy's RE2 reads patterns as Latin-1")
+    })
 }
 
 /// The largest number of a counted repetition `n}`, `n,}` or `n,m}` that `rest` starts with.
@@ -122,6 +159,7 @@ mod tests {
             "a{1000}",
             r"x\{2000\}",
             "[{]2000}",
+            r"\x{FF}\x{41}",
         ] {
             assert_eq!(re2_error(re), None, "{re}");
         }
@@ -140,6 +178,7 @@ mod tests {
             ("(?u:a)", "flag `u`"),
             ("a{1001}", "1001 is over RE2's limit"),
             ("a{2,5000}", "5000"),
+            (r"\x{100}", "above \\x{FF}"),
         ] {
             let got = re2_error(re).unwrap_or_else(|| panic!("{re} accepted"));
             assert!(got.contains(why), "{re}: {got}");

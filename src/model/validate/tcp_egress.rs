@@ -1,6 +1,7 @@
 //! Where each node's app reaches its TCP backends (`proxy.tcpEgress`, docs/contract.md §2): every
 //! entry names a TCP backend of the node with a single tcp port, and no two local ports collide,
-//! nor one with the node's own ingress, egress or app ports.
+//! nor one with the node's own ingress, egress or app ports. A transparent node has no local ports:
+//! no two of its TCP backends may share a port.
 //!
 //! A node's placements read its backends' providers (routers and nodes it does not name), which
 //! the per-document check cache does not follow; this pass is cheap and runs on every validation.
@@ -10,9 +11,9 @@ use std::sync::Arc;
 
 use super::check_port;
 use crate::diag::Problem;
-use crate::model::{Mesh, MeshModel};
+use crate::model::{Mesh, MeshModel, TcpEgress};
 use crate::source::{Body, Document};
-use crate::spec::VirtualNodeSpec;
+use crate::spec::{ProxyMode, VirtualNodeSpec};
 
 /// The problems of every virtual node's TCP egress placements.
 pub(super) fn problems(model: &MeshModel, docs: &[Arc<Document>]) -> Vec<Problem> {
@@ -71,6 +72,9 @@ fn check_collisions(doc: &Document, mesh: &Mesh, spec: &VirtualNodeSpec, out: &m
     if placements.is_empty() {
         return;
     }
+    if spec.proxy_mode(&mesh.spec) == ProxyMode::Transparent {
+        return check_transparent(doc, &placements, out);
+    }
     let mut taken: HashMap<u32, String> = HashMap::new();
     for (i, l) in spec.listeners.iter().enumerate() {
         taken
@@ -107,6 +111,31 @@ fn check_collisions(doc: &Document, mesh: &Mesh, spec: &VirtualNodeSpec, out: &m
             )
         };
         out.push(doc.problem(&path, msg));
+    }
+}
+
+/// A transparent sidecar has no local ports (the app dials the backend's own address, iptables
+/// brings it to the egress listener), and tells TCP destinations apart by port alone: two TCP
+/// backends on one port cannot both be reached.
+fn check_transparent(doc: &Document, placements: &[TcpEgress<'_>], out: &mut Vec<Problem>) {
+    let mut taken: HashMap<u32, &str> = HashMap::new();
+    for p in placements {
+        match taken.get(&p.service_port) {
+            None => {
+                taken.insert(p.service_port, p.service);
+            }
+            Some(first) if *first != p.service => out.push(doc.problem(
+                &format!("spec.backends[{}].virtualService.virtualServiceName", p.backend),
+                format!(
+                    "TCP backend `{}` (port {port}) cannot be told apart from TCP backend `{first}` \
+                     (port {port}): this node's sidecar is transparent and picks a TCP destination \
+                     by its port alone; give one of the services another port",
+                    p.service,
+                    port = p.service_port
+                ),
+            )),
+            Some(_) => {}
+        }
     }
 }
 

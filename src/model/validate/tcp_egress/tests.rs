@@ -85,6 +85,18 @@ spec:
 }
 
 #[test]
+fn a_transparent_node_cannot_tell_two_tcp_backends_on_one_port_apart() {
+    let text = mesh("{port: 5432, protocol: tcp}", "{mode: transparent}");
+    assert_eq!(
+        problems(&[("m.yaml", &text)]),
+        ["m.yaml:12: spec.backends[1].virtualService.virtualServiceName: TCP backend `replica` (port 5432) cannot be told apart from TCP backend `pg` (port 5432): this node's sidecar is transparent and picks a TCP destination by its port alone; give one of the services another port"]
+    );
+    // Its own ports do not matter: the app dials the backend's address, not a local port.
+    let text = mesh("{port: 8080, protocol: tcp}", "{mode: transparent}");
+    assert_eq!(problems(&[("m.yaml", &text)]), Vec::<String>::new());
+}
+
+#[test]
 fn two_tcp_backends_on_one_port_ask_for_a_tcp_egress_entry() {
     let text = mesh("{port: 5432, protocol: tcp}", "{}");
     assert_eq!(
