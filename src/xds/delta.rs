@@ -9,12 +9,13 @@
 //! one unacknowledged response per type, EDS after CDS without waiting for its ACK, listeners and routes after both, and removed
 //! clusters only once listeners and routes have moved off them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 
 use super::group::{Member, Peers};
+use super::names::{self, Names};
 use super::outgoing::{Outgoing, Selection};
 use super::sotw::RequestKind;
 use super::{type_index, Resource, Snapshot, TypeSnapshot};
@@ -33,7 +34,7 @@ const SEND_ORDER: [usize; super::TYPE_COUNT] = [CDS, EDS, SDS, LDS, RDS];
 pub struct DeltaTypeState {
     requested: bool,
     wildcard: bool,
-    names: BTreeSet<String>,
+    names: Names,
     /// What the client has: name → version, or `None` once told the name does not exist.
     known: HashMap<String, Option<String>>,
     nonce: Option<String>,
@@ -105,26 +106,29 @@ impl DeltaState {
             }
         }
         // Subscription changes count whatever the nonce says.
-        for name in &req.resource_names_subscribe {
-            if name == "*" {
-                st.wildcard = true;
-                continue;
+        if !req.resource_names_subscribe.is_empty() || !req.resource_names_unsubscribe.is_empty() {
+            let mut names = (*st.names).clone();
+            for name in &req.resource_names_subscribe {
+                if name == "*" {
+                    st.wildcard = true;
+                    continue;
+                }
+                names.insert(name.clone());
+                if !(first && req.initial_resource_versions.contains_key(name)) {
+                    st.known.remove(name); // must be sent even if we think the client has it
+                }
             }
-            st.names.insert(name.clone());
-            if !(first && req.initial_resource_versions.contains_key(name)) {
-                st.known.remove(name); // must be sent even if we think the client has it
+            for name in &req.resource_names_unsubscribe {
+                if name == "*" {
+                    st.wildcard = false;
+                    st.known.retain(|n, _| names.contains(n));
+                    continue;
+                }
+                names.remove(name);
+                // The client dropped it. Still covered by wildcard: it will be sent again.
+                st.known.remove(name);
             }
-        }
-        for name in &req.resource_names_unsubscribe {
-            if name == "*" {
-                st.wildcard = false;
-                let names = &st.names;
-                st.known.retain(|n, _| names.contains(n));
-                continue;
-            }
-            st.names.remove(name);
-            // The client dropped it. Still covered by wildcard: it will be sent again.
-            st.known.remove(name);
+            st.names = names::intern(names);
         }
         if req.response_nonce.is_empty() {
             return RequestKind::Initial;
@@ -258,7 +262,7 @@ impl DeltaState {
             }
         }
         // Subscribed names that do not exist are reported once as removed.
-        for name in &st.names {
+        for name in st.names.iter() {
             if !ts.resources.contains_key(name) && !st.known.contains_key(name) {
                 diff.removed.push(name.clone());
             }

@@ -7,7 +7,7 @@
 //! Envoy (same peer address and node id) form a [`Group`]: each publishes how far it has delivered
 //! its type ([`Member`]), and each reads the others' progress ([`Peers`]) before it sends.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::watch;
@@ -22,7 +22,7 @@ pub struct Member {
     /// The type-snapshot version Envoy has answered (ACK or NACK) with nothing in flight.
     pub settled: Option<String>,
     /// The names the stream is subscribed to; `None` for wildcard.
-    pub names: Option<BTreeSet<String>>,
+    pub names: Option<crate::xds::names::Names>,
 }
 
 /// What the other streams of an Envoy have delivered, per type; `None` where no other stream of
@@ -54,7 +54,7 @@ impl Peers {
         // an Envoy has an endpoint stream per cluster, so both counts grow with its clusters.
         let subscribed: std::collections::HashSet<&str> = members
             .iter()
-            .flat_map(|m| m.names.iter().flatten())
+            .flat_map(|m| m.names.iter().flat_map(|n| n.iter()))
             .map(String::as_str)
             .collect();
         ts.resources.keys().all(|n| subscribed.contains(n.as_str()))
@@ -205,7 +205,9 @@ mod tests {
         Member {
             type_index: 1,
             settled: Some(settled.to_string()),
-            names: Some(names.iter().map(|s| s.to_string()).collect()),
+            names: Some(std::sync::Arc::new(
+                names.iter().map(|s| s.to_string()).collect(),
+            )),
         }
     }
 

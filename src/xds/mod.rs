@@ -13,6 +13,7 @@ pub mod group;
 pub mod grpc;
 pub mod limits;
 pub mod metrics;
+pub mod names;
 pub mod outgoing;
 pub mod server;
 pub mod sotw;

@@ -17,6 +17,7 @@ use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use std::sync::Arc;
 
 use super::group::{Member, Peers};
+use super::names::{self, Names};
 use super::outgoing::{Outgoing, Selection};
 use super::{type_index, Resource, Snapshot, TypeSnapshot};
 
@@ -50,7 +51,7 @@ pub struct TypeState {
     requested: bool,
     /// Legacy wildcard (no names ever given) or an explicit `*`.
     wildcard: bool,
-    names: BTreeSet<String>,
+    names: Names,
     names_changed: bool,
     /// Once any name was requested, an empty list means "nothing", not wildcard (docs/xds-protocol.md §1.11).
     ever_named: bool,
@@ -130,9 +131,9 @@ impl SotwState {
         let wildcard = req.resource_names.iter().any(|n| n == "*")
             || (req.resource_names.is_empty() && !st.ever_named && (t == CDS || t == LDS));
         st.ever_named |= !req.resource_names.is_empty();
-        if wildcard != st.wildcard || explicit != st.names {
+        if wildcard != st.wildcard || explicit != *st.names {
             st.wildcard = wildcard;
-            st.names = explicit;
+            st.names = names::intern(explicit);
             st.names_changed = true;
         }
         if kind == RequestKind::Initial {
