@@ -30,13 +30,35 @@ use super::SDS;
 /// listeners until their secrets arrive, and never waiting for listeners and routes.
 const SEND_ORDER: [usize; super::TYPE_COUNT] = [CDS, EDS, SDS, LDS, RDS];
 
+/// What a client holds of one resource. Our versions are the resources' content hashes in hex
+/// ([`Resource::version`]), so a hash is all a stream keeps, not a copy of the version string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// The resource whose content hash this is.
+    At(u64),
+    /// A version that is none of ours (another server's, or garbage): it matches nothing.
+    Other,
+    /// Told the name does not exist.
+    Gone,
+}
+
+impl Held {
+    /// A version the client says it holds.
+    fn of(version: &str) -> Held {
+        match u64::from_str_radix(version, 16) {
+            Ok(h) if version.len() == 16 => Held::At(h),
+            _ => Held::Other,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct DeltaTypeState {
     requested: bool,
     wildcard: bool,
     names: Names,
-    /// What the client has: name → version, or `None` once told the name does not exist.
-    known: HashMap<String, Option<String>>,
+    /// What the client has, by name.
+    known: HashMap<String, Held>,
     nonce: Option<String>,
     awaiting_ack: bool,
     /// The type snapshot version this stream last fully caught up with (nothing held back).
@@ -96,7 +118,7 @@ impl DeltaState {
         }
         if first {
             for (name, version) in &req.initial_resource_versions {
-                st.known.insert(name.clone(), Some(version.clone()));
+                st.known.insert(name.clone(), Held::of(version));
             }
             if req.resource_names_subscribe.is_empty()
                 && req.resource_names_unsubscribe.is_empty()
@@ -248,12 +270,12 @@ impl DeltaState {
             if !st.interested(name) {
                 continue;
             }
-            if st.known.get(name).map(Option::as_deref) != Some(Some(r.version.as_str())) {
+            if st.known.get(name) != Some(&Held::At(r.hash)) {
                 diff.resources.push(r.clone());
             }
         }
         for (name, v) in &st.known {
-            if v.is_some() && !ts.resources.contains_key(name) {
+            if *v != Held::Gone && !ts.resources.contains_key(name) {
                 if hold_removals {
                     diff.held = true;
                 } else {
@@ -278,11 +300,11 @@ impl DeltaState {
         let version = &ts.version;
         let st = &mut self.types[t];
         for r in &diff.resources {
-            st.known.insert(r.name.clone(), Some(r.version.clone()));
+            st.known.insert(r.name.clone(), Held::At(r.hash));
         }
         for name in &diff.removed {
             if st.names.contains(name) {
-                st.known.insert(name.clone(), None);
+                st.known.insert(name.clone(), Held::Gone);
             } else {
                 st.known.remove(name);
             }
