@@ -217,17 +217,13 @@ pub(super) async fn run(
             _ = crate::xds::server::stopped(&mut stop) => break,
             _ = tokio::time::sleep_until(renew_at.unwrap_or_else(tokio::time::Instant::now)), if renew_at.is_some() => {
                 renewed = Some(tokio::time::Instant::now());
-                match renew(p).await {
-                    Some(back) => p = back,
-                    None => return,
-                }
+                let Some(back) = renew(p).await else { return };
+                p = back;
                 continue;
             }
             _ = ca_check.tick(), if has_ca => {
-                match check_ca(p).await {
-                    Some(back) => p = back,
-                    None => return,
-                }
+                let Some(back) = check_ca(p).await else { return };
+                p = back;
                 continue;
             }
             r = variants.changed(), if variants_open => {
@@ -236,10 +232,8 @@ pub(super) async fn run(
                     variants_open = false;
                     continue;
                 }
-                match refresh_variants(p).await {
-                    Some(back) => p = back,
-                    None => return,
-                }
+                let Some(back) = refresh_variants(p).await else { return };
+                p = back;
                 continue;
             }
             c = changes.recv() => {
