@@ -32,7 +32,8 @@ wait_port() { # until a one-client load converges against the server on port $1
 }
 
 run() { # server mode clients round
-  local server=$1 mode=$2 n=$3 r=$4 port=$((20000 + RANDOM % 20000)) node edit
+  # Below the ephemeral range (32768-): a port the load tool's own sockets just used may still be taken.
+  local server=$1 mode=$2 n=$3 r=$4 port=$((21000 + RANDOM % 11000)) node edit
   local out="$work/$server-$mode-$n-$r.json"
   if [ "$server" = peer ]; then
     setsid "$peer/gcp-bench" -port "$port" -clusters 50 >"$work/peer.log" 2>&1 &

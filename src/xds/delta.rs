@@ -9,7 +9,6 @@
 //! one unacknowledged response per type, EDS after CDS without waiting for its ACK, listeners and routes after both, and removed
 //! clusters only once listeners and routes have moved off them.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
@@ -19,6 +18,7 @@ use super::names::{self, Names};
 use super::outgoing::{Outgoing, Selection};
 use super::sotw::RequestKind;
 use super::{type_index, Resource, Snapshot, TypeSnapshot};
+use known::{Held, Known, KnownSet};
 
 const CDS: usize = 0;
 const EDS: usize = 1;
@@ -30,35 +30,13 @@ use super::SDS;
 /// listeners until their secrets arrive, and never waiting for listeners and routes.
 const SEND_ORDER: [usize; super::TYPE_COUNT] = [CDS, EDS, SDS, LDS, RDS];
 
-/// What a client holds of one resource. Our versions are the resources' content hashes in hex
-/// ([`Resource::version`]), so a hash is all a stream keeps, not a copy of the version string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Held {
-    /// The resource whose content hash this is.
-    At(u64),
-    /// A version that is none of ours (another server's, or garbage): it matches nothing.
-    Other,
-    /// Told the name does not exist.
-    Gone,
-}
-
-impl Held {
-    /// A version the client says it holds.
-    fn of(version: &str) -> Held {
-        match u64::from_str_radix(version, 16) {
-            Ok(h) if version.len() == 16 => Held::At(h),
-            _ => Held::Other,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct DeltaTypeState {
     requested: bool,
     wildcard: bool,
     names: Names,
     /// What the client has, by name.
-    known: HashMap<String, Held>,
+    known: KnownSet,
     nonce: Option<String>,
     awaiting_ack: bool,
     /// The type snapshot version this stream last fully caught up with (nothing held back).
@@ -118,7 +96,10 @@ impl DeltaState {
         }
         if first {
             for (name, version) in &req.initial_resource_versions {
-                st.known.insert(name.clone(), Held::of(version));
+                known::set(
+                    &mut st.known,
+                    Known::Claimed(name.as_str().into(), Held::of(version)),
+                );
             }
             if req.resource_names_subscribe.is_empty()
                 && req.resource_names_unsubscribe.is_empty()
@@ -137,18 +118,18 @@ impl DeltaState {
                 }
                 names.insert(name.clone());
                 if !(first && req.initial_resource_versions.contains_key(name)) {
-                    st.known.remove(name); // must be sent even if we think the client has it
+                    st.known.remove(name.as_str()); // must be sent even if we think the client has it
                 }
             }
             for name in &req.resource_names_unsubscribe {
                 if name == "*" {
                     st.wildcard = false;
-                    st.known.retain(|n, _| names.contains(n));
+                    st.known.retain(|k| names.contains(k.name()));
                     continue;
                 }
                 names.remove(name);
                 // The client dropped it. Still covered by wildcard: it will be sent again.
-                st.known.remove(name);
+                st.known.remove(name.as_str());
             }
             st.names = names::intern(names);
         }
@@ -270,22 +251,23 @@ impl DeltaState {
             if !st.interested(name) {
                 continue;
             }
-            if st.known.get(name) != Some(&Held::At(r.hash)) {
+            if st.known.get(name.as_str()).and_then(Known::hash) != Some(r.hash) {
                 diff.resources.push(r.clone());
             }
         }
-        for (name, v) in &st.known {
-            if *v != Held::Gone && !ts.resources.contains_key(name) {
+        for k in &st.known {
+            let name = k.name();
+            if !k.is_gone() && !ts.resources.contains_key(name) {
                 if hold_removals {
                     diff.held = true;
                 } else {
-                    diff.removed.push(name.clone());
+                    diff.removed.push(name.to_string());
                 }
             }
         }
         // Subscribed names that do not exist are reported once as removed.
         for name in st.names.iter() {
-            if !ts.resources.contains_key(name) && !st.known.contains_key(name) {
+            if !ts.resources.contains_key(name) && !st.known.contains(name.as_str()) {
                 diff.removed.push(name.clone());
             }
         }
@@ -300,13 +282,13 @@ impl DeltaState {
         let version = &ts.version;
         let st = &mut self.types[t];
         for r in &diff.resources {
-            st.known.insert(r.name.clone(), Held::At(r.hash));
+            known::set(&mut st.known, Known::Sent(r.clone()));
         }
         for name in &diff.removed {
             if st.names.contains(name) {
-                st.known.insert(name.clone(), Held::Gone);
+                known::set(&mut st.known, Known::Gone(name.as_str().into()));
             } else {
-                st.known.remove(name);
+                st.known.remove(name.as_str());
             }
         }
         self.next_nonce += 1;
@@ -318,7 +300,7 @@ impl DeltaState {
             // Updated clusters finish warming only on fresh endpoints: forget what EDS sent for them.
             let eds = &mut self.types[EDS];
             for r in &diff.resources {
-                eds.known.remove(&r.name);
+                eds.known.remove(r.name.as_str());
             }
             eds.dirty = true;
         }
@@ -343,5 +325,6 @@ struct Diff {
     held: bool,
 }
 
+mod known;
 #[cfg(test)]
 mod tests;

@@ -238,18 +238,3 @@ fn reconnect_holding_everything_is_sent_nothing_and_reported_synced() {
     assert_eq!(status.sent.as_deref(), Some(s.types[0].version.as_str()));
     assert_eq!(status.acked, status.sent);
 }
-
-#[test]
-fn a_held_version_is_our_hash_or_matches_nothing() {
-    let r = Resource::new(
-        "a".into(),
-        Any {
-            type_url: TYPE_ORDER[0].into(),
-            value: b"x".to_vec(),
-        },
-    );
-    assert_eq!(Held::of(&r.version), Held::At(r.hash));
-    for foreign in ["", "1", "v1", "zzzzzzzzzzzzzzzz", "0000000000000000ff"] {
-        assert_eq!(Held::of(foreign), Held::Other, "{foreign:?}");
-    }
-}
