@@ -44,16 +44,8 @@ pub(super) fn open_or_create(dir: &Path, trust_domain: &str) -> Result<CaDir, Ca
         .mode(0o700)
         .create(dir)
         .map_err(io(dir))?;
-    let lock_path = dir.join(LOCK);
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(io(&lock_path))?;
     // Two servers starting on one shared directory: the second waits, then loads the first's CA.
-    lock.lock().map_err(io(&lock_path))?;
+    let lock = lock(dir)?;
     if !dir.join(KEY).exists() {
         create(dir, trust_domain)?;
     }
@@ -70,6 +62,20 @@ fn create(dir: &Path, trust_domain: &str) -> Result<(), CaError> {
     write_new(&dir.join(KEY), key.serialize_pem().as_bytes(), 0o600)?;
     tracing::info!(dir = %dir.display(), trust_domain, "created a certificate authority");
     Ok(())
+}
+
+/// Holds the directory's lock (released when dropped): one writer at a time, across processes.
+pub(super) fn lock(dir: &Path) -> Result<std::fs::File, CaError> {
+    let lock_path = dir.join(LOCK);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(io(&lock_path))?;
+    lock.lock().map_err(io(&lock_path))?;
+    Ok(lock)
 }
 
 /// A new self-signed root for `trust_domain`: its key and its certificate (PEM).

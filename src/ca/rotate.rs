@@ -10,8 +10,7 @@
 //! Between steps, wait until every proxy has the push (`meshplane status`: SDS SYNCED). Each step
 //! replaces files by rename under the directory's lock, so a server reads whole files.
 
-use std::fs::{self, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::Path;
 
 use super::files::{self, BUNDLE, CERT, KEY};
@@ -45,15 +44,7 @@ fn refuse(dir: &Path, message: &str) -> CaError {
 /// Runs `step` on the CA in `dir` (which must open for `trust_domain`); what it did, for people.
 pub fn rotate(dir: &Path, trust_domain: &str, step: RotateStep) -> Result<String, CaError> {
     let ca = CaDir::open(dir, trust_domain)?;
-    let lock_path = dir.join(".lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(io(&lock_path))?;
-    lock.lock().map_err(io(&lock_path))?;
+    let _held = files::lock(dir)?; // until the step is done
     let next = dir.join(NEXT_CERT).exists();
     let bundled = dir.join(BUNDLE).exists();
     match step {
