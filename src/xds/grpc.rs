@@ -6,9 +6,10 @@
 //!   head and a body shared by every stream sending the same response (see [`super::wire`]),
 //!   handed to HTTP/2 as they are. Nothing per stream grows with the response size: tonic's
 //!   encoder would re-encode each response into a buffer of its own per stream, and keep it.
-//! - Requests are decoded with buffers that start small ([`SmallCodec`]): tonic's default codec
-//!   reserves 8 KiB for each direction of every stream for the stream's whole life, a third of the
-//!   server's memory with 10,000 sidecars whose requests are a few hundred bytes.
+//! - A stream's requests are decoded as they arrive ([`Requests`]), holding bytes only while a
+//!   message is incomplete: tonic's decoder keeps a buffer the size of the largest request for the
+//!   stream's whole life. Unary fetches, rare, go through tonic with [`SmallCodec`], whose buffers
+//!   start at 1 KiB instead of tonic's 8 KiB per direction.
 
 use std::marker::PhantomData;
 
