@@ -1,13 +1,15 @@
 //! A response a protocol machine decided to send, before it is encoded: which type, version and
 //! nonce, and which resources (the whole type snapshot, or a list). Encoding
 //! ([`Outgoing::encode`]) shares one body among every stream sending a whole type snapshot
-//! (see [`super::wire`]); the protobuf messages ([`Outgoing::to_sotw`], [`Outgoing::to_delta`])
-//! are for unary fetches and tests.
+//! (see [`super::wire`]); the protobuf message ([`Outgoing::to_sotw`]) is for unary fetches and
+//! tests.
 
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
+#[cfg(test)]
 use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryResponse, DiscoveryResponse, Resource as DeltaResource,
+    DeltaDiscoveryResponse, Resource as DeltaResource,
 };
 
 use super::wire::{self, Encoded};
@@ -117,7 +119,7 @@ impl Outgoing {
         }
     }
 
-    /// As a state-of-the-world message.
+    /// As a state-of-the-world message (unary fetches, and tests).
     pub fn to_sotw(&self) -> DiscoveryResponse {
         DiscoveryResponse {
             version_info: self.version.clone(),
@@ -128,7 +130,8 @@ impl Outgoing {
         }
     }
 
-    /// As a delta message.
+    /// As a delta message (the state machine's tests read responses this way).
+    #[cfg(test)]
     pub fn to_delta(&self) -> DeltaDiscoveryResponse {
         DeltaDiscoveryResponse {
             system_version_info: self.version.clone(),

@@ -24,6 +24,7 @@ use super::cache::SnapshotCache;
 use super::group::Groups;
 use super::grpc::{Outbound, Requests, XdsGrpc};
 use super::limits::ClientLimits;
+use super::outgoing::{Outgoing, Selection};
 use super::variants::{Demand, Hold, VariantKey, MAX_VARIANTS};
 use super::{type_index, type_short, Snapshot, SourceMode};
 pub use protocol::Protocol;
@@ -225,18 +226,20 @@ impl XdsService {
             .ok_or_else(|| Status::unavailable("no configuration for this node yet"))?;
         let t = type_index(type_url).unwrap_or(0);
         let ts = &snap.types[t];
-        let resources = ts
+        let listed = ts
             .resources
             .iter()
             .filter(|(n, _)| req.resource_names.is_empty() || req.resource_names.contains(n))
-            .map(|(_, r)| r.any.clone())
+            .map(|(_, r)| r.clone())
             .collect();
-        Ok(Response::new(DiscoveryResponse {
-            version_info: ts.version.clone(),
-            resources,
-            type_url: type_url.into(),
-            ..Default::default()
-        }))
+        let out = Outgoing {
+            type_index: t,
+            version: ts.version.clone(),
+            nonce: String::new(),
+            resources: Selection::Listed(listed),
+            removed: None,
+        };
+        Ok(Response::new(out.to_sotw()))
     }
 
     /// The node's snapshot as a stream (or fetch) must see it: ADS streams (no `hold`) get it as
