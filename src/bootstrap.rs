@@ -175,16 +175,21 @@ pub fn sds_cluster(socket: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn renders_valid_yaml_with_the_node_and_server() {
-        let y = render(&BootstrapParams {
-            mode: XdsMode::Ads,
+    /// The web node's bootstrap in `mode`, for an xDS server at `host:18000`.
+    fn params(mode: XdsMode, host: &str) -> BootstrapParams {
+        BootstrapParams {
+            mode,
             node_id: "mesh/demo/virtualNode/web".into(),
-            xds_host: "127.0.0.1".into(),
+            xds_host: host.into(),
             xds_port: 18000,
             admin_port: 9901,
             admin_address: "127.0.0.1".into(),
-        });
+        }
+    }
+
+    #[test]
+    fn renders_valid_yaml_with_the_node_and_server() {
+        let y = render(&params(XdsMode::Ads, "127.0.0.1"));
         let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&y).unwrap();
         assert_eq!(v["node"]["id"].as_str(), Some("mesh/demo/virtualNode/web"));
         assert_eq!(
@@ -210,14 +215,7 @@ mod tests {
             (XdsMode::XdsDelta, "DELTA_GRPC"),
             (XdsMode::AdsDelta, "DELTA_GRPC"),
         ] {
-            let y = render(&BootstrapParams {
-                mode,
-                node_id: "mesh/demo/virtualNode/web".into(),
-                xds_host: "meshplane".into(),
-                xds_port: 18000,
-                admin_port: 9901,
-                admin_address: "127.0.0.1".into(),
-            });
+            let y = render(&params(mode, "meshplane"));
             let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&y).unwrap();
             let d = &v["dynamic_resources"];
             if mode == XdsMode::AdsDelta {
@@ -242,14 +240,7 @@ mod tests {
 
     #[test]
     fn the_sds_socket_cluster_is_one_more_static_cluster() {
-        let mut y = render(&BootstrapParams {
-            mode: XdsMode::Ads,
-            node_id: "mesh/demo/virtualNode/web".into(),
-            xds_host: "127.0.0.1".into(),
-            xds_port: 18000,
-            admin_port: 9901,
-            admin_address: "127.0.0.1".into(),
-        });
+        let mut y = render(&params(XdsMode::Ads, "127.0.0.1"));
         y.push_str(&sds_cluster("/run/spire/sockets/agent.sock"));
         let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&y).unwrap();
         let c = &v["static_resources"]["clusters"][1];

@@ -68,19 +68,7 @@ async fn mutual_tls_from_sds_secrets_survives_rotation_with_zero_failed_requests
 
     // Traffic: one request at a time through plain → TLS cluster → mTLS listener, counted.
     let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let started = Instant::now();
-    loop {
-        if let Ok((200, body)) = http_get(([127, 0, 0, 1], plain).into(), "web", "/", &[]).await {
-            assert_eq!(body, "secured");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no request got through mTLS; see the Envoy log in {}",
-            work.path().display()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    first_secured_response(plain, "no request got through mTLS", work.path()).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let traffic = {
         let (sent, failed, stop) = (sent.clone(), failed.clone(), stop.clone());
@@ -376,23 +364,34 @@ async fn a_per_type_envoy_gets_its_secrets_from_the_secret_discovery_service() {
         meshplane::bootstrap::XdsMode::Xds,
     )
     .await;
-    let started = Instant::now();
-    loop {
-        if let Ok((200, body)) = http_get(([127, 0, 0, 1], plain).into(), "web", "/", &[]).await {
-            assert_eq!(body, "secured");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no request got through mTLS over per-type SDS; see {}",
-            work.path().display()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    first_secured_response(
+        plain,
+        "no request got through mTLS over per-type SDS",
+        work.path(),
+    )
+    .await;
     assert!(envoy.stat("sds.meshplane/identity.update_success").await >= 1);
     let modes: Vec<String> = server.registry.list().into_iter().map(|s| s.mode).collect();
     assert!(modes.iter().any(|m| m == "SDS"), "{modes:?}");
     assert!(!modes.iter().any(|m| m.starts_with("ADS")), "{modes:?}");
     drop(envoy);
     server.shutdown().await;
+}
+
+/// Waits (30 s at most) for the first request through `plain` to reach the TLS-only app, which
+/// answers "secured"; `what` and the Envoy's work dir say where to look when it never does.
+async fn first_secured_response(plain: u16, what: &str, work: &std::path::Path) {
+    let started = Instant::now();
+    loop {
+        if let Ok((200, body)) = http_get(([127, 0, 0, 1], plain).into(), "web", "/", &[]).await {
+            assert_eq!(body, "secured");
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what}; see the Envoy log in {}",
+            work.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -223,6 +223,14 @@ mod tests {
     use crate::source::loader::parse_file;
     use crate::source::LoadOutput;
 
+    /// The field path of each problem (`file:line: path: message`).
+    fn fields(problems: &[String]) -> Vec<&str> {
+        problems
+            .iter()
+            .map(|s| s.split(": ").nth(1).unwrap_or_default())
+            .collect()
+    }
+
     fn problems(text: &str) -> Vec<String> {
         let mut out = LoadOutput::default();
         parse_file(Path::new("m.yaml"), text, &mut out);
@@ -250,10 +258,7 @@ mod tests {
         let p = problems(&node(
             "{mode: PERMISSIVE, certificate: {file: {certificateChain: '', privateKey: /k}, sds: {secretName: x}}, validation: {trust: {acm: {certificateAuthorityArns: [a]}}, subjectAlternativeNames: {match: {exact: []}}}}",
         ));
-        let fields: Vec<&str> = p
-            .iter()
-            .map(|s| s.split(": ").nth(1).unwrap_or_default())
-            .collect();
+        let fields = fields(&p);
         assert_eq!(
             fields,
             [
@@ -270,10 +275,7 @@ mod tests {
     fn gateways_follow_the_same_rules() {
         let gw = format!("{MESH}kind: VirtualGateway\nmeshName: demo\nvirtualGatewayName: g\nspec:\n  listeners: [{{portMapping: {{port: 80, protocol: http}}, tls: {{mode: STRICT}}}}]\n  backendDefaults: {{clientPolicy: {{tls: {{}}}}}}\n");
         let p = problems(&gw);
-        let fields: Vec<&str> = p
-            .iter()
-            .map(|s| s.split(": ").nth(1).unwrap_or_default())
-            .collect();
+        let fields = fields(&p);
         assert_eq!(
             fields,
             [
@@ -293,10 +295,7 @@ mod tests {
         assert!(problems(&node(ok)).is_empty(), "{:?}", problems(&node(ok)));
         let bad = "{tls: {ports: [0], certificate: {acm: {certificateArn: x}}}}";
         let p = problems(&node(bad));
-        let fields: Vec<&str> = p
-            .iter()
-            .map(|s| s.split(": ").nth(1).unwrap_or_default())
-            .collect();
+        let fields = fields(&p);
         let mut want = Vec::new();
         for base in [
             "spec.backends[0].virtualService.clientPolicy.tls",
