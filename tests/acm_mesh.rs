@@ -36,12 +36,7 @@ async fn acm_certificates_and_trust_are_served_by_meshplanes_ca() {
         trust_domain: "meshplane.local".into(),
         validity: Duration::from_secs(3600),
     });
-    let server = Server::start(cfg).await.expect("server starts");
-    let status = server.pipeline.clone();
-    eventually("the first load", Duration::from_secs(60), move || {
-        status.status().reloads >= 1
-    })
-    .await;
+    let server = start_config(cfg).await;
     let problems = &server.pipeline.status().last.problems;
     assert!(problems.is_empty(), "{problems:#?}");
 

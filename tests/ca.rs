@@ -169,12 +169,7 @@ async fn secrets_are_served_over_ads_sotw_and_delta_only_to_their_node_and_never
         ..test_config(dir.path())
     };
     cfg.security.xds_plaintext = true;
-    let server = meshplane::app::Server::start(cfg).await.expect("serves");
-    let status = server.pipeline.clone();
-    eventually("the first load", Duration::from_secs(60), || {
-        status.status().reloads >= 1
-    })
-    .await;
+    let server = start_config(cfg).await;
     assert!(ca_dir.join("ca.key").is_file() && ca_dir.join("ca.crt").is_file());
     for k in server.pipeline.cache.keys() {
         let snap = server.pipeline.cache.get(&k).unwrap();

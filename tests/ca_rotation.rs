@@ -177,12 +177,7 @@ async fn the_root_rotates_in_three_steps_under_traffic_with_zero_failed_requests
         trust_domain: TD.into(),
         validity: Duration::from_secs(3600),
     });
-    let server = Server::start(cfg).await.expect("server starts");
-    let status = server.pipeline.clone();
-    eventually("the first load", Duration::from_secs(60), move || {
-        status.status().reloads >= 1
-    })
-    .await;
+    let server = start_config(cfg).await;
 
     // The hand-published mTLS node, from the same directory.
     let ca = Authority::new(CaDir::open(&ca_dir, TD).unwrap(), Duration::from_secs(3600));

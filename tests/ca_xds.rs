@@ -38,12 +38,7 @@ async fn start(dir: &Path, work: &Path, validity: Duration) -> Server {
         }),
         ..test_config(dir)
     };
-    let server = Server::start(cfg).await.expect("server starts");
-    let status = server.pipeline.clone();
-    eventually("the first load", Duration::from_secs(60), move || {
-        status.status().reloads >= 1
-    })
-    .await;
+    let server = start_config(cfg).await;
     server
 }
 

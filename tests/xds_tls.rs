@@ -52,12 +52,7 @@ async fn start_tls(dir: &Path, ca: &Ca) -> Server {
         },
         ..test_config(dir)
     };
-    let server = Server::start(cfg).await.expect("server starts");
-    let status = server.pipeline.clone();
-    eventually("the first load", Duration::from_secs(60), move || {
-        status.status().reloads >= 1
-    })
-    .await;
+    let server = start_config(cfg).await;
     server
 }
 

@@ -83,9 +83,12 @@ pub fn test_config(dir: &Path) -> ServeConfig {
 
 /// A server on `dir`, once its first load (which runs in the background) is done.
 pub async fn start(dir: &Path) -> Server {
-    let server = Server::start(test_config(dir))
-        .await
-        .expect("server starts");
+    start_config(test_config(dir)).await
+}
+
+/// A server with `cfg`, once its first load is done.
+pub async fn start_config(cfg: ServeConfig) -> Server {
+    let server = Server::start(cfg).await.expect("server starts");
     let status = server.pipeline.clone();
     let loaded = move || status.status().reloads >= 1;
     eventually("the first load", Duration::from_secs(60), loaded).await;
