@@ -52,12 +52,7 @@ async fn a_grpc_route_splits_90_10_and_retries_unavailable() {
             server_node("orders-v2", app2, in2),
         ),
     );
-    let server = start(dir.path()).await;
-    let last = &server.pipeline.status().last;
-    assert!(
-        last.problems.is_empty() && last.warnings.is_empty(),
-        "{last:#?}"
-    );
+    let server = start_clean(dir.path()).await;
     let work = tempfile::tempdir().unwrap();
     let client = Envoy::start("mesh/rpc/virtualNode/client", server.xds_addr, work.path()).await;
     let _v1 = Envoy::start(
@@ -170,12 +165,7 @@ async fn several_listeners_are_routed_by_port() {
              ---\nkind: Route\nmeshName: rpc\nvirtualRouterName: front\nrouteName: h2\nspec:\n  http2Route:\n    match: {{prefix: /, port: 7003}}\n    action: {{weightedTargets: [{{virtualNode: multi, weight: 1, port: {h2_port}}}]}}\n"
         ),
     );
-    let server = start(dir.path()).await;
-    let last = &server.pipeline.status().last;
-    assert!(
-        last.problems.is_empty() && last.warnings.is_empty(),
-        "{last:#?}"
-    );
+    let server = start_clean(dir.path()).await;
     let work = tempfile::tempdir().unwrap();
     let _client = Envoy::start("mesh/rpc/virtualNode/client", server.xds_addr, work.path()).await;
     let _multi = Envoy::start("mesh/rpc/virtualNode/multi", server.xds_addr, work.path()).await;

@@ -86,6 +86,17 @@ pub async fn start(dir: &Path) -> Server {
     start_config(test_config(dir)).await
 }
 
+/// A server on `dir` whose first load found no problem and no warning.
+pub async fn start_clean(dir: &Path) -> Server {
+    let server = start(dir).await;
+    let last = &server.pipeline.status().last;
+    assert!(
+        last.problems.is_empty() && last.warnings.is_empty(),
+        "{last:#?}"
+    );
+    server
+}
+
 /// A server with `cfg`, once its first load is done.
 pub async fn start_config(cfg: ServeConfig) -> Server {
     let server = Server::start(cfg).await.expect("server starts");
