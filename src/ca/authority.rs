@@ -14,7 +14,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use prost::{Message, Name};
 
-use super::{CaDir, CaError, Identity};
+use super::{files, CaDir, CaError, Identity};
 use crate::model::ProxyId;
 use crate::xds::Resource;
 
@@ -64,6 +64,8 @@ pub struct Authority {
     current: RwLock<Current>,
     validity: Duration,
     held: Mutex<HashMap<ProxyId, Held>>,
+    /// The CA directory's files as they were when last read ([`Authority::reload`]).
+    read: Mutex<files::Stamp>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -79,6 +81,7 @@ impl Authority {
     /// Proxy certificates from `ca`, each valid for `validity`.
     pub fn new(ca: CaDir, validity: Duration) -> Authority {
         Authority {
+            read: Mutex::new(files::stamp(ca.dir())),
             current: RwLock::new(Current::new(ca)),
             validity,
             held: Mutex::default(),
@@ -95,9 +98,19 @@ impl Authority {
     /// Reads the CA's directory again. When its signing root or its bundle changed (a step of
     /// `meshplane ca rotate`), takes them, and every certificate issued is due now. Whether it
     /// changed; an error (a step half done, a broken file) keeps the CA as it was.
+    /// Called every second: the files are read only when their sizes or times changed.
     pub fn reload(&self) -> Result<bool, CaError> {
         let now = self.ca();
+        let stamp = files::stamp(now.dir());
+        // Single-value updates: a poisoned lock still holds a consistent value.
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        if *read == stamp {
+            return Ok(false);
+        }
         let fresh = CaDir::open(now.dir(), now.trust_domain())?;
+        // Taken before reading: a change made meanwhile shows as another change next time.
+        *read = stamp;
+        drop(read);
         if fresh.ca_pem() == now.ca_pem() && fresh.bundle_pem() == now.bundle_pem() {
             return Ok(false);
         }

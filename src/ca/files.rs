@@ -6,7 +6,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -19,6 +19,9 @@ pub(super) const CERT: &str = "ca.crt";
 /// The trust bundle while a root rotation is under way (`meshplane ca rotate`): `ca.crt` and the
 /// other root, one after the other. Absent: `ca.crt` alone is the bundle.
 pub(super) const BUNDLE: &str = "bundle.crt";
+/// The next root between `ca rotate --step add` and `--step switch`.
+pub(super) const NEXT_KEY: &str = "next.key";
+pub(super) const NEXT_CERT: &str = "next.crt";
 const LOCK: &str = ".lock";
 
 /// How long the CA's own certificate is valid; `meshplane ca rotate` replaces it before then.
@@ -62,6 +65,20 @@ fn create(dir: &Path, trust_domain: &str) -> Result<(), CaError> {
     write_new(&dir.join(KEY), key.serialize_pem().as_bytes(), 0o600)?;
     tracing::info!(dir = %dir.display(), trust_domain, "created a certificate authority");
     Ok(())
+}
+
+/// Size and modification time of each of the CA's files (`None`: absent): a cheap test of whether
+/// the directory may have changed since it was last read, without reading or parsing a key.
+pub(super) type Stamp = Vec<Option<(u64, SystemTime)>>;
+
+pub(super) fn stamp(dir: &Path) -> Stamp {
+    [KEY, CERT, BUNDLE, NEXT_KEY, NEXT_CERT]
+        .iter()
+        .map(|f| {
+            let m = fs::metadata(dir.join(f)).ok()?;
+            Some((m.len(), m.modified().ok()?))
+        })
+        .collect()
 }
 
 /// Holds the directory's lock (released when dropped): one writer at a time, across processes.

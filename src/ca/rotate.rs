@@ -13,11 +13,8 @@
 use std::fs;
 use std::path::Path;
 
-use super::files::{self, BUNDLE, CERT, KEY};
+use super::files::{self, BUNDLE, CERT, KEY, NEXT_CERT, NEXT_KEY};
 use super::{CaDir, CaError};
-
-const NEXT_KEY: &str = "next.key";
-const NEXT_CERT: &str = "next.crt";
 
 /// One step of a root rotation (module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -225,3 +225,25 @@ fn a_rotation_step_is_taken_on_reload_with_every_certificate_due_and_a_new_bundl
     assert!(auth.reload().is_err());
     assert_eq!(auth.ca().ca_pem(), before);
 }
+
+#[test]
+fn reload_reads_the_directory_only_when_its_files_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    let ca = CaDir::open_or_create(&dir, DEFAULT_TRUST_DOMAIN).unwrap();
+    let auth = Authority::new(ca, Duration::from_secs(3600));
+    // Garbage of the same size with the same modification time: the check does not read it.
+    let path = dir.join("ca.crt");
+    let meta = std::fs::metadata(&path).unwrap();
+    std::fs::write(&path, vec![b'x'; meta.len() as usize]).unwrap();
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(meta.modified().unwrap()).unwrap();
+    assert!(
+        !auth.reload().unwrap(),
+        "unchanged sizes and times: not read"
+    );
+    // Another time: read, and refused.
+    f.set_modified(meta.modified().unwrap() + Duration::from_secs(1))
+        .unwrap();
+    assert!(auth.reload().is_err());
+}
