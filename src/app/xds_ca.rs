@@ -121,30 +121,28 @@ fn spawn_renewal(
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let roots = |a: &Authority| {
-            let ca = a.ca();
-            (ca.ca_pem().to_string(), ca.bundle_pem().to_string())
-        };
-        let mut issued_with = roots(&authority);
+        // The authority replaces its CA whole when the root or bundle changes: the same `Arc`
+        // means the same roots.
+        let mut issued_with = authority.ca();
         let mut due = Instant::now() + validity.mul_f64(RENEW_AT);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(due.min(Instant::now() + CA_CHECK)) => {}
                 _ = crate::xds::server::stopped(&mut stop) => return,
             }
-            let now_roots = roots(&authority);
-            if Instant::now() < due && now_roots == issued_with {
+            let now_ca = authority.ca();
+            let root_changed = !Arc::ptr_eq(&now_ca, &issued_with);
+            if Instant::now() < due && !root_changed {
                 continue;
             }
-            let renewed = from_ca(&authority.ca(), &hosts, validity)
+            let renewed = from_ca(&now_ca, &hosts, validity)
                 .map_err(|e| e.to_string())
                 .and_then(|tls| tls.acceptor().map_err(|e| e.to_string()));
             due = match renewed {
                 Ok(acceptor) => {
                     shared.replace(acceptor);
-                    info!(valid_for = ?validity, root_changed = now_roots != issued_with,
-                        "renewed the xDS port's certificate");
-                    issued_with = now_roots;
+                    info!(valid_for = ?validity, root_changed, "renewed the xDS port's certificate");
+                    issued_with = now_ca;
                     Instant::now() + validity.mul_f64(RENEW_AT)
                 }
                 Err(error) => {
