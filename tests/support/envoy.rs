@@ -91,6 +91,14 @@ pub fn ca_bootstrap(node_id: &str, xds: SocketAddr, ca_dir: &Path, work: &Path) 
     ])
 }
 
+/// The last lines of an Envoy's log, for a failure message: the log itself lives in a temporary
+/// directory that is gone by the time anyone reads the message.
+pub fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_else(|e| format!("({}: {e})", log.display()));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
 /// A free TCP port for a test listener, never the same twice in one test process, and below the
 /// kernel's ephemeral range (32768 and up): Envoy's admin listeners (port 0) and outbound connections
 /// take ephemeral ports, and Envoy listeners use SO_REUSEPORT, so a collision would be silent.
@@ -185,8 +193,8 @@ impl Envoy {
             }
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "envoy for {node_id} did not start; see {}",
-                log.display()
+                "envoy for {node_id} did not start; its log ends:\n{}",
+                log_tail(&log)
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
@@ -205,8 +213,8 @@ impl Envoy {
             }
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "envoy for {node_id} never became ready; see {}",
-                e.log.display()
+                "envoy for {node_id} never became ready; its log ends:\n{}",
+                log_tail(&e.log)
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -15,15 +15,16 @@ use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager, HttpConnectionManager,
 };
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
-use envoy_types::pb::google::protobuf::Any;
 use meshplane::xds::{type_index, CLUSTER, ENDPOINT, LISTENER, ROUTE};
 use prost::{Message, Name};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint};
 
+use super::wire::{self, Any};
 use super::LoadMode;
 
 /// Counters shared by all simulated clients.
@@ -47,7 +48,7 @@ fn referenced(type_url: &str, resources: &[&Any]) -> Option<(usize, BTreeSet<Str
         CLUSTER => {
             let names = resources
                 .iter()
-                .filter_map(|a| Cluster::decode(a.value.as_slice()).ok())
+                .filter_map(|a| Cluster::decode(a.value.clone()).ok())
                 .filter(|c| {
                     matches!(c.cluster_discovery_type, Some(cluster::ClusterDiscoveryType::Type(t)) if t == cluster::DiscoveryType::Eds as i32)
                 })
@@ -62,7 +63,7 @@ fn referenced(type_url: &str, resources: &[&Any]) -> Option<(usize, BTreeSet<Str
             let mut names = BTreeSet::new();
             for l in resources
                 .iter()
-                .filter_map(|a| Listener::decode(a.value.as_slice()).ok())
+                .filter_map(|a| Listener::decode(a.value.clone()).ok())
             {
                 for f in l.filter_chains.iter().flat_map(|c| &c.filters) {
                     let Some(filter::ConfigType::TypedConfig(cfg)) = &f.config_type else {
@@ -152,25 +153,49 @@ impl Progress {
 
 const TYPE_URLS: [&str; 4] = [CLUSTER, ENDPOINT, LISTENER, ROUTE];
 
+const SOTW: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+const DELTA: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
+
+/// Opens ADS method `method` on `channel`: requests from `rx` (boxed, so the channel's slots stay
+/// small), responses decoded as `R`.
+async fn open<Q, R>(
+    channel: Channel,
+    method: &'static str,
+    rx: mpsc::Receiver<Box<Q>>,
+) -> Result<tonic::Streaming<R>, tonic::Status>
+where
+    Q: Message + Send + Sync + 'static,
+    R: Message + Default + Send + Sync + 'static,
+{
+    let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(usize::MAX);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let requests = ReceiverStream::new(rx).map(|q| *q);
+    let codec = tonic_prost::ProstCodec::<Q, R>::default();
+    let path = PathAndQuery::from_static(method);
+    let response = grpc.streaming(tonic::Request::new(requests), path, codec);
+    Ok(response.await?.into_inner())
+}
+
 async fn run_sotw(channel: Channel, node: Node, p: &mut Progress) -> Result<(), tonic::Status> {
     let (tx, rx) = mpsc::channel(8);
-    let mut client =
-        AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(usize::MAX);
-    let req = |t: usize, names: Vec<String>, version: String, nonce: String| DiscoveryRequest {
-        type_url: TYPE_URLS[t].into(),
-        resource_names: names,
-        version_info: version,
-        response_nonce: nonce,
-        ..Default::default()
+    let req = |t: usize, names: Vec<String>, version: String, nonce: String| {
+        Box::new(DiscoveryRequest {
+            type_url: TYPE_URLS[t].into(),
+            resource_names: names,
+            version_info: version,
+            response_nonce: nonce,
+            ..Default::default()
+        })
     };
     let mut first = req(0, vec![], String::new(), String::new());
     first.node = Some(node);
     let _ = tx.send(first).await;
     let _ = tx.send(req(2, vec![], String::new(), String::new())).await;
-    let mut inbound = client
-        .stream_aggregated_resources(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
+    let mut inbound = open::<_, wire::Response>(channel, SOTW, rx).await?;
     while let Some(resp) = inbound.message().await? {
         let Some(t) = type_index(&resp.type_url) else {
             continue;
@@ -181,9 +206,7 @@ async fn run_sotw(channel: Channel, node: Node, p: &mut Progress) -> Result<(), 
             .clone()
             .map(|n| n.into_iter().collect())
             .unwrap_or_default();
-        let _ = tx
-            .send(req(t, names, resp.version_info.clone(), resp.nonce.clone()))
-            .await;
+        let _ = tx.send(req(t, names, resp.version_info, resp.nonce)).await;
         if let Some((dep, names)) = next {
             let nonce = String::new();
             let _ = tx
@@ -196,33 +219,29 @@ async fn run_sotw(channel: Channel, node: Node, p: &mut Progress) -> Result<(), 
 
 async fn run_delta(channel: Channel, node: Node, p: &mut Progress) -> Result<(), tonic::Status> {
     let (tx, rx) = mpsc::channel(8);
-    let mut client =
-        AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(usize::MAX);
-    let req =
-        |t: usize, sub: Vec<String>, unsub: Vec<String>, nonce: String| DeltaDiscoveryRequest {
+    let req = |t: usize, sub: Vec<String>, unsub: Vec<String>, nonce: String| {
+        Box::new(DeltaDiscoveryRequest {
             type_url: TYPE_URLS[t].into(),
             resource_names_subscribe: sub,
             resource_names_unsubscribe: unsub,
             response_nonce: nonce,
             ..Default::default()
-        };
+        })
+    };
     let mut first = req(0, vec![], vec![], String::new());
     first.node = Some(node);
     let _ = tx.send(first).await;
     let _ = tx.send(req(2, vec![], vec![], String::new())).await;
-    let mut inbound = client
-        .delta_aggregated_resources(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
+    let mut inbound = open::<_, wire::DeltaResponse>(channel, DELTA, rx).await?;
     // Delta responses carry only changes: keep the full set per type to find references.
     let mut have: [std::collections::BTreeMap<String, Any>; 4] = Default::default();
     while let Some(resp) = inbound.message().await? {
         let Some(t) = type_index(&resp.type_url) else {
             continue;
         };
-        for r in &resp.resources {
-            if let Some(a) = &r.resource {
-                have[t].insert(r.name.clone(), a.clone());
+        for r in resp.resources {
+            if let Some(a) = r.resource {
+                have[t].insert(r.name, a);
             }
         }
         for n in &resp.removed_resources {
@@ -231,7 +250,7 @@ async fn run_delta(channel: Channel, node: Node, p: &mut Progress) -> Result<(),
         let refs: Vec<&Any> = have[t].values().collect();
         let before = p.wanted[if t == 0 { 1 } else { 3 }].clone();
         let next = p.on_response(t, &resp.system_version_info, &refs);
-        let _ = tx.send(req(t, vec![], vec![], resp.nonce.clone())).await;
+        let _ = tx.send(req(t, vec![], vec![], resp.nonce)).await;
         if let Some((dep, names)) = next {
             let old = before.unwrap_or_default();
             let sub = names.difference(&old).cloned().collect();

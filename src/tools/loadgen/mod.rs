@@ -8,6 +8,7 @@
 mod client;
 mod edits;
 mod report;
+mod wire;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
