@@ -40,6 +40,7 @@ fn mesh(api_app: u16, api_in: u16, web_egress: u16) -> String {
         "kind: Mesh\nmeshName: acm\n---\n\
 kind: VirtualNode\nmeshName: acm\nvirtualNodeName: api\nspec:\n  listeners:\n    - portMapping: {{port: {api_app}, protocol: http}}\n      tls:\n        mode: STRICT\n        certificate: {{acm: {{certificateArn: \"arn:aws:acm:eu-west-1:111122223333:certificate/api\"}}}}\n  serviceDiscovery: {{static: {{endpoints: [{{address: 127.0.0.1}}]}}}}\n  proxy: {{ingressPort: {api_in}}}\n---\n\
 kind: VirtualService\nmeshName: acm\nvirtualServiceName: api.acm.local\nspec: {{provider: {{virtualNode: {{virtualNodeName: api}}}}}}\n---\n\
+kind: VirtualNode\nmeshName: acm\nvirtualNodeName: late\nspec: {{}}\n---\n\
 kind: VirtualNode\nmeshName: acm\nvirtualNodeName: web\nspec:\n  backends:\n    - virtualService:\n        virtualServiceName: api.acm.local\n        clientPolicy:\n          tls:\n            validation:\n              trust: {{acm: {{certificateAuthorityArns: [\"arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/root\"]}}}}\n              subjectAlternativeNames: {{match: {{exact: [api.acm.local]}}}}\n  proxy: {{egressPort: {web_egress}}}\n"
     )
 }
@@ -244,7 +245,9 @@ async fn the_root_rotates_in_three_steps_under_traffic_with_zero_failed_requests
         assert_eq!(e.stat("cluster.meshplane_xds.upstream_cx_total").await, 1);
     }
     // An Envoy with a certificate issued now (new root, new bundle as ca.pem) connects: the port's
-    // certificate is the new root's and its client CA the new bundle.
+    // certificate is the new root's and its client CA the new bundle. Its node is defined (with
+    // nothing to serve): an unknown node is sent nothing, and its Envoy would only turn LIVE after
+    // two initial-fetch timeouts (CDS, then LDS: 30 s), the limit `start_ca` waits.
     let late = "mesh/acm/virtualNode/late";
     let _late = Envoy::start_ca(late, x, &ca_dir, w).await;
     let r = server.registry.clone();
