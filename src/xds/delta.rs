@@ -53,6 +53,14 @@ pub struct DeltaTypeState {
 }
 
 impl DeltaTypeState {
+    /// Whether `s` is what [`TypeState::status`] would say, without copying the versions.
+    pub fn status_is(&self, s: &super::TypeStatus) -> bool {
+        s.requested == self.requested
+            && s.sent == self.sent_version
+            && s.acked == self.acked_version
+            && s.nack == self.nack
+    }
+
     pub fn status(&self) -> super::TypeStatus {
         super::TypeStatus {
             requested: self.requested,

@@ -52,9 +52,51 @@ pub fn intern(set: BTreeSet<String>) -> Names {
     shared
 }
 
+/// Whether the names of a request (`*` aside) are exactly `current`, decided without building a
+/// set when it can be: every ACK repeats the names (an Envoy's 50 endpoints, say), and copying
+/// them into a new set to compare was a tenth of the server's CPU in a push to 5,000 sidecars.
+/// `None` when only a set can tell: every name is in `current`, as many as it holds, but not in
+/// strictly ascending order (so some may repeat).
+pub fn same(requested: &[String], current: &BTreeSet<String>) -> Option<bool> {
+    let mut count = 0;
+    let mut ascending = true;
+    let mut previous: Option<&str> = None;
+    for name in requested.iter().filter(|n| *n != "*") {
+        if !current.contains(name) {
+            return Some(false);
+        }
+        ascending &= previous.is_none_or(|p| p < name.as_str());
+        previous = Some(name);
+        count += 1;
+    }
+    // All requested names are in `current`: distinct ones are at most `count`.
+    if count < current.len() {
+        return Some(false);
+    }
+    // Strictly ascending means distinct, so `count` distinct names all in a set of that size.
+    (ascending && count == current.len()).then_some(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_names_without_a_set_when_it_can_tell() {
+        let cur = set(&["a", "b", "c"]);
+        let v = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(same(&v(&["a", "b", "c"]), &cur), Some(true));
+        assert_eq!(same(&v(&["*", "a", "b", "c"]), &cur), Some(true));
+        assert_eq!(same(&v(&["a", "b"]), &cur), Some(false));
+        assert_eq!(same(&v(&["a", "b", "d"]), &cur), Some(false));
+        assert_eq!(same(&v(&["a", "b", "c", "d"]), &cur), Some(false));
+        // Out of order or repeated, as many as the set holds: only a set can tell.
+        assert_eq!(same(&v(&["c", "b", "a"]), &cur), None);
+        assert_eq!(same(&v(&["a", "a", "b"]), &cur), None);
+        assert_eq!(same(&v(&["a", "a", "b", "c"]), &cur), None);
+        assert_eq!(same(&v(&[]), &BTreeSet::new()), Some(true));
+        assert_eq!(same(&v(&["*"]), &BTreeSet::new()), Some(true));
+    }
 
     fn set(names: &[&str]) -> BTreeSet<String> {
         names.iter().map(|n| n.to_string()).collect()

@@ -69,6 +69,14 @@ pub struct TypeState {
 }
 
 impl TypeState {
+    /// Whether `s` is what [`TypeState::status`] would say, without copying the versions.
+    pub fn status_is(&self, s: &super::TypeStatus) -> bool {
+        s.requested == self.requested
+            && s.sent == self.sent_version
+            && s.acked == self.acked_version
+            && s.nack == self.nack
+    }
+
     pub fn status(&self) -> super::TypeStatus {
         super::TypeStatus {
             requested: self.requested,
@@ -122,18 +130,25 @@ impl SotwState {
         };
         st.awaiting_ack = false;
         st.requested = true;
-        let explicit: BTreeSet<String> = req
-            .resource_names
-            .iter()
-            .filter(|n| *n != "*")
-            .cloned()
-            .collect();
         let wildcard = req.resource_names.iter().any(|n| n == "*")
             || (req.resource_names.is_empty() && !st.ever_named && (t == CDS || t == LDS));
         st.ever_named |= !req.resource_names.is_empty();
-        if wildcard != st.wildcard || explicit != *st.names {
+        let same = names::same(&req.resource_names, &st.names).unwrap_or_else(|| {
+            let explicit: BTreeSet<&str> = req
+                .resource_names
+                .iter()
+                .map(String::as_str)
+                .filter(|n| *n != "*")
+                .collect();
+            explicit
+                .iter()
+                .copied()
+                .eq(st.names.iter().map(String::as_str))
+        });
+        if wildcard != st.wildcard || !same {
             st.wildcard = wildcard;
-            st.names = names::intern(explicit);
+            let explicit = req.resource_names.iter().filter(|n| *n != "*").cloned();
+            st.names = names::intern(explicit.collect());
             st.names_changed = true;
         }
         if kind == RequestKind::Initial {

@@ -28,6 +28,8 @@ pub trait Protocol: Default + Send + 'static {
     /// The last `responses` held back a change for the other streams of the Envoy.
     fn held_by_peers(&self) -> bool;
     fn status(&self, t: usize) -> TypeStatus;
+    /// Whether `s` is `status(t)`, without copying it.
+    fn status_is(&self, t: usize, s: &TypeStatus) -> bool;
 }
 
 impl Protocol for SotwState {
@@ -57,6 +59,9 @@ impl Protocol for SotwState {
     fn status(&self, t: usize) -> TypeStatus {
         self.types[t].status()
     }
+    fn status_is(&self, t: usize, s: &TypeStatus) -> bool {
+        self.types[t].status_is(s)
+    }
 }
 
 impl Protocol for DeltaState {
@@ -85,5 +90,8 @@ impl Protocol for DeltaState {
     }
     fn status(&self, t: usize) -> TypeStatus {
         self.types[t].status()
+    }
+    fn status_is(&self, t: usize, s: &TypeStatus) -> bool {
+        self.types[t].status_is(s)
     }
 }

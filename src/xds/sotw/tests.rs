@@ -345,3 +345,21 @@ fn a_claimed_version_waits_for_the_first_snapshot() {
     let s2 = snap(&["a", "c"], &[], &[], &[]);
     assert_eq!(st.responses_alone(Some(&s2)).len(), 1);
 }
+
+#[test]
+fn an_ack_naming_the_same_set_in_any_order_changes_nothing_and_repeats_do_not_fool_it() {
+    let s = snap(&[], &["a", "b", "c"], &[], &[]);
+    let mut st = SotwState::new();
+    st.on_request(&req(1, &["b", "a", "c"], "", ""));
+    let out = st.responses_alone(Some(&s));
+    assert_eq!(out[0].resources.len(), 3);
+    let (v, n) = (out[0].version_info.clone(), out[0].nonce.clone());
+    // The same names out of order: an ACK, nothing to send.
+    st.on_request(&req(1, &["c", "a", "b"], &v, &n));
+    assert!(st.responses_alone(Some(&s)).is_empty());
+    // As many names as before, one repeated: a smaller set, answered with two endpoints.
+    st.on_request(&req(1, &["a", "b", "a"], &v, &n));
+    let out = st.responses_alone(Some(&s));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].resources.len(), 2);
+}
