@@ -83,6 +83,8 @@ def metrics(rs):
         "p99": [max((e["p99_ms"] for e in r["edits"]), default=None) for r in rs],
         "rss": [r.get("server_rss_per_client_kib") for r in rs],
         "cpu": [r.get("server_cpu_seconds") for r in rs],
+        "cpu_conn": [r.get("server_cpu_connect_seconds") for r in rs],
+        "tool_conn": [r.get("tool_cpu_connect_seconds") for r in rs],
         "bytes": [sum(t["bytes"] for t in r["per_type"]) / max(r["clients"], 1) / 1e3 for r in rs],
         "ok": all(r["ok"] for r in rs),
     }
@@ -99,6 +101,8 @@ for (n, mode) in sorted({(k[0], k[1]) for k in runs}):
     P, M = metrics(p), metrics(m)
     rows = [("all converged (s)", "conv", "{:.2f}"), ("edit → last ACK p99 (s)", "p99", "{:.2f}"),
             ("server RSS per sidecar (KiB)", "rss", "{:.1f}"), ("server CPU, whole run (s)", "cpu", "{:.1f}"),
+            ("server CPU, until converged (s)", "cpu_conn", "{:.2f}"),
+            ("load tool CPU, until converged (s)", "tool_conn", "{:.2f}"),
             ("bytes received per sidecar (kB, edits incl.)", "bytes", "{:.1f}")]
     for label, k, fmt in rows:
         if k == "p99":

@@ -15,8 +15,9 @@ use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager, HttpConnectionManager,
 };
-use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
+use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 use meshplane::xds::{type_index, CLUSTER, ENDPOINT, LISTENER, ROUTE};
+use prost::bytes::Bytes;
 use prost::{Message, Name};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -182,13 +183,13 @@ where
 
 async fn run_sotw(channel: Channel, node: Node, p: &mut Progress) -> Result<(), tonic::Status> {
     let (tx, rx) = mpsc::channel(8);
-    let req = |t: usize, names: Vec<String>, version: String, nonce: String| {
-        Box::new(DiscoveryRequest {
+    let req = |t: usize, names: Vec<Bytes>, version: String, nonce: String| {
+        Box::new(wire::Request {
             type_url: TYPE_URLS[t].into(),
             resource_names: names,
             version_info: version,
             response_nonce: nonce,
-            ..Default::default()
+            node: None,
         })
     };
     let mut first = req(0, vec![], String::new(), String::new());
@@ -196,22 +197,20 @@ async fn run_sotw(channel: Channel, node: Node, p: &mut Progress) -> Result<(), 
     let _ = tx.send(first).await;
     let _ = tx.send(req(2, vec![], String::new(), String::new())).await;
     let mut inbound = open::<_, wire::Response>(channel, SOTW, rx).await?;
+    // The names each ACK repeats, made once per subscription change.
+    let mut names: [Vec<Bytes>; 4] = Default::default();
     while let Some(resp) = inbound.message().await? {
         let Some(t) = type_index(&resp.type_url) else {
             continue;
         };
         let refs: Vec<&Any> = resp.resources.iter().collect();
         let next = p.on_response(t, &resp.version_info, &refs);
-        let names = p.wanted[t]
-            .clone()
-            .map(|n| n.into_iter().collect())
-            .unwrap_or_default();
-        let _ = tx.send(req(t, names, resp.version_info, resp.nonce)).await;
-        if let Some((dep, names)) = next {
-            let nonce = String::new();
-            let _ = tx
-                .send(req(dep, names.into_iter().collect(), String::new(), nonce))
-                .await;
+        let ack = req(t, names[t].clone(), resp.version_info, resp.nonce);
+        let _ = tx.send(ack).await;
+        if let Some((dep, wanted)) = next {
+            names[dep] = wanted.into_iter().map(Bytes::from).collect();
+            let subscribe = req(dep, names[dep].clone(), String::new(), String::new());
+            let _ = tx.send(subscribe).await;
         }
     }
     Ok(())

@@ -118,6 +118,7 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, LoadError> {
     let shared = Arc::new(Shared::default());
     let start = Instant::now();
     let usage_before = opts.server_pid.and_then(report::proc_usage);
+    let tool_before = report::proc_usage(std::process::id());
     let tasks = connect(&opts, &endpoint, &shared, start).await?;
     let timeout = Duration::from_secs(opts.timeout);
     while shared.converged.load(Ordering::Relaxed) < opts.clients && start.elapsed() < timeout {
@@ -127,6 +128,7 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, LoadError> {
     let all_converged_ms = start.elapsed().as_secs_f64() * 1000.0;
     // Memory per client is read here, before edits leave freed-but-unreturned pages behind.
     let usage_converged = opts.server_pid.and_then(report::proc_usage);
+    let tool_converged = report::proc_usage(std::process::id());
     let edits = edits::measure(&opts, &shared, converged).await?;
     let usage_after = opts.server_pid.and_then(report::proc_usage);
     for t in &tasks {
@@ -137,6 +139,7 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, LoadError> {
         all_converged_ms,
         edits,
         usage: [usage_before, usage_converged, usage_after],
+        tool: [tool_before, tool_converged],
     };
     let report = report::build(&opts, &shared, measured);
     report::print(&report, opts.json || opts.output == "json");

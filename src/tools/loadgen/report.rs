@@ -58,6 +58,11 @@ pub struct LoadReport {
     /// Server RSS growth from before the first connection until all converged, per client.
     pub server_rss_per_client_kib: Option<f64>,
     pub server_cpu_seconds: Option<f64>,
+    /// Server CPU from before the first connection until all converged.
+    pub server_cpu_connect_seconds: Option<f64>,
+    /// This tool's own CPU over the same span: on one machine, the two share its cores, so the
+    /// convergence time is at least their sum over the number of cores.
+    pub tool_cpu_connect_seconds: Option<f64>,
 }
 
 /// RSS (KiB) and CPU seconds (user + system) of a process, from /proc.
@@ -85,10 +90,13 @@ pub(super) struct Measured {
     pub edits: Vec<Percentiles>,
     /// Server (RSS KiB, CPU seconds) before the first connection, at convergence, and at the end.
     pub usage: [Option<(u64, f64)>; 3],
+    /// The tool's own (RSS KiB, CPU seconds) before the first connection and at convergence.
+    pub tool: [Option<(u64, f64)>; 2],
 }
 
 pub(super) fn build(opts: &LoadOptions, shared: &Shared, m: Measured) -> LoadReport {
     let [usage_before, usage_converged, usage_after] = m.usage;
+    let cpu_between = |b: Option<(u64, f64)>, a: Option<(u64, f64)>| Some(a?.1 - b?.1);
     let per_type = (0..4)
         .map(|t| TypeCounts {
             r#type: type_short(t).into(),
@@ -111,10 +119,9 @@ pub(super) fn build(opts: &LoadOptions, shared: &Shared, m: Measured) -> LoadRep
             (Some(b), Some(a)) => Some((a.0 as f64 - b.0 as f64) / opts.clients as f64),
             _ => None,
         },
-        server_cpu_seconds: match (usage_before, usage_after) {
-            (Some(b), Some(a)) => Some(a.1 - b.1),
-            _ => None,
-        },
+        server_cpu_seconds: cpu_between(usage_before, usage_after),
+        server_cpu_connect_seconds: cpu_between(usage_before, usage_converged),
+        tool_cpu_connect_seconds: cpu_between(m.tool[0], m.tool[1]),
     }
 }
 
@@ -147,5 +154,10 @@ pub(super) fn print(r: &LoadReport, json: bool) {
         r.server_cpu_seconds,
     ) {
         println!("server: RSS {rss} KiB ({per:.1} KiB per client), CPU {cpu:.2} s");
+    }
+    if let (Some(server), Some(tool)) = (r.server_cpu_connect_seconds, r.tool_cpu_connect_seconds) {
+        println!("CPU until converged: server {server:.2} s, this tool {tool:.2} s");
+    } else if let Some(tool) = r.tool_cpu_connect_seconds {
+        println!("CPU until converged: this tool {tool:.2} s");
     }
 }

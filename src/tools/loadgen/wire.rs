@@ -7,15 +7,33 @@
 //! envoy.service.discovery.v3's and google.protobuf.Any's; fields the tool never reads are skipped
 //! by prost as unknown.
 
+use envoy_types::pb::envoy::config::core::v3::Node;
 use prost::bytes::Bytes;
 
-/// `google.protobuf.Any`, its value a slice of the frame.
+/// `google.protobuf.Any`, its value a slice of the frame (the type URL too: it is never read, and
+/// as a `String` it was an allocation per resource per response).
 #[derive(Clone, PartialEq, prost::Message)]
 pub(super) struct Any {
-    #[prost(string, tag = "1")]
-    pub type_url: String,
+    #[prost(bytes = "bytes", tag = "1")]
+    pub type_url: Bytes,
     #[prost(bytes = "bytes", tag = "2")]
     pub value: Bytes,
+}
+
+/// `DiscoveryRequest` (SotW), its resource names shared slices: every ACK repeats them (string
+/// and bytes fields are the same on the wire).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(super) struct Request {
+    #[prost(string, tag = "1")]
+    pub version_info: String,
+    #[prost(message, optional, tag = "2")]
+    pub node: Option<Node>,
+    #[prost(bytes = "bytes", repeated, tag = "3")]
+    pub resource_names: Vec<Bytes>,
+    #[prost(string, tag = "4")]
+    pub type_url: String,
+    #[prost(string, tag = "5")]
+    pub response_nonce: String,
 }
 
 /// `DiscoveryResponse` (SotW).
@@ -60,6 +78,27 @@ mod tests {
     use super::*;
     use envoy_types::pb::envoy::service::discovery::v3;
     use prost::Message;
+
+    #[test]
+    fn writes_what_envoy_types_reads() {
+        let req = Request {
+            version_info: "v1".into(),
+            node: Some(Node {
+                id: "n".into(),
+                ..Default::default()
+            }),
+            resource_names: vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")],
+            type_url: "t".into(),
+            response_nonce: "1".into(),
+        };
+        let got = v3::DiscoveryRequest::decode(req.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(got.resource_names, ["a", "b"]);
+        assert_eq!((got.version_info, got.type_url), ("v1".into(), "t".into()));
+        assert_eq!(
+            (got.node.unwrap().id, got.response_nonce),
+            ("n".into(), "1".into())
+        );
+    }
 
     #[test]
     fn reads_what_envoy_types_writes() {
