@@ -1,6 +1,7 @@
 //! The edit phase of `meshplane load`: once the clients have converged, make each config change
 //! (rewrite the synthetic mesh's svc-0 route, or run `--edit-cmd`) and time it to every client's ACK.
 
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,12 @@ pub(super) async fn measure(
             .clear();
         *shared.edit_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         shared.edit.store(k as u64, Ordering::Release);
-        edit(opts, k)?;
+        // Off the runtime's workers: a blocked worker would serve none of the clients whose
+        // responses the edit sets off, while the command (a shell script, say) runs.
+        let (dir, cmd) = (opts.edit_dir.clone(), opts.edit_cmd.clone());
+        tokio::task::spawn_blocking(move || edit(dir.as_deref(), cmd.as_deref(), k))
+            .await
+            .map_err(|e| LoadError::Edit(e.to_string()))??;
         let began = Instant::now();
         while shared
             .edit_nanos
@@ -52,11 +58,11 @@ pub(super) async fn measure(
     Ok(edits)
 }
 
-/// Config change number `k`.
-fn edit(opts: &LoadOptions, k: usize) -> Result<(), LoadError> {
-    if let Some(dir) = &opts.edit_dir {
+/// Config change number `k`: in the synthetic mesh `dir`, or by the shell command `cmd`.
+fn edit(dir: Option<&Path>, cmd: Option<&str>, k: usize) -> Result<(), LoadError> {
+    if let Some(dir) = dir {
         super::synth::edit_weights(dir, k as u64).map_err(|e| LoadError::Edit(e.to_string()))?;
-    } else if let Some(cmd) = &opts.edit_cmd {
+    } else if let Some(cmd) = cmd {
         let ok = std::process::Command::new("sh")
             .arg("-c")
             .arg(cmd)
