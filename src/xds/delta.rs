@@ -53,7 +53,7 @@ pub struct DeltaTypeState {
 }
 
 impl DeltaTypeState {
-    /// Whether `s` is what [`TypeState::status`] would say, without copying the versions.
+    /// Whether `s` is what [`DeltaTypeState::status`] would say, without copying the versions.
     pub fn status_is(&self, s: &super::TypeStatus) -> bool {
         s.requested == self.requested
             && s.sent == self.sent_version
