@@ -18,6 +18,7 @@ use super::names::{self, Names};
 use super::outgoing::{Outgoing, Selection};
 use super::sotw::RequestKind;
 use super::{type_index, Resource, Snapshot, TypeSnapshot};
+use diff::{diff_known, diff_since, Diff};
 use known::{Held, Known, KnownSet};
 
 const CDS: usize = 0;
@@ -39,8 +40,10 @@ pub struct DeltaTypeState {
     known: KnownSet,
     nonce: Option<String>,
     awaiting_ack: bool,
-    /// The type snapshot version this stream last fully caught up with (nothing held back).
-    synced: Option<String>,
+    /// The type snapshot this stream last fully caught up with (nothing held back). Kept whole,
+    /// not as its version: the next change is then found by walking the two snapshots side by
+    /// side, shared resources compared by pointer, instead of looking every name up in `known`.
+    synced: Option<Arc<TypeSnapshot>>,
     /// Subscriptions or what the client holds changed since `synced`: compare resource by
     /// resource even if the snapshot version is the same. Without this flag, every stream would
     /// diff every type on every change of any one type.
@@ -72,6 +75,11 @@ impl DeltaTypeState {
 
     fn interested(&self, name: &str) -> bool {
         self.wildcard || self.names.contains(name)
+    }
+
+    /// Whether this stream has fully caught up with type snapshot `version`.
+    fn synced_at(&self, version: &str) -> bool {
+        self.synced.as_ref().is_some_and(|s| s.version == version)
     }
 }
 
@@ -196,14 +204,17 @@ impl DeltaState {
             // No wait for the CDS ACK: Envoy holds it until the clusters it warms have endpoints
             // (see the SotW machine).
             let ts = &snap.types[t];
-            if !st.dirty && st.synced.as_deref() == Some(ts.version.as_str()) {
+            if !st.dirty && st.synced_at(&ts.version) {
                 continue;
             }
             let diff = self.diff(t, ts, self.holds_removals(t, snap, peers));
             let st = &mut self.types[t];
             st.delivered = Some(ts.version.clone());
-            if !diff.held {
-                st.synced = Some(ts.version.clone());
+            if diff.held {
+                // What went out is not all of `ts`: the next diff must look at `known`.
+                st.dirty = true;
+            } else {
+                st.synced = Some(ts.clone());
                 st.dirty = false;
             }
             if diff.resources.is_empty() && diff.removed.is_empty() {
@@ -230,8 +241,7 @@ impl DeltaState {
         if (0..t).any(|u| !peers.settled(u, snap)) {
             self.held_by_peers = (t..=RDS).any(|u| {
                 let st = &self.types[u];
-                st.requested
-                    && (st.dirty || st.synced.as_deref() != Some(snap.types[u].version.as_str()))
+                st.requested && (st.dirty || !st.synced_at(&snap.types[u].version))
             });
             return true;
         }
@@ -244,8 +254,7 @@ impl DeltaState {
         (t == CDS || t == EDS)
             && [LDS, RDS].iter().any(|&d| {
                 let ds = &self.types[d];
-                let own =
-                    ds.requested && ds.synced.as_deref() != Some(snap.types[d].version.as_str());
+                let own = ds.requested && !ds.synced_at(&snap.types[d].version);
                 own || !peers.settled(d, snap)
             })
     }
@@ -254,34 +263,10 @@ impl DeltaState {
     /// names to remove (unless `hold_removals`).
     fn diff(&self, t: usize, ts: &TypeSnapshot, hold_removals: bool) -> Diff {
         let st = &self.types[t];
-        let mut diff = Diff::default();
-        for (name, r) in &ts.resources {
-            if !st.interested(name) {
-                continue;
-            }
-            if st.known.get(name.as_str()).and_then(Known::hash) != Some(r.hash) {
-                diff.resources.push(r.clone());
-            }
+        match (&st.synced, st.dirty) {
+            (Some(prev), false) => diff_since(st, prev, ts, hold_removals),
+            _ => diff_known(st, ts, hold_removals),
         }
-        for k in &st.known {
-            let name = k.name();
-            if !k.is_gone() && !ts.resources.contains_key(name) {
-                if hold_removals {
-                    diff.held = true;
-                } else {
-                    diff.removed.push(name.to_string());
-                }
-            }
-        }
-        // Subscribed names that do not exist are reported once as removed.
-        for name in st.names.iter() {
-            if !ts.resources.contains_key(name) && !st.known.contains(name.as_str()) {
-                diff.removed.push(name.clone());
-            }
-        }
-        diff.removed.sort();
-        diff.removed.dedup();
-        diff
     }
 
     /// The response carrying `diff` for type `t` at snapshot `version`, with a new nonce: the
@@ -322,17 +307,7 @@ impl DeltaState {
     }
 }
 
-/// What one type's client lacks, worked out by [`DeltaState::diff`].
-#[derive(Default)]
-struct Diff {
-    /// Resources to send (the client then holds each at its version), in name order.
-    resources: Vec<Arc<Resource>>,
-    /// Names to remove: deleted, or subscribed but not existing.
-    removed: Vec<String>,
-    /// Some deletions wait for listeners and routes to move off them.
-    held: bool,
-}
-
+mod diff;
 mod known;
 #[cfg(test)]
 mod tests;
