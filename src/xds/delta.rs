@@ -19,7 +19,7 @@ use super::outgoing::{Outgoing, Selection};
 use super::sotw::RequestKind;
 use super::{type_index, Resource, Snapshot, TypeSnapshot};
 use diff::{diff_known, diff_since, Diff};
-use known::{Held, Known, KnownSet};
+use known::{Held, KnownSet};
 
 const CDS: usize = 0;
 const EDS: usize = 1;
@@ -112,10 +112,7 @@ impl DeltaState {
         }
         if first {
             for (name, version) in &req.initial_resource_versions {
-                known::set(
-                    &mut st.known,
-                    Known::Claimed(name.as_str().into(), Held::of(version)),
-                );
+                st.known.claimed(name, Held::of(version));
             }
             if req.resource_names_subscribe.is_empty()
                 && req.resource_names_unsubscribe.is_empty()
@@ -140,7 +137,7 @@ impl DeltaState {
             for name in &req.resource_names_unsubscribe {
                 if name == "*" {
                     st.wildcard = false;
-                    st.known.retain(|k| names.contains(k.name()));
+                    st.known.retain(|n| names.contains(n));
                     continue;
                 }
                 names.remove(name);
@@ -275,11 +272,11 @@ impl DeltaState {
         let version = &ts.version;
         let st = &mut self.types[t];
         for r in &diff.resources {
-            known::set(&mut st.known, Known::Sent(r.clone()));
+            st.known.sent(r.clone());
         }
         for name in &diff.removed {
             if st.names.contains(name) {
-                known::set(&mut st.known, Known::Gone(name.as_str().into()));
+                st.known.gone(name);
             } else {
                 st.known.remove(name.as_str());
             }

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use super::known::Known;
 use super::{DeltaTypeState, Resource, TypeSnapshot};
 
 /// The full diff: every resource of `ts` the stream wants is looked up in what it holds, and
@@ -12,14 +11,13 @@ use super::{DeltaTypeState, Resource, TypeSnapshot};
 pub(super) fn diff_known(st: &DeltaTypeState, ts: &TypeSnapshot, hold_removals: bool) -> Diff {
     let mut diff = Diff::default();
     for (name, r) in &ts.resources {
-        if st.interested(name) && st.known.get(name.as_str()).and_then(Known::hash) != Some(r.hash)
-        {
+        if st.interested(name) && st.known.hash(name) != Some(r.hash) {
             diff.resources.push(r.clone());
         }
     }
-    for k in &st.known {
-        if !k.is_gone() && !ts.resources.contains_key(k.name()) {
-            diff.remove(k.name(), hold_removals);
+    for name in st.known.held() {
+        if !ts.resources.contains_key(name) {
+            diff.remove(name, hold_removals);
         }
     }
     // Subscribed names that do not exist are reported once as removed.

@@ -1,10 +1,11 @@
 //! What a delta client holds, name by name, kept small: a resource we sent is remembered as the
-//! shared resource itself (its name and version are the resource's own), so a stream copies no
-//! names or versions for what it sent; only names the client brought (reconnect claims,
-//! subscriptions to names that do not exist) are owned.
+//! shared resource itself (its name and version are the resource's own), one pointer per name, so
+//! a stream copies no names or versions for what it sent; only names the client brought
+//! (reconnect claims, subscriptions to names that do not exist) are owned, in a map that is empty
+//! on most streams.
 
 use std::borrow::Borrow;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -29,66 +30,103 @@ impl Held {
     }
 }
 
-/// One name the client holds something for.
+/// A resource we sent, found by its name.
 #[derive(Debug, Clone)]
-pub(super) enum Known {
-    /// The resource we sent it.
-    Sent(Arc<Resource>),
-    /// What it said it holds when it reconnected (`initial_resource_versions`).
-    Claimed(Box<str>, Held),
-    /// Told the name does not exist.
-    Gone(Box<str>),
-}
+struct Sent(Arc<Resource>);
 
-impl Known {
-    pub(super) fn name(&self) -> &str {
-        match self {
-            Known::Sent(r) => &r.name,
-            Known::Claimed(n, _) | Known::Gone(n) => n,
-        }
-    }
-
-    /// The content hash of what the client holds under this name, if it holds one of ours.
-    pub(super) fn hash(&self) -> Option<u64> {
-        match self {
-            Known::Sent(r) => Some(r.hash),
-            Known::Claimed(_, Held::At(h)) => Some(*h),
-            Known::Claimed(_, Held::Other) | Known::Gone(_) => None,
-        }
-    }
-
-    pub(super) fn is_gone(&self) -> bool {
-        matches!(self, Known::Gone(_))
+impl PartialEq for Sent {
+    fn eq(&self, other: &Sent) -> bool {
+        self.0.name == other.0.name
     }
 }
 
-// Equal, hashed and looked up by name alone, so the set is a map keyed by `&str`.
-impl PartialEq for Known {
-    fn eq(&self, other: &Known) -> bool {
-        self.name() == other.name()
-    }
-}
+impl Eq for Sent {}
 
-impl Eq for Known {}
-
-impl Hash for Known {
+impl Hash for Sent {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        self.name().hash(h)
+        self.0.name.as_str().hash(h)
     }
 }
 
-impl Borrow<str> for Known {
+impl Borrow<str> for Sent {
     fn borrow(&self) -> &str {
-        self.name()
+        &self.0.name
     }
 }
 
-/// Name → what the client holds.
-pub(super) type KnownSet = HashSet<Known>;
+/// Name → what the client holds. A name is in at most one of the two parts.
+#[derive(Debug, Clone, Default)]
+pub(super) struct KnownSet {
+    /// Resources we sent it.
+    sent: HashSet<Sent>,
+    /// Names it brought: what it said it holds on reconnect (`initial_resource_versions`), or
+    /// `None` once told the name does not exist.
+    brought: BTreeMap<Box<str>, Option<Held>>,
+}
 
-/// Records `k`, in place of whatever was known under its name.
-pub(super) fn set(known: &mut KnownSet, k: Known) {
-    known.replace(k);
+impl KnownSet {
+    /// The client now holds `r`.
+    pub(super) fn sent(&mut self, r: Arc<Resource>) {
+        self.brought.remove(r.name.as_str());
+        self.sent.replace(Sent(r));
+    }
+
+    /// The client says it holds `name` at `held`.
+    pub(super) fn claimed(&mut self, name: &str, held: Held) {
+        self.sent.remove(name);
+        self.brought.insert(name.into(), Some(held));
+    }
+
+    /// The client was told `name` does not exist.
+    pub(super) fn gone(&mut self, name: &str) {
+        self.sent.remove(name);
+        self.brought.insert(name.into(), None);
+    }
+
+    /// The content hash of what the client holds under `name`, if it holds one of ours.
+    pub(super) fn hash(&self, name: &str) -> Option<u64> {
+        if let Some(s) = self.sent.get(name) {
+            return Some(s.0.hash);
+        }
+        match self.brought.get(name) {
+            Some(Some(Held::At(h))) => Some(*h),
+            _ => None,
+        }
+    }
+
+    /// Whether anything is known under `name` (held, or told gone).
+    pub(super) fn contains(&self, name: &str) -> bool {
+        self.sent.contains(name) || self.brought.contains_key(name)
+    }
+
+    /// Forgets `name`; whether anything was known under it.
+    pub(super) fn remove(&mut self, name: &str) -> bool {
+        self.sent.remove(name) | self.brought.remove(name).is_some()
+    }
+
+    /// Keeps only the names `keep` says yes to.
+    pub(super) fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.sent.retain(|s| keep(&s.0.name));
+        self.brought.retain(|n, _| keep(n));
+    }
+
+    /// The names the client holds something under (not those it was told are gone).
+    pub(super) fn held(&self) -> impl Iterator<Item = &str> {
+        let sent = self.sent.iter().map(|s| s.0.name.as_str());
+        let brought = self.brought.iter().filter(|(_, h)| h.is_some());
+        sent.chain(brought.map(|(n, _)| &**n))
+    }
+
+    /// Whether the client was told `name` does not exist (and holds nothing under it).
+    #[cfg(test)]
+    pub(super) fn is_gone(&self, name: &str) -> bool {
+        matches!(self.brought.get(name), Some(None))
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.sent.len() + self.brought.len()
+    }
 }
 
 #[cfg(test)]
@@ -106,15 +144,20 @@ mod tests {
                 value: b"x".to_vec(),
             },
         ));
-        let mut k = KnownSet::new();
-        set(&mut k, Known::Claimed("a".into(), Held::of("nope")));
-        assert_eq!(k.get("a").and_then(Known::hash), None);
-        set(&mut k, Known::Sent(r.clone()));
+        let mut k = KnownSet::default();
+        k.claimed("a", Held::of("nope"));
+        assert_eq!(k.hash("a"), None);
+        assert!(k.contains("a") && k.held().eq(["a"]));
+        k.sent(r.clone());
         assert_eq!(k.len(), 1);
-        assert_eq!(k.get("a").and_then(Known::hash), Some(r.hash));
-        set(&mut k, Known::Gone("a".into()));
-        assert!(k.get("a").is_some_and(Known::is_gone));
-        assert!(k.remove("a") && k.is_empty());
+        assert_eq!(k.hash("a"), Some(r.hash));
+        k.gone("a");
+        assert!(k.is_gone("a") && k.len() == 1 && k.held().next().is_none());
+        k.claimed("b", Held::of(&r.version));
+        assert_eq!(k.hash("b"), Some(r.hash));
+        k.retain(|n| n == "b");
+        assert!(!k.contains("a") && k.remove("b") && k.len() == 0);
+        assert!(!k.remove("b"));
     }
 
     #[test]
