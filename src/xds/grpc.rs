@@ -2,7 +2,7 @@
 //! generated servers: the same services, methods and paths, with two differences that matter at
 //! 10,000 streams.
 //!
-//! - Responses are written as the stream task encoded them ([`Outbound`]): a small per-stream
+//! - Responses are written as the stream encoded them ([`Outbound`]): a small per-stream
 //!   head and a body shared by every stream sending the same response (see [`super::wire`]),
 //!   handed to HTTP/2 as they are. Nothing per stream grows with the response size: tonic's
 //!   encoder would re-encode each response into a buffer of its own per stream, and keep it.
@@ -21,7 +21,7 @@ mod requests;
 mod service;
 
 pub use requests::Requests;
-pub use service::{Outbound, XdsGrpc};
+pub use service::{Outbound, ResponseBody, Source, XdsGrpc};
 
 /// Initial size of a stream's codec buffers: room for a typical request or ACK.
 const BUFFER: usize = 1024;

@@ -1,7 +1,7 @@
 //! The xDS gRPC services: ADS and the per-type CDS/EDS/LDS/RDS/SDS services, each in state-of-the-world
-//! and delta flavours, all fed by the same snapshot cache. One task per stream ([`stream`]), driven
-//! by the stream's requests and its node's snapshot channel: a stream only ever waits on its own
-//! Envoy, and publishing never waits on any stream. This file owns the services, the registry of
+//! and delta flavours, all fed by the same snapshot cache. Each stream ([`stream`]) is its HTTP/2
+//! response body, driven by its requests and its node's snapshot channel: a stream only ever waits
+//! on its own Envoy, and publishing never waits on any stream. This file owns the services, the registry of
 //! open streams and the one place a stream's view of a snapshot is chosen
 //! ([`XdsService::snapshot_for`]).
 
@@ -14,15 +14,15 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
-use tracing::{info_span, Instrument};
+use tracing::info_span;
 
 use super::auth::{Authorizer, PeerIdentity};
 use super::authority::cluster_name;
 use super::cache::SnapshotCache;
 use super::group::Groups;
-use super::grpc::{Outbound, Requests, XdsGrpc};
+use super::grpc::{Requests, ResponseBody, XdsGrpc};
 use super::limits::ClientLimits;
 use super::outgoing::{Outgoing, Selection};
 use super::variants::{Demand, Hold, VariantKey, MAX_VARIANTS};
@@ -60,7 +60,7 @@ pub struct StreamInfo {
     pub current: [Option<String>; super::TYPE_COUNT],
 }
 
-/// Every open stream, by id. Each stream task owns its entry and removes it when it ends.
+/// Every open stream, by id. Each stream owns its entry and removes it when it ends.
 #[derive(Debug, Default)]
 pub struct Registry {
     streams: Mutex<BTreeMap<u64, StreamInfo>>,
@@ -143,13 +143,13 @@ impl XdsService {
             .add_service(XdsGrpc::<5>::new(svc, max))
     }
 
-    /// Starts the task of a new stream of protocol `P` (serving type `only`, or every type over
-    /// ADS); its responses come out of the returned channel.
+    /// A new stream of protocol `P` (serving type `only`, or every type over ADS), as the body
+    /// of its response: polling the body is what drives the stream.
     pub(super) fn open<P: Protocol>(
         &self,
         request: Request<Requests<P::Req>>,
         only: Option<&'static str>,
-    ) -> mpsc::Receiver<Box<Outbound>> {
+    ) -> ResponseBody {
         let peer = request
             .remote_addr()
             .map(|a| a.to_string())
@@ -157,10 +157,6 @@ impl XdsService {
         let cluster = cluster_name(request.extensions());
         let identity = PeerIdentity::of(&request).map(Box::new);
         let inbound = request.into_inner();
-        // Small: a stream that does not read holds at most this many responses, then its task waits.
-        // Boxed, because the channel allocates its slots 32 at a time when it is created: 32 inline
-        // responses-or-statuses were ~6 KiB per stream, for a queue that rarely holds more than one.
-        let (tx, rx) = mpsc::channel::<Box<Outbound>>(4);
         let mode = match (only, P::DELTA) {
             (None, false) => "ADS".to_string(),
             (None, true) => "ADS delta".to_string(),
@@ -174,13 +170,11 @@ impl XdsService {
             }
         };
         let span = info_span!("xds", %peer, %mode, node = tracing::field::Empty);
-        // Made here, not inside the spawned future, and boxed: an async fn keeps its arguments
-        // and the locals they move into side by side, so a stream passed by value would be held
-        // twice for its whole life (~2 KiB each); boxed, the copies are pointers.
-        let stream = stream::Stream::<P>::new(self.clone(), tx, only, peer, mode, cluster)
-            .with_identity(identity);
-        tokio::spawn(Box::new(stream).run(inbound).instrument(span));
-        rx
+        let stream = span.in_scope(|| {
+            stream::Stream::<P>::new(self.clone(), inbound, only, peer, mode, cluster)
+                .with_identity(identity)
+        });
+        ResponseBody::new(Box::new(stream), span)
     }
 
     /// Unary fetch: the node's current resources of one type (all, or the requested names), as a

@@ -6,6 +6,8 @@
 //! message received is decoded, the buffer is let go.
 
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use prost::bytes::{Buf, BytesMut};
 use prost::Message;
@@ -39,31 +41,34 @@ impl<T: Message + Default> Requests<T> {
 
     /// The next request; `None` once the client closed its side of the stream. A message over
     /// the limit is RESOURCE_EXHAUSTED, one that does not decode INVALID_ARGUMENT.
+    #[cfg(test)]
     pub async fn message(&mut self) -> Result<Option<T>, Status> {
+        std::future::poll_fn(|cx| self.poll_message(cx)).await
+    }
+
+    /// [`Requests::message`] as a poll: what arrived stays buffered across polls, and the body
+    /// wakes the caller when more does.
+    pub fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<T>, Status>> {
         loop {
             if let Some(msg) = self.decode()? {
-                return Ok(Some(msg));
+                return Poll::Ready(Ok(Some(msg)));
             }
             if self.ended {
-                return match self.buf.is_empty() {
+                return Poll::Ready(match self.buf.is_empty() {
                     true => Ok(None),
                     false => Err(Status::invalid_argument(
                         "the stream ended inside a message",
                     )),
-                };
+                });
             }
-            let frame = std::future::poll_fn(|cx| {
-                http_body::Body::poll_frame(std::pin::Pin::new(&mut self.body), cx)
-            })
-            .await;
-            match frame {
+            match ready!(http_body::Body::poll_frame(Pin::new(&mut self.body), cx)) {
                 Some(Ok(frame)) => {
                     // Trailers carry nothing for a request stream.
                     if let Ok(data) = frame.into_data() {
                         self.buf.extend_from_slice(&data);
                     }
                 }
-                Some(Err(status)) => return Err(status),
+                Some(Err(status)) => return Poll::Ready(Err(status)),
                 None => self.ended = true,
             }
         }

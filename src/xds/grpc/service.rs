@@ -1,6 +1,7 @@
 //! The six xDS gRPC services as tower services: each call is routed by its method to a stream
-//! (state-of-the-world or delta) or a unary fetch of [`XdsService`], and a stream's responses
-//! come out of its task's channel into the HTTP/2 response body ([`ResponseBody`]) unchanged.
+//! (state-of-the-world or delta) or a unary fetch of [`XdsService`]. A stream is its HTTP/2
+//! response body ([`ResponseBody`]): polled for the next frame, it polls the stream for its next
+//! response and writes it unchanged.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -10,7 +11,6 @@ use std::task::{ready, Context, Poll};
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use http_body::Frame;
 use prost::bytes::Bytes;
-use tokio::sync::mpsc;
 use tonic::body::Body;
 use tonic::codegen::{http, BoxFuture, Service};
 use tonic::server::{Grpc, NamedService, UnaryService};
@@ -24,11 +24,18 @@ use crate::xds::sotw::SotwState;
 use crate::xds::wire::Encoded;
 use crate::xds::{CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET};
 
-/// What a stream task hands its response body: a response, or the status that ends the stream.
+/// What a stream hands its response body: a response, or the status that ends the stream.
 #[derive(Debug)]
 pub enum Outbound {
     Message(Encoded),
     End(Status),
+}
+
+/// A stream, as its response body sees it.
+pub trait Source: Send + 'static {
+    /// The next response or the final status, once there is one; `None`: the stream ended
+    /// normally. Not called again after either end.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outbound>>;
 }
 
 /// The services, by index: gRPC name and the one type it serves (`None`: ADS, every type).
@@ -114,8 +121,8 @@ impl<const K: usize> Service<http::Request<Body>> for XdsGrpc<K> {
     }
 }
 
-/// Opens a stream of protocol `P` on `req`: its requests are decoded as they come, its task
-/// answers into the response body.
+/// Opens a stream of protocol `P` on `req`: its requests are decoded as they come, and it answers
+/// as its response body is polled.
 fn stream<P: Protocol>(
     svc: &XdsService,
     req: http::Request<Body>,
@@ -125,12 +132,8 @@ fn stream<P: Protocol>(
     let (parts, body) = req.into_parts();
     let inbound = Requests::<P::Req>::new(body, max);
     let request = Request::from_http(http::Request::from_parts(parts, inbound));
-    let rx = svc.open::<P>(request, only);
-    let mut response = http::Response::new(Body::new(ResponseBody {
-        rx,
-        next: None,
-        done: false,
-    }));
+    let body = svc.open::<P>(request, only);
+    let mut response = http::Response::new(Body::new(body));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/grpc"),
@@ -155,13 +158,27 @@ impl UnaryService<DiscoveryRequest> for Fetch {
 }
 
 /// A stream's response body: each response's head, then its (shared) body, as two data frames;
-/// the trailers carry the status the stream ended with (OK when its task let go of the channel).
-struct ResponseBody {
-    rx: mpsc::Receiver<Box<Outbound>>,
+/// the trailers carry the status the stream ended with (OK when it ended normally).
+pub struct ResponseBody {
+    /// `None` only while it is dropped.
+    stream: Option<Box<dyn Source>>,
+    /// The stream's span, entered while it runs (its logs name the peer and the node).
+    span: tracing::Span,
     /// The body of the response whose head went out last.
     next: Option<Bytes>,
     /// The trailers went out.
     done: bool,
+}
+
+impl ResponseBody {
+    pub fn new(stream: Box<dyn Source>, span: tracing::Span) -> ResponseBody {
+        ResponseBody {
+            stream: Some(stream),
+            span,
+            next: None,
+            done: false,
+        }
+    }
 }
 
 impl http_body::Body for ResponseBody {
@@ -172,25 +189,35 @@ impl http_body::Body for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        if let Some(body) = self.next.take() {
+        let this = &mut *self;
+        if let Some(body) = this.next.take() {
             return Poll::Ready(Some(Ok(Frame::data(body))));
         }
-        if self.done {
+        let Some(stream) = this.stream.as_mut().filter(|_| !this.done) else {
             return Poll::Ready(None);
-        }
-        let status = match ready!(self.rx.poll_recv(cx)).map(|b| *b) {
+        };
+        let next = {
+            let _entered = this.span.enter();
+            ready!(stream.poll_next(cx))
+        };
+        let status = match next {
             Some(Outbound::Message(e)) => {
-                self.next = Some(e.body);
+                this.next = Some(e.body);
                 return Poll::Ready(Some(Ok(Frame::data(e.head))));
             }
             Some(Outbound::End(status)) => status,
-            // The task let go of the stream without a status: it ended normally.
             None => Status::new(Code::Ok, ""),
         };
-        // Nothing follows the trailers: the channel closes, and the task stops sending.
-        self.done = true;
-        self.rx.close();
+        this.done = true;
         Poll::Ready(Some(Ok(Frame::trailers(trailers(&status)))))
+    }
+}
+
+impl Drop for ResponseBody {
+    /// A stream whose client went away ends here: in its span, so that its last words name it.
+    fn drop(&mut self) {
+        let _entered = self.span.enter();
+        drop(self.stream.take());
     }
 }
 

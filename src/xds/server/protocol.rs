@@ -1,4 +1,4 @@
-//! The two protocol flavours behind one trait, so the stream task ([`super::stream`]) is written
+//! The two protocol flavours behind one trait, so the stream ([`super::stream`]) is written
 //! once for state-of-the-world and delta: the request/response types, and the state machines
 //! (`sotw`, `delta`) that map one to the other.
 

@@ -1,32 +1,37 @@
-//! One xDS stream's task. The loop waits for the next event (a request, a new snapshot of the
-//! node, a change among the Envoy's other streams, the hold on them running out, the end) and
-//! hands it to its handler (requests: [`request`]); after any event that may make something due,
-//! [`Stream::respond`] sends it. Everything the stream keeps between events is in [`Stream`].
+//! One xDS stream, driven by its HTTP/2 response body: each time the body wants its next frame,
+//! [`Stream::poll_next`] hands out the next response worked out, or waits for the next event (a
+//! request, a new snapshot of the node, a change among the Envoy's other streams, the hold on
+//! them running out, the end) and hands it to its handler (requests: [`request`]); after any event
+//! that may make something due, [`Stream::respond`] works it out. Everything the stream keeps
+//! between events is in [`Stream`].
 //!
-//! The stream only ever waits on its own Envoy: sending waits for room in the client's small
-//! queue (back-pressure) and delays only this task, and every wait gives way to shutdown.
+//! No task and no channel of its own: the body is polled by the HTTP/2 stream's task, only when
+//! the client has room for more (back-pressure), so a slow Envoy holds up only its own stream, and
+//! a stream whose client went away is dropped with its body (see [`Stream::close`]).
 
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tonic::Status;
 use tracing::{debug, info, warn};
 
-use super::{stopped, Protocol, StreamInfo, XdsMetrics, XdsService};
+use super::{Protocol, StreamInfo, XdsMetrics, XdsService};
 use crate::xds::auth::PeerIdentity;
 use crate::xds::cache::Subscription;
 use crate::xds::group::{Membership, Peers};
-use crate::xds::grpc::{Outbound, Requests};
+use crate::xds::grpc::{Outbound, Requests, Source};
 use crate::xds::metrics::StreamRefusal;
 use crate::xds::outgoing::Outgoing;
 use crate::xds::variants::Hold;
 use crate::xds::{type_index, type_short, Snapshot, SourceMode, TYPE_COUNT};
 
 mod request;
+mod wait;
 
 /// How long a per-type stream waits for the other streams of its Envoy before it sends anyway:
 /// ordering is worth milliseconds, never a stuck configuration (a cluster Envoy rejected never
@@ -39,17 +44,6 @@ fn jittered(age: Duration, id: u64) -> Duration {
     use std::hash::BuildHasher;
     let r = std::collections::hash_map::RandomState::new().hash_one(id);
     age + age.mul_f64((r % 10_001) as f64 / 100_000.0)
-}
-
-/// Where a stream's responses go: the response body writes them to the client in order.
-pub(super) type Responses = mpsc::Sender<Box<Outbound>>;
-
-/// Ends a stream with `status`; gives up if the client does not take it before shutdown.
-async fn fail(tx: &Responses, status: Status, shutdown: &mut watch::Receiver<bool>) {
-    tokio::select! {
-        _ = tx.send(Box::new(Outbound::End(status))) => {}
-        _ = stopped(shutdown) => {}
-    }
 }
 
 enum Event<R> {
@@ -76,7 +70,16 @@ enum Next {
 /// Everything one stream keeps between events.
 pub(super) struct Stream<P: Protocol> {
     svc: XdsService,
-    tx: Responses,
+    inbound: Requests<P::Req>,
+    /// Until the first request names the node: when the stream gives up waiting for it.
+    first_request: Option<Pin<Box<Sleep>>>,
+    /// Responses worked out and not yet handed to the body, in order.
+    pending: Option<std::vec::IntoIter<Outgoing>>,
+    /// No more events are handled: what is pending, then this status (OK if none), end it.
+    over: bool,
+    ending: Option<Box<Status>>,
+    /// The wait for everything but requests, made when first polled (see [`wait`]).
+    wait: Option<wait::Wait>,
     /// The one type a per-type stream serves; `None` over ADS.
     only: Option<&'static str>,
     /// Per-type streams: the claim on the variant whose resources point at per-type services on
@@ -106,7 +109,7 @@ impl<P: Protocol> Stream<P> {
     /// A new stream, counted as open and given its id (it is registered once it names its node).
     pub(super) fn new(
         svc: XdsService,
-        tx: Responses,
+        inbound: Requests<P::Req>,
         only: Option<&'static str>,
         peer: String,
         mode: String,
@@ -136,11 +139,17 @@ impl<P: Protocol> Stream<P> {
             .limits
             .xds_max_stream_age
             .map(|age| Instant::now() + jittered(age, id));
-        Stream {
+        let first_request = Some(Box::pin(tokio::time::sleep(svc.limits.handshake_timeout)));
+        let mut stream = Stream {
             end_of_life,
             shutdown: svc.shutdown.clone(),
             svc,
-            tx,
+            inbound,
+            first_request,
+            pending: None,
+            over: false,
+            ending: None,
+            wait: None,
             only,
             variant,
             info,
@@ -152,7 +161,12 @@ impl<P: Protocol> Stream<P> {
             peer_changes: None,
             held_since: None,
             identity: None,
+        };
+        if let Err(status) = &stream.variant {
+            let status = status.clone();
+            stream.refuse(status, None);
         }
+        stream
     }
 
     /// The identity the client's TLS certificate carries (none without TLS).
@@ -162,127 +176,63 @@ impl<P: Protocol> Stream<P> {
         self
     }
 
-    /// The stream's task: one event at a time, until the client, a limit or the server ends it.
-    pub(super) async fn run(mut self: Box<Self>, mut inbound: Requests<P::Req>) {
-        // A stream is only worth its memory once it says which node it is.
-        let first_request = tokio::time::sleep(self.svc.limits.handshake_timeout);
-        tokio::pin!(first_request);
-        if let Err(status) = &self.variant {
-            let status = status.clone();
-            self.refuse(status, None).await;
-            return (*self).close();
-        }
-        // Each step's future is boxed while it runs: a stream spends its life waiting, and its
-        // task would otherwise reserve room for the largest step (~3 KiB) for that whole life.
+    /// The stream's next response (or its final status), once there is one; `None` once it is
+    /// over. One event at a time, until the client, a limit or the server ends it.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outbound>> {
         loop {
-            let event = Box::pin(self.next_event(&mut inbound, first_request.as_mut())).await;
-            let next = match event {
-                Event::End => Next::Stop,
-                Event::Aged => {
-                    info!(
-                        "stream reached --xds-max-stream-age; closing it so the Envoy reconnects"
-                    );
-                    self.svc
-                        .metrics
-                        .streams_aged
-                        .fetch_add(1, Ordering::Relaxed);
-                    Next::Stop
-                }
-                Event::Refuse(status, why) => Box::pin(self.refuse(status, why)).await,
-                Event::Snapshot => Next::Respond,
-                Event::Request(req) => Box::pin(self.on_request(req)).await,
-            };
-            match next {
-                Next::Stop => break,
-                Next::Wait => continue,
-                Next::Respond => {
-                    if !Box::pin(self.respond()).await {
-                        break;
-                    }
-                }
+            if let Some(resp) = self.pending.as_mut().and_then(Iterator::next) {
+                return Poll::Ready(Some(Outbound::Message(self.encode(resp))));
+            }
+            self.pending = None;
+            if self.over {
+                return Poll::Ready(self.ending.take().map(|s| Outbound::End(*s)));
+            }
+            let event = ready!(self.poll_event(cx));
+            // What the stream waits on may have changed (its node named, its view moved on).
+            self.wait = None;
+            match self.handle(event) {
+                Next::Stop => self.end(),
+                Next::Wait => {}
+                Next::Respond => self.respond(),
             }
         }
-        (*self).close();
     }
 
-    /// Waits for whichever event comes first. Every wait here can lose the race without losing
-    /// anything: the request, snapshot and group are read again next time.
-    async fn next_event(
-        &mut self,
-        inbound: &mut Requests<P::Req>,
-        first_request: Pin<&mut Sleep>,
-    ) -> Event<P::Req> {
-        let Stream {
-            shutdown,
-            snapshots,
-            peer_changes,
-            held_since,
-            end_of_life,
-            ..
-        } = self;
-        let unnamed = snapshots.is_none();
-        let held_since = *held_since;
-        let end_of_life = *end_of_life;
-        tokio::select! {
-            _ = stopped(shutdown) => Event::End,
-            _ = async {
-                match end_of_life {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
-            } => Event::Aged,
-            _ = first_request, if unnamed => Event::Refuse(
-                Status::deadline_exceeded("no request within the handshake timeout"),
-                Some(StreamRefusal::NoFirstRequest),
-            ),
-            _ = async {
-                match peer_changes.as_mut() {
-                    Some(rx) => { let _ = rx.changed().await; }
-                    None => std::future::pending().await,
-                }
-            } => Event::Snapshot,
-            _ = async {
-                match held_since {
-                    Some(t) => tokio::time::sleep_until(t + PEER_HOLD_MAX).await,
-                    None => std::future::pending().await,
-                }
-            } => Event::Snapshot,
-            msg = inbound.message() => match msg {
-                Ok(Some(req)) => Event::Request(Box::new(req)),
-                Ok(None) => Event::End,
-                Err(e) => {
-                    debug!(error = %e, "stream error");
-                    match crate::xds::limits::refusal_of(e) {
-                        Some((status, why)) => Event::Refuse(status, why),
-                        None => Event::End,
-                    }
-                }
-            },
-            changed = async {
-                match snapshots.as_mut() {
-                    Some(rx) => rx.changed().await,
-                    None => std::future::pending().await,
-                }
-            } => match changed {
-                Ok(()) => Event::Snapshot,
-                Err(_) => Event::End,
-            },
+    /// What the loop does with `event`.
+    fn handle(&mut self, event: Event<P::Req>) -> Next {
+        match event {
+            Event::End => Next::Stop,
+            Event::Aged => {
+                info!("stream reached --xds-max-stream-age; closing it so the Envoy reconnects");
+                let aged = &self.svc.metrics.streams_aged;
+                aged.fetch_add(1, Ordering::Relaxed);
+                Next::Stop
+            }
+            Event::Refuse(status, why) => self.refuse(status, why),
+            Event::Snapshot => Next::Respond,
+            Event::Request(req) => self.on_request(req),
         }
     }
 
     /// A limit, or a request that does not decode: the stream ends with its status.
-    async fn refuse(&mut self, status: Status, why: Option<StreamRefusal>) -> Next {
+    fn refuse(&mut self, status: Status, why: Option<StreamRefusal>) -> Next {
         if let Some(why) = why {
             warn!(reason = why.label(), error = %status.message(), "stream refused");
             self.svc.metrics.refused(why);
         }
-        fail(&self.tx, status, &mut self.shutdown).await;
+        self.fail(status)
+    }
+
+    /// Ends the stream with `status`, once what is pending has gone out.
+    fn fail(&mut self, status: Status) -> Next {
+        self.ending = Some(Box::new(status));
+        self.end();
         Next::Stop
     }
 
-    /// Sends what is due for the node's latest snapshot, then tells the Envoy's other streams and
-    /// the registry where this stream stands. False once the stream is over.
-    async fn respond(&mut self) -> bool {
+    /// Works out what is due for the node's latest snapshot, then tells the Envoy's other streams
+    /// and the registry where this stream stands.
+    fn respond(&mut self) {
         let snap = self.snapshot_for_stream();
         let peers = self.peers();
         let responses = self.state.responses(snap.as_deref(), &peers);
@@ -292,12 +242,11 @@ impl<P: Protocol> Stream<P> {
             self.held_since = None;
         }
         self.view = snap;
-        let open = self.send(responses).await;
+        self.pending = Some(responses.into_iter());
         if let (Some(m), Some(t)) = (&self.membership, self.only.and_then(type_index)) {
             m.update(self.state.member(t));
         }
         self.publish_status();
-        open && !self.tx.is_closed()
     }
 
     /// The node's latest snapshot (now seen), as this stream must see it: per-type streams get
@@ -321,28 +270,15 @@ impl<P: Protocol> Stream<P> {
         }
     }
 
-    /// Queues `responses` in order, each counted as it goes. False if the client went away or
-    /// the server stopped meanwhile.
-    async fn send(&mut self, responses: Vec<Outgoing>) -> bool {
-        for resp in responses {
-            let t = resp.type_index;
-            debug!(r#type = type_short(t), version = %resp.version, resources = resp.count(), "push");
-            let m = &self.svc.metrics;
-            XdsMetrics::count(&m.responses, &m.responses_by_type, Some(t), 1);
-            XdsMetrics::count(
-                &m.response_bytes,
-                &m.bytes_by_type,
-                Some(t),
-                resp.bytes() as u64,
-            );
-            let wire = Box::new(Outbound::Message(resp.encode()));
-            // Waiting here only delays this stream; stop waiting on shutdown.
-            tokio::select! {
-                r = self.tx.send(wire) => if r.is_err() { return false },
-                _ = stopped(&mut self.shutdown) => return false,
-            }
-        }
-        true
+    /// `resp` on the wire, counted as it goes.
+    fn encode(&self, resp: Outgoing) -> crate::xds::wire::Encoded {
+        let t = resp.type_index;
+        debug!(r#type = type_short(t), version = %resp.version, resources = resp.count(), "push");
+        let m = &self.svc.metrics;
+        XdsMetrics::count(&m.responses, &m.responses_by_type, Some(t), 1);
+        let bytes = resp.bytes() as u64;
+        XdsMetrics::count(&m.response_bytes, &m.bytes_by_type, Some(t), bytes);
+        resp.encode()
     }
 
     /// Updates the registry's entry, for status reports: what changed since the last call, the
@@ -377,8 +313,19 @@ impl<P: Protocol> Stream<P> {
         }
     }
 
-    /// The stream is over: out of the registry and the counts.
-    fn close(mut self) {
+    /// No more events: the stream is over once what is pending has gone out.
+    fn end(&mut self) {
+        if !self.over {
+            self.over = true;
+            self.close();
+        }
+    }
+
+    /// The stream is over (its events, or its body dropped, when the client went away): out of
+    /// the registry and the counts.
+    fn close(&mut self) {
+        // First: it holds clones of the receivers (the cache counts a node's receivers).
+        self.wait = None;
         self.svc.registry.lock().remove(&self.info.id);
         // Lets go of the node's cache entry, if this was the last stream of an undefined node.
         drop(self.snapshots.take());
@@ -389,9 +336,21 @@ impl<P: Protocol> Stream<P> {
         if !self.info.node_id.is_empty() {
             info!("stream closed");
         }
-        // Leaves the Envoy's group (its other streams stop waiting on this one) before the
-        // response channel closes.
+        // Leaves the Envoy's group, so its other streams stop waiting on this one.
         drop(self.membership.take());
+        drop(self.peer_changes.take());
+    }
+}
+
+impl<P: Protocol> Source for Stream<P> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outbound>> {
+        Stream::poll_next(self, cx)
+    }
+}
+
+impl<P: Protocol> Drop for Stream<P> {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 

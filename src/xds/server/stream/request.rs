@@ -6,9 +6,8 @@ use std::ops::ControlFlow;
 use tonic::Status;
 use tracing::{debug, info, warn};
 
-use super::{fail, Next, Stream};
+use super::{Next, Stream};
 use crate::xds::cache::Subscription;
-use crate::xds::grpc::Outbound;
 use crate::xds::metrics::StreamRefusal;
 use crate::xds::server::{Protocol, XdsMetrics};
 use crate::xds::sotw::RequestKind;
@@ -17,11 +16,11 @@ use crate::xds::{type_index, type_short};
 impl<P: Protocol> Stream<P> {
     /// A request: the first one names the node; each must be for a type this stream serves; the
     /// protocol state then says what it meant.
-    pub(super) async fn on_request(&mut self, mut req: Box<P::Req>) -> Next {
-        if self.snapshots.is_none() && self.identify(&req).await.is_break() {
+    pub(super) fn on_request(&mut self, mut req: Box<P::Req>) -> Next {
+        if self.snapshots.is_none() && self.identify(&req).is_break() {
             return Next::Stop;
         }
-        if self.check_type(&mut req).await.is_break() {
+        if self.check_type(&mut req).is_break() {
             return Next::Stop;
         }
         let ti = type_index(P::type_url(&mut req));
@@ -31,24 +30,26 @@ impl<P: Protocol> Stream<P> {
 
     /// The first request says which node this is: subscribe to its snapshots, register the
     /// stream, and (per-type streams) join the Envoy's group.
-    async fn identify(&mut self, req: &P::Req) -> ControlFlow<()> {
+    fn identify(&mut self, req: &P::Req) -> ControlFlow<()> {
         // The node is only guaranteed on a stream's first request.
         let Some(node) = P::node(req) else {
-            let status = Status::invalid_argument("the first request must carry a node");
-            let _ = self.tx.send(Box::new(Outbound::End(status))).await;
+            self.fail(Status::invalid_argument(
+                "the first request must carry a node",
+            ));
             return ControlFlow::Break(());
         };
         if let Err(status) = self.svc.limits.check_node_id(&node.id) {
             self.svc.metrics.refused(StreamRefusal::NodeIdTooLong);
             warn!(bytes = node.id.len(), "stream refused: node id too long");
-            fail(&self.tx, status, &mut self.shutdown).await;
+            self.fail(status);
             return ControlFlow::Break(());
         }
         let identity = self.identity.take();
         if let Err(status) = self.svc.authorize(identity.as_deref(), &node.id) {
-            fail(&self.tx, status, &mut self.shutdown).await;
+            self.fail(status);
             return ControlFlow::Break(());
         }
+        self.first_request = None;
         let info = &mut self.info;
         info.node_id = node.id.clone();
         tracing::Span::current().record("node", info.node_id.as_str());
@@ -74,7 +75,7 @@ impl<P: Protocol> Stream<P> {
 
     /// A per-type stream serves its one type (an empty type URL means that one); over ADS every
     /// request names its type. Anything else ends the stream.
-    async fn check_type(&mut self, req: &mut P::Req) -> ControlFlow<()> {
+    fn check_type(&mut self, req: &mut P::Req) -> ControlFlow<()> {
         let type_url = P::type_url(req);
         let refusal = match self.only {
             Some(t) if type_url.is_empty() => {
@@ -85,10 +86,7 @@ impl<P: Protocol> Stream<P> {
             None if type_url.is_empty() => "type URL is required for ADS".to_string(),
             _ => return ControlFlow::Continue(()),
         };
-        let _ = self
-            .tx
-            .send(Box::new(Outbound::End(Status::invalid_argument(refusal))))
-            .await;
+        self.fail(Status::invalid_argument(refusal));
         ControlFlow::Break(())
     }
 

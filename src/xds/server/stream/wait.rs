@@ -1,0 +1,105 @@
+//! What a stream waits for between events: a request, or (one future, [`Wait`]) the server
+//! stopping, the stream's age, a new snapshot of its node, a change among its Envoy's other
+//! streams, the hold on them running out.
+//!
+//! The future owns clones of the stream's receivers, made from the stream's own (which remember
+//! what it has seen), so it can live across polls of the body, keep its place in the channels'
+//! wait lists (a dropped `changed()` would lose its wake-up), and be made anew after each event
+//! without missing a change.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::time::Instant;
+use tonic::Status;
+use tracing::debug;
+
+use super::{Event, Stream, PEER_HOLD_MAX};
+use crate::xds::metrics::StreamRefusal;
+use crate::xds::server::{stopped, Protocol};
+
+/// What woke a [`Wait`].
+pub(super) enum Woken {
+    End,
+    Aged,
+    Snapshot,
+}
+
+pub(super) type Wait = Pin<Box<dyn Future<Output = Woken> + Send>>;
+
+/// Sleeps until `t`, or forever.
+async fn until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl<P: Protocol> Stream<P> {
+    /// The next event, if one is ready; the body's task is woken when one comes.
+    pub(super) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Event<P::Req>> {
+        let wait = match self.wait.take() {
+            Some(w) => w,
+            None => self.waits(),
+        };
+        let wait = self.wait.insert(wait);
+        if let Poll::Ready(woken) = wait.as_mut().poll(cx) {
+            return Poll::Ready(match woken {
+                Woken::End => Event::End,
+                Woken::Aged => Event::Aged,
+                Woken::Snapshot => Event::Snapshot,
+            });
+        }
+        if let Some(t) = self.first_request.as_mut() {
+            if t.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Refuse(
+                    Status::deadline_exceeded("no request within the handshake timeout"),
+                    Some(StreamRefusal::NoFirstRequest),
+                ));
+            }
+        }
+        self.inbound.poll_message(cx).map(|msg| match msg {
+            Ok(Some(req)) => Event::Request(Box::new(req)),
+            Ok(None) => Event::End,
+            Err(e) => {
+                debug!(error = %e, "stream error");
+                match crate::xds::limits::refusal_of(e) {
+                    Some((status, why)) => Event::Refuse(status, why),
+                    None => Event::End,
+                }
+            }
+        })
+    }
+
+    /// The wait for everything but requests, as the stream stands now.
+    fn waits(&self) -> Wait {
+        let mut shutdown = self.shutdown.clone();
+        let mut snapshots = self.snapshots.as_ref().map(|s| (**s).clone());
+        let mut peers = self.peer_changes.clone();
+        let hold = self.held_since.map(|t| t + PEER_HOLD_MAX);
+        let aged = self.end_of_life;
+        Box::pin(async move {
+            tokio::select! {
+                _ = stopped(&mut shutdown) => Woken::End,
+                _ = until(aged) => Woken::Aged,
+                _ = async {
+                    match peers.as_mut() {
+                        Some(rx) => { let _ = rx.changed().await; }
+                        None => std::future::pending().await,
+                    }
+                } => Woken::Snapshot,
+                _ = until(hold) => Woken::Snapshot,
+                changed = async {
+                    match snapshots.as_mut() {
+                        Some(rx) => rx.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => match changed {
+                    Ok(()) => Woken::Snapshot,
+                    Err(_) => Woken::End,
+                },
+            }
+        })
+    }
+}
