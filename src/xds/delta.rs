@@ -56,12 +56,10 @@ pub struct DeltaTypeState {
 }
 
 impl DeltaTypeState {
-    /// Whether `s` is what [`DeltaTypeState::status`] would say, without copying the versions.
-    pub fn status_is(&self, s: &super::TypeStatus) -> bool {
-        s.requested == self.requested
-            && s.sent == self.sent_version
-            && s.acked == self.acked_version
-            && s.nack == self.nack
+    /// [`super::TypeStatus::print`] of this type's status, with the version `due`.
+    pub fn status_print(&self, due: Option<&str>) -> u64 {
+        let (sent, acked) = (self.sent_version.as_deref(), self.acked_version.as_deref());
+        super::TypeStatus::print(self.requested, sent, acked, self.nack.as_ref(), due)
     }
 
     pub fn status(&self) -> super::TypeStatus {

@@ -69,6 +69,23 @@ pub struct TypeStatus {
     pub nack: Option<(String, String)>,
 }
 
+impl TypeStatus {
+    /// A fingerprint of a type's status and the version due on its stream: a stream keeps this,
+    /// not a copy, to notice what to publish.
+    pub fn print(
+        requested: bool,
+        sent: Option<&str>,
+        acked: Option<&str>,
+        nack: Option<&(String, String)>,
+        due: Option<&str>,
+    ) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        (requested, sent, acked, nack, due).hash(&mut h);
+        h.finish()
+    }
+}
+
 /// One encoded resource. Encoded once and shared (by `Arc`) by every node and stream that gets it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resource {

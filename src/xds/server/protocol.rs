@@ -28,8 +28,8 @@ pub trait Protocol: Default + Send + 'static {
     /// The last `responses` held back a change for the other streams of the Envoy.
     fn held_by_peers(&self) -> bool;
     fn status(&self, t: usize) -> TypeStatus;
-    /// Whether `s` is `status(t)`, without copying it.
-    fn status_is(&self, t: usize, s: &TypeStatus) -> bool;
+    /// [`TypeStatus::print`] of `status(t)` and the version `due`, without copying them.
+    fn status_print(&self, t: usize, due: Option<&str>) -> u64;
 }
 
 impl Protocol for SotwState {
@@ -59,8 +59,8 @@ impl Protocol for SotwState {
     fn status(&self, t: usize) -> TypeStatus {
         self.types[t].status()
     }
-    fn status_is(&self, t: usize, s: &TypeStatus) -> bool {
-        self.types[t].status_is(s)
+    fn status_print(&self, t: usize, due: Option<&str>) -> u64 {
+        self.types[t].status_print(due)
     }
 }
 
@@ -91,7 +91,7 @@ impl Protocol for DeltaState {
     fn status(&self, t: usize) -> TypeStatus {
         self.types[t].status()
     }
-    fn status_is(&self, t: usize, s: &TypeStatus) -> bool {
-        self.types[t].status_is(s)
+    fn status_print(&self, t: usize, due: Option<&str>) -> u64 {
+        self.types[t].status_print(due)
     }
 }

@@ -28,7 +28,7 @@ use crate::xds::grpc::{Outbound, Requests, Source};
 use crate::xds::metrics::StreamRefusal;
 use crate::xds::outgoing::Outgoing;
 use crate::xds::variants::Hold;
-use crate::xds::{type_index, type_short, Snapshot, SourceMode, TYPE_COUNT};
+use crate::xds::{type_index, type_short, Snapshot, SourceMode, TypeStatus, TYPE_COUNT};
 
 mod request;
 mod wait;
@@ -85,8 +85,16 @@ pub(super) struct Stream<P: Protocol> {
     /// Per-type streams: the claim on the variant whose resources point at per-type services on
     /// the bootstrap's cluster for meshplane (`Err` when too many variants are claimed).
     variant: Result<Option<Hold>, Status>,
-    /// This stream's entry in the registry, as last published.
-    info: StreamInfo,
+    id: u64,
+    /// This stream's entry for the registry, until the first request names the node and it
+    /// moves there.
+    info: Option<Box<StreamInfo>>,
+    /// In the registry: its status is published there.
+    registered: bool,
+    /// Per type, [`TypeStatus::print`] of the status last published (`None`: never).
+    ///
+    /// [`TypeStatus::print`]: crate::xds::TypeStatus::print
+    published: [Option<u64>; TYPE_COUNT],
     /// Per type, the last version whose convergence time was recorded, so each counts once.
     converged: [Option<String>; crate::xds::TYPE_COUNT],
     /// The snapshot the last responses were worked out from.
@@ -152,7 +160,10 @@ impl<P: Protocol> Stream<P> {
             wait: None,
             only,
             variant,
-            info,
+            id,
+            info: Some(Box::new(info)),
+            registered: false,
+            published: [None; TYPE_COUNT],
             converged: Default::default(),
             view: None,
             state: P::default(),
@@ -171,7 +182,9 @@ impl<P: Protocol> Stream<P> {
 
     /// The identity the client's TLS certificate carries (none without TLS).
     pub(super) fn with_identity(mut self, identity: Option<Box<PeerIdentity>>) -> Stream<P> {
-        self.info.identity = identity.as_ref().map(|p| p.uris.clone());
+        if let Some(info) = self.info.as_mut() {
+            info.identity = identity.as_ref().map(|p| p.uris.clone());
+        }
         self.identity = identity;
         self
     }
@@ -281,34 +294,33 @@ impl<P: Protocol> Stream<P> {
         resp.encode()
     }
 
-    /// Updates the registry's entry, for status reports: what changed since the last call, the
-    /// shared lock only when something did. Compared in place, since it runs after every request
-    /// and push, and copying every version to compare was a twentieth of a push's CPU.
+    /// Updates the registry's entry, for status reports: the types whose status or due version
+    /// changed since the last call, under the shared lock only when one did. It runs after every
+    /// request and push, so the stream keeps a fingerprint per type rather than a copy of what
+    /// it published (copying every version to compare was a twentieth of a push's CPU).
     fn publish_status(&mut self) {
-        let info = &mut self.info;
-        if info.node_key.is_none() && info.node_id.is_empty() {
+        if !self.registered {
             return;
         }
-        let mut changed = [false; TYPE_COUNT];
+        let mut changed: [Option<(TypeStatus, Option<String>)>; TYPE_COUNT] = Default::default();
         for (t, changed) in changed.iter_mut().enumerate() {
-            if !self.state.status_is(t, &info.types[t]) {
-                info.types[t] = self.state.status(t);
-                *changed = true;
-            }
-            // The versions this stream should converge to: its view of the node's snapshot.
+            // The version this stream should converge to: its view of the node's snapshot.
             let due = self.view.as_ref().map(|s| s.types[t].version.as_str());
-            if info.current[t].as_deref() != due {
-                info.current[t] = due.map(str::to_string);
-                *changed = true;
+            let print = Some(self.state.status_print(t, due));
+            if self.published[t] != print {
+                self.published[t] = print;
+                *changed = Some((self.state.status(t), due.map(str::to_string)));
             }
         }
-        if !changed.contains(&true) {
+        if changed.iter().all(Option::is_none) {
             return;
         }
-        if let Some(e) = self.svc.registry.lock().get_mut(&info.id) {
-            for t in (0..TYPE_COUNT).filter(|&t| changed[t]) {
-                e.types[t] = info.types[t].clone();
-                e.current[t] = info.current[t].clone();
+        if let Some(e) = self.svc.registry.lock().get_mut(&self.id) {
+            for (t, c) in changed.into_iter().enumerate() {
+                if let Some((status, due)) = c {
+                    e.types[t] = status;
+                    e.current[t] = due;
+                }
             }
         }
     }
@@ -326,14 +338,16 @@ impl<P: Protocol> Stream<P> {
     fn close(&mut self) {
         // First: it holds clones of the receivers (the cache counts a node's receivers).
         self.wait = None;
-        self.svc.registry.lock().remove(&self.info.id);
+        if self.registered {
+            self.svc.registry.lock().remove(&self.id);
+        }
         // Lets go of the node's cache entry, if this was the last stream of an undefined node.
         drop(self.snapshots.take());
         self.svc
             .metrics
             .streams_open
             .fetch_sub(1, Ordering::Relaxed);
-        if !self.info.node_id.is_empty() {
+        if self.registered {
             info!("stream closed");
         }
         // Leaves the Envoy's group, so its other streams stop waiting on this one.

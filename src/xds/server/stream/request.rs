@@ -50,7 +50,9 @@ impl<P: Protocol> Stream<P> {
             return ControlFlow::Break(());
         }
         self.first_request = None;
-        let info = &mut self.info;
+        let Some(mut info) = self.info.take() else {
+            return ControlFlow::Continue(()); // named already
+        };
         info.node_id = node.id.clone();
         tracing::Span::current().record("node", info.node_id.as_str());
         info.node_key = (self.svc.node_key)(&info.node_id);
@@ -64,12 +66,13 @@ impl<P: Protocol> Stream<P> {
                 self.snapshots = Some(Subscription::detached());
             }
         }
-        self.svc.registry.lock().insert(info.id, info.clone());
         if self.only.is_some() {
             let m = self.svc.groups.join(&info.peer, &info.node_id, info.id);
             self.peer_changes = Some(m.group.subscribe());
             self.membership = Some(m);
         }
+        self.svc.registry.lock().insert(info.id, *info);
+        self.registered = true;
         ControlFlow::Continue(())
     }
 
