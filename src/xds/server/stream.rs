@@ -246,6 +246,11 @@ impl<P: Protocol> Stream<P> {
     /// Works out what is due for the node's latest snapshot, then tells the Envoy's other streams
     /// and the registry where this stream stands.
     fn respond(&mut self) {
+        // The group as of now is what counts: seen, so the next wait waits for the next change
+        // (the wait's clone of the receiver marks only itself).
+        if let Some(rx) = self.peer_changes.as_mut() {
+            rx.borrow_and_update();
+        }
         let snap = self.snapshot_for_stream();
         let peers = self.peers();
         let responses = self.state.responses(snap.as_deref(), &peers);
