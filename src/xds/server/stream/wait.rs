@@ -11,11 +11,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::Status;
 use tracing::debug;
 
 use super::{Event, Stream, PEER_HOLD_MAX};
+use crate::xds::cache::SnapshotRx;
 use crate::xds::metrics::StreamRefusal;
 use crate::xds::server::{stopped, Protocol};
 
@@ -28,10 +30,11 @@ pub(super) enum Woken {
 
 pub(super) type Wait = Pin<Box<dyn Future<Output = Woken> + Send>>;
 
-/// Sleeps until `t`, or forever.
+/// Sleeps until `t`, or forever. The timer is boxed: most streams have neither an age nor a hold,
+/// and an inline timer would make every waiting stream's future larger by its size.
 async fn until(t: Option<Instant>) {
     match t {
-        Some(t) => tokio::time::sleep_until(t).await,
+        Some(t) => Box::pin(tokio::time::sleep_until(t)).await,
         None => std::future::pending().await,
     }
 }
@@ -74,32 +77,59 @@ impl<P: Protocol> Stream<P> {
 
     /// The wait for everything but requests, as the stream stands now.
     fn waits(&self) -> Wait {
-        let mut shutdown = self.shutdown.clone();
-        let mut snapshots = self.snapshots.as_ref().map(|s| (**s).clone());
-        let mut peers = self.peer_changes.clone();
-        let hold = self.held_since.map(|t| t + PEER_HOLD_MAX);
-        let aged = self.end_of_life;
-        Box::pin(async move {
-            tokio::select! {
-                _ = stopped(&mut shutdown) => Woken::End,
-                _ = until(aged) => Woken::Aged,
-                _ = async {
-                    match peers.as_mut() {
-                        Some(rx) => { let _ = rx.changed().await; }
-                        None => std::future::pending().await,
-                    }
-                } => Woken::Snapshot,
-                _ = until(hold) => Woken::Snapshot,
-                changed = async {
-                    match snapshots.as_mut() {
-                        Some(rx) => rx.changed().await,
-                        None => std::future::pending().await,
-                    }
-                } => match changed {
-                    Ok(()) => Woken::Snapshot,
-                    Err(_) => Woken::End,
-                },
+        Box::pin(wait(
+            self.shutdown.clone(),
+            self.snapshots.as_ref().map(|s| (**s).clone()),
+            self.peer_changes.clone(),
+            self.held_since.map(|t| t + PEER_HOLD_MAX),
+            self.end_of_life,
+        ))
+    }
+}
+
+/// Whichever comes first: shutdown, the stream's age, a change of its peers or the end of their
+/// hold on it, a new snapshot of its node.
+async fn wait(
+    mut shutdown: watch::Receiver<bool>,
+    mut snapshots: Option<SnapshotRx>,
+    mut peers: Option<watch::Receiver<u64>>,
+    hold: Option<Instant>,
+    aged: Option<Instant>,
+) -> Woken {
+    tokio::select! {
+        _ = stopped(&mut shutdown) => Woken::End,
+        _ = until(aged) => Woken::Aged,
+        _ = async {
+            match peers.as_mut() {
+                Some(rx) => { let _ = rx.changed().await; }
+                None => std::future::pending().await,
             }
-        })
+        } => Woken::Snapshot,
+        _ = until(hold) => Woken::Snapshot,
+        changed = async {
+            match snapshots.as_mut() {
+                Some(rx) => rx.changed().await,
+                None => std::future::pending().await,
+            }
+        } => match changed {
+            Ok(()) => Woken::Snapshot,
+            Err(_) => Woken::End,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every idle stream holds one for its whole life: 648 bytes with the timers boxed, 856
+    /// with them inline (Rust 1.95).
+    #[test]
+    fn a_waiting_stream_holds_a_small_future() {
+        let (_stop, shutdown) = watch::channel(false);
+        let (_snap, snapshots) = watch::channel(None);
+        let f = wait(shutdown, Some(snapshots), None, None, None);
+        let size = std::mem::size_of_val(&f);
+        assert!(size <= 768, "the wait future grew to {size} bytes");
     }
 }
