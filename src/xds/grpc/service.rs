@@ -160,14 +160,12 @@ impl UnaryService<DiscoveryRequest> for Fetch {
 /// A stream's response body: each response's head, then its (shared) body, as two data frames;
 /// the trailers carry the status the stream ended with (OK when it ended normally).
 pub struct ResponseBody {
-    /// `None` only while it is dropped.
+    /// `None` once the trailers went out (or while the body is dropped).
     stream: Option<Box<dyn Source>>,
     /// The stream's span, entered while it runs (its logs name the peer and the node).
     span: tracing::Span,
     /// The body of the response whose head went out last.
     next: Option<Bytes>,
-    /// The trailers went out.
-    done: bool,
 }
 
 impl ResponseBody {
@@ -176,7 +174,6 @@ impl ResponseBody {
             stream: Some(stream),
             span,
             next: None,
-            done: false,
         }
     }
 }
@@ -193,13 +190,11 @@ impl http_body::Body for ResponseBody {
         if let Some(body) = this.next.take() {
             return Poll::Ready(Some(Ok(Frame::data(body))));
         }
-        let Some(stream) = this.stream.as_mut().filter(|_| !this.done) else {
+        let Some(stream) = this.stream.as_mut() else {
             return Poll::Ready(None);
         };
-        let next = {
-            let _entered = this.span.enter();
-            ready!(stream.poll_next(cx))
-        };
+        let _entered = this.span.enter();
+        let next = ready!(stream.poll_next(cx));
         let status = match next {
             Some(Outbound::Message(e)) => {
                 this.next = Some(e.body);
@@ -208,7 +203,8 @@ impl http_body::Body for ResponseBody {
             Some(Outbound::End(status)) => status,
             None => Status::new(Code::Ok, ""),
         };
-        this.done = true;
+        // Nothing follows the trailers: the stream is let go of now, in its span.
+        this.stream = None;
         Poll::Ready(Some(Ok(Frame::trailers(trailers(&status)))))
     }
 }

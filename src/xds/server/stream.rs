@@ -79,7 +79,7 @@ pub(super) struct Stream<P: Protocol> {
     over: bool,
     ending: Option<Box<Status>>,
     /// The wait for everything but requests, made when first polled (see [`wait`]).
-    wait: Option<wait::Wait>,
+    wait: Option<wait::Wait<P::Req>>,
     /// The one type a per-type stream serves; `None` over ADS.
     only: Option<&'static str>,
     /// Per-type streams: the claim on the variant whose resources point at per-type services on

@@ -21,14 +21,8 @@ use crate::xds::cache::SnapshotRx;
 use crate::xds::metrics::StreamRefusal;
 use crate::xds::server::{stopped, Protocol};
 
-/// What woke a [`Wait`].
-pub(super) enum Woken {
-    End,
-    Aged,
-    Snapshot,
-}
-
-pub(super) type Wait = Pin<Box<dyn Future<Output = Woken> + Send>>;
+/// The wait of a stream whose requests are `R`: it ends in an event other than a request.
+pub(super) type Wait<R> = Pin<Box<dyn Future<Output = Event<R>> + Send>>;
 
 /// Sleeps until `t`, or forever. The timer is boxed: most streams have neither an age nor a hold,
 /// and an inline timer would make every waiting stream's future larger by its size.
@@ -47,12 +41,8 @@ impl<P: Protocol> Stream<P> {
             None => self.waits(),
         };
         let wait = self.wait.insert(wait);
-        if let Poll::Ready(woken) = wait.as_mut().poll(cx) {
-            return Poll::Ready(match woken {
-                Woken::End => Event::End,
-                Woken::Aged => Event::Aged,
-                Woken::Snapshot => Event::Snapshot,
-            });
+        if let Poll::Ready(event) = wait.as_mut().poll(cx) {
+            return Poll::Ready(event);
         }
         if let Some(t) = self.first_request.as_mut() {
             if t.as_mut().poll(cx).is_ready() {
@@ -76,7 +66,7 @@ impl<P: Protocol> Stream<P> {
     }
 
     /// The wait for everything but requests, as the stream stands now.
-    fn waits(&self) -> Wait {
+    fn waits(&self) -> Wait<P::Req> {
         Box::pin(wait(
             self.shutdown.clone(),
             self.snapshots.as_ref().map(|s| (**s).clone()),
@@ -89,31 +79,31 @@ impl<P: Protocol> Stream<P> {
 
 /// Whichever comes first: shutdown, the stream's age, a change of its peers or the end of their
 /// hold on it, a new snapshot of its node.
-async fn wait(
+async fn wait<R>(
     mut shutdown: watch::Receiver<bool>,
     mut snapshots: Option<SnapshotRx>,
     mut peers: Option<watch::Receiver<u64>>,
     hold: Option<Instant>,
     aged: Option<Instant>,
-) -> Woken {
+) -> Event<R> {
     tokio::select! {
-        _ = stopped(&mut shutdown) => Woken::End,
-        _ = until(aged) => Woken::Aged,
+        _ = stopped(&mut shutdown) => Event::End,
+        _ = until(aged) => Event::Aged,
         _ = async {
             match peers.as_mut() {
                 Some(rx) => { let _ = rx.changed().await; }
                 None => std::future::pending().await,
             }
-        } => Woken::Snapshot,
-        _ = until(hold) => Woken::Snapshot,
+        } => Event::Snapshot,
+        _ = until(hold) => Event::Snapshot,
         changed = async {
             match snapshots.as_mut() {
                 Some(rx) => rx.changed().await,
                 None => std::future::pending().await,
             }
         } => match changed {
-            Ok(()) => Woken::Snapshot,
-            Err(_) => Woken::End,
+            Ok(()) => Event::Snapshot,
+            Err(_) => Event::End,
         },
     }
 }
@@ -128,7 +118,7 @@ mod tests {
     fn a_waiting_stream_holds_a_small_future() {
         let (_stop, shutdown) = watch::channel(false);
         let (_snap, snapshots) = watch::channel(None);
-        let f = wait(shutdown, Some(snapshots), None, None, None);
+        let f = wait::<()>(shutdown, Some(snapshots), None, None, None);
         let size = std::mem::size_of_val(&f);
         assert!(size <= 768, "the wait future grew to {size} bytes");
     }
